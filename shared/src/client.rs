@@ -1,0 +1,269 @@
+//! The headless desk client: one QUIC connection to switchd, requests with replies, and pushed
+//! events. The desktops, the end-to-end tests and the benchmarks all use it.
+//!
+//! Usage: [`DeskClient::connect`], then [`DeskClient::login`], then any request. Requests may be
+//! issued concurrently from many tasks; replies are matched by id. Events arrive on
+//! [`DeskClient::next_event`] after [`DeskClient::subscribe`].
+
+use crate::codec;
+use crate::domain::*;
+use crate::proto::*;
+use crate::tls::{KnownServers, PinVerifier};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server could not be reached or the handshake failed.
+    #[error("无法连接服务器 / cannot connect to {addr}: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    /// The server presented a certificate other than the pinned one.
+    #[error(
+        "服务器证书已变更，可能存在冒充，已拒绝连接。如管理员确认更换了证书，请删除旧的指纹后重试 / \
+         the server certificate changed (pinned {expected}, presented {actual}); connection refused"
+    )]
+    CertificateChanged { expected: String, actual: String },
+    /// The server refused the connection (e.g. incompatible protocol version).
+    #[error("服务器拒绝连接 / refused: {0}")]
+    Refused(DeskError),
+    /// The request failed with a desk error.
+    #[error("{}（{}）", .0.message, .0.code.zh())]
+    Desk(DeskError),
+    /// The connection is gone.
+    #[error("连接已断开 / connection closed")]
+    Closed,
+    /// A message could not be encoded or decoded.
+    #[error("protocol error: {0}")]
+    Codec(#[from] codec::CodecError),
+    /// The server answered with a reply of the wrong type.
+    #[error("unexpected reply: {0}")]
+    Unexpected(String),
+}
+
+impl ClientError {
+    /// The desk error code, when the server answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Desk(e) | ClientError::Refused(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+/// Unwraps the expected reply variant or reports what came instead.
+#[macro_export]
+macro_rules! expect_reply {
+    ($resp:expr, $pat:pat => $out:expr) => {
+        match $resp {
+            $pat => Ok($out),
+            other => Err($crate::client::ClientError::Unexpected(format!("{other:?}"))),
+        }
+    };
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Response, DeskError>>>>>;
+
+pub struct DeskClient {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Pending,
+    next_id: AtomicU64,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Event>>,
+    fingerprint: String,
+}
+
+impl DeskClient {
+    /// Connects with trust on first use: pins the server's fingerprint in `known` on first
+    /// contact and refuses a changed certificate afterwards.
+    pub async fn connect(addr: SocketAddr, known: &mut KnownServers, client_name: &str) -> Result<Self, ClientError> {
+        let key = addr.to_string();
+        let client = Self::connect_expecting(addr, known.get(&key).map(str::to_owned), client_name).await?;
+        if known.get(&key).is_none() {
+            known
+                .pin(&key, &client.fingerprint)
+                .map_err(|e| ClientError::Connect { addr, reason: format!("cannot save pin: {e}") })?;
+        }
+        Ok(client)
+    }
+
+    /// Connects, requiring the given fingerprint when `expected` is set.
+    pub async fn connect_expecting(
+        addr: SocketAddr,
+        expected: Option<String>,
+        client_name: &str,
+    ) -> Result<Self, ClientError> {
+        let verifier = PinVerifier::new(expected);
+        let endpoint = client_endpoint(addr, verifier.clone())?;
+        let connect_err = |reason: String| ClientError::Connect { addr, reason };
+        let connecting = endpoint.connect(addr, "rexian-switchd").map_err(|e| connect_err(e.to_string()))?;
+        let conn = match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(pin_error(&verifier).unwrap_or_else(|| connect_err(e.to_string()))),
+            Err(_) => return Err(connect_err("timed out / 连接超时".into())),
+        };
+        let fingerprint = verifier.seen().unwrap_or_default();
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| connect_err(e.to_string()))?;
+        let hello = ClientMsg::Hello { version: PROTOCOL_VERSION, client: client_name.to_owned() };
+        codec::write(&mut send, &hello).await?;
+        match codec::read::<_, ServerMsg>(&mut recv).await? {
+            Some(ServerMsg::Welcome { .. }) => {}
+            Some(ServerMsg::Refused { error }) => return Err(ClientError::Refused(error)),
+            other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let pending: Pending = Arc::default();
+        tokio::spawn(write_loop(send, out_rx));
+        tokio::spawn(read_loop(recv, pending.clone(), ev_tx));
+        Ok(Self {
+            endpoint,
+            conn,
+            outgoing: out_tx,
+            pending,
+            next_id: AtomicU64::new(1),
+            events: tokio::sync::Mutex::new(ev_rx),
+            fingerprint,
+        })
+    }
+
+    /// Fingerprint of the certificate the server presented.
+    pub fn server_fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Sends one request and waits for its reply.
+    pub async fn request(&self, body: Request) -> Result<Response, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = codec::encode(&ClientMsg::Request { id, body })?;
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, tx);
+        }
+        self.outgoing.send(frame).map_err(|_| ClientError::Closed)?;
+        match rx.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(ClientError::Desk(e)),
+            Err(_) => Err(ClientError::Closed),
+        }
+    }
+
+    /// Waits for the next pushed event; `None` once the connection is gone.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.events.lock().await.recv().await
+    }
+
+    /// Closes the connection and waits until the server was told.
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session, ClientError> {
+        let req = Request::Login { username: username.into(), password: password.into() };
+        expect_reply!(self.request(req).await?, Response::Session { session } => session)
+    }
+
+    pub async fn resume(&self, token: &str) -> Result<Session, ClientError> {
+        expect_reply!(self.request(Request::Resume { token: token.into() }).await?, Response::Session { session } => session)
+    }
+
+    pub async fn subscribe(&self) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::Subscribe).await?, Response::Ok => ())
+    }
+
+    pub async fn create_ticket(&self, ticket: NewTicket) -> Result<Ticket, ClientError> {
+        expect_reply!(self.request(Request::CreateTicket { ticket }).await?, Response::Ticket { ticket } => *ticket)
+    }
+
+    pub async fn get_ticket(&self, no: &TicketNo) -> Result<Ticket, ClientError> {
+        expect_reply!(self.request(Request::GetTicket { no: no.clone() }).await?, Response::Ticket { ticket } => *ticket)
+    }
+
+    pub async fn act(&self, no: &TicketNo, action: TicketAction) -> Result<Ticket, ClientError> {
+        let req = Request::Act { no: no.clone(), action };
+        expect_reply!(self.request(req).await?, Response::Ticket { ticket } => *ticket)
+    }
+
+    pub async fn search_tickets(&self, query: TicketQuery) -> Result<TicketPage, ClientError> {
+        expect_reply!(self.request(Request::SearchTickets { query }).await?, Response::Tickets { page } => page)
+    }
+
+    pub async fn search_articles(&self, query: &str, limit: u32) -> Result<Vec<ArticleHit>, ClientError> {
+        let req = Request::SearchArticles { query: query.into(), limit, include_drafts: false };
+        expect_reply!(self.request(req).await?, Response::ArticleHits { hits } => hits)
+    }
+
+    pub async fn departments(&self) -> Result<Vec<Department>, ClientError> {
+        expect_reply!(self.request(Request::ListDepartments).await?, Response::Departments { departments } => departments)
+    }
+
+    pub async fn caller_profile(&self, phone: &PhoneNumber) -> Result<CallerProfile, ClientError> {
+        let req = Request::GetCallerProfile { phone: phone.clone() };
+        expect_reply!(self.request(req).await?, Response::CallerProfile { profile } => profile)
+    }
+}
+
+
+fn pin_error(verifier: &PinVerifier) -> Option<ClientError> {
+    let (expected, actual) = (verifier.expected()?, verifier.seen()?);
+    (expected != actual).then(|| ClientError::CertificateChanged { expected: expected.into(), actual })
+}
+
+fn client_endpoint(addr: SocketAddr, verifier: Arc<PinVerifier>) -> Result<quinn::Endpoint, ClientError> {
+    let connect_err = |reason: String| ClientError::Connect { addr, reason };
+    let mut crypto = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| connect_err(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    crypto.alpn_protocols = vec![ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).map_err(|e| connect_err(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_secs(5)));
+    config.transport_config(Arc::new(transport));
+    let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
+        .parse()
+        .map_err(|_| connect_err("bad bind address".into()))?;
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| connect_err(e.to_string()))?;
+    endpoint.set_default_client_config(config);
+    Ok(endpoint)
+}
+
+async fn write_loop(mut send: quinn::SendStream, mut frames: mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(frame) = frames.recv().await {
+        if send.write_all(&frame).await.is_err() {
+            break;
+        }
+    }
+    let _ = send.finish();
+}
+
+async fn read_loop(mut recv: quinn::RecvStream, pending: Pending, events: mpsc::UnboundedSender<Event>) {
+    loop {
+        match codec::read::<_, ServerMsg>(&mut recv).await {
+            Ok(Some(ServerMsg::Reply { id, result })) => {
+                let waiter = pending.lock().ok().and_then(|mut p| p.remove(&id));
+                if let Some(tx) = waiter {
+                    let _ = tx.send(result);
+                }
+            }
+            Ok(Some(ServerMsg::Event { event })) => {
+                let _ = events.send(event);
+            }
+            Ok(Some(other)) => tracing::warn!(?other, "unexpected message on the control stream"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    // Dropping the waiters tells every open request that the connection is gone.
+    if let Ok(mut p) = pending.lock() {
+        p.clear();
+    }
+}

@@ -1,0 +1,12 @@
+//! Types shared by `switchd` and the Rexian desktops: validated domain values, the desk protocol
+//! spoken over QUIC, certificate pinning, and the headless desk client used by the desktops,
+//! the tests and the benchmarks.
+
+pub mod client;
+pub mod codec;
+pub mod domain;
+pub mod proto;
+pub mod tls;
+
+pub use domain::*;
+pub use proto::*;

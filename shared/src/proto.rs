@@ -1,0 +1,584 @@
+//! The desk protocol between `switchd` and the desktops.
+//!
+//! One QUIC connection per desktop. The client opens one bidirectional stream (the control
+//! stream) and sends [`ClientMsg::Hello`]; the server answers [`ServerMsg::Welcome`] or
+//! [`ServerMsg::Refused`]. After that the client sends [`ClientMsg::Request`]s, each with an id
+//! unique on the connection, and the server answers each with one [`ServerMsg::Reply`] carrying
+//! the same id, in any order. Events the client subscribed to arrive as [`ServerMsg::Event`] on
+//! the same stream. Every message is one frame of [`crate::codec`].
+
+use crate::domain::*;
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+
+/// Bumped on every incompatible change of the messages below.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// ALPN protocol name of the desk protocol.
+pub const ALPN: &[u8] = b"rexian-desk/1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ClientMsg {
+    Hello { version: u32, client: String },
+    Request { id: u64, body: Request },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Welcome { version: u32, server: String },
+    Refused { error: DeskError },
+    Reply { id: u64, result: Result<Response, DeskError> },
+    Event { event: Event },
+}
+
+/// Stable error codes. The desktops translate them; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The client speaks another protocol version.
+    IncompatibleVersion,
+    /// The request needs a logged-in session.
+    NotAuthenticated,
+    /// Wrong user name or password.
+    BadCredentials,
+    /// Too many failed logins; the account is locked for a while.
+    AccountLocked,
+    /// The session token has expired or was logged out.
+    SessionExpired,
+    /// The user's role or department does not allow this.
+    Forbidden,
+    /// No such ticket, user, article, …
+    NotFound,
+    /// A field of the request is invalid; `field` names it.
+    InvalidField,
+    /// The ticket's state does not allow this action.
+    InvalidTransition,
+    /// The value exists already (user name, category code, …).
+    Conflict,
+    /// An upload or a frame is larger than allowed.
+    TooLarge,
+    /// A new password is too weak.
+    WeakPassword,
+    /// Something failed inside switchd; it has been logged.
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::IncompatibleVersion,
+        ErrorCode::NotAuthenticated,
+        ErrorCode::BadCredentials,
+        ErrorCode::AccountLocked,
+        ErrorCode::SessionExpired,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::InvalidField,
+        ErrorCode::InvalidTransition,
+        ErrorCode::Conflict,
+        ErrorCode::TooLarge,
+        ErrorCode::WeakPassword,
+        ErrorCode::Internal,
+    ];
+
+    /// The Chinese text a desktop shows for this code.
+    pub fn zh(self) -> &'static str {
+        match self {
+            ErrorCode::IncompatibleVersion => "客户端版本与服务器不兼容，请升级",
+            ErrorCode::NotAuthenticated => "请先登录",
+            ErrorCode::BadCredentials => "用户名或密码错误",
+            ErrorCode::AccountLocked => "登录失败次数过多，账户已锁定，请稍后再试",
+            ErrorCode::SessionExpired => "会话已过期，请重新登录",
+            ErrorCode::Forbidden => "无权执行此操作",
+            ErrorCode::NotFound => "未找到",
+            ErrorCode::InvalidField => "填写内容有误",
+            ErrorCode::InvalidTransition => "当前状态不允许此操作",
+            ErrorCode::Conflict => "已存在",
+            ErrorCode::TooLarge => "内容过大",
+            ErrorCode::WeakPassword => "密码强度不足（至少8位）",
+            ErrorCode::Internal => "服务器内部错误",
+        }
+    }
+}
+
+/// The one error type of the desk protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct DeskError {
+    pub code: ErrorCode,
+    /// Chinese first, English after a slash.
+    pub message: String,
+    /// For `InvalidField`: the field's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl DeskError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), field: None }
+    }
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self { code: ErrorCode::InvalidField, message: message.into(), field: Some(field.to_owned()) }
+    }
+}
+
+impl From<InvalidValue> for DeskError {
+    fn from(e: InvalidValue) -> Self {
+        DeskError::field(e.field, e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    // Sessions
+    Login { username: String, password: String },
+    Resume { token: String },
+    Logout,
+    ChangePassword { old_password: String, new_password: String },
+    WhoAmI,
+    Subscribe,
+    // Administration (ADM-1)
+    ListUsers,
+    CreateUser { user: NewUser },
+    SetUserPassword { username: String, new_password: String },
+    SetUserActive { username: String, active: bool },
+    UnlockUser { username: String },
+    ListDepartments,
+    CreateDepartment { name: String, parent_id: Option<i64>, phone: Option<String> },
+    ListCategories,
+    CreateCategory { code: String, name: String, parent_code: Option<String> },
+    ListCalendar { year: i32 },
+    SetCalendarDays { days: Vec<CalendarDay> },
+    // Tickets
+    CreateTicket { ticket: NewTicket },
+    GetTicket { no: TicketNo },
+    SearchTickets { query: TicketQuery },
+    Act { no: TicketNo, action: TicketAction },
+    SplitTicket { no: TicketNo, parts: Vec<SplitPart> },
+    SetReminder { no: TicketNo, at: NaiveDateTime, note: String },
+    AddAttachment { no: TicketNo, name: String, mime: String, data_base64: String },
+    GetAttachment { id: i64 },
+    DueTickets { within_working_days: u32 },
+    // Knowledge base (KB-1)
+    SaveArticle { article: ArticleInput },
+    GetArticle { id: i64 },
+    SearchArticles { query: String, limit: u32, include_drafts: bool },
+    // Callers (CRM-1)
+    GetCallerProfile { phone: PhoneNumber },
+    GetEnterpriseProfile { credit_code: CreditCode },
+    SetCallerFlags { phone: PhoneNumber, vip: bool, blocked: bool },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case")]
+pub enum Response {
+    Ok,
+    Session { session: Session },
+    User { user: UserInfo },
+    Users { users: Vec<UserInfo> },
+    Departments { departments: Vec<Department> },
+    Department { department: Department },
+    Categories { categories: Vec<Category> },
+    Calendar { days: Vec<CalendarDay> },
+    Ticket { ticket: Box<Ticket> },
+    Tickets { page: TicketPage },
+    TicketNos { nos: Vec<TicketNo> },
+    Attachment { attachment: AttachmentInfo },
+    AttachmentData { attachment: AttachmentInfo, data_base64: String },
+    Article { article: Article },
+    ArticleHits { hits: Vec<ArticleHit> },
+    CallerProfile { profile: CallerProfile },
+    EnterpriseProfile { profile: EnterpriseProfile },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "e", rename_all = "snake_case")]
+pub enum Event {
+    TicketChanged { no: TicketNo, state: TicketState, action: String, actor: String },
+    ReminderDue { no: TicketNo, note: String, at: NaiveDateTime },
+    TicketOverdue { no: TicketNo, due_date: NaiveDate },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: NaiveDateTime,
+    pub user: UserInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub id: i64,
+    pub username: Username,
+    pub display_name: String,
+    pub role: Role,
+    pub agent_no: Option<AgentNo>,
+    pub department_id: Option<i64>,
+    pub active: bool,
+    pub locked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub password: String,
+    pub agent_no: Option<String>,
+    pub department_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Department {
+    pub id: i64,
+    pub name: String,
+    pub parent_id: Option<i64>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category {
+    pub code: String,
+    pub name: String,
+    pub parent_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayKind {
+    /// Statutory holiday (放假).
+    Holiday,
+    /// Make-up working day on a weekend (调休上班).
+    Workday,
+}
+
+impl DayKind {
+    /// Spelling used by the store and the calendar file format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DayKind::Holiday => "holiday",
+            DayKind::Workday => "workday",
+        }
+    }
+
+    /// Whether a date of this kind is worked.
+    pub fn is_working(self) -> bool {
+        self == DayKind::Workday
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarDay {
+    pub date: NaiveDate,
+    pub kind: DayKind,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerInfo {
+    pub name: Option<String>,
+    pub phone: Option<PhoneNumber>,
+    pub enterprise: Option<String>,
+    pub address: Option<String>,
+    /// Resident ID number; masked for department handlers.
+    pub id_number: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectInfo {
+    pub name: String,
+    pub credit_code: Option<CreditCode>,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTicket {
+    pub kind: TicketKind,
+    pub channel: Channel,
+    pub caller: CallerInfo,
+    pub subject: Option<SubjectInfo>,
+    pub category_code: Option<String>,
+    pub summary: String,
+    pub content: String,
+    pub anonymous: bool,
+    pub confidential: bool,
+    pub consent_to_contact: bool,
+    /// The call this ticket was taken on, if any.
+    pub call_id: Option<String>,
+}
+
+impl NewTicket {
+    /// A minimal phone ticket; fill the rest with struct update syntax.
+    pub fn phone(kind: TicketKind, phone: Option<PhoneNumber>, summary: &str, content: &str) -> Self {
+        NewTicket {
+            kind,
+            channel: Channel::Phone,
+            caller: CallerInfo { phone, ..CallerInfo::default() },
+            subject: None,
+            category_code: None,
+            summary: summary.to_owned(),
+            content: content.to_owned(),
+            anonymous: false,
+            confidential: false,
+            consent_to_contact: true,
+            call_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitPart {
+    pub kind: TicketKind,
+    pub summary: String,
+    pub content: String,
+}
+
+/// What a user does to a ticket. Which state and role allow which action is decided in switchd.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum TicketAction {
+    Accept { note: String },
+    Reject { reason: RejectReason, note: String },
+    Dispatch { lead_department: i64, assisting_departments: Vec<i64>, note: String },
+    Acknowledge,
+    StartHandling,
+    Reply { text: String },
+    Return { reason: String },
+    RequestExtension { working_days: u32, reason: String },
+    DecideExtension { approve: bool, note: String },
+    Callback { satisfaction: Satisfaction, note: String },
+    Close { note: String },
+    Reopen { reason: String },
+    AnswerDirectly { answer: String, cited_articles: Vec<i64>, cited_tickets: Vec<TicketNo> },
+    DeferAnswer { contact_note: String },
+    WaitForCaller { note: String },
+    ResumeFromCaller,
+    Supervise { note: String },
+    Instruct { note: String },
+    Comment { text: String },
+    MergeInto { target: TicketNo },
+}
+
+impl TicketAction {
+    /// Stable name of the action, as stored in the ticket's history.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TicketAction::Accept { .. } => "accept",
+            TicketAction::Reject { .. } => "reject",
+            TicketAction::Dispatch { .. } => "dispatch",
+            TicketAction::Acknowledge => "acknowledge",
+            TicketAction::StartHandling => "start_handling",
+            TicketAction::Reply { .. } => "reply",
+            TicketAction::Return { .. } => "return",
+            TicketAction::RequestExtension { .. } => "request_extension",
+            TicketAction::DecideExtension { .. } => "decide_extension",
+            TicketAction::Callback { .. } => "callback",
+            TicketAction::Close { .. } => "close",
+            TicketAction::Reopen { .. } => "reopen",
+            TicketAction::AnswerDirectly { .. } => "answer_directly",
+            TicketAction::DeferAnswer { .. } => "defer_answer",
+            TicketAction::WaitForCaller { .. } => "wait_for_caller",
+            TicketAction::ResumeFromCaller => "resume_from_caller",
+            TicketAction::Supervise { .. } => "supervise",
+            TicketAction::Instruct { .. } => "instruct",
+            TicketAction::Comment { .. } => "comment",
+            TicketAction::MergeInto { .. } => "merge_into",
+        }
+    }
+}
+
+/// Which deadline a ticket's `due_date` belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineStage {
+    /// Decide on acceptance (complaints) or verify (reports).
+    Acceptance,
+    /// The department handles and replies.
+    Handling,
+    /// The hotline calls the caller back.
+    Callback,
+    /// A deferred consultation answer.
+    LaterReply,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub no: TicketNo,
+    /// Given to the caller for status queries; hidden from department handlers.
+    pub verification_code: Option<String>,
+    pub kind: TicketKind,
+    pub channel: Channel,
+    pub state: TicketState,
+    /// For department handlers `phone` is withheld, `id_number` masked, and for confidential
+    /// tickets name, address and e-mail are withheld too.
+    pub caller: CallerInfo,
+    /// The caller's number as this user may see it (138****1234 for department handlers).
+    pub caller_phone_display: Option<String>,
+    pub subject: Option<SubjectInfo>,
+    pub category_code: Option<String>,
+    pub summary: String,
+    pub content: String,
+    pub anonymous: bool,
+    pub confidential: bool,
+    pub consent_to_contact: bool,
+    pub created_at: NaiveDateTime,
+    pub created_by: String,
+    pub lead_department: Option<i64>,
+    pub assisting_departments: Vec<i64>,
+    pub stage: Option<DeadlineStage>,
+    pub due_date: Option<NaiveDate>,
+    /// Set when the deadline was counted past the last year with calendar data.
+    pub deadline_warning: Option<String>,
+    pub overdue: bool,
+    /// Waiting for the caller: the deadline is paused since this date.
+    pub paused_since: Option<NaiveDate>,
+    pub supervised: bool,
+    pub extension_requested: Option<u32>,
+    pub extended_days: u32,
+    pub reply: Option<String>,
+    pub answer: Option<String>,
+    pub satisfaction: Option<Satisfaction>,
+    pub reject_reason: Option<RejectReason>,
+    pub reopen_count: u32,
+    pub merged_into: Option<TicketNo>,
+    pub links: Vec<TicketLink>,
+    pub attachments: Vec<AttachmentInfo>,
+    pub call_ids: Vec<String>,
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketLink {
+    pub no: TicketNo,
+    /// `split_from`, `split_into`, `merged_from`, `merged_into`, `cites`.
+    pub relation: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentInfo {
+    pub id: i64,
+    pub name: String,
+    pub mime: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// One append-only entry of a ticket's history (and the audit trail).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: NaiveDateTime,
+    pub actor: String,
+    pub action: String,
+    pub from_state: Option<TicketState>,
+    pub to_state: TicketState,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketQuery {
+    pub kinds: Vec<TicketKind>,
+    pub states: Vec<TicketState>,
+    pub channel: Option<Channel>,
+    /// Matches the category and everything below it.
+    pub category_code: Option<String>,
+    pub department_id: Option<i64>,
+    pub created_from: Option<NaiveDate>,
+    pub created_to: Option<NaiveDate>,
+    pub overdue_only: bool,
+    pub supervised_only: bool,
+    pub caller_phone: Option<PhoneNumber>,
+    /// Chinese full text over summary, content, caller and subject.
+    pub text: Option<String>,
+    /// 0-based.
+    pub page: u32,
+    /// 1..=200; 0 means 50.
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketSummary {
+    pub no: TicketNo,
+    pub kind: TicketKind,
+    pub channel: Channel,
+    pub state: TicketState,
+    pub summary: String,
+    pub caller_phone: Option<String>,
+    pub lead_department: Option<i64>,
+    pub created_at: NaiveDateTime,
+    pub due_date: Option<NaiveDate>,
+    pub overdue: bool,
+    pub supervised: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketPage {
+    pub items: Vec<TicketSummary>,
+    pub total: u64,
+    pub page: u32,
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArticleInput {
+    /// None creates a new article.
+    pub id: Option<i64>,
+    pub kind: ArticleKind,
+    pub title: String,
+    pub body: String,
+    pub published: bool,
+    /// Offered in the IVR's consultation menu.
+    pub for_ivr: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Article {
+    pub id: i64,
+    pub kind: ArticleKind,
+    pub title: String,
+    pub body: String,
+    pub published: bool,
+    pub for_ivr: bool,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArticleHit {
+    pub id: i64,
+    pub kind: ArticleKind,
+    pub title: String,
+    pub snippet: String,
+    pub published: bool,
+    /// Higher is better.
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallerProfile {
+    pub phone: PhoneNumber,
+    pub name: Option<String>,
+    pub first_seen: Option<NaiveDateTime>,
+    pub last_seen: Option<NaiveDateTime>,
+    pub ticket_count: u64,
+    pub complaint_count: u64,
+    /// Contacted the hotline more than once within 30 days.
+    pub repeat_caller: bool,
+    /// Two or more complaints or reports.
+    pub repeat_complainant: bool,
+    pub vip: bool,
+    pub blocked: bool,
+    /// Newest first, across all channels.
+    pub history: Vec<TicketSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnterpriseProfile {
+    pub credit_code: CreditCode,
+    pub name: Option<String>,
+    pub address: Option<String>,
+    /// Tickets in which the enterprise is the party complained about or reported.
+    pub complaints_against: u64,
+    pub history: Vec<TicketSummary>,
+}

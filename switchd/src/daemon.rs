@@ -1,0 +1,172 @@
+//! Starting and stopping the daemon: the data directory, the store, the desk server, metrics and
+//! the background checks (reminders, overdue tickets).
+
+use crate::auth::Auth;
+use crate::cases::Cases;
+use crate::config::Config;
+use crate::desk::{self, Audience, DeskContext, Hub};
+use crate::metrics::{self, Metrics};
+use crate::store::Store;
+use crate::{calendar, certs, demo};
+use anyhow::Context as _;
+use rexian_shared::{Event, NewUser, Role};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Written once the daemon listens; removed on a clean stop. Tests and scripts wait for it.
+pub const READY_FILE: &str = "switchd.ready";
+pub const LOCK_FILE: &str = "switchd.lock";
+pub const DB_FILE: &str = "rexian.db";
+
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DB_FILE)
+}
+
+/// Holds the data directory's lock: one daemon per data directory.
+pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let file = File::create(data_dir.join(LOCK_FILE))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!("另一个switchd正在使用数据目录 / another switchd is running on {}", data_dir.display())
+    })?;
+    Ok(file)
+}
+
+/// True while a daemon holds the data directory.
+pub fn is_running(data_dir: &Path) -> bool {
+    let Ok(file) = File::options().write(true).open(data_dir.join(LOCK_FILE)) else { return false };
+    file.try_lock().is_err()
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let _lock = lock_data_dir(&data_dir)?;
+    let _ = std::fs::remove_file(data_dir.join(READY_FILE));
+    let store = Store::open(&db_path(&data_dir))?;
+    let first_start = store.read(|db| db.user_count()).await? == 0;
+    store.write(|db| demo::seed_base(db)).await?;
+    let days = store.read(|db| db.calendar_days()).await?;
+    let cases = Cases::new(
+        store.clone(),
+        calendar::Calendar::new(days),
+        config.deadlines.clone(),
+        config.limits.clone(),
+        data_dir.join("attachments"),
+    );
+    let auth = Auth::new(store.clone(), config.auth.clone())?;
+    let ctx = Arc::new(DeskContext {
+        auth: auth.clone(),
+        cases: cases.clone(),
+        hub: Hub::default(),
+        metrics: Arc::new(Metrics::default()),
+        utc_offset_hours: config.utc_offset_hours,
+    });
+    if first_start {
+        first_start_accounts(&config, &auth, &cases, ctx.now()).await?;
+    }
+    let identity = certs::load_or_create(&data_dir)?;
+    let fingerprint = identity.fingerprint();
+    let endpoint = quinn::Endpoint::server(desk::server_config(identity)?, config.desk_addr)
+        .with_context(|| format!("cannot listen for desks on {}", config.desk_addr))?;
+    let desk_addr = endpoint.local_addr()?;
+    let metrics_listener = metrics::bind(config.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {}", config.metrics_addr))?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    tokio::spawn(metrics::serve(metrics_listener, ctx.metrics.clone()));
+    tokio::spawn(desk::serve(endpoint.clone(), ctx.clone()));
+    tokio::spawn(background_checks(ctx.clone(), Duration::from_secs(config.reminder_interval_secs.max(1))));
+    write_ready(&data_dir, desk_addr, metrics_addr, &fingerprint)?;
+    tracing::info!(%desk_addr, %metrics_addr, sip_addr = %config.sip_addr, data_dir = %data_dir.display(), "switchd ready");
+    println!("switchd 已启动 / ready — desk (QUIC) {desk_addr}, metrics http://{metrics_addr}/metrics");
+    println!("证书指纹 / certificate fingerprint: {fingerprint}");
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    endpoint.close(0u32.into(), b"switchd stopping");
+    let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+    let _ = std::fs::remove_file(data_dir.join(READY_FILE));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Demo users (with `--demo`), or one administrator with a random password.
+async fn first_start_accounts(config: &Config, auth: &Auth, cases: &Cases, now: chrono::NaiveDateTime) -> anyhow::Result<()> {
+    if config.demo_data {
+        demo::seed_demo(auth, cases, now).await?;
+        println!("演示数据已创建 / demo data created. 用户 / users: admin agent1 agent2 supervisor quality metrology equipment dongcheng director");
+        println!("演示密码 / demo password: {}", demo::DEMO_PASSWORD);
+        return Ok(());
+    }
+    let password = crate::auth::new_token()?[..16].to_owned();
+    let admin = NewUser {
+        username: "admin".into(),
+        display_name: "系统管理员".into(),
+        role: Role::Admin,
+        password: password.clone(),
+        agent_no: None,
+        department_id: None,
+    };
+    auth.create_user(admin, "switchd", now).await?;
+    let path = config.data_dir.join("initial-admin-password");
+    std::fs::write(&path, format!("{password}\n"))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    println!("已创建管理员admin，初始密码见 / administrator 'admin' created; initial password in {}", path.display());
+    Ok(())
+}
+
+fn write_ready(data_dir: &Path, desk: std::net::SocketAddr, metrics: std::net::SocketAddr, fingerprint: &str) -> anyhow::Result<()> {
+    let ready = serde_json::json!({
+        "pid": std::process::id(),
+        "desk_addr": desk.to_string(),
+        "metrics_addr": metrics.to_string(),
+        "fingerprint": fingerprint,
+    });
+    let tmp = data_dir.join("switchd.ready.part");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&ready)?)?;
+    std::fs::rename(tmp, data_dir.join(READY_FILE))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers we cannot stop cleanly; run until killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Fires due reminders (催办) and announces newly overdue tickets to the people concerned.
+async fn background_checks(ctx: Arc<DeskContext>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now = ctx.now();
+        let store = ctx.cases.store();
+        match store.write(move |db| db.take_due_reminders(now)).await {
+            Ok(due) => {
+                for (no, note, at, departments) in due {
+                    Metrics::inc(&ctx.metrics.reminders_fired);
+                    tracing::info!(ticket = %no, "reminder due");
+                    ctx.hub.publish(Event::ReminderDue { no, note, at }, &Audience { departments });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reminder check failed"),
+        }
+        let today = now.date();
+        match store.write(move |db| db.take_new_overdue(today)).await {
+            Ok(overdue) => {
+                for (no, due_date, departments) in overdue {
+                    tracing::info!(ticket = %no, %due_date, "ticket overdue");
+                    ctx.hub.publish(Event::TicketOverdue { no, due_date }, &Audience { departments });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "overdue check failed"),
+        }
+    }
+}

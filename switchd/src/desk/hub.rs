@@ -1,0 +1,49 @@
+//! Who receives which pushed event: every subscribed connection of hotline staff, leaders and
+//! administrators, and department handlers only for their own department's tickets.
+
+use super::Connection;
+use rexian_shared::{Event, Role, ServerMsg};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+/// The departments an event concerns.
+#[derive(Debug, Clone, Default)]
+pub struct Audience {
+    pub departments: Vec<i64>,
+}
+
+struct Subscriber {
+    role: Role,
+    department_id: Option<i64>,
+    conn: Weak<Connection>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    subscribers: Mutex<HashMap<u64, Subscriber>>,
+}
+
+impl Hub {
+    pub fn subscribe(&self, conn: &Arc<Connection>, role: Role, department_id: Option<i64>) {
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.insert(conn.id, Subscriber { role, department_id, conn: Arc::downgrade(conn) });
+        }
+    }
+
+    pub fn remove(&self, conn_id: u64) {
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.remove(&conn_id);
+        }
+    }
+
+    pub fn publish(&self, event: Event, audience: &Audience) {
+        let Ok(subs) = self.subscribers.lock() else { return };
+        for sub in subs.values() {
+            let concerned = sub.role != Role::Handler
+                || sub.department_id.is_some_and(|d| audience.departments.contains(&d));
+            if let (true, Some(conn)) = (concerned, sub.conn.upgrade()) {
+                let _ = conn.outgoing.send(ServerMsg::Event { event: event.clone() });
+            }
+        }
+    }
+}

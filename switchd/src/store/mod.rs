@@ -1,0 +1,212 @@
+//! The store: SQLite (bundled, WAL) behind one interface, [`Db`]; no SQL lives outside this module.
+//!
+//! Threads: one writer thread and a few reader threads, each owning its connection; the async
+//! runtime never touches SQLite. Writes are group-committed: the writer takes every write job
+//! that is waiting, runs each inside its own savepoint of one transaction, commits once (with
+//! `synchronous = FULL`, so a commit is on disk), and only then answers each job. So a reply to a
+//! desktop always follows the fsync that made its ticket durable, and many concurrent creations
+//! share one fsync.
+
+mod db;
+pub mod text;
+mod schema;
+
+pub use db::*;
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file under the data directory could not be read or written.
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store's threads have stopped.
+    #[error("the store has shut down")]
+    Closed,
+    /// A stored value could not be understood.
+    #[error("corrupt value in the store: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer switchd.
+    #[error("database schema version {found} is newer than this switchd supports ({supported})")]
+    TooNew { found: i64, supported: i64 },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A write job runs in the batch transaction and returns whether it failed (so its savepoint is
+/// rolled back) and what to do once the batch is committed or failed.
+type WriteJob = Box<dyn FnOnce(&Db) -> (bool, Completion) + Send>;
+type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+type ReadJob = Box<dyn FnOnce(&Db) + Send>;
+
+/// Cheap to clone; every clone talks to the same threads.
+#[derive(Clone)]
+pub struct Store {
+    writes: mpsc::Sender<WriteJob>,
+    reads: mpsc::Sender<ReadJob>,
+    path: Arc<PathBuf>,
+}
+
+const READERS: usize = 3;
+/// The most write jobs one transaction takes; bounds the latency a batch adds.
+const MAX_BATCH: usize = 512;
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let writer = open_connection(path, false)?;
+        migrate(&writer)?;
+        let (wtx, wrx) = mpsc::channel::<WriteJob>();
+        std::thread::Builder::new().name("store-writer".into()).spawn(move || write_loop(writer, wrx))?;
+        let (rtx, rrx) = mpsc::channel::<ReadJob>();
+        let rrx = Arc::new(Mutex::new(rrx));
+        for i in 0..READERS {
+            let conn = open_connection(path, true)?;
+            let rrx = rrx.clone();
+            std::thread::Builder::new().name(format!("store-reader-{i}")).spawn(move || read_loop(conn, rrx))?;
+        }
+        Ok(Self { writes: wtx, reads: rtx, path: Arc::new(path.to_owned()) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in the write transaction; resolves after the commit reached the disk.
+    /// An `Err` from `f` rolls back everything `f` wrote; other jobs in the batch are unaffected.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: WriteJob = Box::new(move |db| {
+            let result = f(db);
+            let failed = result.is_err();
+            let done: Completion = Box::new(move |commit_err: Option<&StoreError>| {
+                let result = match (result, commit_err) {
+                    (Ok(_), Some(e)) => Err(StoreError::Corrupt(format!("commit failed: {e}")).into()),
+                    (r, _) => r,
+                };
+                let _ = tx.send(result);
+            });
+            (failed, done)
+        });
+        self.writes.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Runs `f` on a reader connection (a consistent snapshot).
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |db| {
+            let _ = tx.send(f(db));
+        });
+        self.reads.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Writes a consistent copy of the live database to `dest` (SQLite's online backup API).
+    pub async fn backup_to(&self, dest: PathBuf) -> StoreResult<()> {
+        self.read(move |db| db.backup_to(&dest)).await
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    // FULL: every commit is fsynced, so an acknowledged ticket survives a power cut too.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let supported = schema::MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(StoreError::TooNew { found: version, supported });
+    }
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+fn write_loop(conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch);
+    }
+}
+
+/// One transaction for the whole batch; a failing job rolls back only its own savepoint.
+fn run_batch(conn: &Connection, batch: Vec<WriteJob>) {
+    let begin = conn.execute_batch("BEGIN IMMEDIATE");
+    let db = Db::new(conn);
+    let mut completions = Vec::with_capacity(batch.len());
+    for job in batch {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            tracing::error!(error = %e, "savepoint failed");
+        }
+        let (failed, done) = job(&db);
+        let end = if failed { "ROLLBACK TO job; RELEASE job" } else { "RELEASE job" };
+        if let Err(e) = conn.execute_batch(end) {
+            tracing::error!(error = %e, "savepoint release failed");
+        }
+        completions.push(done);
+    }
+    let commit = begin.and_then(|_| conn.execute_batch("COMMIT")).map_err(StoreError::from);
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for done in completions {
+        done(commit.as_ref().err());
+    }
+}
+
+fn read_loop(conn: Connection, jobs: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
+    let db = Db::new(&conn);
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(&db),
+            Err(_) => return,
+        }
+    }
+}

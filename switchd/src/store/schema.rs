@@ -1,0 +1,153 @@
+//! Versioned migrations. `PRAGMA user_version` holds the number of migrations applied; each
+//! entry below runs once, in order, inside one transaction with the version bump.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: people, tickets, knowledge base, callers.
+    r#"
+CREATE TABLE departments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    parent_id INTEGER REFERENCES departments(id),
+    phone TEXT,
+    UNIQUE (parent_id, name)
+);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    agent_no TEXT UNIQUE,
+    department_id INTEGER REFERENCES departments(id),
+    password_hash TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE categories (
+    code TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    parent_code TEXT REFERENCES categories(code)
+);
+CREATE TABLE calendar_days (
+    date TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('holiday', 'workday')),
+    name TEXT NOT NULL
+);
+CREATE TABLE ticket_seq (day TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE TABLE tickets (
+    id INTEGER PRIMARY KEY,
+    no TEXT NOT NULL UNIQUE,
+    verification_code TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL,
+    caller_name TEXT, caller_phone TEXT, caller_enterprise TEXT, caller_address TEXT,
+    caller_id_number TEXT, caller_email TEXT,
+    subject_name TEXT, subject_credit_code TEXT, subject_address TEXT,
+    category_code TEXT REFERENCES categories(code),
+    summary TEXT NOT NULL,
+    content TEXT NOT NULL,
+    anonymous INTEGER NOT NULL, confidential INTEGER NOT NULL, consent INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    lead_department INTEGER REFERENCES departments(id),
+    stage TEXT, due_date TEXT, deadline_warning TEXT, paused_since TEXT,
+    supervised INTEGER NOT NULL DEFAULT 0,
+    extension_requested INTEGER,
+    extended_days INTEGER NOT NULL DEFAULT 0,
+    reply TEXT, answer TEXT, satisfaction TEXT, reject_reason TEXT,
+    reopen_count INTEGER NOT NULL DEFAULT 0,
+    merged_into TEXT,
+    overdue_notified INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX tickets_state ON tickets(state, due_date);
+CREATE INDEX tickets_caller ON tickets(caller_phone);
+CREATE INDEX tickets_subject ON tickets(subject_credit_code);
+CREATE INDEX tickets_created ON tickets(created_at);
+CREATE INDEX tickets_lead ON tickets(lead_department);
+CREATE TABLE ticket_departments (
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    department_id INTEGER NOT NULL REFERENCES departments(id),
+    lead INTEGER NOT NULL,
+    PRIMARY KEY (ticket_id, department_id)
+);
+CREATE INDEX ticket_departments_dept ON ticket_departments(department_id);
+-- The ticket history is the audit trail: rows are only ever added.
+CREATE TABLE ticket_events (
+    id INTEGER PRIMARY KEY,
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id);
+CREATE TRIGGER ticket_events_append_only_u BEFORE UPDATE ON ticket_events
+BEGIN SELECT RAISE(ABORT, 'ticket history is append-only'); END;
+CREATE TRIGGER ticket_events_append_only_d BEFORE DELETE ON ticket_events
+BEGIN SELECT RAISE(ABORT, 'ticket history is append-only'); END;
+CREATE TABLE ticket_links (
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    other_no TEXT NOT NULL,
+    relation TEXT NOT NULL
+);
+CREATE INDEX ticket_links_ticket ON ticket_links(ticket_id);
+CREATE TABLE ticket_calls (ticket_id INTEGER NOT NULL REFERENCES tickets(id), call_id TEXT NOT NULL);
+CREATE TABLE attachments (
+    id INTEGER PRIMARY KEY,
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    name TEXT NOT NULL, mime TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created_at TEXT NOT NULL, created_by TEXT NOT NULL
+);
+CREATE TABLE reminders (
+    id INTEGER PRIMARY KEY,
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    due_at TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    fired INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX reminders_due ON reminders(fired, due_at);
+CREATE VIRTUAL TABLE ticket_fts USING fts5(bi, uni);
+CREATE TABLE callers (
+    phone TEXT PRIMARY KEY,
+    name TEXT,
+    vip INTEGER NOT NULL DEFAULT 0,
+    blocked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE enterprises (credit_code TEXT PRIMARY KEY, name TEXT, address TEXT);
+CREATE TABLE articles (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    published INTEGER NOT NULL,
+    for_ivr INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE article_fts USING fts5(title_bi, body_bi, title_uni, body_uni);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TRIGGER audit_append_only_u BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_append_only_d BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+"#,
+];
