@@ -699,7 +699,7 @@ impl<'c> Db<'c> {
     pub fn take_new_overdue(&self, today: NaiveDate) -> StoreResult<Vec<(TicketNo, NaiveDate, Vec<i64>)>> {
         let sql = format!(
             "UPDATE tickets AS t SET overdue_notified = 1 WHERE {OPEN_UNPAUSED} AND t.due_date < ?1
-               AND t.overdue_notified = 0 RETURNING t.id, t.no, t.due_date"
+               AND t.overdue_notified = 0 RETURNING id, no, due_date"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows: Vec<(i64, String, NaiveDate)> =
