@@ -6,6 +6,7 @@ pub mod client;
 pub mod codec;
 pub mod domain;
 pub mod proto;
+pub mod settings;
 pub mod tls;
 
 pub use domain::*;

@@ -173,16 +173,18 @@ async fn seed_tickets(cases: &Cases, staff: &Actor, quality: i64, equipment: i64
          vec![A::Reject { reason: RejectReason::OutOfScope, note: "已告知向劳动监察部门反映".into() }]),
         (TicketKind::DirectorMailbox, "18600009999", "建议加强校园周边食品相关产品抽检", quality, vec![dispatch(quality)]),
     ];
-    for (kind, phone, summary, dept, actions) in flows {
+    for (i, (kind, phone, summary, dept, actions)) in flows.into_iter().enumerate() {
+        // Spread the demo over the past weeks so some deadlines are near and some missed.
+        let at = now - chrono::Duration::days(2 * i as i64);
         let mut new = NewTicket::phone(kind, PhoneNumber::parse(phone).ok(), summary, &format!("来电人反映：{summary}。"));
         new.caller.name = Some("演示来电人".into());
-        let t = cases.create(staff, new, now).await?;
+        let t = cases.create(staff, new, at).await?;
         for action in actions {
             let actor = match action {
                 A::Acknowledge | A::StartHandling | A::Reply { .. } => handler(dept),
                 _ => staff.clone(),
             };
-            cases.act(&actor, t.no.clone(), action, now).await?;
+            cases.act(&actor, t.no.clone(), action, at).await?;
         }
     }
     Ok(())
