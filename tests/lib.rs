@@ -67,8 +67,8 @@ impl Daemon {
             Some(f) => cmd.stderr(f),
             None => cmd.stderr(Stdio::null()),
         };
-        let child = cmd.spawn().expect("spawn switchd");
-        let ready = wait_ready(data_dir);
+        let mut child = cmd.spawn().expect("spawn switchd");
+        let ready = wait_ready(data_dir, &mut child);
         Daemon {
             child: Some(child),
             data_dir: data_dir.to_owned(),
@@ -141,10 +141,14 @@ pub fn run_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(switchd_bin()).arg("--data-dir").arg(data_dir).args(args).output().expect("run switchd cli")
 }
 
-fn wait_ready(data_dir: &Path) -> serde_json::Value {
+fn wait_ready(data_dir: &Path, child: &mut Child) -> serde_json::Value {
     let path = data_dir.join("switchd.ready");
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(data_dir.join("switchd.log")).unwrap_or_default();
+            panic!("switchd exited with {status} before it was ready; its log:\n{log}");
+        }
         if let Ok(bytes) = std::fs::read(&path) {
             if let Ok(v) = serde_json::from_slice(&bytes) {
                 return v;

@@ -171,6 +171,46 @@ pub enum Request {
     SetCallerFlags { phone: PhoneNumber, vip: bool, blocked: bool },
 }
 
+impl Request {
+    /// The request's name on the wire (its `op` tag), for logs and metrics.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Login { .. } => "login",
+            Request::Resume { .. } => "resume",
+            Request::Logout => "logout",
+            Request::ChangePassword { .. } => "change_password",
+            Request::WhoAmI => "who_am_i",
+            Request::Subscribe => "subscribe",
+            Request::ListUsers => "list_users",
+            Request::CreateUser { .. } => "create_user",
+            Request::SetUserPassword { .. } => "set_user_password",
+            Request::SetUserActive { .. } => "set_user_active",
+            Request::UnlockUser { .. } => "unlock_user",
+            Request::ListDepartments => "list_departments",
+            Request::CreateDepartment { .. } => "create_department",
+            Request::ListCategories => "list_categories",
+            Request::CreateCategory { .. } => "create_category",
+            Request::ListCalendar { .. } => "list_calendar",
+            Request::SetCalendarDays { .. } => "set_calendar_days",
+            Request::CreateTicket { .. } => "create_ticket",
+            Request::GetTicket { .. } => "get_ticket",
+            Request::SearchTickets { .. } => "search_tickets",
+            Request::Act { .. } => "act",
+            Request::SplitTicket { .. } => "split_ticket",
+            Request::SetReminder { .. } => "set_reminder",
+            Request::AddAttachment { .. } => "add_attachment",
+            Request::GetAttachment { .. } => "get_attachment",
+            Request::DueTickets { .. } => "due_tickets",
+            Request::SaveArticle { .. } => "save_article",
+            Request::GetArticle { .. } => "get_article",
+            Request::SearchArticles { .. } => "search_articles",
+            Request::GetCallerProfile { .. } => "get_caller_profile",
+            Request::GetEnterpriseProfile { .. } => "get_enterprise_profile",
+            Request::SetCallerFlags { .. } => "set_caller_flags",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case")]
 pub enum Response {
@@ -445,6 +485,8 @@ pub struct Ticket {
     pub reopen_count: u32,
     pub merged_into: Option<TicketNo>,
     pub links: Vec<TicketLink>,
+    /// Knowledge-base articles the answer cites.
+    pub cited_articles: Vec<i64>,
     pub attachments: Vec<AttachmentInfo>,
     pub call_ids: Vec<String>,
     pub history: Vec<HistoryEntry>,
@@ -581,4 +623,45 @@ pub struct EnterpriseProfile {
     /// Tickets in which the enterprise is the party complained about or reported.
     pub complaints_against: u64,
     pub history: Vec<TicketSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_names_match_the_wire_tags() {
+        let reqs = [
+            Request::Login { username: "a".into(), password: "b".into() },
+            Request::WhoAmI,
+            Request::DueTickets { within_working_days: 1 },
+            Request::SetCallerFlags { phone: PhoneNumber::parse("123").expect("phone"), vip: false, blocked: false },
+        ];
+        for r in reqs {
+            let v = serde_json::to_value(&r).expect("json");
+            assert_eq!(v["op"], r.op());
+        }
+    }
+
+    #[test]
+    fn malformed_frames_are_errors_not_panics() {
+        // Deterministic pseudo-random byte strings and truncations of a valid message.
+        let valid = serde_json::to_vec(&ClientMsg::Request { id: 7, body: Request::WhoAmI }).expect("json");
+        let mut x: u64 = 0x9E3779B97F4A7C15;
+        for len in 0..valid.len() {
+            let _ = serde_json::from_slice::<ClientMsg>(&valid[..len]);
+        }
+        for _ in 0..2000 {
+            let bytes: Vec<u8> = (0..(x % 64) as usize)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = serde_json::from_slice::<ClientMsg>(&bytes);
+        }
+        assert!(serde_json::from_slice::<ClientMsg>(b"{\"t\":\"request\",\"id\":1,\"body\":{\"op\":\"nope\"}}").is_err());
+    }
 }

@@ -173,11 +173,12 @@ impl Auth {
         if !verify_blocking(user.password_hash, old.to_owned()).await {
             return Err(AuthError::BadCredentials);
         }
-        self.set_password(user.info.username.as_ref(), new, user.info.username.as_ref(), now).await
+        self.set_password(user.info.username.as_ref(), new, user.info.username.as_ref(), now).await.map(|_| ())
     }
 
     /// Sets a password (administrators, the CLI, and password change); ends the user's sessions.
-    pub async fn set_password(&self, username: &str, new: &str, by: &str, now: NaiveDateTime) -> Result<(), AuthError> {
+    /// Returns the user's id.
+    pub async fn set_password(&self, username: &str, new: &str, by: &str, now: NaiveDateTime) -> Result<i64, AuthError> {
         self.check_strength(new)?;
         let hash = hash_blocking(new.to_owned()).await?;
         let (name, by) = (username.to_owned(), by.to_owned());
@@ -186,7 +187,7 @@ impl Auth {
                 let user = db.user_by_username(&name, now)?.ok_or_else(|| AuthError::NoSuchUser(name.clone()))?;
                 db.set_password_hash(user.info.id, &hash)?;
                 db.audit(now, &by, "set_password", &name)?;
-                Ok(())
+                Ok(user.info.id)
             })
             .await
     }
@@ -244,14 +245,15 @@ impl Auth {
             .await
     }
 
-    pub async fn set_active(&self, username: &str, active: bool, by: &str, now: NaiveDateTime) -> Result<(), AuthError> {
+    /// Returns the user's id.
+    pub async fn set_active(&self, username: &str, active: bool, by: &str, now: NaiveDateTime) -> Result<i64, AuthError> {
         let (name, by) = (username.to_owned(), by.to_owned());
         self.store
             .write(move |db| {
                 let user = db.user_by_username(&name, now)?.ok_or_else(|| AuthError::NoSuchUser(name.clone()))?;
                 db.set_user_active(user.info.id, active)?;
                 db.audit(now, &by, if active { "activate_user" } else { "deactivate_user" }, &name)?;
-                Ok(())
+                Ok(user.info.id)
             })
             .await
     }

@@ -172,6 +172,13 @@ async fn seed_tickets(cases: &Cases, staff: &Actor, quality: i64, equipment: i64
         (TicketKind::Complaint, "15900008888", "投诉内容与市场监管无关", quality,
          vec![A::Reject { reason: RejectReason::OutOfScope, note: "已告知向劳动监察部门反映".into() }]),
         (TicketKind::DirectorMailbox, "18600009999", "建议加强校园周边食品相关产品抽检", quality, vec![dispatch(quality)]),
+        (TicketKind::Report, "13900001212", "举报无证生产电线电缆", equipment,
+         vec![dispatch(equipment), A::Return { reason: "属产品质量处职责，请改派".into() }]),
+        (TicketKind::Complaint, "13800131234", "电热水壶漏电（重复来电）", quality,
+         vec![A::MergeInto { target: TicketNo::from_parts(now.date(), 1) }]),
+        (TicketKind::Complaint, "15000003434", "眼镜店验光不准", quality,
+         vec![dispatch(quality), A::Acknowledge, A::Reply { text: "已对该店验光设备检定，责令整改。".into() },
+              A::Callback { satisfaction: Satisfaction::Neutral, note: "基本满意".into() }]),
     ];
     for (i, (kind, phone, summary, dept, actions)) in flows.into_iter().enumerate() {
         // Spread the demo over the past weeks so some deadlines are near and some missed.
@@ -181,7 +188,7 @@ async fn seed_tickets(cases: &Cases, staff: &Actor, quality: i64, equipment: i64
         let t = cases.create(staff, new, at).await?;
         for action in actions {
             let actor = match action {
-                A::Acknowledge | A::StartHandling | A::Reply { .. } => handler(dept),
+                A::Acknowledge | A::StartHandling | A::Reply { .. } | A::Return { .. } => handler(dept),
                 _ => staff.clone(),
             };
             cases.act(&actor, t.no.clone(), action, at).await?;

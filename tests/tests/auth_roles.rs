@@ -54,6 +54,12 @@ async fn login_sessions_and_locking() {
     let c4 = daemon.connect().await;
     assert_eq!(code(c4.login("agent2", DEMO_PASSWORD).await.expect_err("old password")), Some(ErrorCode::BadCredentials));
     c4.login("agent2", "a-much-better-one").await.expect("new password");
+
+    // Deactivating a user ends their live sessions at once.
+    admin.request(Request::SetUserActive { username: "agent2".into(), active: false }).await.expect("deactivate");
+    assert_eq!(code(c4.request(Request::WhoAmI).await.expect_err("ended")), Some(ErrorCode::NotAuthenticated));
+    let c5 = daemon.connect().await;
+    assert_eq!(code(c5.login("agent2", "a-much-better-one").await.expect_err("inactive")), Some(ErrorCode::BadCredentials));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

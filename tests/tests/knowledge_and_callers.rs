@@ -85,6 +85,7 @@ async fn consultation_answered_directly_or_later_and_earlier_answers_found() {
     assert_eq!(answered.state, TicketState::Closed);
     assert_eq!(answered.answer.as_deref(), Some("有效期五年，详见办事指南。"));
     assert!(answered.links.iter().any(|l| l.no == reference && l.relation == "cites"));
+    assert_eq!(answered.cited_articles, vec![hit.id]);
 
     // "Cannot answer now" turns it into a later-reply record with contact details and a deadline.
     let later = agent

@@ -219,6 +219,7 @@ mod tests {
             reopen_count: 0,
             merged_into: None,
             links: vec![],
+            cited_articles: vec![],
             attachments: vec![],
             call_ids: vec![],
             history: vec![],

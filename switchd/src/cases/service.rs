@@ -432,8 +432,13 @@ fn apply_effects(db: &Db, id: i64, t: &mut Ticket, action: &TicketAction) -> Res
         A::Reply { text } => t.reply = Some(text.clone()),
         A::Callback { satisfaction, .. } => t.satisfaction = Some(*satisfaction),
         A::Reopen { .. } => t.reopen_count += 1,
-        A::AnswerDirectly { answer, cited_tickets, .. } => {
+        A::AnswerDirectly { answer, cited_articles, cited_tickets } => {
             t.answer = Some(answer.clone());
+            for article in cited_articles {
+                if !db.cite_article(id, *article)? {
+                    return Err(invalid("cited_articles", format!("引用的文章{article}不存在 / cited article not found")));
+                }
+            }
             for cited in cited_tickets {
                 if !db.ticket_exists(cited)? {
                     return Err(invalid("cited_tickets", format!("引用的工单{cited}不存在 / cited ticket not found")));
@@ -603,6 +608,7 @@ fn draft_ticket(new: NewTicket, by: &str, now: NaiveDateTime) -> Ticket {
         reopen_count: 0,
         merged_into: None,
         links: Vec::new(),
+        cited_articles: Vec::new(),
         attachments: Vec::new(),
         call_ids: new.call_id.into_iter().collect(),
         history: Vec::new(),

@@ -10,13 +10,15 @@ use base64::Engine;
 use rexian_shared::*;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 type Reply = Result<Response, DeskError>;
 
 pub async fn handle(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, req: Request) -> Reply {
     let started = Instant::now();
-    let op = op_name(&req);
-    let result = dispatch(ctx, conn, req).await;
+    let op = req.op();
+    let span = tracing::info_span!("desk_request", op, conn = conn.id);
+    let result = dispatch(ctx, conn, req).instrument(span).await;
     Metrics::inc(&ctx.metrics.desk_requests);
     ctx.metrics.desk_request_micros.fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
     if let Err(e) = &result {
@@ -26,17 +28,13 @@ pub async fn handle(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, req: Request
     result
 }
 
-fn op_name(req: &Request) -> String {
-    serde_json::to_value(req).ok().and_then(|v| v.get("op").and_then(|o| o.as_str()).map(str::to_owned)).unwrap_or_default()
-}
-
 async fn dispatch(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, req: Request) -> Reply {
     let now = ctx.now();
     match req {
         Request::Login { username, password } => login(ctx, conn, &username, &password).await,
         Request::Resume { token } => {
             let session = ctx.auth.resume(&token, now).await.map_err(auth_err)?;
-            set_session(conn, &session);
+            set_session(ctx, conn, &session);
             Ok(Response::Session { session })
         }
         other => {
@@ -46,11 +44,11 @@ async fn dispatch(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, req: Request) 
     }
 }
 
-async fn login(ctx: &DeskContext, conn: &Connection, username: &str, password: &str) -> Reply {
+async fn login(ctx: &DeskContext, conn: &Arc<Connection>, username: &str, password: &str) -> Reply {
     match ctx.auth.login(username, password, ctx.now()).await {
         Ok(session) => {
             tracing::info!(user = %session.user.username, role = %session.user.role, "login");
-            set_session(conn, &session);
+            set_session(ctx, conn, &session);
             Ok(Response::Session { session })
         }
         Err(e) => {
@@ -61,10 +59,11 @@ async fn login(ctx: &DeskContext, conn: &Connection, username: &str, password: &
     }
 }
 
-fn set_session(conn: &Connection, session: &Session) {
+fn set_session(ctx: &DeskContext, conn: &Arc<Connection>, session: &Session) {
     if let Ok(mut s) = conn.session.lock() {
         *s = Some(session.clone());
     }
+    ctx.hub.logged_in(conn, session.user.id);
 }
 
 fn current_session(conn: &Connection, now: chrono::NaiveDateTime) -> Result<Session, DeskError> {
@@ -100,6 +99,7 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         }
         Request::ChangePassword { old_password, new_password } => {
             ctx.auth.change_password(actor.user_id, &old_password, &new_password, now).await.map_err(auth_err)?;
+            ctx.hub.end_sessions_of(actor.user_id, Some(conn.id));
             Ok(Response::Ok)
         }
         Request::WhoAmI => Ok(Response::User { user: session.user.clone() }),
@@ -119,12 +119,16 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         }
         Request::SetUserPassword { username, new_password } => {
             require(&actor, &[Role::Admin])?;
-            ctx.auth.set_password(&username, &new_password, &actor.username, now).await.map_err(auth_err)?;
+            let user_id = ctx.auth.set_password(&username, &new_password, &actor.username, now).await.map_err(auth_err)?;
+            ctx.hub.end_sessions_of(user_id, None);
             Ok(Response::Ok)
         }
         Request::SetUserActive { username, active } => {
             require(&actor, &[Role::Admin])?;
-            ctx.auth.set_active(&username, active, &actor.username, now).await.map_err(auth_err)?;
+            let user_id = ctx.auth.set_active(&username, active, &actor.username, now).await.map_err(auth_err)?;
+            if !active {
+                ctx.hub.end_sessions_of(user_id, None);
+            }
             Ok(Response::Ok)
         }
         Request::UnlockUser { username } => {

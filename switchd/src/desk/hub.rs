@@ -21,9 +21,37 @@ struct Subscriber {
 #[derive(Default)]
 pub struct Hub {
     subscribers: Mutex<HashMap<u64, Subscriber>>,
+    /// Every logged-in connection and its user, so a deactivated user is logged out everywhere.
+    sessions: Mutex<HashMap<u64, (i64, Weak<Connection>)>>,
 }
 
 impl Hub {
+    pub fn logged_in(&self, conn: &Arc<Connection>, user_id: i64) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.insert(conn.id, (user_id, Arc::downgrade(conn)));
+        }
+    }
+
+    /// Ends the in-memory sessions of `user_id` on every connection but `except`.
+    pub fn end_sessions_of(&self, user_id: i64, except: Option<u64>) {
+        let Ok(mut sessions) = self.sessions.lock() else { return };
+        let ended: Vec<u64> = sessions
+            .iter()
+            .filter(|(id, (uid, _))| *uid == user_id && Some(**id) != except)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ended {
+            if let Some(conn) = sessions.remove(&id).and_then(|(_, c)| c.upgrade()) {
+                if let Ok(mut s) = conn.session.lock() {
+                    *s = None;
+                }
+            }
+            if let Ok(mut subs) = self.subscribers.lock() {
+                subs.remove(&id);
+            }
+        }
+    }
+
     pub fn subscribe(&self, conn: &Arc<Connection>, role: Role, department_id: Option<i64>) {
         if let Ok(mut subs) = self.subscribers.lock() {
             subs.insert(conn.id, Subscriber { role, department_id, conn: Arc::downgrade(conn) });
@@ -33,6 +61,9 @@ impl Hub {
     pub fn remove(&self, conn_id: u64) {
         if let Ok(mut subs) = self.subscribers.lock() {
             subs.remove(&conn_id);
+        }
+        if let Ok(mut s) = self.sessions.lock() {
+            s.remove(&conn_id);
         }
     }
 

@@ -468,6 +468,18 @@ impl<'c> Db<'c> {
         Ok(())
     }
 
+    /// Records that the ticket's answer cites an article; false if there is no such article.
+    pub fn cite_article(&self, ticket_id: i64, article_id: i64) -> StoreResult<bool> {
+        if self.conn.query_row("SELECT 1 FROM articles WHERE id = ?1", [article_id], |_| Ok(())).optional()?.is_none() {
+            return Ok(false);
+        }
+        self.conn.execute(
+            "INSERT OR IGNORE INTO ticket_articles (ticket_id, article_id) VALUES (?1, ?2)",
+            params![ticket_id, article_id],
+        )?;
+        Ok(true)
+    }
+
     /// Loads a whole ticket with its history, links and attachments, as seen by `vis`.
     pub fn ticket(&self, no: &TicketNo, vis: Visibility) -> StoreResult<Option<(i64, Ticket)>> {
         let sql = format!(
@@ -483,6 +495,7 @@ impl<'c> Db<'c> {
         )?;
         t.history = self.history(id)?;
         t.links = self.links(id)?;
+        t.cited_articles = self.list_i64("SELECT article_id FROM ticket_articles WHERE ticket_id = ?1 ORDER BY article_id", id)?;
         t.attachments = self.attachments(id)?;
         t.call_ids = self.list_strings("SELECT call_id FROM ticket_calls WHERE ticket_id = ?1", id)?;
         Ok(Some((id, t)))
@@ -979,6 +992,7 @@ fn ticket_row(r: &Row<'_>) -> rusqlite::Result<TicketRowResult> {
         reopen_count: r.get(35)?,
         merged_into: None,
         links: Vec::new(),
+        cited_articles: Vec::new(),
         attachments: Vec::new(),
         call_ids: Vec::new(),
         history: Vec::new(),

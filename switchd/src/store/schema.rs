@@ -102,6 +102,11 @@ CREATE TABLE ticket_links (
     relation TEXT NOT NULL
 );
 CREATE INDEX ticket_links_ticket ON ticket_links(ticket_id);
+CREATE TABLE ticket_articles (
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    article_id INTEGER NOT NULL REFERENCES articles(id),
+    PRIMARY KEY (ticket_id, article_id)
+);
 CREATE TABLE ticket_calls (ticket_id INTEGER NOT NULL REFERENCES tickets(id), call_id TEXT NOT NULL);
 CREATE TABLE attachments (
     id INTEGER PRIMARY KEY,
