@@ -49,10 +49,10 @@ fn administrators_manage_users_calendar_and_read_tickets() {
     let rt = tokio::runtime::Runtime::new().expect("rt");
     rt.block_on(async { daemon.login("agent7", "secret-enough").await });
 
-    let out = run_cli(daemon.data_dir.as_path(), &["ticket", "list", "--json", "--state", "closed"]);
+    let out = run_cli(daemon.data_dir.as_path(), &["ticket", "list", "--json", "--state", "closed", "--kind", "complaint"]);
     let page: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let items = page["items"].as_array().expect("items");
-    assert!(!items.is_empty() && items.iter().all(|t| t["state"] == "closed"));
+    assert!(!items.is_empty() && items.iter().all(|t| t["state"] == "closed" && t["kind"] == "complaint"));
     let no = items[0]["no"].as_str().expect("no").to_owned();
     let out = run_cli(daemon.data_dir.as_path(), &["ticket", "show", &no, "--json"]);
     let t: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");

@@ -487,8 +487,7 @@ impl<'c> Db<'c> {
                (SELECT 1 FROM ticket_departments d WHERE d.ticket_id = t.id AND d.department_id = ?2))"
         );
         let row = self.conn.prepare_cached(&sql)?.query_row(params![no.as_ref(), vis.0], ticket_row).optional()?;
-        let Some(row) = row else { return Ok(None) };
-        let (id, mut t) = row?;
+        let Some((id, mut t)) = row else { return Ok(None) };
         t.assisting_departments = self.list_i64(
             "SELECT department_id FROM ticket_departments WHERE ticket_id = ?1 AND lead = 0 ORDER BY department_id",
             id,
@@ -935,38 +934,48 @@ struct RawUser {
     locked_until: Option<NaiveDateTime>,
 }
 
-type TicketRowResult = StoreResult<(i64, Ticket)>;
+/// Reads column `idx` as text and converts it, reporting a stored value that does not parse as a
+/// conversion error of that column.
+fn col<T>(r: &Row<'_>, idx: usize, parse: impl FnOnce(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let s: String = r.get(idx)?;
+    parse(&s).ok_or_else(|| bad_column(idx, &s))
+}
 
-fn ticket_row(r: &Row<'_>) -> rusqlite::Result<TicketRowResult> {
-    let phone: Option<String> = r.get(7)?;
-    let credit: Option<String> = r.get(13)?;
-    let subject_name: Option<String> = r.get(12)?;
-    let no: String = r.get(1)?;
-    let raw = (
-        r.get::<_, String>(3)?,
-        r.get::<_, String>(4)?,
-        r.get::<_, String>(5)?,
-        r.get::<_, Option<String>>(24)?,
-        r.get::<_, Option<String>>(33)?,
-        r.get::<_, Option<String>>(34)?,
-        r.get::<_, Option<String>>(36)?,
-    );
+fn opt_col<T>(r: &Row<'_>, idx: usize, parse: impl FnOnce(&str) -> Option<T>) -> rusqlite::Result<Option<T>> {
+    let s: Option<String> = r.get(idx)?;
+    s.map(|s| parse(&s).ok_or_else(|| bad_column(idx, &s))).transpose()
+}
+
+fn bad_column(idx: usize, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, format!("unexpected stored value {value:?}").into())
+}
+
+fn ticket_row(r: &Row<'_>) -> rusqlite::Result<(i64, Ticket)> {
+    let phone = opt_col(r, 7, |p| PhoneNumber::parse(p).ok())?;
+    let subject = match r.get::<_, Option<String>>(12)? {
+        Some(name) => Some(SubjectInfo {
+            name,
+            credit_code: opt_col(r, 13, |c| CreditCode::parse(c).ok())?,
+            address: r.get(14)?,
+        }),
+        None => None,
+    };
     let ticket = Ticket {
-        no: TicketNo::parse("200001010001").unwrap_or_else(|_| TicketNo::from_parts(NaiveDate::MIN, 1)),
+        no: col(r, 1, |n| TicketNo::parse(n).ok())?,
         verification_code: r.get(2)?,
-        kind: TicketKind::Complaint,
-        channel: Channel::Phone,
-        state: TicketState::Registered,
+        kind: col(r, 3, TicketKind::from_code)?,
+        channel: col(r, 4, Channel::from_code)?,
+        state: col(r, 5, TicketState::from_code)?,
+        caller_phone_display: phone.as_ref().map(ToString::to_string),
         caller: CallerInfo {
             name: r.get(6)?,
-            phone: None,
+            phone,
             enterprise: r.get(8)?,
             address: r.get(9)?,
             id_number: r.get(10)?,
             email: r.get(11)?,
         },
-        caller_phone_display: None,
-        subject: None,
+        subject,
         category_code: r.get(15)?,
         summary: r.get(16)?,
         content: r.get(17)?,
@@ -977,7 +986,7 @@ fn ticket_row(r: &Row<'_>) -> rusqlite::Result<TicketRowResult> {
         created_by: r.get(22)?,
         lead_department: r.get(23)?,
         assisting_departments: Vec::new(),
-        stage: None,
+        stage: opt_col(r, 24, stage_from)?,
         due_date: r.get(25)?,
         deadline_warning: r.get(26)?,
         overdue: false,
@@ -987,35 +996,15 @@ fn ticket_row(r: &Row<'_>) -> rusqlite::Result<TicketRowResult> {
         extended_days: r.get(30)?,
         reply: r.get(31)?,
         answer: r.get(32)?,
-        satisfaction: None,
-        reject_reason: None,
+        satisfaction: opt_col(r, 33, Satisfaction::from_code)?,
+        reject_reason: opt_col(r, 34, RejectReason::from_code)?,
         reopen_count: r.get(35)?,
-        merged_into: None,
+        merged_into: opt_col(r, 36, |n| TicketNo::parse(n).ok())?,
         links: Vec::new(),
         cited_articles: Vec::new(),
         attachments: Vec::new(),
         call_ids: Vec::new(),
         history: Vec::new(),
     };
-    let subject_address: Option<String> = r.get(14)?;
-    let id: i64 = r.get(0)?;
-    Ok((|| {
-        let mut t = ticket;
-        let (kind, channel, state, stage, sat, reject, merged) = raw;
-        t.no = TicketNo::parse(&no).map_err(|_| corrupt("ticket no", &no))?;
-        t.kind = code(TicketKind::from_code, "kind", kind)?;
-        t.channel = code(Channel::from_code, "channel", channel)?;
-        t.state = code(TicketState::from_code, "state", state)?;
-        t.stage = opt_code(stage_from, "stage", stage)?;
-        t.satisfaction = opt_code(Satisfaction::from_code, "satisfaction", sat)?;
-        t.reject_reason = opt_code(RejectReason::from_code, "reject reason", reject)?;
-        t.merged_into = merged.map(|m| TicketNo::parse(&m).map_err(|_| corrupt("ticket no", &m))).transpose()?;
-        t.caller.phone = phone.map(|p| PhoneNumber::parse(&p).map_err(|_| corrupt("phone", &p))).transpose()?;
-        t.caller_phone_display = t.caller.phone.as_ref().map(ToString::to_string);
-        t.subject = subject_name.map(|name| -> StoreResult<SubjectInfo> {
-            let credit_code = credit.map(|c| CreditCode::parse(&c).map_err(|_| corrupt("credit code", &c))).transpose()?;
-            Ok(SubjectInfo { name, credit_code, address: subject_address })
-        }).transpose()?;
-        Ok((id, t))
-    })())
+    Ok((r.get(0)?, ticket))
 }
