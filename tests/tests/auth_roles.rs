@@ -178,3 +178,28 @@ fn rustls_client(verifier: std::sync::Arc<rexian_shared::tls::PinVerifier>) -> r
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_certificate_replaces_the_generated_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut daemon = Daemon::start_in(dir.path(), &["--demo"]);
+    let old = daemon.fingerprint.clone();
+    daemon.stop();
+    // The administrator's certificate (here: one another switchd generated, as PEM files).
+    let other = Daemon::start_demo();
+    let (cert, key) = (other.data_dir.join("tls/cert.pem"), other.data_dir.join("tls/key.pem"));
+    let out = daemon.cli(&["cert", "install", cert.to_str().expect("p"), key.to_str().expect("p")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = dir.path().join("not-a-cert.pem");
+    std::fs::write(&bad, "garbage").expect("write");
+    let out = daemon.cli(&["cert", "install", bad.to_str().expect("p"), key.to_str().expect("p")]);
+    assert!(!out.status.success(), "garbage is refused");
+
+    let daemon = Daemon::start_in(dir.path(), &[]);
+    assert_eq!(daemon.fingerprint, other.fingerprint);
+    let shown = daemon.cli(&["cert", "show"]);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), other.fingerprint);
+    let err = DeskClient::connect_expecting(daemon.desk_addr, Some(old), "test").await.err().expect("changed");
+    assert!(matches!(err, ClientError::CertificateChanged { .. }));
+    daemon.login_demo("agent1").await;
+}

@@ -210,3 +210,145 @@ fn read_loop(conn: Connection, jobs: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use rexian_shared::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).expect("date")
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum TestError {
+        #[error("refused on purpose")]
+        Refused,
+        #[error(transparent)]
+        Store(#[from] StoreError),
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_rolls_back_only_itself_within_a_batch() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("t.db")).expect("open");
+        let mut jobs = Vec::new();
+        for i in 0..200i64 {
+            let store = store.clone();
+            jobs.push(tokio::spawn(async move {
+                store
+                    .write(move |db| {
+                        db.insert_department(&format!("部门{i}"), None, None)?;
+                        if i % 3 == 0 {
+                            return Err(TestError::Refused);
+                        }
+                        Ok(())
+                    })
+                    .await
+            }));
+        }
+        let mut ok = 0;
+        for j in jobs {
+            match j.await.expect("join") {
+                Ok(()) => ok += 1,
+                Err(TestError::Refused) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let depts = store.read(|db| db.departments()).await.expect("read");
+        assert_eq!(depts.len(), ok);
+        assert!(depts.iter().all(|d| d.name.trim_start_matches("部门").parse::<i64>().expect("n") % 3 != 0));
+    }
+
+    #[tokio::test]
+    async fn migrations_run_once_and_history_is_append_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("t.db");
+        drop(Store::open(&path).expect("first open"));
+        let store = Store::open(&path).expect("second open runs nothing twice");
+        let conn = rusqlite::Connection::open(&path).expect("conn");
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        assert_eq!(version, schema::MIGRATIONS.len() as i64);
+        let now = day(2).and_hms_opt(9, 0, 0).expect("t");
+        store
+            .write(move |db| {
+                db.audit(now, "t", "x", "y")?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .expect("audit");
+        let err = conn.execute("UPDATE audit SET detail = 'changed'", []).expect_err("append-only");
+        assert!(err.to_string().contains("append-only"), "{err}");
+        assert!(conn.execute("DELETE FROM audit", []).is_err(), "rows cannot be deleted either");
+    }
+
+    #[tokio::test]
+    async fn overdue_tickets_and_reminders_are_taken_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("t.db")).expect("open");
+        let created = day(2).and_hms_opt(9, 0, 0).expect("t");
+        let ticket = Ticket {
+            no: TicketNo::from_parts(day(2), 1),
+            verification_code: Some("123456".into()),
+            kind: TicketKind::Complaint,
+            channel: Channel::Phone,
+            state: TicketState::Registered,
+            caller: CallerInfo::default(),
+            caller_phone_display: None,
+            subject: None,
+            category_code: None,
+            summary: "s".into(),
+            content: String::new(),
+            anonymous: false,
+            confidential: false,
+            consent_to_contact: true,
+            created_at: created,
+            created_by: "t".into(),
+            lead_department: None,
+            assisting_departments: vec![],
+            stage: Some(DeadlineStage::Acceptance),
+            due_date: Some(day(10)),
+            deadline_warning: None,
+            overdue: false,
+            paused_since: None,
+            supervised: false,
+            extension_requested: None,
+            extended_days: 0,
+            reply: None,
+            answer: None,
+            satisfaction: None,
+            reject_reason: None,
+            reopen_count: 0,
+            merged_into: None,
+            links: vec![],
+            cited_articles: vec![],
+            attachments: vec![],
+            call_ids: vec![],
+            history: vec![],
+        };
+        store
+            .write(move |db| {
+                let id = db.insert_ticket(&ticket, created)?;
+                db.insert_reminder(id, day(5).and_hms_opt(9, 0, 0).expect("t"), "催办", "t")?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .expect("insert");
+        let take = |today: NaiveDate| {
+            let store = store.clone();
+            async move { store.write(move |db| db.take_new_overdue(today)).await.expect("overdue") }
+        };
+        assert!(take(day(10)).await.is_empty(), "due today is not overdue");
+        assert_eq!(take(day(11)).await.len(), 1);
+        assert!(take(day(12)).await.is_empty(), "told once");
+        let remind = |d: u32| {
+            let store = store.clone();
+            async move { store.write(move |db| db.take_due_reminders(day(d).and_hms_opt(9, 0, 0).expect("t"))).await.expect("rem") }
+        };
+        assert!(remind(4).await.is_empty());
+        let fired = remind(5).await;
+        assert_eq!((fired.len(), fired[0].1.as_str()), (1, "催办"));
+        assert!(remind(6).await.is_empty(), "fired once");
+    }
+}
