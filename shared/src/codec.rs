@@ -37,19 +37,45 @@ pub async fn write<W: AsyncWriteExt + Unpin, T: Serialize>(w: &mut W, msg: &T) -
     Ok(())
 }
 
-/// Reads one frame; `Ok(None)` when the stream ended cleanly between frames.
+/// Reads one frame; `Ok(None)` when the stream ended cleanly between frames. A stream that ends
+/// inside a frame (even inside its length) is an error.
 pub async fn read<R: AsyncReadExt + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<Option<T>, CodecError> {
     let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+    if r.read(&mut len[..1]).await? == 0 {
+        return Ok(None);
     }
+    r.read_exact(&mut len[1..]).await?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
         return Err(CodecError::TooLarge(len));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
+    // Grow with what actually arrives rather than trusting the announced length up front.
+    let mut body = Vec::with_capacity(len.min(64 * 1024));
+    (&mut *r).take(len as u64).read_to_end(&mut body).await?;
+    if body.len() < len {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     Ok(Some(serde_json::from_slice(&body)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientMsg;
+
+    async fn decode(bytes: &[u8]) -> Result<Option<ClientMsg>, CodecError> {
+        read(&mut &bytes[..]).await
+    }
+
+    #[tokio::test]
+    async fn clean_end_truncation_and_oversize() {
+        let frame = encode(&ClientMsg::Hello { version: 1, client: "t".into() }).expect("encode");
+        assert!(matches!(decode(&frame).await, Ok(Some(ClientMsg::Hello { version: 1, .. }))));
+        assert!(matches!(decode(&[]).await, Ok(None)), "clean end between frames");
+        for cut in 1..frame.len() {
+            assert!(decode(&frame[..cut]).await.is_err(), "a frame cut after {cut} bytes is an error");
+        }
+        let huge = ((MAX_FRAME + 1) as u32).to_be_bytes();
+        assert!(matches!(decode(&huge).await, Err(CodecError::TooLarge(_))));
+    }
 }

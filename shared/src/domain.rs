@@ -86,6 +86,11 @@ impl PhoneNumber {
         if !(3..=20).contains(&national.len()) || !national.bytes().all(|b| b.is_ascii_digit()) {
             return Err(InvalidValue::new("phone", "电话号码", "应为3至20位数字 / must be 3 to 20 digits"));
         }
+        // A national number never starts with the international prefix; refusing it keeps
+        // parsing idempotent (found by the domain_values fuzz target: 00860086).
+        if national.starts_with("00") {
+            return Err(InvalidValue::new("phone", "电话号码", "不支持国际号码 / international numbers are not supported"));
+        }
         Ok(Self(national.to_owned()))
     }
 
@@ -319,6 +324,9 @@ mod tests {
         assert_eq!(p.as_ref(), "13800131234");
         assert_eq!(p.masked(), "138****1234");
         assert!(PhoneNumber::parse("12a45").is_err());
+        assert!(PhoneNumber::parse("00860086").is_err(), "fuzz regression");
+        assert!(PhoneNumber::parse("+860086123").is_err(), "fuzz regression");
+        assert_eq!(PhoneNumber::parse("008601012365").map(|p| p.to_string()), Ok("01012365".into()));
         let e = PhoneNumber::parse("").expect_err("empty");
         assert!(e.to_string().contains("电话号码"));
     }
