@@ -10,10 +10,11 @@
 //!
 //! Counts come from the environment: `BENCH_TICKETS` (100000), `BENCH_LOOKUPS` (100000),
 //! `BENCH_ARTICLES` (10000), `BENCH_KB_QUERIES` (400), `BENCH_TICKET_QUERIES` (200),
+//! `BENCH_SERIAL` (500 creations and 500 lookups one at a time, for unloaded latency),
 //! `BENCH_CLIENTS` (4 connections per user) and `BENCH_IN_FLIGHT` (64 requests per connection,
 //! switchd's own per-connection limit). Before starting, the bench runs `cargo build -p switchd`
 //! for its own profile so a stale daemon binary is never measured; `BENCH_BUILD_SWITCHD=0` skips
-//! that, and `REXIAN_SWITCHD_BIN` names another binary. Data are generated deterministically.
+//! that, and `SWITCHD_BIN` names another binary. Data are generated deterministically.
 
 use anyhow::{anyhow, ensure, Context, Result};
 use rexian_shared::client::DeskClient;
@@ -22,6 +23,7 @@ use rexian_tests::{Daemon, DEMO_PASSWORD};
 use std::future::Future;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +38,7 @@ struct Config {
     articles: usize,
     kb_queries: usize,
     ticket_queries: usize,
+    serial: usize,
     clients: usize,
     in_flight: usize,
 }
@@ -48,6 +51,7 @@ impl Config {
             articles: env_count("BENCH_ARTICLES", 10_000)?,
             kb_queries: env_count("BENCH_KB_QUERIES", 400)?,
             ticket_queries: env_count("BENCH_TICKET_QUERIES", 200)?,
+            serial: env_count("BENCH_SERIAL", 500)?,
             clients: env_count("BENCH_CLIENTS", 4)?,
             in_flight: env_count("BENCH_IN_FLIGHT", 64)?,
         };
@@ -106,7 +110,7 @@ impl Rng {
 
 const TICKET_SEED: u64 = 0x7469_636b_6574;
 const LOOKUP_SEED: u64 = 0x6c6f_6f6b;
-const ARTICLE_SEED: u64 = 0x6172_7469_636c_65;
+const ARTICLE_SEED: u64 = 0x0061_7274_6963_6c65;
 const KB_QUERY_SEED: u64 = 0x6b62_7175;
 const TICKET_QUERY_SEED: u64 = 0x7471_7565_7279;
 
@@ -140,6 +144,7 @@ const MID_TERMS: &[(&str, &str)] = &[
     ("液化气", "04.04"),
     ("游乐园", "04.05"),
     ("合格证", "01.03"),
+    ("标准化", "03"),
 ];
 
 /// Domain terms of 4 or more characters.
@@ -151,7 +156,6 @@ const LONG_TERMS: &[(&str, &str)] = &[
     ("产品质量", "01"),
     ("生产许可证", "06.01"),
     ("认证认可", "05"),
-    ("标准化", "03"),
     ("检验检测", "05.02"),
     ("缺斤短两", "02.02"),
     ("起重机械", "04"),
@@ -337,10 +341,14 @@ impl Row {
         Row { label: label.to_owned(), per_sec, stats: Stats::of(latencies), note }
     }
 
+    fn from_load<T>(label: &str, load: &Load<T>) -> Row {
+        Row::new(label, load.latencies.len(), load.elapsed, &load.latencies, String::new())
+    }
+
     fn print(&self) {
         let s = &self.stats;
         println!(
-            "{:<26}: {:>8.1} /s   p50 {:>7.2} ms  p99 {:>7.2} ms  mean {:>7.2} ms  max {:>7.1} ms  (n={}){}",
+            "{:<32}: {:>8.1} /s   p50 {:>7.2} ms  p99 {:>7.2} ms  mean {:>7.2} ms  max {:>7.1} ms  (n={}){}",
             self.label, self.per_sec, s.p50, s.p99, s.mean, s.max, s.n, self.note
         );
     }
@@ -403,7 +411,7 @@ where
         let v = (job.op)(client.clone(), i).await.with_context(|| format!("{} #{i}", job.label))?;
         latencies.push(started.elapsed());
         out.push(v);
-        if job.total >= 10_000 && (i + 1) % step == 0 {
+        if job.total >= 10_000 && i % step == step - 1 {
             eprintln!("  {}: {} of {} issued", job.label, i + 1, job.total);
         }
     }
@@ -429,10 +437,12 @@ where
     Ok((results, started.elapsed()))
 }
 
+/// A row suffix and which query lengths (in characters) it covers.
+type QueryClass = (&'static str, fn(usize) -> bool);
+
 /// Rows for all queries, then for the 2-character and the 4+-character ones.
 fn query_rows(label: &str, queries: &[&str], results: &[(Duration, u64)], elapsed: Duration, hits_word: &str) -> Vec<Row> {
-    let classes: [(&str, fn(usize) -> bool); 3] =
-        [("", |_| true), ("  2-char terms", |n| n == 2), ("  4+-char terms", |n| n >= 4)];
+    let classes: [QueryClass; 3] = [("", |_| true), ("  2-char terms", |n| n == 2), ("  4+-char terms", |n| n >= 4)];
     classes
         .iter()
         .map(|(suffix, keep)| {
@@ -459,30 +469,56 @@ async fn connect_all(daemon: &Daemon, user: &str, n: usize) -> Result<Vec<Arc<De
     Ok(clients)
 }
 
-async fn fill_tickets(cfg: &Config, agents: &[Arc<DeskClient>]) -> Result<(Vec<TicketNo>, Row)> {
-    eprintln!("creating {} tickets …", cfg.tickets);
-    let load = run_load("create ticket", agents, cfg.in_flight, cfg.tickets, |c, i| async move {
-        let ticket = c.create_ticket(ticket_input(i)?).await?;
-        Ok::<_, anyhow::Error>(ticket.no)
-    })
-    .await?;
-    let row = Row::new("ticket creations", load.out.len(), load.elapsed, &load.latencies, String::new());
-    Ok((load.out, row))
+/// "what (N in flight)", or "what (1 by 1)".
+fn in_flight_label(what: &str, n: usize) -> String {
+    if n == 1 {
+        format!("{what} (1 by 1)")
+    } else {
+        format!("{what} ({n} in flight)")
+    }
 }
 
-async fn lookups(cfg: &Config, agents: &[Arc<DeskClient>], nos: Vec<TicketNo>) -> Result<Row> {
-    eprintln!("looking up {} tickets …", cfg.lookups);
-    let nos = Arc::new(nos);
-    let load = run_load("get ticket", agents, cfg.in_flight, cfg.lookups, move |c, i| {
-        let no = nos[Rng::new(LOOKUP_SEED ^ i as u64).below(nos.len())].clone();
+/// Creates `count` generated tickets, numbered from `first`, with `in_flight` requests per client.
+async fn create_tickets(clients: &[Arc<DeskClient>], in_flight: usize, first: usize, count: usize) -> Result<Load<TicketNo>> {
+    run_load("create ticket", clients, in_flight, count, move |c, i| async move {
+        let ticket = c.create_ticket(ticket_input(first + i)?).await?;
+        Ok::<_, anyhow::Error>(ticket.no)
+    })
+    .await
+}
+
+/// Looks up `count` tickets picked at random (from `seed`) among `nos`, which must not be empty.
+async fn get_tickets(clients: &[Arc<DeskClient>], in_flight: usize, count: usize, seed: u64, nos: Arc<Vec<TicketNo>>) -> Result<Load<()>> {
+    run_load("get ticket", clients, in_flight, count, move |c, i| {
+        let no = nos[Rng::new(seed ^ i as u64).below(nos.len())].clone();
         async move {
             let t = c.get_ticket(&no).await?;
             ensure!(t.no == no, "asked for ticket {no}, got {}", t.no);
             Ok::<_, anyhow::Error>(())
         }
     })
-    .await?;
-    Ok(Row::new("ticket lookups", load.out.len(), load.elapsed, &load.latencies, String::new()))
+    .await
+}
+
+/// Fills the store, then measures creations and lookups under load and one at a time.
+async fn ticket_rows(cfg: &Config, agents: &[Arc<DeskClient>]) -> Result<Vec<Row>> {
+    let solo = agents.get(..1).context("no client")?;
+    let par = agents.len() * cfg.in_flight;
+    eprintln!("creating {} tickets ({par} in flight), then {} one by one …", cfg.tickets, cfg.serial);
+    let fill = create_tickets(agents, cfg.in_flight, 0, cfg.tickets).await?;
+    let serial = create_tickets(solo, 1, cfg.tickets, cfg.serial).await?;
+    let mut rows = vec![Row::from_load(&in_flight_label("ticket creations", par), &fill)];
+    rows.push(Row::from_load(&in_flight_label("ticket creations", 1), &serial));
+    if fill.out.is_empty() {
+        return Ok(rows);
+    }
+    eprintln!("looking up {} tickets ({par} in flight), then {} one by one …", cfg.lookups, cfg.serial);
+    let nos = Arc::new(fill.out);
+    let load = get_tickets(agents, cfg.in_flight, cfg.lookups, LOOKUP_SEED, nos.clone()).await?;
+    rows.push(Row::from_load(&in_flight_label("ticket lookups", par), &load));
+    let load = get_tickets(solo, 1, cfg.serial, LOOKUP_SEED ^ 1, nos).await?;
+    rows.push(Row::from_load(&in_flight_label("ticket lookups", 1), &load));
+    Ok(rows)
 }
 
 async fn fill_articles(cfg: &Config, supervisors: &[Arc<DeskClient>]) -> Result<Row> {
@@ -495,7 +531,7 @@ async fn fill_articles(cfg: &Config, supervisors: &[Arc<DeskClient>]) -> Result<
         }
     })
     .await?;
-    Ok(Row::new("article saves", load.out.len(), load.elapsed, &load.latencies, String::new()))
+    Ok(Row::from_load(&in_flight_label("article saves", supervisors.len() * cfg.in_flight), &load))
 }
 
 async fn ticket_search(cfg: &Config, agent: &Arc<DeskClient>) -> Result<Vec<Row>> {
@@ -519,37 +555,47 @@ async fn kb_search(cfg: &Config, agents: &[Arc<DeskClient>]) -> Result<Vec<Row>>
     .await?;
     let mut rows = query_rows("kb search (1 by 1)", &queries, &results, elapsed, "hits");
     let shared = Arc::new(queries);
-    let load = run_load("kb search", agents, cfg.in_flight, shared.len(), move |c, i| {
-        let q = shared[i];
+    let total = shared.len() * 5;
+    let load = run_load("kb search", agents, cfg.in_flight, total, move |c, i| {
+        let q = shared[i % shared.len()];
         async move { Ok::<_, anyhow::Error>(c.search_articles(q, 10).await?.len()) }
     })
     .await?;
-    let label = format!("kb search ({} in flight)", agents.len() * cfg.in_flight);
-    rows.push(Row::new(&label, load.out.len(), load.elapsed, &load.latencies, String::new()));
+    rows.push(Row::from_load(&in_flight_label("kb search", agents.len() * cfg.in_flight), &load));
     Ok(rows)
 }
 
 // ------------------------------------------------------------------------------------ daemon
 
-/// Builds `switchd` for the bench's own profile so that a stale binary is never measured.
+/// Builds switchd for this executable's profile first when the bench runs under cargo, so a
+/// stale binary is never measured (`BENCH_BUILD_SWITCHD=0` skips it).
 fn build_switchd() -> Result<()> {
     let skip = std::env::var("BENCH_BUILD_SWITCHD").is_ok_and(|v| v == "0");
     let Ok(cargo) = std::env::var("CARGO") else { return Ok(()) };
-    if skip || std::env::var_os("REXIAN_SWITCHD_BIN").is_some() {
+    if skip {
         return Ok(());
     }
-    let exe = std::env::current_exe()?;
-    let release = exe.parent().is_some_and(|d| d.ends_with("release"));
+    let release = std::env::current_exe()?.parent().is_some_and(|d| d.ends_with("release"));
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let mut cmd = std::process::Command::new(cargo);
+    let mut cmd = Command::new(cargo);
     cmd.args(["build", "-p", "switchd", "--bin", "switchd", "--manifest-path"]).arg(manifest);
     if release {
         cmd.arg("--release");
     }
     eprintln!("building switchd ({}) …", if release { "release" } else { "debug" });
-    let status = cmd.status().context("run cargo build -p switchd")?;
-    ensure!(status.success(), "cargo build -p switchd failed");
+    ensure!(cmd.status().context("run cargo build -p switchd")?.success(), "cargo build -p switchd failed");
     Ok(())
+}
+
+fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("switchd.log")).unwrap_or_default()
+}
+
+/// Warnings and errors switchd logged during the run (at most `max` lines, and how many in all).
+fn log_problems(dir: &Path, max: usize) -> (Vec<String>, usize) {
+    let log = read_log(dir);
+    let bad: Vec<&str> = log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+    (bad.iter().take(max).map(|l| l.to_string()).collect(), bad.len())
 }
 
 /// switchd's own count of requests and mean handling time, from its metrics endpoint.
@@ -570,24 +616,22 @@ fn server_side(daemon: &Daemon) -> Result<String> {
     ))
 }
 
-/// Size of the database files in the data directory, in MiB.
-fn db_size_mib(dir: &Path) -> f64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0.0 };
-    let bytes: u64 = entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("rexian.db"))
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum();
-    bytes as f64 / (1024.0 * 1024.0)
+/// Sizes of the database and its write-ahead log, in MiB.
+fn db_sizes(dir: &Path) -> String {
+    let mib = |name: &str| std::fs::metadata(dir.join(name)).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
+    format!("database: rexian.db {:.1} MiB, rexian.db-wal {:.1} MiB", mib("rexian.db"), mib("rexian.db-wal"))
 }
 
 // ------------------------------------------------------------------------------------ main
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let cfg = Config::from_env()?;
     build_switchd()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(bench(cfg))
+}
+
+async fn bench(cfg: Config) -> Result<()> {
     let bin = rexian_tests::switchd_bin();
     eprintln!("starting {} …", bin.display());
     let daemon = Daemon::start_demo();
@@ -595,29 +639,29 @@ async fn main() -> Result<()> {
     println!();
     println!(
         "desk-bench (switchd over QUIC, {} tickets, {} articles, {} connections x {} in flight)",
-        cfg.tickets,
-        cfg.articles,
-        cfg.clients,
-        cfg.in_flight
+        cfg.tickets, cfg.articles, cfg.clients, cfg.in_flight
     );
     println!("switchd binary: {}", bin.display());
     rows.iter().for_each(Row::print);
-    match server_side(&daemon) {
+    print_daemon_facts(&daemon);
+    Ok(())
+}
+
+fn print_daemon_facts(daemon: &Daemon) {
+    match server_side(daemon) {
         Ok(line) => println!("{line}"),
         Err(e) => println!("switchd metrics unavailable: {e}"),
     }
-    println!("database files: {:.1} MiB", db_size_mib(&daemon.data_dir));
-    Ok(())
+    println!("{} (in {})", db_sizes(&daemon.data_dir), daemon.data_dir.display());
+    let (lines, total) = log_problems(&daemon.data_dir, 5);
+    println!("switchd log: {total} WARN/ERROR lines");
+    lines.iter().for_each(|l| println!("  {l}"));
 }
 
 async fn run_all(cfg: &Config, daemon: &Daemon) -> Result<Vec<Row>> {
     let agents = connect_all(daemon, "agent1", cfg.clients).await?;
     let supervisors = connect_all(daemon, "supervisor", cfg.clients).await?;
-    let (nos, created) = fill_tickets(cfg, &agents).await?;
-    let mut rows = vec![created];
-    if !nos.is_empty() {
-        rows.push(lookups(cfg, &agents, nos).await?);
-    }
+    let mut rows = ticket_rows(cfg, &agents).await?;
     if let Some(agent) = agents.first() {
         rows.extend(ticket_search(cfg, agent).await?);
     }

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 
 pub const DEMO_PASSWORD: &str = "rexian-demo";
 
-/// Finds the switchd binary beside the test executable (target/<profile>/switchd), building it
-/// when it is missing.
+/// Finds the switchd binary of the same build profile (target/<profile>/switchd, beside a bench
+/// binary or one level above a test binary in deps/), building it when it is missing.
+/// `SWITCHD_BIN` overrides it (not `REXIAN_*`: switchd reads those as configuration).
 pub fn switchd_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("REXIAN_SWITCHD_BIN") {
+    if let Ok(p) = std::env::var("SWITCHD_BIN") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let exe_dir = exe.parent().expect("target/<profile>");
+    let profile_dir = if exe_dir.ends_with("deps") { exe_dir.parent().expect("target/<profile>") } else { exe_dir };
     let bin = profile_dir.join("switchd");
     if !bin.exists() {
         let release = profile_dir.ends_with("release");

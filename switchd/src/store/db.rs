@@ -5,10 +5,19 @@ use super::{StoreError, StoreResult};
 use chrono::{NaiveDate, NaiveDateTime};
 use rexian_shared::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::cell::RefCell;
 use std::path::Path;
 
 pub struct Db<'c> {
     conn: &'c Connection,
+    /// Full-text index writes of the current batch, applied once before its commit: FTS5 would
+    /// otherwise flush its pending index at every job's savepoint (see `store::run_batch`).
+    pending_fts: RefCell<Vec<FtsWrite>>,
+}
+
+enum FtsWrite {
+    Ticket { id: i64, bi: String, uni: String },
+    Article { id: i64, title: (String, String), body: (String, String) },
 }
 
 /// A user row with what login needs.
@@ -67,7 +76,45 @@ const SUMMARY_COLS: &str =
 
 impl<'c> Db<'c> {
     pub(super) fn new(conn: &'c Connection) -> Self {
-        Self { conn }
+        Self { conn, pending_fts: RefCell::new(Vec::new()) }
+    }
+
+    /// Every statement is prepared once per connection and reused.
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.conn.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P: rusqlite::Params, F: FnOnce(&Row<'_>) -> rusqlite::Result<T>>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T> {
+        self.conn.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    pub(super) fn fts_mark(&self) -> usize {
+        self.pending_fts.borrow().len()
+    }
+
+    /// Forgets the index writes of a job that failed.
+    pub(super) fn fts_rollback_to(&self, mark: usize) {
+        self.pending_fts.borrow_mut().truncate(mark);
+    }
+
+    /// Applies the batch's index writes (inside the batch transaction).
+    pub(super) fn fts_flush(&self) -> StoreResult<()> {
+        for w in self.pending_fts.borrow_mut().drain(..) {
+            match w {
+                FtsWrite::Ticket { id, bi, uni } => {
+                    self.exec("DELETE FROM ticket_fts WHERE rowid = ?1", [id])?;
+                    self.exec("INSERT INTO ticket_fts (rowid, bi, uni) VALUES (?1, ?2, ?3)", params![id, bi, uni])?;
+                }
+                FtsWrite::Article { id, title, body } => {
+                    self.exec("DELETE FROM article_fts WHERE rowid = ?1", [id])?;
+                    self.exec(
+                        "INSERT INTO article_fts (rowid, title_bi, body_bi, title_uni, body_uni) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![id, title.0, body.0, title.1, body.1],
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn backup_to(&self, dest: &Path) -> StoreResult<()> {
@@ -80,7 +127,7 @@ impl<'c> Db<'c> {
     // ---------------------------------------------------------------- departments, categories
 
     pub fn insert_department(&self, name: &str, parent_id: Option<i64>, phone: Option<&str>) -> StoreResult<Department> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO departments (name, parent_id, phone) VALUES (?1, ?2, ?3)",
             params![name, parent_id, phone],
         )?;
@@ -97,11 +144,11 @@ impl<'c> Db<'c> {
     }
 
     pub fn department_exists(&self, id: i64) -> StoreResult<bool> {
-        Ok(self.conn.query_row("SELECT 1 FROM departments WHERE id = ?1", [id], |_| Ok(())).optional()?.is_some())
+        Ok(self.row("SELECT 1 FROM departments WHERE id = ?1", [id], |_| Ok(())).optional()?.is_some())
     }
 
     pub fn insert_category(&self, c: &Category) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO categories (code, name, parent_code) VALUES (?1, ?2, ?3)",
             params![c.code, c.name, c.parent_code],
         )?;
@@ -115,7 +162,7 @@ impl<'c> Db<'c> {
     }
 
     pub fn category_exists(&self, code: &str) -> StoreResult<bool> {
-        Ok(self.conn.query_row("SELECT 1 FROM categories WHERE code = ?1", [code], |_| Ok(())).optional()?.is_some())
+        Ok(self.row("SELECT 1 FROM categories WHERE code = ?1", [code], |_| Ok(())).optional()?.is_some())
     }
 
     // ---------------------------------------------------------------- calendar
@@ -140,7 +187,7 @@ impl<'c> Db<'c> {
             DayKind::Holiday => "holiday",
             DayKind::Workday => "workday",
         };
-        self.conn.execute(
+        self.exec(
             "INSERT INTO calendar_days (date, kind, name) VALUES (?1, ?2, ?3)
              ON CONFLICT (date) DO UPDATE SET kind = excluded.kind, name = excluded.name",
             params![day.date, kind, day.name],
@@ -151,14 +198,14 @@ impl<'c> Db<'c> {
     /// Removes every entry of `year` (before an import replaces the year).
     pub fn clear_calendar_year(&self, year: i32) -> StoreResult<()> {
         let (from, to) = (format!("{year:04}-01-01"), format!("{year:04}-12-31"));
-        self.conn.execute("DELETE FROM calendar_days WHERE date BETWEEN ?1 AND ?2", params![from, to])?;
+        self.exec("DELETE FROM calendar_days WHERE date BETWEEN ?1 AND ?2", params![from, to])?;
         Ok(())
     }
 
     // ---------------------------------------------------------------- users and sessions
 
     pub fn insert_user(&self, u: &NewUserRecord) -> StoreResult<UserInfo> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO users (username, display_name, role, agent_no, department_id, password_hash, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -231,36 +278,36 @@ impl<'c> Db<'c> {
     }
 
     pub fn username_taken(&self, username: &str) -> StoreResult<bool> {
-        Ok(self.conn.query_row("SELECT 1 FROM users WHERE username = ?1", [username], |_| Ok(())).optional()?.is_some())
+        Ok(self.row("SELECT 1 FROM users WHERE username = ?1", [username], |_| Ok(())).optional()?.is_some())
     }
 
     pub fn agent_no_taken(&self, agent_no: &str) -> StoreResult<bool> {
-        Ok(self.conn.query_row("SELECT 1 FROM users WHERE agent_no = ?1", [agent_no], |_| Ok(())).optional()?.is_some())
+        Ok(self.row("SELECT 1 FROM users WHERE agent_no = ?1", [agent_no], |_| Ok(())).optional()?.is_some())
     }
 
     pub fn set_password_hash(&self, user_id: i64, hash: &str) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "UPDATE users SET password_hash = ?2, failed_logins = 0, locked_until = NULL WHERE id = ?1",
             params![user_id, hash],
         )?;
-        self.conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+        self.exec("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
         Ok(())
     }
 
     pub fn set_user_active(&self, user_id: i64, active: bool) -> StoreResult<()> {
-        self.conn.execute("UPDATE users SET active = ?2 WHERE id = ?1", params![user_id, active])?;
+        self.exec("UPDATE users SET active = ?2 WHERE id = ?1", params![user_id, active])?;
         if !active {
-            self.conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+            self.exec("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
         }
         Ok(())
     }
 
     /// Counts a failed login; locks the account until `lock_until` once `max` is reached.
     pub fn record_failed_login(&self, user_id: i64, max: u32, lock_until: NaiveDateTime) -> StoreResult<bool> {
-        self.conn.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1", [user_id])?;
-        let failed: u32 = self.conn.query_row("SELECT failed_logins FROM users WHERE id = ?1", [user_id], |r| r.get(0))?;
+        self.exec("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1", [user_id])?;
+        let failed: u32 = self.row("SELECT failed_logins FROM users WHERE id = ?1", [user_id], |r| r.get(0))?;
         if failed >= max {
-            self.conn.execute(
+            self.exec(
                 "UPDATE users SET failed_logins = 0, locked_until = ?2 WHERE id = ?1",
                 params![user_id, lock_until],
             )?;
@@ -270,12 +317,12 @@ impl<'c> Db<'c> {
     }
 
     pub fn clear_failed_logins(&self, user_id: i64) -> StoreResult<()> {
-        self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?1", [user_id])?;
+        self.exec("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?1", [user_id])?;
         Ok(())
     }
 
     pub fn insert_session(&self, token_hash: &str, user_id: i64, now: NaiveDateTime, expires: NaiveDateTime) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
             params![token_hash, user_id, now, expires],
         )?;
@@ -297,12 +344,12 @@ impl<'c> Db<'c> {
     }
 
     pub fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        self.conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        self.exec("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
         Ok(())
     }
 
     pub fn audit(&self, at: NaiveDateTime, actor: &str, action: &str, detail: &str) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO audit (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
             params![at, actor, action, detail],
         )?;
@@ -313,7 +360,7 @@ impl<'c> Db<'c> {
 
     /// The next number for a ticket registered on `day` (sequence per day, from 1).
     pub fn next_ticket_no(&self, day: NaiveDate) -> StoreResult<TicketNo> {
-        let seq: u32 = self.conn.query_row(
+        let seq: u32 = self.row(
             "INSERT INTO ticket_seq (day, last) VALUES (?1, 1)
              ON CONFLICT (day) DO UPDATE SET last = last + 1 RETURNING last",
             [day],
@@ -324,7 +371,7 @@ impl<'c> Db<'c> {
 
     /// Inserts a new ticket (with its first history entry) and returns its row id.
     pub fn insert_ticket(&self, t: &Ticket, now: NaiveDateTime) -> StoreResult<i64> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO tickets (no, verification_code, kind, channel, state, summary, content, anonymous,
                 confidential, consent, created_at, created_by, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11)",
@@ -346,7 +393,7 @@ impl<'c> Db<'c> {
         let id = self.conn.last_insert_rowid();
         self.update_ticket(id, t, now)?;
         for call in &t.call_ids {
-            self.conn.execute("INSERT INTO ticket_calls (ticket_id, call_id) VALUES (?1, ?2)", params![id, call])?;
+            self.exec("INSERT INTO ticket_calls (ticket_id, call_id) VALUES (?1, ?2)", params![id, call])?;
         }
         self.index_ticket(id, t)?;
         self.touch_parties(t)?;
@@ -357,7 +404,7 @@ impl<'c> Db<'c> {
     pub fn update_ticket(&self, id: i64, t: &Ticket, now: NaiveDateTime) -> StoreResult<()> {
         let c = &t.caller;
         let s = t.subject.as_ref();
-        self.conn.execute(
+        self.exec(
             "UPDATE tickets SET state = ?2, caller_name = ?3, caller_phone = ?4, caller_enterprise = ?5,
                 caller_address = ?6, caller_id_number = ?7, caller_email = ?8, subject_name = ?9,
                 subject_credit_code = ?10, subject_address = ?11, category_code = ?12, lead_department = ?13,
@@ -397,15 +444,15 @@ impl<'c> Db<'c> {
                 now
             ],
         )?;
-        self.conn.execute("DELETE FROM ticket_departments WHERE ticket_id = ?1", [id])?;
+        self.exec("DELETE FROM ticket_departments WHERE ticket_id = ?1", [id])?;
         if let Some(lead) = t.lead_department {
-            self.conn.execute(
+            self.exec(
                 "INSERT INTO ticket_departments (ticket_id, department_id, lead) VALUES (?1, ?2, 1)",
                 params![id, lead],
             )?;
         }
         for d in t.assisting_departments.iter().filter(|d| Some(**d) != t.lead_department) {
-            self.conn.execute(
+            self.exec(
                 "INSERT OR IGNORE INTO ticket_departments (ticket_id, department_id, lead) VALUES (?1, ?2, 0)",
                 params![id, d],
             )?;
@@ -424,15 +471,14 @@ impl<'c> Db<'c> {
             text.push_str(&s.name);
         }
         let (bi, uni) = text::index_forms(&text);
-        self.conn.execute("DELETE FROM ticket_fts WHERE rowid = ?1", [id])?;
-        self.conn.execute("INSERT INTO ticket_fts (rowid, bi, uni) VALUES (?1, ?2, ?3)", params![id, bi, uni])?;
+        self.pending_fts.borrow_mut().push(FtsWrite::Ticket { id, bi, uni });
         Ok(())
     }
 
     /// Keeps the caller and enterprise registers (CRM-1) up to date.
     fn touch_parties(&self, t: &Ticket) -> StoreResult<()> {
         if let Some(phone) = &t.caller.phone {
-            self.conn.execute(
+            self.exec(
                 "INSERT INTO callers (phone, name) VALUES (?1, ?2)
                  ON CONFLICT (phone) DO UPDATE SET name = COALESCE(excluded.name, name)",
                 params![phone.as_ref(), if t.anonymous { None } else { t.caller.name.as_ref() }],
@@ -440,7 +486,7 @@ impl<'c> Db<'c> {
         }
         if let Some(s) = &t.subject {
             if let Some(code) = &s.credit_code {
-                self.conn.execute(
+                self.exec(
                     "INSERT INTO enterprises (credit_code, name, address) VALUES (?1, ?2, ?3)
                      ON CONFLICT (credit_code) DO UPDATE SET name = excluded.name,
                         address = COALESCE(excluded.address, address)",
@@ -452,7 +498,7 @@ impl<'c> Db<'c> {
     }
 
     pub fn append_history(&self, ticket_id: i64, e: &HistoryEntry) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO ticket_events (ticket_id, at, actor, action, from_state, to_state, note)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![ticket_id, e.at, e.actor, e.action, e.from_state.map(|s| s.code()), e.to_state.code(), e.note],
@@ -461,7 +507,7 @@ impl<'c> Db<'c> {
     }
 
     pub fn add_link(&self, ticket_id: i64, other: &TicketNo, relation: &str) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO ticket_links (ticket_id, other_no, relation) VALUES (?1, ?2, ?3)",
             params![ticket_id, other.as_ref(), relation],
         )?;
@@ -470,10 +516,10 @@ impl<'c> Db<'c> {
 
     /// Records that the ticket's answer cites an article; false if there is no such article.
     pub fn cite_article(&self, ticket_id: i64, article_id: i64) -> StoreResult<bool> {
-        if self.conn.query_row("SELECT 1 FROM articles WHERE id = ?1", [article_id], |_| Ok(())).optional()?.is_none() {
+        if self.row("SELECT 1 FROM articles WHERE id = ?1", [article_id], |_| Ok(())).optional()?.is_none() {
             return Ok(false);
         }
-        self.conn.execute(
+        self.exec(
             "INSERT OR IGNORE INTO ticket_articles (ticket_id, article_id) VALUES (?1, ?2)",
             params![ticket_id, article_id],
         )?;
@@ -502,7 +548,7 @@ impl<'c> Db<'c> {
 
     /// True when the ticket exists at all (to tell "not yours" from "no such ticket").
     pub fn ticket_exists(&self, no: &TicketNo) -> StoreResult<bool> {
-        Ok(self.conn.query_row("SELECT 1 FROM tickets WHERE no = ?1", [no.as_ref()], |_| Ok(())).optional()?.is_some())
+        Ok(self.row("SELECT 1 FROM tickets WHERE no = ?1", [no.as_ref()], |_| Ok(())).optional()?.is_some())
     }
 
     fn list_i64(&self, sql: &str, id: i64) -> StoreResult<Vec<i64>> {
@@ -551,7 +597,7 @@ impl<'c> Db<'c> {
     // ---------------------------------------------------------------- attachments
 
     pub fn insert_attachment(&self, ticket_id: i64, a: &AttachmentInfo, path: &str, now: NaiveDateTime, by: &str) -> StoreResult<i64> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO attachments (ticket_id, name, mime, size, sha256, path, created_at, created_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![ticket_id, a.name, a.mime, a.size as i64, a.sha256, path, now, by],
@@ -727,7 +773,7 @@ impl<'c> Db<'c> {
     // ---------------------------------------------------------------- reminders
 
     pub fn insert_reminder(&self, ticket_id: i64, at: NaiveDateTime, note: &str, by: &str) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO reminders (ticket_id, due_at, note, created_by) VALUES (?1, ?2, ?3, ?4)",
             params![ticket_id, at, note, by],
         )?;
@@ -744,7 +790,7 @@ impl<'c> Db<'c> {
             st.query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
         rows.into_iter()
             .map(|(id, note, at)| {
-                let no: String = self.conn.query_row("SELECT no FROM tickets WHERE id = ?1", [id], |r| r.get(0))?;
+                let no: String = self.row("SELECT no FROM tickets WHERE id = ?1", [id], |r| r.get(0))?;
                 let depts = self.list_i64("SELECT department_id FROM ticket_departments WHERE ticket_id = ?1", id)?;
                 Ok((TicketNo::parse(&no).map_err(|_| corrupt("ticket no", &no))?, note, at, depts))
             })
@@ -756,7 +802,7 @@ impl<'c> Db<'c> {
     pub fn save_article(&self, a: &ArticleInput, now: NaiveDateTime, by: &str) -> StoreResult<Option<i64>> {
         let id = match a.id {
             Some(id) => {
-                let n = self.conn.execute(
+                let n = self.exec(
                     "UPDATE articles SET kind = ?2, title = ?3, body = ?4, published = ?5, for_ivr = ?6,
                         updated_at = ?7, updated_by = ?8 WHERE id = ?1",
                     params![id, a.kind.code(), a.title, a.body, a.published, a.for_ivr, now, by],
@@ -767,7 +813,7 @@ impl<'c> Db<'c> {
                 id
             }
             None => {
-                self.conn.execute(
+                self.exec(
                     "INSERT INTO articles (kind, title, body, published, for_ivr, updated_at, updated_by)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![a.kind.code(), a.title, a.body, a.published, a.for_ivr, now, by],
@@ -775,13 +821,8 @@ impl<'c> Db<'c> {
                 self.conn.last_insert_rowid()
             }
         };
-        let (title_bi, title_uni) = text::index_forms(&a.title);
-        let (body_bi, body_uni) = text::index_forms(&a.body);
-        self.conn.execute("DELETE FROM article_fts WHERE rowid = ?1", [id])?;
-        self.conn.execute(
-            "INSERT INTO article_fts (rowid, title_bi, body_bi, title_uni, body_uni) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, title_bi, body_bi, title_uni, body_uni],
-        )?;
+        let (title, body) = (text::index_forms(&a.title), text::index_forms(&a.body));
+        self.pending_fts.borrow_mut().push(FtsWrite::Article { id, title, body });
         Ok(Some(id))
     }
 
@@ -828,7 +869,7 @@ impl<'c> Db<'c> {
     // ---------------------------------------------------------------- callers (CRM-1)
 
     pub fn set_caller_flags(&self, phone: &PhoneNumber, vip: bool, blocked: bool) -> StoreResult<()> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO callers (phone, vip, blocked) VALUES (?1, ?2, ?3)
              ON CONFLICT (phone) DO UPDATE SET vip = excluded.vip, blocked = excluded.blocked",
             params![phone.as_ref(), vip, blocked],
@@ -845,7 +886,7 @@ impl<'c> Db<'c> {
             .optional()?;
         let (name, vip, blocked) = reg.unwrap_or((None, false, false));
         let (count, complaints, first, last, recent): (i64, i64, Option<NaiveDateTime>, Option<NaiveDateTime>, i64) =
-            self.conn.query_row(
+            self.row(
                 "SELECT COUNT(*), SUM(kind IN ('complaint', 'report')), MIN(created_at), MAX(created_at),
                         SUM(created_at >= ?2)
                  FROM tickets WHERE caller_phone = ?1",
@@ -893,11 +934,11 @@ impl<'c> Db<'c> {
 
     /// Number of tickets (for demo seeding and benchmarks).
     pub fn ticket_count(&self) -> StoreResult<u64> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.row("SELECT COUNT(*) FROM tickets", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
     pub fn user_count(&self) -> StoreResult<u64> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }
 

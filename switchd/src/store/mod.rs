@@ -140,6 +140,10 @@ fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
     // FULL: every commit is fsynced, so an acknowledged ticket survives a power cut too.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(128);
+    // Without the planner stability guarantee SQLite re-prepares statements whose plan could
+    // depend on a bound value (STAT4), every time they run.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 
@@ -178,23 +182,36 @@ fn run_batch(conn: &Connection, batch: Vec<WriteJob>) {
     let db = Db::new(conn);
     let mut completions = Vec::with_capacity(batch.len());
     for job in batch {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec_cached(conn, "SAVEPOINT job") {
             tracing::error!(error = %e, "savepoint failed");
         }
+        let mark = db.fts_mark();
         let (failed, done) = job(&db);
-        let end = if failed { "ROLLBACK TO job; RELEASE job" } else { "RELEASE job" };
-        if let Err(e) = conn.execute_batch(end) {
+        if failed {
+            db.fts_rollback_to(mark);
+            if let Err(e) = exec_cached(conn, "ROLLBACK TO job") {
+                tracing::error!(error = %e, "savepoint rollback failed");
+            }
+        }
+        if let Err(e) = exec_cached(conn, "RELEASE job") {
             tracing::error!(error = %e, "savepoint release failed");
         }
         completions.push(done);
     }
-    let commit = begin.and_then(|_| conn.execute_batch("COMMIT")).map_err(StoreError::from);
+    let commit = begin
+        .map_err(StoreError::from)
+        .and_then(|_| db.fts_flush())
+        .and_then(|_| conn.execute_batch("COMMIT").map_err(StoreError::from));
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     for done in completions {
         done(commit.as_ref().err());
     }
+}
+
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
 }
 
 fn read_loop(conn: Connection, jobs: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {

@@ -124,7 +124,8 @@ CREATE TABLE reminders (
     fired INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX reminders_due ON reminders(fired, due_at);
-CREATE VIRTUAL TABLE ticket_fts USING fts5(bi, uni);
+-- Contentless: the indexed forms are not stored twice; rows are deleted by rowid.
+CREATE VIRTUAL TABLE ticket_fts USING fts5(bi, uni, content='', contentless_delete=1);
 CREATE TABLE callers (
     phone TEXT PRIMARY KEY,
     name TEXT,
@@ -142,7 +143,7 @@ CREATE TABLE articles (
     updated_at TEXT NOT NULL,
     updated_by TEXT NOT NULL
 );
-CREATE VIRTUAL TABLE article_fts USING fts5(title_bi, body_bi, title_uni, body_uni);
+CREATE VIRTUAL TABLE article_fts USING fts5(title_bi, body_bi, title_uni, body_uni, content='', contentless_delete=1);
 CREATE TABLE audit (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
