@@ -501,14 +501,19 @@ async fn get_tickets(clients: &[Arc<DeskClient>], in_flight: usize, count: usize
 }
 
 /// Fills the store, then measures creations and lookups under load and one at a time.
+/// A moderate load on one connection (a busy hall of desktops), where latency is not queueing.
+const MODERATE: usize = 16;
+
 async fn ticket_rows(cfg: &Config, agents: &[Arc<DeskClient>]) -> Result<Vec<Row>> {
     let solo = agents.get(..1).context("no client")?;
     let par = agents.len() * cfg.in_flight;
     eprintln!("creating {} tickets ({par} in flight), then {} one by one …", cfg.tickets, cfg.serial);
     let fill = create_tickets(agents, cfg.in_flight, 0, cfg.tickets).await?;
     let serial = create_tickets(solo, 1, cfg.tickets, cfg.serial).await?;
+    let moderate = create_tickets(solo, MODERATE, cfg.tickets + cfg.serial, cfg.serial * 4).await?;
     let mut rows = vec![Row::from_load(&in_flight_label("ticket creations", par), &fill)];
     rows.push(Row::from_load(&in_flight_label("ticket creations", 1), &serial));
+    rows.push(Row::from_load(&in_flight_label("ticket creations", MODERATE), &moderate));
     if fill.out.is_empty() {
         return Ok(rows);
     }
@@ -516,8 +521,10 @@ async fn ticket_rows(cfg: &Config, agents: &[Arc<DeskClient>]) -> Result<Vec<Row
     let nos = Arc::new(fill.out);
     let load = get_tickets(agents, cfg.in_flight, cfg.lookups, LOOKUP_SEED, nos.clone()).await?;
     rows.push(Row::from_load(&in_flight_label("ticket lookups", par), &load));
-    let load = get_tickets(solo, 1, cfg.serial, LOOKUP_SEED ^ 1, nos).await?;
+    let load = get_tickets(solo, 1, cfg.serial, LOOKUP_SEED ^ 1, nos.clone()).await?;
     rows.push(Row::from_load(&in_flight_label("ticket lookups", 1), &load));
+    let load = get_tickets(solo, MODERATE, cfg.serial * 20, LOOKUP_SEED ^ 2, nos).await?;
+    rows.push(Row::from_load(&in_flight_label("ticket lookups", MODERATE), &load));
     Ok(rows)
 }
 
