@@ -141,9 +141,13 @@ async fn shutdown_signal() {
     }
 }
 
+/// A ticket becomes overdue when a day ends, so looking once a minute is plenty.
+const OVERDUE_EVERY: Duration = Duration::from_secs(60);
+
 /// Fires due reminders (催办) and announces newly overdue tickets to the people concerned.
 async fn background_checks(ctx: Arc<DeskContext>, every: Duration) {
     let mut tick = tokio::time::interval(every);
+    let mut last_overdue: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
         let now = ctx.now();
@@ -158,6 +162,10 @@ async fn background_checks(ctx: Arc<DeskContext>, every: Duration) {
             }
             Err(e) => tracing::error!(error = %e, "reminder check failed"),
         }
+        if last_overdue.is_some_and(|t| t.elapsed() < OVERDUE_EVERY) {
+            continue;
+        }
+        last_overdue = Some(std::time::Instant::now());
         let today = now.date();
         match store.write(move |db| db.take_new_overdue(today)).await {
             Ok(overdue) => {

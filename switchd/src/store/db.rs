@@ -16,6 +16,7 @@ pub struct Db<'c> {
 }
 
 enum FtsWrite {
+    /// A new ticket (its indexed text never changes, so there is nothing to delete first).
     Ticket { id: i64, bi: String, uni: String },
     Article { id: i64, title: (String, String), body: (String, String) },
 }
@@ -102,7 +103,6 @@ impl<'c> Db<'c> {
         for w in self.pending_fts.borrow_mut().drain(..) {
             match w {
                 FtsWrite::Ticket { id, bi, uni } => {
-                    self.exec("DELETE FROM ticket_fts WHERE rowid = ?1", [id])?;
                     self.exec("INSERT INTO ticket_fts (rowid, bi, uni) VALUES (?1, ?2, ?3)", params![id, bi, uni])?;
                 }
                 FtsWrite::Article { id, title, body } => {
@@ -755,11 +755,12 @@ impl<'c> Db<'c> {
 
     /// Overdue tickets nobody was told about yet; marks them told. Returns (no, due, departments).
     pub fn take_new_overdue(&self, today: NaiveDate) -> StoreResult<Vec<(TicketNo, NaiveDate, Vec<i64>)>> {
-        let sql = format!(
-            "UPDATE tickets AS t SET overdue_notified = 1 WHERE {OPEN_UNPAUSED} AND t.due_date < ?1
-               AND t.overdue_notified = 0 RETURNING id, no, due_date"
-        );
-        let mut st = self.conn.prepare_cached(&sql)?;
+        // The condition matches the partial index tickets_open_due term for term.
+        let sql = "UPDATE tickets SET overdue_notified = 1
+             WHERE overdue_notified = 0 AND paused_since IS NULL AND due_date IS NOT NULL
+               AND state NOT IN ('closed', 'merged', 'not_accepted') AND due_date < ?1
+             RETURNING id, no, due_date";
+        let mut st = self.conn.prepare_cached(sql)?;
         let rows: Vec<(i64, String, NaiveDate)> =
             st.query_map([today], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
         rows.into_iter()
