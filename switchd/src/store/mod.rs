@@ -53,12 +53,7 @@ pub struct Store {
     writes: mpsc::Sender<WriteJob>,
     reads: mpsc::Sender<ReadJob>,
     path: Arc<PathBuf>,
-    /// Dropped with the last clone, which ends the checkpoint thread.
-    _checkpointer: Arc<mpsc::Sender<()>>,
 }
-
-/// How often the WAL is copied back into the database, off the writer's path.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 const READERS: usize = 3;
 /// The most write jobs one transaction takes; bounds the latency a batch adds.
@@ -69,13 +64,6 @@ impl Store {
     pub fn open(path: &Path) -> StoreResult<Self> {
         let writer = open_connection(path, false)?;
         migrate(&writer)?;
-        // Checkpoints run on their own thread so no commit waits for one (tail latency).
-        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpoint_conn = open_connection(path, false)?;
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("store-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx))?;
         let (wtx, wrx) = mpsc::channel::<WriteJob>();
         std::thread::Builder::new().name("store-writer".into()).spawn(move || write_loop(writer, wrx))?;
         let (rtx, rrx) = mpsc::channel::<ReadJob>();
@@ -85,7 +73,7 @@ impl Store {
             let rrx = rrx.clone();
             std::thread::Builder::new().name(format!("store-reader-{i}")).spawn(move || read_loop(conn, rrx))?;
         }
-        Ok(Self { writes: wtx, reads: rtx, path: Arc::new(path.to_owned()), _checkpointer: Arc::new(stop_tx) })
+        Ok(Self { writes: wtx, reads: rtx, path: Arc::new(path.to_owned()) })
     }
 
     pub fn path(&self) -> &Path {
@@ -222,16 +210,6 @@ fn run_batch(conn: &Connection, batch: Vec<WriteJob>) {
     for done in completions {
         done(commit.as_ref().err());
     }
-}
-
-fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        // PASSIVE never blocks the writer or readers; what it cannot copy now it copies later.
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
-    }
-    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
