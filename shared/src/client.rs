@@ -140,7 +140,7 @@ impl DeskClient {
     /// Sends one request and waits for its reply.
     pub async fn request(&self, body: Request) -> Result<Response, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = codec::encode(&ClientMsg::Request { id, body })?;
+        let frame = codec::encode(&ClientMsg::Request { id, body: Box::new(body) })?;
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
             p.insert(id, tx);

@@ -20,7 +20,7 @@ pub const ALPN: &[u8] = b"rexian-desk/1";
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ClientMsg {
     Hello { version: u32, client: String },
-    Request { id: u64, body: Request },
+    Request { id: u64, body: Box<Request> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -646,7 +646,7 @@ mod tests {
     #[test]
     fn malformed_frames_are_errors_not_panics() {
         // Deterministic pseudo-random byte strings and truncations of a valid message.
-        let valid = serde_json::to_vec(&ClientMsg::Request { id: 7, body: Request::WhoAmI }).expect("json");
+        let valid = serde_json::to_vec(&ClientMsg::Request { id: 7, body: Box::new(Request::WhoAmI) }).expect("json");
         let mut x: u64 = 0x9E3779B97F4A7C15;
         for len in 0..valid.len() {
             let _ = serde_json::from_slice::<ClientMsg>(&valid[..len]);

@@ -6,7 +6,7 @@ use crate::cases::Cases;
 use crate::config::Config;
 use crate::desk::{self, Audience, DeskContext, Hub};
 use crate::metrics::{self, Metrics};
-use crate::store::Store;
+use crate::store::{DueReminder, NewlyOverdue, Store};
 use crate::{calendar, certs, demo};
 use anyhow::Context as _;
 use rexian_shared::{Event, NewUser, Role};
@@ -46,7 +46,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(data_dir.join(READY_FILE));
     let store = Store::open(&db_path(&data_dir))?;
     let first_start = store.read(|db| db.user_count()).await? == 0;
-    store.write(|db| demo::seed_base(db)).await?;
+    store.write(demo::seed_base).await?;
     let days = store.read(|db| db.calendar_days()).await?;
     let cases = Cases::new(
         store.clone(),
@@ -154,7 +154,7 @@ async fn background_checks(ctx: Arc<DeskContext>, every: Duration) {
         let store = ctx.cases.store();
         match store.write(move |db| db.take_due_reminders(now)).await {
             Ok(due) => {
-                for (no, note, at, departments) in due {
+                for DueReminder { no, note, at, departments } in due {
                     Metrics::inc(&ctx.metrics.reminders_fired);
                     tracing::info!(ticket = %no, "reminder due");
                     ctx.hub.publish(Event::ReminderDue { no, note, at }, &Audience { departments });
@@ -169,7 +169,7 @@ async fn background_checks(ctx: Arc<DeskContext>, every: Duration) {
         let today = now.date();
         match store.write(move |db| db.take_new_overdue(today)).await {
             Ok(overdue) => {
-                for (no, due_date, departments) in overdue {
+                for NewlyOverdue { no, due_date, departments } in overdue {
                     tracing::info!(ticket = %no, %due_date, "ticket overdue");
                     ctx.hub.publish(Event::TicketOverdue { no, due_date }, &Audience { departments });
                 }

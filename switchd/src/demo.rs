@@ -86,7 +86,8 @@ const DEPARTMENTS: &[(&str, Option<usize>, &str)] = &[
 ];
 
 /// (username, name, role, agent number, department index into DEPARTMENTS, 1-based)
-const USERS: &[(&str, &str, Role, Option<&str>, Option<i64>)] = &[
+type DemoUser = (&'static str, &'static str, Role, Option<&'static str>, Option<i64>);
+const USERS: &[DemoUser] = &[
     ("admin", "系统管理员", Role::Admin, None, None),
     ("agent1", "王晓燕", Role::Agent, Some("1026"), None),
     ("agent2", "李明", Role::Agent, Some("1027"), None),

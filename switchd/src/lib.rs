@@ -1,6 +1,8 @@
 //! switchd: the Rexian switch daemon. Layers, bottom to top (lower never imports higher):
-//! `store` · `calendar` → `cases` (tickets, workflow, deadlines), `kb`, `crm` → `auth` → `desk`
-//! (the QUIC server) → `daemon` (wiring, background tasks, metrics) and the admin `cli`.
+//! `sip` (sans-IO transactions) and `media` (G.711, RTP, DTMF) — not yet driven by a socket
+//! layer; `store` · `calendar` → `cases` (tickets, workflow, deadlines, knowledge base, callers)
+//! → `auth` → `desk` (the QUIC server) → `daemon` (wiring, background tasks, metrics) and the
+//! admin `cli`.
 
 pub mod auth;
 pub mod calendar;
@@ -11,5 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod desk;
+pub mod media;
 pub mod metrics;
+pub mod sip;
 pub mod store;

@@ -371,14 +371,14 @@ impl Cases {
     pub async fn search_articles(&self, actor: &Actor, query: String, limit: u32, include_drafts: bool) -> Result<Vec<ArticleHit>, CaseError> {
         check_text("query", "检索词", &query, 1, 200)?;
         let drafts = include_drafts && matches!(actor.role, Role::Admin | Role::Supervisor);
-        Ok(self.store.read(move |db| Ok::<_, CaseError>(db.search_articles(&query, limit, drafts)?)).await?)
+        self.store.read(move |db| Ok::<_, CaseError>(db.search_articles(&query, limit, drafts)?)).await
     }
 
     pub async fn caller_profile(&self, actor: &Actor, phone: PhoneNumber, today: NaiveDate) -> Result<CallerProfile, CaseError> {
         if actor.role == Role::Handler {
             return Err(CaseError::Forbidden("承办人不能查看来电人档案 / handlers cannot read caller profiles".into()));
         }
-        Ok(self.store.read(move |db| Ok::<_, CaseError>(db.caller_profile(&phone, Visibility(None), today)?)).await?)
+        self.store.read(move |db| Ok::<_, CaseError>(db.caller_profile(&phone, Visibility(None), today)?)).await
     }
 
     pub async fn enterprise_profile(&self, actor: &Actor, code: CreditCode, today: NaiveDate) -> Result<EnterpriseProfile, CaseError> {

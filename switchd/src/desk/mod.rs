@@ -130,7 +130,7 @@ async fn converse(ctx: &Arc<DeskContext>, conn: &quinn::Connection, id: u64) -> 
         let permit = limit.clone().acquire_owned().await?;
         let (ctx, state) = (ctx.clone(), state.clone());
         tokio::spawn(async move {
-            let result = handlers::handle(&ctx, &state, body).await;
+            let result = handlers::handle(&ctx, &state, *body).await;
             let _ = state.outgoing.send(ServerMsg::Reply { id: req_id, result });
             drop(permit);
         });

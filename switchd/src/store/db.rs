@@ -753,8 +753,8 @@ impl<'c> Db<'c> {
         self.summaries(&sql, &args, today)
     }
 
-    /// Overdue tickets nobody was told about yet; marks them told. Returns (no, due, departments).
-    pub fn take_new_overdue(&self, today: NaiveDate) -> StoreResult<Vec<(TicketNo, NaiveDate, Vec<i64>)>> {
+    /// Overdue tickets nobody was told about yet; marks them told.
+    pub fn take_new_overdue(&self, today: NaiveDate) -> StoreResult<Vec<NewlyOverdue>> {
         // The condition matches the partial index tickets_open_due term for term.
         let sql = "UPDATE tickets SET overdue_notified = 1
              WHERE overdue_notified = 0 AND paused_since IS NULL AND due_date IS NOT NULL
@@ -765,8 +765,9 @@ impl<'c> Db<'c> {
             st.query_map([today], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
         rows.into_iter()
             .map(|(id, no, due)| {
-                let depts = self.list_i64("SELECT department_id FROM ticket_departments WHERE ticket_id = ?1", id)?;
-                Ok((TicketNo::parse(&no).map_err(|_| corrupt("ticket no", &no))?, due, depts))
+                let departments = self.list_i64("SELECT department_id FROM ticket_departments WHERE ticket_id = ?1", id)?;
+                let no = TicketNo::parse(&no).map_err(|_| corrupt("ticket no", &no))?;
+                Ok(NewlyOverdue { no, due_date: due, departments })
             })
             .collect()
     }
@@ -782,8 +783,7 @@ impl<'c> Db<'c> {
     }
 
     /// Reminders due by `now` that have not fired; marks them fired.
-    /// Returns (ticket no, note, due time, departments concerned).
-    pub fn take_due_reminders(&self, now: NaiveDateTime) -> StoreResult<Vec<(TicketNo, String, NaiveDateTime, Vec<i64>)>> {
+    pub fn take_due_reminders(&self, now: NaiveDateTime) -> StoreResult<Vec<DueReminder>> {
         let mut st = self.conn.prepare_cached(
             "UPDATE reminders SET fired = 1 WHERE fired = 0 AND due_at <= ?1 RETURNING ticket_id, note, due_at",
         )?;
@@ -792,8 +792,9 @@ impl<'c> Db<'c> {
         rows.into_iter()
             .map(|(id, note, at)| {
                 let no: String = self.row("SELECT no FROM tickets WHERE id = ?1", [id], |r| r.get(0))?;
-                let depts = self.list_i64("SELECT department_id FROM ticket_departments WHERE ticket_id = ?1", id)?;
-                Ok((TicketNo::parse(&no).map_err(|_| corrupt("ticket no", &no))?, note, at, depts))
+                let departments = self.list_i64("SELECT department_id FROM ticket_departments WHERE ticket_id = ?1", id)?;
+                let no = TicketNo::parse(&no).map_err(|_| corrupt("ticket no", &no))?;
+                Ok(DueReminder { no, note, at, departments })
             })
             .collect()
     }
@@ -950,6 +951,21 @@ const OPEN_UNPAUSED: &str =
 /// A deadline is missed once its whole day has passed.
 pub fn is_overdue(state: TicketState, due: Option<NaiveDate>, paused: Option<NaiveDate>, today: NaiveDate) -> bool {
     !state.is_final() && paused.is_none() && due.is_some_and(|d| d < today)
+}
+
+/// A reminder (催办) that has come due, with the departments to tell.
+pub struct DueReminder {
+    pub no: TicketNo,
+    pub note: String,
+    pub at: NaiveDateTime,
+    pub departments: Vec<i64>,
+}
+
+/// A ticket whose deadline has just been missed, with the departments to tell.
+pub struct NewlyOverdue {
+    pub no: TicketNo,
+    pub due_date: NaiveDate,
+    pub departments: Vec<i64>,
 }
 
 /// A new user as stored: the password already hashed.

@@ -367,7 +367,7 @@ mod tests {
         };
         assert!(remind(4).await.is_empty());
         let fired = remind(5).await;
-        assert_eq!((fired.len(), fired[0].1.as_str()), (1, "催办"));
+        assert_eq!((fired.len(), fired[0].note.as_str()), (1, "催办"));
         assert!(remind(6).await.is_empty(), "fired once");
     }
 }

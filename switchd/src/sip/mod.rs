@@ -1,0 +1,18 @@
+//! SIP for switchd: messages come from [`rsip`]; the RFC 3261 §17 transaction layer is ours.
+//!
+//! Everything here is *sans-IO* (DESIGN.md decision 2): state machines take `(now, input)`
+//! and hand back transmits, events and their next deadline. They read no clock and own no
+//! socket; a thin tokio driver (a later issue) feeds them datagrams and timeouts.
+//!
+//! * [`timers`] — T1/T2/T4 as a config struct.
+//! * [`message`] — small helpers rsip lacks (building `100 Trying`, the non-2xx `ACK`).
+//! * [`transaction`] — the four §17 transaction state machines and the
+//!   [`transaction::TransactionLayer`] that owns and routes them.
+//!
+//! Dialogs, the B2BUA and the tokio driver are not here yet.
+
+pub mod message;
+pub mod timers;
+pub mod transaction;
+
+pub use timers::Timers;
