@@ -492,6 +492,51 @@ pub struct Ticket {
     pub history: Vec<HistoryEntry>,
 }
 
+impl Ticket {
+    /// A just-registered ticket made from an intake: nothing decided, no deadline, no history.
+    pub fn from_intake(new: NewTicket, no: TicketNo, created_at: NaiveDateTime, created_by: &str) -> Ticket {
+        Ticket {
+            no,
+            verification_code: None,
+            kind: new.kind,
+            channel: new.channel,
+            state: TicketState::Registered,
+            caller_phone_display: new.caller.phone.as_ref().map(ToString::to_string),
+            caller: new.caller,
+            subject: new.subject,
+            category_code: new.category_code.filter(|c| !c.is_empty()),
+            summary: new.summary.trim().to_owned(),
+            content: new.content,
+            anonymous: new.anonymous,
+            confidential: new.confidential,
+            consent_to_contact: new.consent_to_contact,
+            created_at,
+            created_by: created_by.to_owned(),
+            lead_department: None,
+            assisting_departments: Vec::new(),
+            stage: None,
+            due_date: None,
+            deadline_warning: None,
+            overdue: false,
+            paused_since: None,
+            supervised: false,
+            extension_requested: None,
+            extended_days: 0,
+            reply: None,
+            answer: None,
+            satisfaction: None,
+            reject_reason: None,
+            reopen_count: 0,
+            merged_into: None,
+            links: Vec::new(),
+            cited_articles: Vec::new(),
+            attachments: Vec::new(),
+            call_ids: new.call_id.into_iter().collect(),
+            history: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketLink {
     pub no: TicketNo,

@@ -185,45 +185,8 @@ mod tests {
 
     fn ticket(kind: TicketKind, created: NaiveDate) -> Ticket {
         let at = created.and_hms_opt(10, 0, 0).expect("time");
-        Ticket {
-            no: TicketNo::from_parts(created, 1),
-            verification_code: None,
-            kind,
-            channel: Channel::Phone,
-            state: TicketState::Registered,
-            caller: CallerInfo::default(),
-            caller_phone_display: None,
-            subject: None,
-            category_code: None,
-            summary: String::new(),
-            content: String::new(),
-            anonymous: false,
-            confidential: false,
-            consent_to_contact: true,
-            created_at: at,
-            created_by: "t".into(),
-            lead_department: None,
-            assisting_departments: vec![],
-            stage: None,
-            due_date: None,
-            deadline_warning: None,
-            overdue: false,
-            paused_since: None,
-            supervised: false,
-            extension_requested: None,
-            extended_days: 0,
-            reply: None,
-            answer: None,
-            satisfaction: None,
-            reject_reason: None,
-            reopen_count: 0,
-            merged_into: None,
-            links: vec![],
-            cited_articles: vec![],
-            attachments: vec![],
-            call_ids: vec![],
-            history: vec![],
-        }
+        let intake = NewTicket::phone(kind, None, "s", "");
+        Ticket::from_intake(intake, TicketNo::from_parts(created, 1), at, "t")
     }
 
     #[test]

@@ -568,51 +568,15 @@ fn validate_action(action: &TicketAction) -> Result<(), CaseError> {
     }
 }
 
-fn draft_ticket(new: NewTicket, by: &str, now: NaiveDateTime) -> Ticket {
-    let mut caller = new.caller;
+fn draft_ticket(mut new: NewTicket, by: &str, now: NaiveDateTime) -> Ticket {
     if new.anonymous {
-        caller.name = None;
-        caller.id_number = None;
+        new.caller.name = None;
+        new.caller.id_number = None;
     }
-    Ticket {
-        no: TicketNo::from_parts(now.date(), 0),
-        verification_code: Some(verification_code()),
-        kind: new.kind,
-        channel: new.channel,
-        state: TicketState::Registered,
-        caller_phone_display: caller.phone.as_ref().map(ToString::to_string),
-        caller,
-        subject: new.subject,
-        category_code: new.category_code.filter(|c| !c.is_empty()),
-        summary: new.summary.trim().to_owned(),
-        content: new.content,
-        anonymous: new.anonymous,
-        confidential: new.confidential,
-        consent_to_contact: new.consent_to_contact,
-        created_at: now,
-        created_by: by.to_owned(),
-        lead_department: None,
-        assisting_departments: Vec::new(),
-        stage: None,
-        due_date: None,
-        deadline_warning: None,
-        overdue: false,
-        paused_since: None,
-        supervised: false,
-        extension_requested: None,
-        extended_days: 0,
-        reply: None,
-        answer: None,
-        satisfaction: None,
-        reject_reason: None,
-        reopen_count: 0,
-        merged_into: None,
-        links: Vec::new(),
-        cited_articles: Vec::new(),
-        attachments: Vec::new(),
-        call_ids: new.call_id.into_iter().collect(),
-        history: Vec::new(),
-    }
+    // The number is drawn inside the write transaction; this one is a placeholder.
+    let mut t = Ticket::from_intake(new, TicketNo::from_parts(now.date(), 0), now, by);
+    t.verification_code = Some(verification_code());
+    t
 }
 
 /// Six random digits the caller keys with the ticket number to hear its status.

@@ -307,45 +307,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = Store::open(&dir.path().join("t.db")).expect("open");
         let created = day(2).and_hms_opt(9, 0, 0).expect("t");
-        let ticket = Ticket {
-            no: TicketNo::from_parts(day(2), 1),
-            verification_code: Some("123456".into()),
-            kind: TicketKind::Complaint,
-            channel: Channel::Phone,
-            state: TicketState::Registered,
-            caller: CallerInfo::default(),
-            caller_phone_display: None,
-            subject: None,
-            category_code: None,
-            summary: "s".into(),
-            content: String::new(),
-            anonymous: false,
-            confidential: false,
-            consent_to_contact: true,
-            created_at: created,
-            created_by: "t".into(),
-            lead_department: None,
-            assisting_departments: vec![],
-            stage: Some(DeadlineStage::Acceptance),
-            due_date: Some(day(10)),
-            deadline_warning: None,
-            overdue: false,
-            paused_since: None,
-            supervised: false,
-            extension_requested: None,
-            extended_days: 0,
-            reply: None,
-            answer: None,
-            satisfaction: None,
-            reject_reason: None,
-            reopen_count: 0,
-            merged_into: None,
-            links: vec![],
-            cited_articles: vec![],
-            attachments: vec![],
-            call_ids: vec![],
-            history: vec![],
-        };
+        let mut ticket = Ticket::from_intake(NewTicket::phone(TicketKind::Complaint, None, "s", ""), TicketNo::from_parts(day(2), 1), created, "t");
+        ticket.verification_code = Some("123456".into());
+        ticket.stage = Some(DeadlineStage::Acceptance);
+        ticket.due_date = Some(day(10));
         store
             .write(move |db| {
                 let id = db.insert_ticket(&ticket, created)?;
