@@ -5,7 +5,6 @@
 //! Usage: `REXIAN_PASSWORD=… agent-desktop SERVER:PORT USERNAME`
 
 use rexian_shared::client::DeskClient;
-use rexian_shared::tls::KnownServers;
 use rexian_shared::Request;
 
 #[tokio::main(flavor = "current_thread")]
@@ -25,9 +24,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Err("用法 / usage: REXIAN_PASSWORD=… agent-desktop SERVER:PORT USERNAME".into());
     };
     let password = std::env::var("REXIAN_PASSWORD").map_err(|_| "请设置REXIAN_PASSWORD / set REXIAN_PASSWORD")?;
-    let mut known = KnownServers::load(&rexian_shared::settings::known_servers_path())?;
-    let client = DeskClient::connect(server.parse()?, &mut known, "agent-desktop").await?;
-    let session = client.login(&user, &password).await?;
+    let (client, session) = DeskClient::connect_and_login(server.parse()?, &user, &password, "agent-desktop").await?;
     let agent_no = session.user.agent_no.as_ref().map(|a| format!(" 工号{a}")).unwrap_or_default();
     println!("已登录 / logged in: {}（{}{}）", session.user.display_name, session.user.role.zh(), agent_no);
     let due = client.request(Request::DueTickets { within_working_days: 2 }).await?;

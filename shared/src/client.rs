@@ -92,6 +92,22 @@ impl DeskClient {
         Ok(client)
     }
 
+    /// What a desktop does at start: connect with this user's pinned fingerprints (pinning on
+    /// first use, in `settings::known_servers_path()`), then log in.
+    pub async fn connect_and_login(
+        addr: SocketAddr,
+        username: &str,
+        password: &str,
+        client_name: &str,
+    ) -> Result<(Self, Session), ClientError> {
+        let path = crate::settings::known_servers_path();
+        let mut known = KnownServers::load(&path)
+            .map_err(|e| ClientError::Connect { addr, reason: format!("cannot read {}: {e}", path.display()) })?;
+        let client = Self::connect(addr, &mut known, client_name).await?;
+        let session = client.login(username, password).await?;
+        Ok((client, session))
+    }
+
     /// Connects, requiring the given fingerprint when `expected` is set.
     pub async fn connect_expecting(
         addr: SocketAddr,

@@ -5,7 +5,6 @@
 //! Usage: `REXIAN_PASSWORD=… supervisor-desktop SERVER:PORT USERNAME`
 
 use rexian_shared::client::DeskClient;
-use rexian_shared::tls::KnownServers;
 use rexian_shared::{TicketQuery, TicketState};
 
 #[tokio::main(flavor = "current_thread")]
@@ -25,9 +24,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Err("用法 / usage: REXIAN_PASSWORD=… supervisor-desktop SERVER:PORT USERNAME".into());
     };
     let password = std::env::var("REXIAN_PASSWORD").map_err(|_| "请设置REXIAN_PASSWORD / set REXIAN_PASSWORD")?;
-    let mut known = KnownServers::load(&rexian_shared::settings::known_servers_path())?;
-    let client = DeskClient::connect(server.parse()?, &mut known, "supervisor-desktop").await?;
-    let session = client.login(&user, &password).await?;
+    let (client, session) = DeskClient::connect_and_login(server.parse()?, &user, &password, "supervisor-desktop").await?;
     println!("已登录 / logged in: {}（{}）", session.user.display_name, session.user.role.zh());
     for state in TicketState::ALL.iter().filter(|s| !s.is_final()) {
         let q = TicketQuery { states: vec![*state], page_size: 1, ..TicketQuery::default() };
