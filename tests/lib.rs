@@ -39,6 +39,7 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     pub desk_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    pub sip_addr: SocketAddr,
     pub fingerprint: String,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -60,7 +61,7 @@ impl Daemon {
         let mut cmd = Command::new(switchd_bin());
         cmd.arg("--data-dir")
             .arg(data_dir)
-            .args(["run", "--desk-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args(["run", "--desk-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--sip-addr", "127.0.0.1:0"])
             .args(extra)
             .env("REXIAN_REMINDER_INTERVAL_SECS", "1")
             .stdin(Stdio::null())
@@ -76,6 +77,7 @@ impl Daemon {
             data_dir: data_dir.to_owned(),
             desk_addr: ready["desk_addr"].as_str().and_then(|a| a.parse().ok()).expect("desk_addr"),
             metrics_addr: ready["metrics_addr"].as_str().and_then(|a| a.parse().ok()).expect("metrics_addr"),
+            sip_addr: ready["sip_addr"].as_str().and_then(|a| a.parse().ok()).expect("sip_addr"),
             fingerprint: ready["fingerprint"].as_str().unwrap_or_default().to_owned(),
             _tmp: None,
         }

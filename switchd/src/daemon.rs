@@ -77,10 +77,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics_addr = metrics_listener.local_addr()?;
     tokio::spawn(metrics::serve(metrics_listener, ctx.metrics.clone()));
     tokio::spawn(desk::serve(endpoint.clone(), ctx.clone()));
+    let sip_socket = tokio::net::UdpSocket::bind(config.sip_addr)
+        .await
+        .with_context(|| format!("cannot listen for SIP on {}", config.sip_addr))?;
+    let sip_addr = sip_socket.local_addr()?;
+    tokio::spawn(crate::sip::udp::serve(sip_socket, crate::sip::udp::Limits::default(), ctx.metrics.clone()));
     tokio::spawn(background_checks(ctx.clone(), Duration::from_secs(config.reminder_interval_secs.max(1))));
-    write_ready(&data_dir, desk_addr, metrics_addr, &fingerprint)?;
-    tracing::info!(%desk_addr, %metrics_addr, sip_addr = %config.sip_addr, data_dir = %data_dir.display(), "switchd ready");
-    println!("switchd 已启动 / ready — desk (QUIC) {desk_addr}, metrics http://{metrics_addr}/metrics");
+    write_ready(&data_dir, desk_addr, metrics_addr, sip_addr, &fingerprint)?;
+    tracing::info!(%desk_addr, %metrics_addr, %sip_addr, data_dir = %data_dir.display(), "switchd ready");
+    println!("switchd 已启动 / ready — desk (QUIC) {desk_addr}, SIP (UDP) {sip_addr}, metrics http://{metrics_addr}/metrics");
     println!("证书指纹 / certificate fingerprint: {fingerprint}");
     shutdown_signal().await;
     tracing::info!("stopping");
@@ -116,11 +121,12 @@ async fn first_start_accounts(config: &Config, auth: &Auth, cases: &Cases, now: 
     Ok(())
 }
 
-fn write_ready(data_dir: &Path, desk: std::net::SocketAddr, metrics: std::net::SocketAddr, fingerprint: &str) -> anyhow::Result<()> {
+fn write_ready(data_dir: &Path, desk: std::net::SocketAddr, metrics: std::net::SocketAddr, sip: std::net::SocketAddr, fingerprint: &str) -> anyhow::Result<()> {
     let ready = serde_json::json!({
         "pid": std::process::id(),
         "desk_addr": desk.to_string(),
         "metrics_addr": metrics.to_string(),
+        "sip_addr": sip.to_string(),
         "fingerprint": fingerprint,
     });
     let tmp = data_dir.join("switchd.ready.part");

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub reminders_fired: AtomicU64,
     /// Sum of request handling times in microseconds (with `desk_requests`, the mean).
     pub desk_request_micros: AtomicU64,
+    pub sip_messages: AtomicU64,
+    pub sip_malformed: AtomicU64,
+    pub sip_rate_limited: AtomicU64,
 }
 
 impl Metrics {
@@ -38,6 +41,9 @@ impl Metrics {
             ("rexian_ticket_actions_total", "Workflow actions applied to tickets", &self.ticket_actions),
             ("rexian_reminders_fired_total", "Reminders (催办) delivered", &self.reminders_fired),
             ("rexian_desk_request_micros_total", "Time spent handling desk requests, microseconds", &self.desk_request_micros),
+            ("rexian_sip_messages_total", "SIP datagrams accepted for processing", &self.sip_messages),
+            ("rexian_sip_malformed_total", "SIP messages that could not be parsed or keyed", &self.sip_malformed),
+            ("rexian_sip_rate_limited_total", "SIP datagrams dropped by the per-source rate limit", &self.sip_rate_limited),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));

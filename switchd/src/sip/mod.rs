@@ -2,17 +2,20 @@
 //!
 //! Everything here is *sans-IO* (DESIGN.md decision 2): state machines take `(now, input)`
 //! and hand back transmits, events and their next deadline. They read no clock and own no
-//! socket; a thin tokio driver (a later issue) feeds them datagrams and timeouts.
+//! socket; the thin tokio driver in [`udp`] feeds them datagrams and timeouts.
 //!
 //! * [`timers`] — T1/T2/T4 as a config struct.
 //! * [`message`] — small helpers rsip lacks (building `100 Trying`, the non-2xx `ACK`).
 //! * [`transaction`] — the four §17 transaction state machines and the
 //!   [`transaction::TransactionLayer`] that owns and routes them.
+//! * [`udp`] — the UDP listener on `sip_addr`: answers OPTIONS, refuses calls (480) until the
+//!   engine routes them, answers malformed requests 400, rate limits each source.
 //!
-//! Dialogs, the B2BUA and the tokio driver are not here yet.
+//! Dialogs, the B2BUA, TCP/TLS transports and trunks are not here yet.
 
 pub mod message;
 pub mod timers;
 pub mod transaction;
+pub mod udp;
 
 pub use timers::Timers;

@@ -1,0 +1,691 @@
+//! The UDP driver: the thin tokio layer over the sans-IO [`TransactionLayer`] (DESIGN.md
+//! decision 2), and switchd's first SIP presence.
+//!
+//! No calls are routed yet, so the transaction user here is a stub that only answers:
+//!
+//! * `OPTIONS` → `200 OK` with `Allow` and `Accept` (trunk keep-alives succeed);
+//! * `INVITE` → `480 Temporarily Unavailable`, through the server INVITE transaction so
+//!   retransmissions and the ACK are absorbed;
+//! * `REGISTER`, `SUBSCRIBE`, `PUBLISH`, `MESSAGE` → `405 Method Not Allowed`;
+//! * `BYE`, `CANCEL` and every other method → `481 Call/Transaction Does Not Exist`.
+//!
+//! Hostile or broken input never stops the loop. Empty and oversized datagrams are dropped,
+//! CRLF keep-alives ignored, each source IP address is rate limited by a token bucket
+//! ([`Limits`]; memory is bounded by evicting the oldest tracked source), and a request that
+//! fails to parse is answered `400 Bad Request` when a tolerant line scan still finds the
+//! request line and Via, From, To, Call-ID and CSeq — otherwise it is dropped.
+//!
+//! [`UdpCore`] is itself sans-IO (`(now, source, bytes)` in, datagrams and a deadline out) so
+//! it is unit tested on a virtual clock; [`serve`] binds it to a [`tokio::net::UdpSocket`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rsip::prelude::*;
+use rsip::{Header, Method, Request, Response, SipMessage, StatusCode};
+
+use super::message::response_for;
+use super::transaction::{LayerEvent, TransactionError, TransactionKey, TransactionLayer};
+use super::Timers;
+use crate::metrics::Metrics;
+
+/// Datagrams longer than this (64 KiB) are dropped unread.
+pub const MAX_DATAGRAM: usize = 64 * 1024;
+
+/// What `OPTIONS` and `405` answers advertise.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK";
+
+/// Per-source rate limiting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Sustained messages per second per source IP address.
+    pub rate_per_sec: f64,
+    /// Bucket size: how many messages a source may send in a burst.
+    pub burst: f64,
+    /// How many sources are tracked at most; beyond it the oldest is forgotten.
+    pub max_sources: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            rate_per_sec: 50.0,
+            burst: 100.0,
+            max_sources: 10_000,
+        }
+    }
+}
+
+/// Token buckets keyed by source IP address (not port: varying the port must not buy a
+/// sender a fresh bucket), in bounded memory.
+#[derive(Debug)]
+struct RateLimiter {
+    limits: Limits,
+    buckets: HashMap<IpAddr, Bucket>,
+    /// Insertion order, for evicting the oldest source. Entries leave `buckets` only through
+    /// eviction, so the two stay in step.
+    order: VecDeque<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            buckets: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Takes a token for `ip`; false when its bucket is empty.
+    fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let limits = self.limits;
+        if let Some(b) = self.buckets.get_mut(&ip) {
+            let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+            b.tokens = (b.tokens + elapsed * limits.rate_per_sec).min(limits.burst);
+            b.last = now;
+            if b.tokens >= 1.0 {
+                b.tokens -= 1.0;
+                return true;
+            }
+            return false;
+        }
+        while self.buckets.len() >= limits.max_sources.max(1) {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.buckets.remove(&old);
+        }
+        self.buckets.insert(
+            ip,
+            Bucket {
+                tokens: limits.burst - 1.0,
+                last: now,
+            },
+        );
+        self.order.push_back(ip);
+        limits.burst >= 1.0
+    }
+
+    fn len(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+/// The sans-IO heart of the UDP listener: a [`TransactionLayer`], the stub transaction user,
+/// the malformed-input handling and the rate limiter.
+pub struct UdpCore {
+    layer: TransactionLayer,
+    limiter: RateLimiter,
+    metrics: Arc<Metrics>,
+    out: VecDeque<(SocketAddr, Vec<u8>)>,
+}
+
+impl UdpCore {
+    /// A core with the given timers and limits, counting into `metrics`.
+    pub fn new(timers: Timers, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            layer: TransactionLayer::new(timers),
+            limiter: RateLimiter::new(limits),
+            metrics,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// One datagram received from `source` at `now`.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) {
+        if bytes.is_empty() || bytes.len() > MAX_DATAGRAM {
+            tracing::debug!(%source, len = bytes.len(), "SIP: dropping empty or oversized datagram");
+            return;
+        }
+        if !self.limiter.allow(now, source.ip()) {
+            Metrics::inc(&self.metrics.sip_rate_limited);
+            tracing::trace!(%source, "SIP: rate limited");
+            return;
+        }
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            return; // RFC 5626 CRLF keep-alive (or a lone CRLF)
+        }
+        Metrics::inc(&self.metrics.sip_messages);
+        let scan = Scan::of(bytes);
+        let call_id = scan.call_id.map(String::from_utf8_lossy);
+        let span =
+            tracing::debug_span!("sip", %source, call_id = call_id.as_deref().unwrap_or("-"));
+        let _entered = span.enter();
+        let checked = SipMessage::try_from(bytes)
+            .map_err(|e| TransactionError::Parse(e.to_string()))
+            .and_then(|msg| match msg {
+                SipMessage::Request(r) => check_request(&r).map(|()| SipMessage::Request(r)),
+                response => Ok(response),
+            });
+        match checked {
+            Ok(msg) => self.layer.handle_message(now, source, false, msg),
+            Err(error) => self.malformed(source, error, Some(&scan)),
+        }
+        self.drain(now, Some((source, &scan)));
+    }
+
+    /// Counts, logs and, when the scan found enough, answers a message that is no valid SIP.
+    fn malformed(&mut self, source: SocketAddr, error: TransactionError, scan: Option<&Scan<'_>>) {
+        Metrics::inc(&self.metrics.sip_malformed);
+        let reply = scan.and_then(Scan::bad_request);
+        tracing::debug!(%source, %error, answered = reply.is_some(), "SIP: malformed message");
+        if let Some(reply) = reply {
+            self.out.push_back((source, reply));
+        }
+    }
+
+    /// Fire the transaction timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.drain(now, None);
+    }
+
+    /// The next datagram to send and where to.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.out.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] is next needed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.layer.poll_timeout()
+    }
+
+    /// Live transactions (for tests and diagnostics).
+    pub fn transactions(&self) -> usize {
+        self.layer.len()
+    }
+
+    /// Sources the rate limiter currently tracks.
+    pub fn tracked_sources(&self) -> usize {
+        self.limiter.len()
+    }
+
+    /// Drain the layer: transmits to `out`, events to the stub TU. `datagram` is the one just
+    /// handled (its source and scan), to answer a `Malformed` event with 400.
+    fn drain(&mut self, now: Instant, datagram: Option<(SocketAddr, &Scan<'_>)>) {
+        loop {
+            while let Some(t) = self.layer.poll_transmit() {
+                self.out
+                    .push_back((t.destination, t.message.to_string().into_bytes()));
+            }
+            let Some(event) = self.layer.poll_event() else {
+                break;
+            };
+            match event {
+                LayerEvent::NewServerTransaction {
+                    key,
+                    request,
+                    source,
+                } => {
+                    self.answer(now, &key, &request, source);
+                }
+                LayerEvent::Malformed { source, error } => {
+                    let scan = datagram.filter(|(s, _)| *s == source).map(|(_, scan)| scan);
+                    self.malformed(source, error, scan);
+                }
+                LayerEvent::StrayResponse { response, source } => {
+                    tracing::debug!(%source, status = response.status_code.code(), "SIP: response matching no transaction, dropped");
+                }
+                LayerEvent::StrayAck { source, .. } => {
+                    tracing::debug!(%source, "SIP: ACK matching no transaction, dropped");
+                }
+                LayerEvent::Transaction { key, event } => {
+                    tracing::trace!(?key, ?event, "SIP transaction event");
+                }
+            }
+        }
+    }
+
+    /// The stub transaction user: every new request gets its final answer at once.
+    fn answer(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        request: &Request,
+        source: SocketAddr,
+    ) {
+        let (status, extra): (StatusCode, Vec<Header>) = match &request.method {
+            Method::Options => (
+                StatusCode::OK,
+                vec![
+                    Header::Allow(rsip::headers::Allow::new(ALLOW)),
+                    Header::Accept(rsip::headers::Accept::new("application/sdp")),
+                ],
+            ),
+            Method::Invite => (StatusCode::TemporarilyUnavailable, Vec::new()),
+            Method::Register | Method::Subscribe | Method::Publish | Method::Message => (
+                StatusCode::MethodNotAllowed,
+                vec![Header::Allow(rsip::headers::Allow::new(ALLOW))],
+            ),
+            _ => (StatusCode::CallTransactionDoesNotExist, Vec::new()),
+        };
+        tracing::debug!(%source, method = %request.method, status = status.code(), "SIP: answering");
+        let response = with_to_tag(response_for(request, status), extra);
+        if let Err(e) = self.layer.send_response(now, key, response) {
+            tracing::debug!(%source, error = %e, "SIP: could not send response");
+        }
+    }
+}
+
+impl std::fmt::Debug for UdpCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpCore")
+            .field("layer", &self.layer)
+            .field("sources", &self.limiter.len())
+            .field("queued", &self.out.len())
+            .finish()
+    }
+}
+
+/// The headers every request needs (§8.1.1) and the transaction layer does not check: a
+/// request without them is answered by the malformed path, never reaches a transaction.
+fn check_request(request: &Request) -> Result<(), TransactionError> {
+    let cseq = request
+        .cseq_header()
+        .map_err(|_| TransactionError::MissingHeader("CSeq"))?
+        .typed()
+        .map_err(|e| TransactionError::BadHeader(format!("CSeq: {e}")))?;
+    if cseq.method != request.method {
+        return Err(TransactionError::BadHeader(
+            "CSeq method differs from the request's".into(),
+        ));
+    }
+    request
+        .from_header()
+        .map_err(|_| TransactionError::MissingHeader("From"))?
+        .typed()
+        .map_err(|e| TransactionError::BadHeader(format!("From: {e}")))?;
+    request
+        .to_header()
+        .map_err(|_| TransactionError::MissingHeader("To"))?
+        .typed()
+        .map_err(|e| TransactionError::BadHeader(format!("To: {e}")))?;
+    request
+        .call_id_header()
+        .map_err(|_| TransactionError::MissingHeader("Call-ID"))?;
+    Ok(())
+}
+
+/// Adds a To tag (final responses need one, §8.2.6.2) and `extra` headers before
+/// Content-Length.
+fn with_to_tag(mut response: Response, extra: Vec<Header>) -> Response {
+    let tag = new_tag();
+    for header in response.headers.iter_mut() {
+        if let Header::To(to) = header {
+            if matches!(to.tag(), Ok(None)) {
+                let _ = to.mut_tag(rsip::param::Tag::new(tag.clone()));
+            }
+        }
+    }
+    response
+        .headers
+        .retain(|h| !matches!(h, Header::ContentLength(_)));
+    response.headers.extend(extra);
+    response.headers.push(Header::ContentLength(0.into()));
+    response
+}
+
+/// A fresh random tag (falls back to a counter if the system RNG fails).
+fn new_tag() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    match ring::rand::generate::<[u8; 8]>(&ring::rand::SystemRandom::new()) {
+        Ok(r) => hex::encode(r.expose()),
+        Err(_) => format!("rx{:x}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+    }
+}
+
+/// A tolerant line scan of a datagram rsip may not parse: the start line and the headers a
+/// `400 Bad Request` must copy (§8.2.6.2), by full or compact name.
+#[derive(Debug, Default)]
+struct Scan<'a> {
+    start_line: &'a [u8],
+    vias: Vec<&'a [u8]>,
+    from: Option<&'a [u8]>,
+    to: Option<&'a [u8]>,
+    call_id: Option<&'a [u8]>,
+    cseq: Option<&'a [u8]>,
+}
+
+impl<'a> Scan<'a> {
+    fn of(bytes: &'a [u8]) -> Self {
+        let mut scan = Scan::default();
+        let mut lines = bytes
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        scan.start_line = lines.next().unwrap_or_default();
+        for line in lines {
+            if line.is_empty() {
+                break; // end of headers
+            }
+            if line[0] == b' ' || line[0] == b'\t' {
+                continue; // folded continuation: not worth reassembling here
+            }
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = line[..colon].trim_ascii();
+            let value = line[colon + 1..].trim_ascii();
+            if value.is_empty() {
+                continue;
+            }
+            let is = |full: &str, short: &str| {
+                name.eq_ignore_ascii_case(full.as_bytes())
+                    || name.eq_ignore_ascii_case(short.as_bytes())
+            };
+            if is("Via", "v") {
+                scan.vias.push(value);
+            } else if is("From", "f") {
+                scan.from.get_or_insert(value);
+            } else if is("To", "t") {
+                scan.to.get_or_insert(value);
+            } else if is("Call-ID", "i") {
+                scan.call_id.get_or_insert(value);
+            } else if is("CSeq", "CSeq") {
+                scan.cseq.get_or_insert(value);
+            }
+        }
+        scan
+    }
+
+    /// The request's method when the start line looks like `METHOD SP URI SP SIP/2.0`.
+    fn request_method(&self) -> Option<&'a [u8]> {
+        let mut parts = self
+            .start_line
+            .split(|&b| b == b' ')
+            .filter(|p| !p.is_empty());
+        let (method, _uri, version) = (parts.next()?, parts.next()?, parts.next()?);
+        let token = |b: &u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(b);
+        (parts.next().is_none()
+            && version.eq_ignore_ascii_case(b"SIP/2.0")
+            && method.iter().all(token))
+        .then_some(method)
+    }
+
+    /// `400 Bad Request` bytes, when this is a request (not an ACK) with everything to answer.
+    fn bad_request(&self) -> Option<Vec<u8>> {
+        let method = self.request_method()?;
+        if method.eq_ignore_ascii_case(b"ACK") || self.vias.is_empty() {
+            return None;
+        }
+        let (from, to, call_id, cseq) = (self.from?, self.to?, self.call_id?, self.cseq?);
+        let mut out = b"SIP/2.0 400 Bad Request\r\n".to_vec();
+        for via in &self.vias {
+            push_header(&mut out, "Via", via);
+        }
+        push_header(&mut out, "From", from);
+        push_header(&mut out, "To", to);
+        if !to.to_ascii_lowercase().windows(5).any(|w| w == b";tag=") {
+            out.truncate(out.len() - 2);
+            out.extend_from_slice(format!(";tag={}\r\n", new_tag()).as_bytes());
+        }
+        push_header(&mut out, "Call-ID", call_id);
+        push_header(&mut out, "CSeq", cseq);
+        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        Some(out)
+    }
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Serves SIP over `socket` until the task is dropped. Never returns on bad input.
+pub async fn serve(socket: tokio::net::UdpSocket, limits: Limits, metrics: Arc<Metrics>) {
+    let mut core = UdpCore::new(Timers::default(), limits, metrics);
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        while let Some((destination, bytes)) = core.poll_transmit() {
+            if let Err(e) = socket.send_to(&bytes, destination).await {
+                tracing::debug!(%destination, error = %e, "SIP: send failed");
+            }
+        }
+        let deadline = core.poll_timeout();
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, source)) => core.handle_datagram(Instant::now(), source, &buf[..n]),
+                Err(e) => {
+                    // E.g. ICMP errors surfacing on the socket: never fatal, but do not spin.
+                    tracing::debug!(error = %e, "SIP: receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            },
+            () = timer => core.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const PEER: &str = "192.0.2.7:5060";
+
+    fn core() -> UdpCore {
+        UdpCore::new(
+            Timers::default(),
+            Limits::default(),
+            Arc::new(Metrics::default()),
+        )
+    }
+
+    fn request(method: &str, branch: &str) -> String {
+        format!(
+            "{method} sip:hotline@198.51.100.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK{branch}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:trunk@192.0.2.7>;tag=abc\r\n\
+             To: <sip:hotline@198.51.100.1>\r\n\
+             Call-ID: {branch}@192.0.2.7\r\n\
+             CSeq: 1 {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn replies(core: &mut UdpCore) -> Vec<String> {
+        std::iter::from_fn(|| core.poll_transmit())
+            .map(|(_, b)| String::from_utf8(b).unwrap())
+            .collect()
+    }
+
+    fn status(reply: &str) -> u16 {
+        Response::try_from(reply).unwrap().status_code.code()
+    }
+
+    #[test]
+    fn options_gets_200_with_allow_accept_and_to_tag() {
+        let mut c = core();
+        c.handle_datagram(
+            Instant::now(),
+            PEER.parse().unwrap(),
+            request("OPTIONS", "o1").as_bytes(),
+        );
+        let r = replies(&mut c);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let resp = Response::try_from(r[0].as_str()).unwrap();
+        assert_eq!(resp.status_code.code(), 200);
+        assert!(r[0].contains(&format!("Allow: {ALLOW}")), "{}", r[0]);
+        assert!(r[0].contains("Accept: application/sdp"));
+        assert!(resp.to_header().unwrap().tag().unwrap().is_some());
+    }
+
+    #[test]
+    fn methods_get_their_stub_answers() {
+        let mut c = core();
+        let now = Instant::now();
+        for (method, code) in [
+            ("REGISTER", 405),
+            ("BYE", 481),
+            ("CANCEL", 481),
+            ("INFO", 481),
+            ("INVITE", 480),
+        ] {
+            c.handle_datagram(
+                now,
+                PEER.parse().unwrap(),
+                request(method, method).as_bytes(),
+            );
+            let r = replies(&mut c);
+            assert_eq!(r.len(), 1, "{method}: {r:?}");
+            assert_eq!(status(&r[0]), code, "{method}");
+        }
+    }
+
+    #[test]
+    fn invite_480_is_retransmitted_until_the_ack() {
+        let mut c = core();
+        let t0 = Instant::now();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        let invite = request("INVITE", "inv");
+        c.handle_datagram(t0, peer, invite.as_bytes());
+        assert_eq!(status(&replies(&mut c)[0]), 480);
+        // A retransmitted INVITE gets the 480 again, not a new transaction.
+        c.handle_datagram(t0 + Duration::from_millis(100), peer, invite.as_bytes());
+        assert_eq!(status(&replies(&mut c)[0]), 480);
+        assert_eq!(c.transactions(), 1);
+        // Timer G retransmits.
+        let g = c.poll_timeout().unwrap();
+        c.handle_timeout(g);
+        assert_eq!(status(&replies(&mut c)[0]), 480);
+        // The ACK (same branch) is absorbed: no reply, no more retransmissions.
+        let ack = request("ACK", "inv");
+        c.handle_datagram(g + Duration::from_millis(10), peer, ack.as_bytes());
+        assert!(replies(&mut c).is_empty());
+        let mut t = g;
+        while let Some(d) = c.poll_timeout() {
+            t = d;
+            c.handle_timeout(d);
+            assert!(replies(&mut c).is_empty());
+        }
+        assert!(t < g + Duration::from_secs(10), "timer I ends it");
+        assert_eq!(c.transactions(), 0);
+    }
+
+    #[test]
+    fn broken_requests_get_400_when_answerable_else_nothing() {
+        let mut c = core();
+        let now = Instant::now();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        // A Via without the magic cookie: the layer cannot key it; all five headers present.
+        let no_cookie = request("OPTIONS", "x").replace("branch=z9hG4bKx", "branch=1234");
+        c.handle_datagram(now, peer, no_cookie.as_bytes());
+        let r = replies(&mut c);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(r[0].starts_with("SIP/2.0 400 Bad Request\r\n"), "{}", r[0]);
+        let resp = Response::try_from(r[0].as_str()).unwrap();
+        assert_eq!(resp.call_id_header().unwrap().value(), "x@192.0.2.7");
+        assert!(resp.to_header().unwrap().tag().unwrap().is_some());
+        // Missing CSeq: nothing to answer with.
+        let no_cseq = request("OPTIONS", "y").replace("CSeq: 1 OPTIONS\r\n", "");
+        c.handle_datagram(now, peer, no_cseq.as_bytes());
+        assert!(replies(&mut c).is_empty());
+        // Junk, a broken response, a broken ACK: dropped.
+        for junk in [
+            &b"\x00\xff\xfe garbage"[..],
+            b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n",
+            b"hello\r\n\r\n",
+        ] {
+            c.handle_datagram(now, peer, junk);
+            assert!(replies(&mut c).is_empty());
+        }
+        let ack = request("ACK", "z").replace("branch=z9hG4bKz", "branch=1");
+        c.handle_datagram(now, peer, ack.as_bytes());
+        assert!(replies(&mut c).is_empty());
+        assert_eq!(
+            c.metrics
+                .sip_malformed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            6
+        );
+    }
+
+    #[test]
+    fn keepalives_empty_and_oversized_are_ignored() {
+        let mut c = core();
+        let now = Instant::now();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        for d in [&b"\r\n\r\n"[..], b"\r\n", b""] {
+            c.handle_datagram(now, peer, d);
+        }
+        c.handle_datagram(now, peer, &vec![b'A'; MAX_DATAGRAM + 1]);
+        assert!(replies(&mut c).is_empty());
+        assert_eq!(
+            c.metrics
+                .sip_messages
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
+    fn rate_limit_per_source_refills_and_is_bounded() {
+        let limits = Limits {
+            rate_per_sec: 10.0,
+            burst: 20.0,
+            max_sources: 3,
+        };
+        let mut c = UdpCore::new(Timers::default(), limits, Arc::new(Metrics::default()));
+        let t0 = Instant::now();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        for i in 0..50 {
+            c.handle_datagram(t0, peer, request("OPTIONS", &format!("f{i}")).as_bytes());
+        }
+        assert_eq!(replies(&mut c).len(), 20, "the burst");
+        // Another source is not affected.
+        c.handle_datagram(
+            t0,
+            "192.0.2.8:5060".parse().unwrap(),
+            request("OPTIONS", "other").as_bytes(),
+        );
+        assert_eq!(replies(&mut c).len(), 1);
+        // One second later ten more tokens.
+        for i in 0..50 {
+            c.handle_datagram(
+                t0 + Duration::from_secs(1),
+                peer,
+                request("OPTIONS", &format!("g{i}")).as_bytes(),
+            );
+        }
+        assert_eq!(replies(&mut c).len(), 10);
+        assert_eq!(
+            c.metrics
+                .sip_rate_limited
+                .load(std::sync::atomic::Ordering::Relaxed),
+            70
+        );
+        for i in 0..100u8 {
+            let src = SocketAddr::from(([10, 0, 0, i], 5060));
+            c.handle_datagram(t0, src, b"\r\n\r\n");
+            assert!(c.tracked_sources() <= 3);
+        }
+    }
+
+    #[test]
+    fn scan_finds_compact_headers() {
+        let s = Scan::of(b"OPTIONS sip:a SIP/2.0\nv: SIP/2.0/UDP h;branch=1\nf: <sip:b>\nt: <sip:a>;tag=q\ni: cid\nCSeq: 1 OPTIONS\nbroken line\n\nbody");
+        let reply = String::from_utf8(s.bad_request().unwrap()).unwrap();
+        assert!(
+            reply.contains("To: <sip:a>;tag=q\r\nCall-ID: cid\r\n"),
+            "{reply}"
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! switchd's SIP listener against a real peer: SIPp (Debian's `sip-tester`, binary `sipp`) runs
+//! the scenarios in `tests/sipp/`, and a plain UDP socket sends broken and flooding traffic.
+//! Calls are not routed yet: OPTIONS gets 200, INVITE gets 480.
+//!
+//! SIPp must be installed (`scripts/deps` does it); without it these tests fail, never skip.
+
+use rexian_tests::Daemon;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const OPTIONS_200: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/options_200.xml");
+const INVITE_480: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/invite_480.xml");
+
+fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a probe socket");
+    s.local_addr().expect("local addr").port()
+}
+
+/// Runs `scenario` with 5 calls at 5/s against `target`; panics unless SIPp exits 0.
+fn sipp(scenario: &str, target: SocketAddr) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (port, control) = (free_udp_port(), free_udp_port());
+    let output = Command::new("sipp")
+        .args([
+            "-sf",
+            scenario,
+            "-m",
+            "5",
+            "-r",
+            "5",
+            "-timeout",
+            "20s",
+            "-nostdin",
+            "-i",
+            "127.0.0.1",
+        ])
+        .args(["-p", &port.to_string(), "-cp", &control.to_string()])
+        .arg(target.to_string())
+        .current_dir(dir.path())
+        .output();
+    let output = match output {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("`sipp` not found: install Debian's sip-tester package (scripts/deps does it)")
+        }
+        Err(e) => panic!("cannot run sipp: {e}"),
+    };
+    assert!(
+        output.status.success(),
+        "sipp {scenario} against {target} exited with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        tail(&output.stdout),
+        tail(&output.stderr)
+    );
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+fn options(branch: &str, local: SocketAddr, to: SocketAddr) -> String {
+    format!(
+        "OPTIONS sip:hotline@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@{local}>;tag=p{branch}\r\n\
+         To: <sip:hotline@{to}>\r\n\
+         Call-ID: {branch}@rexian-tests\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+fn client() -> (UdpSocket, SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind client socket");
+    let local = socket.local_addr().expect("local addr");
+    (socket, local)
+}
+
+fn metric(daemon: &Daemon, name: &str) -> u64 {
+    let mut s = TcpStream::connect(daemon.metrics_addr).expect("connect to metrics");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .expect("request metrics");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("metric {name} missing:\n{body}"))
+}
+
+#[test]
+fn sipp_options_get_200_and_invites_get_480() {
+    let daemon = Daemon::start_demo();
+    sipp(OPTIONS_200, daemon.sip_addr);
+    sipp(INVITE_480, daemon.sip_addr);
+    assert!(
+        metric(&daemon, "rexian_sip_messages_total") >= 15,
+        "5 OPTIONS, 5 INVITEs, 5 ACKs"
+    );
+}
+
+#[test]
+fn malformed_datagrams_get_400_or_nothing_and_serving_goes_on() {
+    let daemon = Daemon::start_demo();
+    let (socket, local) = client();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let target = daemon.sip_addr;
+
+    let no_cseq = options("nocseq", local, target).replace("CSeq: 1 OPTIONS\r\n", "");
+    let junk: Vec<Vec<u8>> = vec![
+        b"\x00\x01\xfe\xff binary junk \x80\x81".to_vec(),
+        no_cseq.into_bytes(),
+        b"INVITE sip:x@127.0.0.1 SIP/2.0\r\n\r\n".to_vec(),
+        b"SIP/2.0 200 OK\r\nVia garbage\r\n\r\n".to_vec(),
+        b"\r\n\r\n".to_vec(),
+        Vec::new(),
+        vec![b'x'; 60_000],
+    ];
+    for d in &junk {
+        socket.send_to(d, target).expect("send junk");
+    }
+    // All five headers a 400 needs are there, but one header line has no colon.
+    let half_broken = options("nocolon", local, target).replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nThis line has no colon\r\n",
+    );
+    socket
+        .send_to(half_broken.as_bytes(), target)
+        .expect("send half-broken");
+
+    // Datagrams are handled in order: anything answered before the 400 would arrive first.
+    let mut buf = [0u8; 65_536];
+    let (n, from) = socket
+        .recv_from(&mut buf)
+        .expect("a 400 for the half-broken request");
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(from, target);
+    assert!(reply.starts_with("SIP/2.0 400 "), "{reply}");
+    assert!(
+        reply.contains("Call-ID: nocolon@rexian-tests\r\n"),
+        "{reply}"
+    );
+    assert!(reply.contains("CSeq: 1 OPTIONS\r\n"), "{reply}");
+    assert!(reply.contains(";branch=z9hG4bKnocolon"), "{reply}");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    assert!(
+        socket.recv_from(&mut buf).is_err(),
+        "nothing else is answered"
+    );
+    assert!(metric(&daemon, "rexian_sip_malformed_total") >= 5);
+
+    // Still serving SIP, and the desk still works.
+    sipp(OPTIONS_200, target);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let desk = daemon.login_demo("agent1").await;
+        drop(desk);
+    });
+}
+
+#[test]
+fn a_flood_from_one_source_is_rate_limited() {
+    let daemon = Daemon::start_demo();
+    let (socket, local) = client();
+    let target = daemon.sip_addr;
+    for i in 0..500 {
+        socket
+            .send_to(
+                options(&format!("flood{i}"), local, target).as_bytes(),
+                target,
+            )
+            .expect("send");
+    }
+    let mut ok = 0;
+    let mut buf = [0u8; 65_536];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while let Some(left) = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+    {
+        socket.set_read_timeout(Some(left)).expect("timeout");
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) if buf[..n].starts_with(b"SIP/2.0 200 ") => ok += 1,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(ok > 0, "the burst allowance is answered");
+    assert!(
+        ok < 500,
+        "the rate limit drops part of a 500-message burst (got {ok} answers)"
+    );
+    assert!(metric(&daemon, "rexian_sip_rate_limited_total") > 0);
+
+    // The flooding source recovers, and others were never affected.
+    sipp(OPTIONS_200, target);
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    socket
+        .send_to(options("after", local, target).as_bytes(), target)
+        .expect("send");
+    let (n, _) = socket.recv_from(&mut buf).expect("answer after the flood");
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 200 "),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
