@@ -9,26 +9,31 @@ use std::time::{Duration, Instant};
 
 pub const DEMO_PASSWORD: &str = "rexian-demo";
 
-/// Finds the switchd binary of the same build profile (target/<profile>/switchd, beside a bench
-/// binary or one level above a test binary in deps/), building it when it is missing.
-/// `SWITCHD_BIN` overrides it (not `REXIAN_*`: switchd reads those as configuration).
+/// The switchd binary of the same build profile. `SWITCHD_BIN` overrides it (not `REXIAN_*`:
+/// switchd reads those as configuration).
 pub fn switchd_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("SWITCHD_BIN") {
-        return PathBuf::from(p);
+    match std::env::var("SWITCHD_BIN") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => workspace_bin("switchd"),
     }
+}
+
+/// A binary of the workspace (the package and the binary share the name), of the same build
+/// profile as the running executable: target/<profile>/NAME, beside a bench binary or one level
+/// above a test binary in deps/. Built when it is missing.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let exe_dir = exe.parent().expect("target/<profile>");
     let profile_dir = if exe_dir.ends_with("deps") { exe_dir.parent().expect("target/<profile>") } else { exe_dir };
-    let bin = profile_dir.join("switchd");
+    let bin = profile_dir.join(name);
     if !bin.exists() {
-        let release = profile_dir.ends_with("release");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "switchd", "--bin", "switchd"]);
-        if release {
+        cmd.args(["build", "-p", name, "--bin", name]);
+        if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building switchd failed");
+        assert!(status.success(), "building {name} failed");
     }
     bin
 }
