@@ -6,14 +6,20 @@
 //!
 //! * [`timers`] — T1/T2/T4 as a config struct.
 //! * [`message`] — small helpers rsip lacks (building `100 Trying`, the non-2xx `ACK`).
+//! * [`sdp`] — SDP parsing and rendering, RFC 3264 offer/answer for G.711 audio + DTMF.
 //! * [`transaction`] — the four §17 transaction state machines and the
 //!   [`transaction::TransactionLayer`] that owns and routes them.
+//! * [`dialog`] — the UAS side of a dialog (§12–15): our responses, 2xx retransmission until
+//!   ACK, in-dialog BYE/re-INVITE/INFO/CANCEL from the peer, our BYE/INFO/re-INVITE.
 //! * [`udp`] — the UDP listener on `sip_addr`: answers OPTIONS, refuses calls (480) until the
 //!   engine routes them, answers malformed requests 400, rate limits each source.
 //!
-//! Dialogs, the B2BUA, TCP/TLS transports and trunks are not here yet.
+//! Not here yet: wiring dialogs and SDP into the listener (calls), the B2BUA, the UAC dialog,
+//! TCP/TLS transports and trunks.
 
+pub mod dialog;
 pub mod message;
+pub mod sdp;
 pub mod timers;
 pub mod transaction;
 pub mod udp;
