@@ -865,36 +865,13 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, 
             });
             continue;
         }
-        let mut formats = vec![payload_type.to_string()];
-        let mut attributes = vec![Attribute::RtpMap {
-            payload_type,
-            encoding: codec.encoding_name().to_owned(),
-            clock_rate: codec.clock_rate(),
-            channels: None,
-        }];
+        let mut formats = Vec::new();
+        let mut attributes = Vec::new();
+        push_codec(&mut formats, &mut attributes, payload_type, codec);
         if let Some(dpt) = dtmf_payload_type {
-            formats.push(dpt.to_string());
-            attributes.push(telephone_event_rtpmap(dpt));
-            attributes.push(Attribute::Fmtp {
-                payload_type: dpt,
-                params: DTMF_EVENTS.to_owned(),
-            });
+            push_dtmf(&mut formats, &mut attributes, dpt);
         }
-        attributes.push(Attribute::Ptime(PTIME_MS));
-        attributes.push(Attribute::Direction(direction));
-        if rtcp_mux {
-            attributes.push(Attribute::RtcpMux);
-        }
-        sdp.media.push(MediaDescription {
-            media: "audio".to_owned(),
-            port: local.audio_port,
-            port_count: None,
-            proto: "RTP/AVP".to_owned(),
-            formats,
-            connection: None,
-            extra: Vec::new(),
-            attributes,
-        });
+        sdp.media.push(audio_media(local.audio_port, formats, attributes, direction, rtcp_mux));
     }
 
     Ok(Answer {
@@ -911,12 +888,49 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, 
     })
 }
 
-fn telephone_event_rtpmap(pt: u8) -> Attribute {
-    Attribute::RtpMap {
-        payload_type: pt,
+fn push_codec(formats: &mut Vec<String>, attributes: &mut Vec<Attribute>, payload_type: u8, codec: Codec) {
+    formats.push(payload_type.to_string());
+    attributes.push(Attribute::RtpMap {
+        payload_type,
+        encoding: codec.encoding_name().to_owned(),
+        clock_rate: codec.clock_rate(),
+        channels: None,
+    });
+}
+
+fn push_dtmf(formats: &mut Vec<String>, attributes: &mut Vec<Attribute>, payload_type: u8) {
+    formats.push(payload_type.to_string());
+    attributes.push(Attribute::RtpMap {
+        payload_type,
         encoding: "telephone-event".to_owned(),
         clock_rate: 8000,
         channels: None,
+    });
+    attributes.push(Attribute::Fmtp { payload_type, params: DTMF_EVENTS.to_owned() });
+}
+
+/// Our audio `m=` line: the formats and their attributes, then ptime, direction and rtcp-mux.
+fn audio_media(
+    port: u16,
+    formats: Vec<String>,
+    mut attributes: Vec<Attribute>,
+    direction: Direction,
+    rtcp_mux: bool,
+) -> MediaDescription {
+    attributes.push(Attribute::Ptime(PTIME_MS));
+    attributes.push(Attribute::Direction(direction));
+    if rtcp_mux {
+        attributes.push(Attribute::RtcpMux);
+    }
+    MediaDescription {
+        media: "audio".to_owned(),
+        port,
+        port_count: None,
+        proto: "RTP/AVP".to_owned(),
+        formats,
+        connection: None,
+        extra: Vec::new(),
+        attributes,
     }
 }
 
@@ -928,38 +942,15 @@ pub fn offer(local: &LocalMedia) -> SessionDescription {
     let mut attributes = Vec::new();
     for c in &local.codecs {
         let pt = c.static_payload_type();
-        if formats.contains(&pt.to_string()) {
-            continue;
+        if !formats.contains(&pt.to_string()) {
+            push_codec(&mut formats, &mut attributes, pt, *c);
         }
-        formats.push(pt.to_string());
-        attributes.push(Attribute::RtpMap {
-            payload_type: pt,
-            encoding: c.encoding_name().to_owned(),
-            clock_rate: c.clock_rate(),
-            channels: None,
-        });
     }
     if local.dtmf {
-        formats.push(DTMF_PAYLOAD_TYPE.to_string());
-        attributes.push(telephone_event_rtpmap(DTMF_PAYLOAD_TYPE));
-        attributes.push(Attribute::Fmtp {
-            payload_type: DTMF_PAYLOAD_TYPE,
-            params: DTMF_EVENTS.to_owned(),
-        });
+        push_dtmf(&mut formats, &mut attributes, DTMF_PAYLOAD_TYPE);
     }
-    attributes.push(Attribute::Ptime(PTIME_MS));
-    attributes.push(Attribute::Direction(Direction::SendRecv));
     let mut sdp = local.skeleton();
-    sdp.media.push(MediaDescription {
-        media: "audio".to_owned(),
-        port: local.audio_port,
-        port_count: None,
-        proto: "RTP/AVP".to_owned(),
-        formats,
-        connection: None,
-        extra: Vec::new(),
-        attributes,
-    });
+    sdp.media.push(audio_media(local.audio_port, formats, attributes, Direction::SendRecv, false));
     sdp
 }
 
