@@ -8,17 +8,22 @@
 //!   in-band Goertzel detector for callers whose carrier sends DTMF as audio.
 //! - [`jitter`]: the adaptive jitter buffer, `(now, packet)` in and one frame per 20 ms tick out.
 //! - [`wav`]: the recorder's file layer: 16-bit PCM WAV written as the call goes, synced about once
-//!   a second, and repaired at start after a crash (blocking file I/O, the one part here that is).
+//!   a second, and repaired at start after a crash (blocking file I/O).
+//! - [`prompt`]: what callers hear: administrator WAV prompts converted to 8 kHz mono, Mandarin
+//!   TTS rendered by espeak-ng and cached on disk, beep tones, and the resampler behind them
+//!   (blocking: file I/O and a child process).
 //!
-//! Nothing here reads a clock, owns a socket or spawns a task (`wav` aside, which writes files):
-//! inputs are bytes and samples, outputs are values, so every piece is tested deterministically.
+//! Nothing here reads a clock, owns a socket or spawns a task (`wav` and `prompt` aside, which
+//! touch files and run espeak-ng): inputs are bytes and samples, outputs are values, so every
+//! piece is tested deterministically.
 //!
 //! Comes later, with the engine: the conference mixer, the recording policy that drives `wav`
-//! (and repairs unfinished recordings at start), prompt playback, the espeak-ng TTS cache, and
-//! Opus transcoding to the desktops.
+//! (and repairs unfinished recordings at start), prompt playback (scheduling `prompt`'s samples
+//! onto a call), and Opus transcoding to the desktops.
 
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+pub mod prompt;
 pub mod rtp;
 pub mod wav;
