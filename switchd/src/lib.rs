@@ -2,11 +2,13 @@
 //! `sip` (sans-IO transactions) and `media` (G.711, RTP, DTMF) — not yet driven by a socket
 //! layer; `store` · `calendar` → `cases` (tickets, workflow, deadlines, knowledge base, callers)
 //! → `auth` → `desk` (the QUIC server) → `daemon` (wiring, background tasks, metrics) and the
-//! admin `cli`.
+//! admin `cli`. `cdr` holds the call detail record types (which the store reads and writes) and
+//! the store methods the telephony engine records calls with.
 
 pub mod auth;
 pub mod calendar;
 pub mod cases;
+pub mod cdr;
 pub mod certs;
 pub mod cli;
 pub mod config;

@@ -2,7 +2,8 @@
 
 use super::text;
 use super::{StoreError, StoreResult};
-use chrono::{NaiveDate, NaiveDateTime};
+use crate::cdr::{CallDirection, CallEnd, CallRecord, CallStart, EndCause, Recording};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rexian_shared::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::cell::RefCell;
@@ -942,6 +943,157 @@ impl<'c> Db<'c> {
     pub fn user_count(&self) -> StoreResult<u64> {
         Ok(self.row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))? as u64)
     }
+
+    // ---------------------------------------------------------------- calls (CDR)
+
+    pub fn insert_call(&self, c: &CallStart) -> StoreResult<i64> {
+        self.exec(
+            "INSERT INTO calls (sip_call_id, direction, trunk, caller, callee, route, offered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![c.sip_call_id, c.direction.code(), c.trunk, c.caller, c.callee, c.route, c.offered_at],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn call_exists(&self, id: i64) -> StoreResult<bool> {
+        Ok(self.row("SELECT 1 FROM calls WHERE id = ?1", [id], |_| Ok(())).optional()?.is_some())
+    }
+
+    /// `n` rows changed, or else the call must exist (the change was a no-op by rule).
+    fn changed_call(&self, n: usize, id: i64) -> StoreResult<()> {
+        if n == 0 && !self.call_exists(id)? {
+            return Err(no_call(id));
+        }
+        Ok(())
+    }
+
+    /// Sets the answer time of a call not yet answered or ended.
+    pub fn set_call_answered(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        let n = self.exec(
+            "UPDATE calls SET answered_at = ?2 WHERE id = ?1 AND answered_at IS NULL AND ended_at IS NULL",
+            params![id, at],
+        )?;
+        self.changed_call(n, id)
+    }
+
+    /// Ends a call not yet ended (the first end is kept).
+    pub fn set_call_ended(&self, id: i64, e: &CallEnd) -> StoreResult<()> {
+        let n = self.exec(
+            "UPDATE calls SET ended_at = ?2, cause = ?3, sip_status = ?4, digits = ?5 WHERE id = ?1 AND ended_at IS NULL",
+            params![id, e.ended_at, e.cause.code(), e.sip_status, e.digits],
+        )?;
+        self.changed_call(n, id)
+    }
+
+    pub fn insert_call_recording(&self, call_id: i64, path: &str, kind: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        if !self.call_exists(call_id)? {
+            return Err(no_call(call_id));
+        }
+        self.exec(
+            "INSERT INTO call_recordings (call_id, path, kind, started_at) VALUES (?1, ?2, ?3, ?4)",
+            params![call_id, path, kind, at],
+        )?;
+        Ok(())
+    }
+
+    pub fn finish_call_recording(&self, call_id: i64, path: &str, seconds: f64) -> StoreResult<()> {
+        let n = self.exec("UPDATE call_recordings SET seconds = ?3 WHERE call_id = ?1 AND path = ?2", params![call_id, path, seconds])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("通话{call_id}没有录音{path} / call {call_id} has no recording {path}")));
+        }
+        Ok(())
+    }
+
+    /// Newest first by offer time.
+    pub fn calls(&self, limit: u32) -> StoreResult<Vec<CallRecord>> {
+        let sql = format!("SELECT {CALL_COLS} FROM calls ORDER BY offered_at DESC, id DESC LIMIT ?1");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map([limit], call_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|raw| self.finish_call(raw)).collect()
+    }
+
+    pub fn call(&self, id: i64) -> StoreResult<Option<CallRecord>> {
+        let sql = format!("SELECT {CALL_COLS} FROM calls WHERE id = ?1");
+        self.row(&sql, [id], call_row).optional()?.map(|raw| self.finish_call(raw)).transpose()
+    }
+
+    fn finish_call(&self, raw: RawCall) -> StoreResult<CallRecord> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path, kind, started_at, seconds FROM call_recordings WHERE call_id = ?1 ORDER BY id")?;
+        let recordings = st
+            .query_map([raw.id], |r| Ok(Recording { path: r.get(0)?, kind: r.get(1)?, started_at: r.get(2)?, seconds: r.get(3)? }))?
+            .collect::<Result<_, _>>()?;
+        Ok(CallRecord {
+            id: raw.id,
+            sip_call_id: raw.sip_call_id,
+            direction: code(CallDirection::from_code, "call direction", raw.direction)?,
+            trunk: raw.trunk,
+            caller: raw.caller,
+            callee: raw.callee,
+            route: raw.route,
+            offered_at: raw.offered_at,
+            answered_at: raw.answered_at,
+            ended_at: raw.ended_at,
+            cause: opt_code(EndCause::from_code, "call end cause", raw.cause)?,
+            sip_status: raw.sip_status,
+            digits: raw.digits,
+            recordings,
+        })
+    }
+
+    /// Ends every open call at `at` (cause `switch_restart`) and returns `(call id, path)` of every
+    /// recording not marked finished, in call and start order.
+    pub fn close_dangling_calls(&self, at: DateTime<Utc>) -> StoreResult<Vec<(i64, String)>> {
+        let mut st = self.conn.prepare_cached("SELECT call_id, path FROM call_recordings WHERE seconds IS NULL ORDER BY call_id, id")?;
+        let unfinished = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+        self.exec(
+            "UPDATE calls SET ended_at = ?1, cause = ?2 WHERE ended_at IS NULL",
+            params![at, EndCause::SwitchRestart.code()],
+        )?;
+        Ok(unfinished)
+    }
+}
+
+fn no_call(id: i64) -> StoreError {
+    StoreError::NotFound(format!("通话{id}不存在 / no call {id}"))
+}
+
+const CALL_COLS: &str =
+    "id, sip_call_id, direction, trunk, caller, callee, route, offered_at, answered_at, ended_at, cause, sip_status, digits";
+
+/// A `calls` row before its codes are checked and its recordings are read.
+struct RawCall {
+    id: i64,
+    sip_call_id: String,
+    direction: String,
+    trunk: Option<String>,
+    caller: String,
+    callee: String,
+    route: String,
+    offered_at: DateTime<Utc>,
+    answered_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    cause: Option<String>,
+    sip_status: Option<u16>,
+    digits: String,
+}
+
+fn call_row(r: &Row<'_>) -> rusqlite::Result<RawCall> {
+    Ok(RawCall {
+        id: r.get(0)?,
+        sip_call_id: r.get(1)?,
+        direction: r.get(2)?,
+        trunk: r.get(3)?,
+        caller: r.get(4)?,
+        callee: r.get(5)?,
+        route: r.get(6)?,
+        offered_at: r.get(7)?,
+        answered_at: r.get(8)?,
+        ended_at: r.get(9)?,
+        cause: r.get(10)?,
+        sip_status: r.get(11)?,
+        digits: r.get(12)?,
+    })
 }
 
 /// SQL condition: the ticket is open and its deadline is running.

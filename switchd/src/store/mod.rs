@@ -34,6 +34,9 @@ pub enum StoreError {
     /// A stored value could not be understood.
     #[error("corrupt value in the store: {0}")]
     Corrupt(String),
+    /// A record the write refers to does not exist (message in Chinese and English).
+    #[error("{0}")]
+    NotFound(String),
     /// The database was written by a newer switchd.
     #[error("database schema version {found} is newer than this switchd supports ({supported})")]
     TooNew { found: i64, supported: i64 },

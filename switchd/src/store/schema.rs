@@ -165,4 +165,39 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER audit_append_only_d BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 "#,
+    // 2: call detail records. Times are UTC ('YYYY-MM-DD HH:MM:SS[.f]+00:00'), unlike the local
+    // wall-clock times above. Records are never deleted, so the foreign key has no ON DELETE.
+    r#"
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY,
+    sip_call_id TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+    trunk TEXT,
+    caller TEXT NOT NULL,
+    callee TEXT NOT NULL,
+    route TEXT NOT NULL,
+    offered_at TEXT NOT NULL,
+    answered_at TEXT,
+    ended_at TEXT,
+    cause TEXT,
+    sip_status INTEGER,
+    digits TEXT NOT NULL DEFAULT ''
+);
+-- Newest first: the CLI and the desktops list calls by offer time.
+CREATE INDEX calls_offered ON calls(offered_at DESC, id DESC);
+CREATE INDEX calls_sip_call_id ON calls(sip_call_id);
+-- Calls still in progress (or cut off by a crash): the start-up check reads only these.
+CREATE INDEX calls_dangling ON calls(id) WHERE ended_at IS NULL;
+CREATE TABLE call_recordings (
+    id INTEGER PRIMARY KEY,
+    call_id INTEGER NOT NULL REFERENCES calls(id),
+    path TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    seconds REAL,
+    UNIQUE (call_id, path)
+);
+-- Recordings not marked finished: at start-up these are repaired and measured.
+CREATE INDEX call_recordings_unfinished ON call_recordings(call_id) WHERE seconds IS NULL;
+"#,
 ];
