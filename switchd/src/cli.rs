@@ -43,6 +43,9 @@ pub enum Command {
     /// Tickets, read-only.
     #[command(subcommand)]
     Ticket(TicketCmd),
+    /// Call detail records, read-only.
+    #[command(subcommand)]
+    Call(CallCmd),
     /// The desk server's TLS certificate.
     #[command(subcommand)]
     Cert(CertCmd),
@@ -162,6 +165,23 @@ pub enum TicketCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum CallCmd {
+    /// The latest calls, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One call with its recordings.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum CertCmd {
     /// Print the fingerprint desktops pin.
     Show,
@@ -217,6 +237,7 @@ pub async fn admin(config: Config, command: Command) -> anyhow::Result<()> {
         Command::Category(cmd) => category(&config, cmd).await,
         Command::Calendar(cmd) => calendar(&config, cmd).await,
         Command::Ticket(cmd) => ticket(&config, cmd, now).await,
+        Command::Call(cmd) => call(&config, cmd).await,
         Command::Cert(CertCmd::Show) => {
             println!("{}", crate::certs::load_or_create(&config.data_dir)?.fingerprint());
             Ok(())
@@ -389,6 +410,114 @@ fn print_ticket(t: &Ticket) {
     }
     for h in &t.history {
         println!("  {} {:<10} {:<18} → {} {}", h.at, h.actor, h.action, h.to_state.zh(), h.note);
+    }
+}
+
+async fn call(config: &Config, cmd: CallCmd) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    let offset = chrono::FixedOffset::east_opt(config.utc_offset_hours * 3600).context("utc_offset_hours out of range")?;
+    match cmd {
+        CallCmd::List { limit, json } => {
+            let calls = store.calls(limit).await?;
+            if json {
+                return print_json(&calls);
+            }
+            if calls.is_empty() {
+                println!("没有通话记录 / no calls");
+                return Ok(());
+            }
+            let header = ["编号 ID", "方向 Dir", "主叫 Caller", "被叫 Callee", "路由 Route", "开始 Offered", "应答 Answered", "结束 Ended", "原因 Cause", "按键 Digits", "录音 Recordings"];
+            let mut rows = vec![header.map(String::from)];
+            for c in &calls {
+                let day = c.offered_at.with_timezone(&offset).date_naive();
+                rows.push([
+                        c.id.to_string(),
+                        c.direction.zh().into(),
+                        c.caller.clone(),
+                        c.callee.clone(),
+                        c.route.clone(),
+                        local_time(c.offered_at, offset, None),
+                        c.answered_at.map(|t| local_time(t, offset, Some(day))).unwrap_or_else(|| "-".into()),
+                        c.ended_at.map(|t| local_time(t, offset, Some(day))).unwrap_or_else(|| "-".into()),
+                        c.cause.map(|x| x.zh().to_owned()).unwrap_or_else(|| "通话中".into()),
+                        if c.digits.is_empty() { "-".into() } else { c.digits.clone() },
+                        c.recordings.len().to_string(),
+                ]);
+            }
+            print_table(&rows);
+        }
+        CallCmd::Show { id, json } => {
+            let Some(c) = store.call(id).await? else { bail!("通话{id}不存在 / no call {id}") };
+            if json {
+                return print_json(&c);
+            }
+            print_call(&c, offset);
+        }
+    }
+    Ok(())
+}
+
+/// `t` in local time; only the time of day when it falls on `same_day`.
+fn local_time(t: chrono::DateTime<chrono::Utc>, offset: chrono::FixedOffset, same_day: Option<chrono::NaiveDate>) -> String {
+    let local = t.with_timezone(&offset);
+    if same_day == Some(local.date_naive()) {
+        local.format("%H:%M:%S").to_string()
+    } else {
+        local.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+}
+
+/// Terminal columns of `s`: CJK and other wide characters take two.
+fn display_width(s: &str) -> usize {
+    s.chars().map(|c| if ('\u{2E80}'..='\u{FFEF}').contains(&c) { 2 } else { 1 }).sum()
+}
+
+/// Rows (the first is the header) in columns as wide as their widest cell, two spaces apart.
+fn print_table<const N: usize>(rows: &[[String; N]]) {
+    let mut widths = [0; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(display_width(cell));
+        }
+    }
+    for row in rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                line.push_str(&" ".repeat(w - display_width(cell) + 2));
+            }
+        }
+        println!("{line}");
+    }
+}
+
+fn print_call(c: &crate::cdr::CallRecord, offset: chrono::FixedOffset) {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| local_time(t, offset, None)).unwrap_or_else(|| "-".into());
+    println!("编号 ID          {}", c.id);
+    println!("方向 Direction   {} {}", c.direction.zh(), c.direction.code());
+    println!("主叫 Caller      {}", c.caller);
+    println!("被叫 Callee      {}", c.callee);
+    println!("中继 Trunk       {}", c.trunk.as_deref().unwrap_or("-"));
+    println!("路由 Route       {}", c.route);
+    println!("开始 Offered     {}", time(Some(c.offered_at)));
+    println!("应答 Answered    {}", time(c.answered_at));
+    println!("结束 Ended       {}", time(c.ended_at));
+    match c.cause {
+        Some(cause) => println!("原因 Cause       {} {}", cause.zh(), cause.code()),
+        None => println!("原因 Cause       通话中 in progress"),
+    }
+    println!("SIP状态 Status   {}", c.sip_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
+    println!("按键 Digits      {}", if c.digits.is_empty() { "-" } else { &c.digits });
+    println!("SIP Call-ID      {}", c.sip_call_id);
+    if c.recordings.is_empty() {
+        println!("录音 Recordings  -");
+    } else {
+        println!("录音 Recordings");
+        for r in &c.recordings {
+            let len = r.seconds.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "未完成 unfinished".into());
+            println!("  {}  {}  {}  {}", local_time(r.started_at, offset, None), r.kind, len, r.path);
+        }
     }
 }
 
