@@ -173,3 +173,118 @@ fn wait_ready(data_dir: &Path, child: &mut Child) -> serde_json::Value {
 pub fn today_cst() -> chrono::NaiveDate {
     (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
 }
+
+/// Where the SIPp scenarios of `tests/sipp/` are.
+pub fn sipp_scenario(name: &str) -> String {
+    format!("{}/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A free UDP port on loopback (bound then released; fine for SIPp's ports in tests).
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a probe socket");
+    s.local_addr().expect("local addr").port()
+}
+
+/// The SIPp command for `scenario` against `target`: calls `calls` at 5/s, dialling
+/// `service`, on free loopback ports (SIP, control and media), in a scratch directory.
+pub fn sipp_command(scenario: &str, target: SocketAddr, service: &str, calls: u32) -> (Command, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new("sipp");
+    cmd.args(["-sf", &sipp_scenario(scenario), "-s", service, "-m", &calls.to_string(), "-r", "5"])
+        .args(["-timeout", "60s", "-nostdin", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args(["-p", &free_udp_port().to_string(), "-cp", &free_udp_port().to_string()])
+        .args(["-mp", &(free_udp_port() & !1).to_string()])
+        .arg(target.to_string())
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    (cmd, dir)
+}
+
+/// Runs a SIPp scenario to its end; panics (with SIPp's output) unless it exits 0.
+pub fn sipp(scenario: &str, target: SocketAddr, service: &str, calls: u32) {
+    let (mut cmd, _dir) = sipp_command(scenario, target, service, calls);
+    let output = match cmd.output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("`sipp` not found: install Debian's sip-tester package (scripts/deps does it)")
+        }
+        Err(e) => panic!("cannot run sipp: {e}"),
+    };
+    assert!(
+        output.status.success(),
+        "sipp {scenario} against {target} exited with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        tail(&output.stdout),
+        tail(&output.stderr)
+    );
+}
+
+/// The last 40 lines of a process's output.
+pub fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// A baresip phone run for one call: dials `uri`, sends `source` (an 8 kHz mono WAV, via the
+/// `aufile` module) and keeps what it hears (the `sndfile` module's `*-dec.wav`), for
+/// `seconds`, then hangs up and exits. Returns the scratch directory with the dumps.
+pub fn baresip_call(uri: &str, source: &Path, seconds: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display();
+    let sip_port = free_udp_port();
+    let config = format!(
+        "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\ncall_local_timeout 120\ncall_max_calls 4\n\
+         audio_player aufile,{d}/unused.wav\naudio_source aufile,{src}\naudio_alert aufile,{d}/unused.wav\n\
+         audio_level no\nausrc_srate 8000\nauplay_srate 8000\nausrc_format s16\nauplay_format s16\n\
+         auenc_format s16\naudec_format s16\naudio_buffer 20-160\nrtcp_mux no\njitter_buffer_delay 1-10\n\
+         module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\n\
+         snd_path {d}\nmodule_tmp uuid.so\nmodule_tmp account.so\nmodule_app menu.so\n",
+        src = source.display()
+    );
+    std::fs::write(dir.path().join("config"), config).expect("write baresip config");
+    std::fs::write(
+        dir.path().join("accounts"),
+        "<sip:phone@127.0.0.1>;regint=0;answermode=auto;audio_codecs=PCMA,PCMU\n",
+    )
+    .expect("write baresip accounts");
+    let output = Command::new("baresip")
+        .arg("-f")
+        .arg(dir.path())
+        .args(["-t", &seconds.to_string(), "-e", &format!("/dial {uri}")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run baresip (Debian package baresip; scripts/deps installs it): {e}"));
+    std::fs::write(dir.path().join("baresip.log"), &output.stdout).expect("keep the log");
+    dir
+}
+
+/// The file in `dir` whose name ends with `suffix` (e.g. baresip's `-dec.wav`).
+pub fn file_ending(dir: &Path, suffix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+}
+
+/// Power of `freq` in `samples` at 8 kHz relative to the block's total power (0..1), by the
+/// Goertzel algorithm: how much of a block is that one tone.
+pub fn tone_share(samples: &[i16], freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    let mut total = 0.0f64;
+    for &x in samples {
+        let x = f64::from(x);
+        total += x * x;
+        let s0 = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    if total == 0.0 {
+        return 0.0;
+    }
+    (2.0 * power / samples.len() as f64) / total
+}

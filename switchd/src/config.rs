@@ -9,6 +9,7 @@
 use crate::auth::AuthConfig;
 use crate::cases::deadline::DeadlineRules;
 use crate::cases::Limits;
+use crate::engine::config::TelephonyConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub deadlines: DeadlineRules,
     pub limits: Limits,
+    pub telephony: TelephonyConfig,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             deadlines: DeadlineRules::default(),
             limits: Limits::default(),
+            telephony: TelephonyConfig::default(),
         }
     }
 }

@@ -81,7 +81,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for SIP on {}", config.sip_addr))?;
     let sip_addr = sip_socket.local_addr()?;
-    tokio::spawn(crate::sip::udp::serve(sip_socket, crate::sip::udp::Limits::default(), ctx.metrics.clone()));
+    repair_recordings(&store, &data_dir).await;
+    start_telephony(&config, store.clone(), sip_socket, sip_addr, ctx.metrics.clone());
     tokio::spawn(background_checks(ctx.clone(), Duration::from_secs(config.reminder_interval_secs.max(1))));
     write_ready(&data_dir, desk_addr, metrics_addr, sip_addr, &fingerprint)?;
     tracing::info!(%desk_addr, %metrics_addr, %sip_addr, data_dir = %data_dir.display(), "switchd ready");
@@ -94,6 +95,70 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(data_dir.join(READY_FILE));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the SIP listener and the engine behind it.
+fn start_telephony(config: &Config, store: Store, socket: tokio::net::UdpSocket, local: std::net::SocketAddr, metrics: Arc<Metrics>) {
+    use crate::engine::{self, apps, Shared};
+    use crate::media::prompt::{Prompts, TtsConfig};
+    use crate::sip::{ua, udp, Timers};
+    let tel = &config.telephony;
+    let trunks = tel
+        .trunks
+        .iter()
+        .map(|t| ua::TrunkPeer { name: t.name.clone(), addresses: t.addresses.clone() })
+        .collect();
+    let advertised = match tel.advertise_ip {
+        Some(ip) => std::net::SocketAddr::new(ip, local.port()),
+        None => local,
+    };
+    let calls = ua::Calls::new(Timers::default(), advertised, trunks, tel.max_calls);
+    let core = udp::UdpCore::new(Timers::default(), udp::Limits::default(), metrics.clone(), calls);
+    let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(udp::serve(socket, core, event_tx, command_rx));
+    let tts = TtsConfig { program: tel.tts_program.clone(), voice: tel.tts_voice.clone(), ..TtsConfig::default() };
+    let prompts = Prompts::new(config.data_dir.join("prompts"), config.data_dir.join("cache").join("tts"), tts);
+    let hotline: engine::HotlineHook = Arc::new(|call| Box::pin(apps::hotline_placeholder(call)));
+    let shared = Arc::new(Shared {
+        config: tel.clone(),
+        store,
+        prompts,
+        data_dir: config.data_dir.clone(),
+        utc_offset_hours: config.utc_offset_hours,
+        commands: command_tx,
+        events: tokio::sync::broadcast::channel(1024).0,
+        hotline,
+        metrics,
+    });
+    tokio::spawn(engine::run(shared, event_rx));
+}
+
+/// Calls the last run left open (a crash or power cut) are closed in their CDRs, and their
+/// recordings' WAV headers repaired so everything written up to the crash plays.
+async fn repair_recordings(store: &Store, data_dir: &Path) {
+    let dangling = match store.close_dangling_calls(chrono::Utc::now()).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot close the calls of the last run");
+            return;
+        }
+    };
+    for (id, path) in dangling {
+        let full = data_dir.join(&path);
+        let repaired = tokio::task::spawn_blocking(move || crate::media::wav::repair(&full)).await;
+        match repaired {
+            Ok(Ok(report)) => {
+                let seconds = report.frames as f64 / f64::from(report.format.sample_rate.max(1));
+                tracing::info!(call = id, path, seconds, "recording of an interrupted call repaired");
+                if let Err(e) = store.call_recording_finished(id, path, seconds).await {
+                    tracing::warn!(call = id, error = %e, "CDR: cannot note the repaired recording");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(call = id, path, error = %e, "cannot repair a recording"),
+            Err(e) => tracing::warn!(call = id, error = %e, "repair task failed"),
+        }
+    }
 }
 
 /// Demo users (with `--demo`), or one administrator with a random password.

@@ -15,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod desk;
+pub mod engine;
 pub mod media;
 pub mod metrics;
 pub mod sip;

@@ -20,6 +20,12 @@ pub struct Metrics {
     pub sip_messages: AtomicU64,
     pub sip_malformed: AtomicU64,
     pub sip_rate_limited: AtomicU64,
+    pub calls_active: AtomicI64,
+    pub calls_total: AtomicU64,
+    /// RTP packets of finished calls: received (of the negotiated types), sent, ignored.
+    pub rtp_packets_in: AtomicU64,
+    pub rtp_packets_out: AtomicU64,
+    pub rtp_packets_ignored: AtomicU64,
 }
 
 impl Metrics {
@@ -29,7 +35,10 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let gauges = [("rexian_desk_connections", "Open desk (QUIC) connections", self.desk_connections.load(Ordering::Relaxed))];
+        let gauges = [
+            ("rexian_desk_connections", "Open desk (QUIC) connections", self.desk_connections.load(Ordering::Relaxed)),
+            ("rexian_calls_active", "Calls in progress in the engine", self.calls_active.load(Ordering::Relaxed)),
+        ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
@@ -44,6 +53,10 @@ impl Metrics {
             ("rexian_sip_messages_total", "SIP datagrams accepted for processing", &self.sip_messages),
             ("rexian_sip_malformed_total", "SIP messages that could not be parsed or keyed", &self.sip_malformed),
             ("rexian_sip_rate_limited_total", "SIP datagrams dropped by the per-source rate limit", &self.sip_rate_limited),
+            ("rexian_calls_total", "Calls the engine ran an application for", &self.calls_total),
+            ("rexian_rtp_packets_in_total", "RTP packets received on finished calls", &self.rtp_packets_in),
+            ("rexian_rtp_packets_out_total", "RTP packets sent on finished calls", &self.rtp_packets_out),
+            ("rexian_rtp_packets_ignored_total", "Datagrams on RTP ports that were not the call's media", &self.rtp_packets_ignored),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));

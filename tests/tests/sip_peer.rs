@@ -1,66 +1,15 @@
 //! switchd's SIP listener against a real peer: SIPp (Debian's `sip-tester`, binary `sipp`) runs
 //! the scenarios in `tests/sipp/`, and a plain UDP socket sends broken and flooding traffic.
-//! Calls are not routed yet: OPTIONS gets 200, INVITE gets 480.
+//! OPTIONS gets 200; an INVITE for a number with no route gets 404, one from an address that is
+//! no trunk 403 (the calls themselves are in `calls.rs`).
 //!
 //! SIPp must be installed (`scripts/deps` does it); without it these tests fail, never skip.
 
-use rexian_tests::Daemon;
+use rexian_tests::{sipp, Daemon};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const OPTIONS_200: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/options_200.xml");
-const INVITE_480: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/invite_480.xml");
-
-fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").expect("bind a probe socket");
-    s.local_addr().expect("local addr").port()
-}
-
-/// Runs `scenario` with 5 calls at 5/s against `target`; panics unless SIPp exits 0.
-fn sipp(scenario: &str, target: SocketAddr) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (port, control) = (free_udp_port(), free_udp_port());
-    let output = Command::new("sipp")
-        .args([
-            "-sf",
-            scenario,
-            "-m",
-            "5",
-            "-r",
-            "5",
-            "-timeout",
-            "20s",
-            "-nostdin",
-            "-i",
-            "127.0.0.1",
-        ])
-        .args(["-p", &port.to_string(), "-cp", &control.to_string()])
-        .arg(target.to_string())
-        .current_dir(dir.path())
-        .output();
-    let output = match output {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("`sipp` not found: install Debian's sip-tester package (scripts/deps does it)")
-        }
-        Err(e) => panic!("cannot run sipp: {e}"),
-    };
-    assert!(
-        output.status.success(),
-        "sipp {scenario} against {target} exited with {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        tail(&output.stdout),
-        tail(&output.stderr)
-    );
-}
-
-fn tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
 
 fn options(branch: &str, local: SocketAddr, to: SocketAddr) -> String {
     format!(
@@ -93,14 +42,22 @@ fn metric(daemon: &Daemon, name: &str) -> u64 {
 }
 
 #[test]
-fn sipp_options_get_200_and_invites_get_480() {
+fn sipp_options_get_200_and_unrouted_invites_get_404() {
     let daemon = Daemon::start_demo();
-    sipp(OPTIONS_200, daemon.sip_addr);
-    sipp(INVITE_480, daemon.sip_addr);
+    sipp("options_200.xml", daemon.sip_addr, "hotline", 5);
+    sipp("invite_404.xml", daemon.sip_addr, "4040", 5);
     assert!(
         metric(&daemon, "rexian_sip_messages_total") >= 15,
         "5 OPTIONS, 5 INVITEs, 5 ACKs"
     );
+}
+
+#[test]
+fn invites_from_no_trunk_get_403() {
+    // Without --demo no trunk is configured: secure by default.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start_in(dir.path(), &[]);
+    sipp("invite_403.xml", daemon.sip_addr, "12365", 2);
 }
 
 #[test]
@@ -158,7 +115,7 @@ fn malformed_datagrams_get_400_or_nothing_and_serving_goes_on() {
     assert!(metric(&daemon, "rexian_sip_malformed_total") >= 5);
 
     // Still serving SIP, and the desk still works.
-    sipp(OPTIONS_200, target);
+    sipp("options_200.xml", target, "hotline", 5);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let desk = daemon.login_demo("agent1").await;
@@ -201,7 +158,7 @@ fn a_flood_from_one_source_is_rate_limited() {
     assert!(metric(&daemon, "rexian_sip_rate_limited_total") > 0);
 
     // The flooding source recovers, and others were never affected.
-    sipp(OPTIONS_200, target);
+    sipp("options_200.xml", target, "hotline", 5);
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");

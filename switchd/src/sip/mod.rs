@@ -22,6 +22,7 @@ pub mod message;
 pub mod sdp;
 pub mod timers;
 pub mod transaction;
+pub mod ua;
 pub mod udp;
 
 pub use timers::Timers;

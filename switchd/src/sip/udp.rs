@@ -1,13 +1,9 @@
 //! The UDP driver: the thin tokio layer over the sans-IO [`TransactionLayer`] (DESIGN.md
 //! decision 2), and switchd's first SIP presence.
 //!
-//! No calls are routed yet, so the transaction user here is a stub that only answers:
-//!
-//! * `OPTIONS` → `200 OK` with `Allow` and `Accept` (trunk keep-alives succeed);
-//! * `INVITE` → `480 Temporarily Unavailable`, through the server INVITE transaction so
-//!   retransmissions and the ACK are absorbed;
-//! * `REGISTER`, `SUBSCRIBE`, `PUBLISH`, `MESSAGE` → `405 Method Not Allowed`;
-//! * `BYE`, `CANCEL` and every other method → `481 Call/Transaction Does Not Exist`.
+//! The transaction user is [`Calls`] (calls from trunks, their dialogs, the engine's
+//! commands); what it leaves over is answered here: `OPTIONS` → `200 OK` with `Allow` and
+//! `Accept` (trunk keep-alives succeed).
 //!
 //! Hostile or broken input never stops the loop. Empty and oversized datagrams are dropped,
 //! CRLF keep-alives ignored, each source IP address is rate limited by a token bucket
@@ -28,6 +24,7 @@ use rsip::{Header, Method, Request, Response, SipMessage, StatusCode};
 
 use super::message::response_for;
 use super::transaction::{LayerEvent, TransactionError, TransactionKey, TransactionLayer};
+use super::ua::{new_tag, CallCommand, CallEvent, Calls};
 use super::Timers;
 use crate::metrics::Metrics;
 
@@ -119,20 +116,23 @@ impl RateLimiter {
     }
 }
 
-/// The sans-IO heart of the UDP listener: a [`TransactionLayer`], the stub transaction user,
-/// the malformed-input handling and the rate limiter.
+/// The sans-IO heart of the UDP listener: a [`TransactionLayer`], the call transaction user
+/// ([`Calls`]), the malformed-input handling and the rate limiter.
 pub struct UdpCore {
     layer: TransactionLayer,
+    calls: Calls,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
     out: VecDeque<(SocketAddr, Vec<u8>)>,
 }
 
 impl UdpCore {
-    /// A core with the given timers and limits, counting into `metrics`.
-    pub fn new(timers: Timers, limits: Limits, metrics: Arc<Metrics>) -> Self {
+    /// A core with the given timers and limits, counting into `metrics`, handing calls to
+    /// `calls`.
+    pub fn new(timers: Timers, limits: Limits, metrics: Arc<Metrics>, calls: Calls) -> Self {
         Self {
             layer: TransactionLayer::new(timers),
+            calls,
             limiter: RateLimiter::new(limits),
             metrics,
             out: VecDeque::new(),
@@ -182,10 +182,27 @@ impl UdpCore {
         }
     }
 
-    /// Fire the transaction timers due at `now`.
+    /// Fire the transaction and dialog timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        self.calls.handle_timeout(now, &mut self.layer);
         self.drain(now, None);
+    }
+
+    /// A command from the engine for one of its calls.
+    pub fn handle_command(&mut self, now: Instant, command: CallCommand) {
+        self.calls.handle_command(now, command, &mut self.layer);
+        self.drain(now, None);
+    }
+
+    /// The next event for the engine.
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.calls.poll_event()
+    }
+
+    /// Calls alive now.
+    pub fn calls(&self) -> usize {
+        self.calls.len()
     }
 
     /// The next datagram to send and where to.
@@ -195,7 +212,10 @@ impl UdpCore {
 
     /// When [`Self::handle_timeout`] is next needed.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.layer.poll_timeout()
+        match (self.layer.poll_timeout(), self.calls.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Live transactions (for tests and diagnostics).
@@ -218,6 +238,9 @@ impl UdpCore {
             }
             let Some(event) = self.layer.poll_event() else {
                 break;
+            };
+            let Some(event) = self.calls.handle_layer_event(now, event, &mut self.layer) else {
+                continue;
             };
             match event {
                 LayerEvent::NewServerTransaction {
@@ -244,7 +267,7 @@ impl UdpCore {
         }
     }
 
-    /// The stub transaction user: every new request gets its final answer at once.
+    /// What [`Calls`] leaves over: OPTIONS outside a dialog gets 200; anything else 481.
     fn answer(
         &mut self,
         now: Instant,
@@ -259,11 +282,6 @@ impl UdpCore {
                     Header::Allow(rsip::headers::Allow::new(ALLOW)),
                     Header::Accept(rsip::headers::Accept::new("application/sdp")),
                 ],
-            ),
-            Method::Invite => (StatusCode::TemporarilyUnavailable, Vec::new()),
-            Method::Register | Method::Subscribe | Method::Publish | Method::Message => (
-                StatusCode::MethodNotAllowed,
-                vec![Header::Allow(rsip::headers::Allow::new(ALLOW))],
             ),
             _ => (StatusCode::CallTransactionDoesNotExist, Vec::new()),
         };
@@ -331,16 +349,6 @@ fn with_to_tag(mut response: Response, extra: Vec<Header>) -> Response {
     response.headers.extend(extra);
     response.headers.push(Header::ContentLength(0.into()));
     response
-}
-
-/// A fresh random tag (falls back to a counter if the system RNG fails).
-fn new_tag() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    match ring::rand::generate::<[u8; 8]>(&ring::rand::SystemRandom::new()) {
-        Ok(r) => hex::encode(r.expose()),
-        Err(_) => format!("rx{:x}", COUNTER.fetch_add(1, Ordering::Relaxed)),
-    }
 }
 
 /// A tolerant line scan of a datagram rsip may not parse: the start line and the headers a
@@ -441,15 +449,25 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Serves SIP over `socket` until the task is dropped. Never returns on bad input.
-pub async fn serve(socket: tokio::net::UdpSocket, limits: Limits, metrics: Arc<Metrics>) {
-    let mut core = UdpCore::new(Timers::default(), limits, metrics);
+/// Serves SIP over `socket` with `core` until the task is dropped: call events go to
+/// `events`, the engine's commands come from `commands`. Never returns on bad input.
+pub async fn serve(
+    socket: tokio::net::UdpSocket,
+    mut core: UdpCore,
+    events: tokio::sync::mpsc::UnboundedSender<CallEvent>,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<CallCommand>,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut engine_gone = false;
     loop {
         while let Some((destination, bytes)) = core.poll_transmit() {
             if let Err(e) = socket.send_to(&bytes, destination).await {
                 tracing::debug!(%destination, error = %e, "SIP: send failed");
             }
+        }
+        while let Some(event) = core.poll_event() {
+            // Without an engine the calls simply end by timeout or BYE; nothing to do here.
+            let _ = events.send(event);
         }
         let deadline = core.poll_timeout();
         let timer = async {
@@ -467,6 +485,10 @@ pub async fn serve(socket: tokio::net::UdpSocket, limits: Limits, metrics: Arc<M
                     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
             },
+            command = commands.recv(), if !engine_gone => match command {
+                Some(c) => core.handle_command(Instant::now(), c),
+                None => engine_gone = true,
+            },
             () = timer => core.handle_timeout(Instant::now()),
         }
     }
@@ -480,11 +502,20 @@ mod tests {
 
     const PEER: &str = "192.0.2.7:5060";
 
+    fn calls() -> Calls {
+        let trunk = crate::sip::ua::TrunkPeer {
+            name: "carrier".into(),
+            addresses: vec!["192.0.2.7".parse().unwrap()],
+        };
+        Calls::new(Timers::default(), "198.51.100.1:5060".parse().unwrap(), vec![trunk], 10)
+    }
+
     fn core() -> UdpCore {
         UdpCore::new(
             Timers::default(),
             Limits::default(),
             Arc::new(Metrics::default()),
+            calls(),
         )
     }
 
@@ -537,7 +568,6 @@ mod tests {
             ("BYE", 481),
             ("CANCEL", 481),
             ("INFO", 481),
-            ("INVITE", 480),
         ] {
             c.handle_datagram(
                 now,
@@ -551,21 +581,21 @@ mod tests {
     }
 
     #[test]
-    fn invite_480_is_retransmitted_until_the_ack() {
+    fn invite_from_no_trunk_gets_403_retransmitted_until_the_ack() {
         let mut c = core();
         let t0 = Instant::now();
-        let peer: SocketAddr = PEER.parse().unwrap();
+        let peer: SocketAddr = "192.0.2.99:5060".parse().unwrap();
         let invite = request("INVITE", "inv");
         c.handle_datagram(t0, peer, invite.as_bytes());
-        assert_eq!(status(&replies(&mut c)[0]), 480);
-        // A retransmitted INVITE gets the 480 again, not a new transaction.
+        assert_eq!(status(&replies(&mut c)[0]), 403);
+        // A retransmitted INVITE gets the 403 again, not a new transaction.
         c.handle_datagram(t0 + Duration::from_millis(100), peer, invite.as_bytes());
-        assert_eq!(status(&replies(&mut c)[0]), 480);
+        assert_eq!(status(&replies(&mut c)[0]), 403);
         assert_eq!(c.transactions(), 1);
         // Timer G retransmits.
         let g = c.poll_timeout().unwrap();
         c.handle_timeout(g);
-        assert_eq!(status(&replies(&mut c)[0]), 480);
+        assert_eq!(status(&replies(&mut c)[0]), 403);
         // The ACK (same branch) is absorbed: no reply, no more retransmissions.
         let ack = request("ACK", "inv");
         c.handle_datagram(g + Duration::from_millis(10), peer, ack.as_bytes());
@@ -643,7 +673,7 @@ mod tests {
             burst: 20.0,
             max_sources: 3,
         };
-        let mut c = UdpCore::new(Timers::default(), limits, Arc::new(Metrics::default()));
+        let mut c = UdpCore::new(Timers::default(), limits, Arc::new(Metrics::default()), calls());
         let t0 = Instant::now();
         let peer: SocketAddr = PEER.parse().unwrap();
         for i in 0..50 {

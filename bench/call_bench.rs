@@ -1,0 +1,140 @@
+//! call-bench: SIPp load against the real release switchd on loopback, printing figures.
+//!
+//! ```sh
+//! cargo run --release -p rexian-bench --bin call-bench
+//! # smaller: BENCH_SETUPS=600 BENCH_RATE=100 BENCH_CONCURRENT=100 cargo run --release -p rexian-bench --bin call-bench
+//! ```
+//!
+//! 1. Call setups per second: SIPp places `BENCH_SETUPS` calls at `BENCH_RATE`/s to the echo
+//!    test (INVITE, 200, ACK, BYE after 100 ms); how many succeed, at what rate.
+//! 2. Concurrent calls with media: `BENCH_CONCURRENT` calls held 32 s each, SIPp playing G.711
+//!    A-law into every one; first to the echo test (media both ways), then to prompt-then-record
+//!    (every call recorded to disk). For each: switchd's CPU seconds per call-minute, memory per
+//!    call, and RTP packets lost inside switchd (received but not consumed or sent back).
+//!
+//! SIPp and switchd share the machine's cores; the figures include that contention.
+
+use anyhow::{bail, Context, Result};
+use rexian_tests::{sipp_command, tail, Daemon};
+use std::time::{Duration, Instant};
+
+fn env_u32(name: &str, default: u32) -> Result<u32> {
+    match std::env::var(name) {
+        Ok(v) => v.parse().with_context(|| format!("{name} must be a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// (user + system CPU seconds, resident bytes) of a process, from /proc.
+fn cpu_and_rss(pid: u32) -> Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((ticks / 100.0, rss_kb * 1024))
+}
+
+fn metric(daemon: &Daemon, name: &str) -> Result<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(daemon.metrics_addr)?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .with_context(|| format!("metric {name} missing"))
+}
+
+/// UDP receive-buffer drops on this machine so far (kernel-wide, /proc/net/snmp).
+fn udp_rcvbuf_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else { return 0 };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn setups(daemon: &Daemon, calls: u32, rate: u32) -> Result<()> {
+    let (mut cmd, _dir) = sipp_command("../bench/sipp/setup.xml", daemon.sip_addr, "9196", calls);
+    cmd.args(["-r", &rate.to_string(), "-l", &(rate * 2).to_string()]);
+    let started = Instant::now();
+    let out = cmd.output().context("run sipp (Debian package sip-tester)")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let failed = stat_count(&text, "Failed call");
+    let ok = stat_count(&text, "Successful call");
+    println!(
+        "call setups: {ok} of {calls} succeeded, {failed} failed, at {rate}/s offered: {:.0} calls/s completed over {elapsed:.1} s",
+        f64::from(ok) / elapsed
+    );
+    if !out.status.success() && ok == 0 {
+        bail!("sipp failed:\n{}\n{}", tail(&out.stdout), tail(&out.stderr));
+    }
+    Ok(())
+}
+
+/// The cumulative column of a SIPp final-statistics row such as `Successful call`.
+fn stat_count(screen: &str, row: &str) -> u32 {
+    screen
+        .lines()
+        .filter(|l| l.trim_start().starts_with(row))
+        .last()
+        .and_then(|l| l.split('|').nth(2))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn held_calls(daemon: &Daemon, label: &str, number: &str, concurrent: u32) -> Result<()> {
+    let pid = daemon.pid().context("switchd pid")?;
+    let (in0, out0) = (metric(daemon, "rexian_rtp_packets_in_total")?, metric(daemon, "rexian_rtp_packets_out_total")?);
+    let drops0 = udp_rcvbuf_errors();
+    let (cpu0, rss0) = cpu_and_rss(pid)?;
+    let (mut cmd, _dir) = sipp_command("../bench/sipp/media.xml", daemon.sip_addr, number, concurrent);
+    cmd.args(["-r", "100", "-l", &concurrent.to_string()]);
+    let started = Instant::now();
+    let mut child = cmd.stdout(std::process::Stdio::null()).spawn().context("run sipp")?;
+    // Sample memory while every call is up (after ramp-up at 100 calls/s).
+    std::thread::sleep(Duration::from_secs(u64::from(concurrent / 100) + 8));
+    let active = metric(daemon, "rexian_calls_active")?;
+    let (_, rss_peak) = cpu_and_rss(pid)?;
+    let status = child.wait()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu1, _) = cpu_and_rss(pid)?;
+    let (in1, out1) = (metric(daemon, "rexian_rtp_packets_in_total")?, metric(daemon, "rexian_rtp_packets_out_total")?);
+    let call_minutes = f64::from(concurrent) * 32.0 / 60.0;
+    let received = in1 - in0;
+    let sent = out1 - out0;
+    println!(
+        "{label}: {concurrent} calls × 32 s ({active} up at once when sampled; sipp {status}) in {elapsed:.0} s: \
+         {:.3} CPU s per call-minute, {:.0} KiB per call, RTP in {received} / out {sent}, kernel UDP drops {}",
+        (cpu1 - cpu0) / call_minutes,
+        (rss_peak.saturating_sub(rss0)) as f64 / 1024.0 / active.max(1.0),
+        udp_rcvbuf_errors() - drops0
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let setup_calls = env_u32("BENCH_SETUPS", 3000)?;
+    let rate = env_u32("BENCH_RATE", 300)?;
+    let concurrent = env_u32("BENCH_CONCURRENT", 500)?;
+    let daemon = Daemon::start_demo();
+    println!("switchd {} on {} (release build)", daemon.pid().unwrap_or(0), daemon.sip_addr);
+    setups(&daemon, setup_calls, rate)?;
+    held_calls(&daemon, "echo (media both ways)", "9196", concurrent)?;
+    held_calls(&daemon, "prompt then record (recorded)", "9197", concurrent)?;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! The engine's own applications, reachable from the routing table before the IVR exists:
+//! the echo test, prompt-then-record (留言), and the placeholder behind the hotline number.
+//! Each takes the call and gives it back when done; the engine then hangs up and closes the
+//! CDR. `Err(Ended)` from a primitive just means the caller hung up first.
+
+use std::time::Duration;
+
+use super::call::{Call, CallError};
+use crate::media::prompt::tone;
+
+/// What the echo test says first (Chinese, then English for foreign callers).
+pub const ECHO_PROMPT: &str = "回声测试。请讲话，您将听到自己的声音。";
+/// The prompt before a recorded message.
+pub const RECORD_PROMPT: &str = "请在提示音后留言，按井号键结束。";
+/// The hotline placeholder until the IVR is installed.
+pub const HOTLINE_PLACEHOLDER: &str = "您好，这里是12365热线。自动服务正在建设中，请稍后再拨。";
+
+/// Echo test: answer, one short tone, then the caller's audio comes straight back until they
+/// hang up. Digits are reported as events and kept in the CDR.
+pub async fn echo_test(mut call: Call) -> Call {
+    let result: Result<(), CallError> = async {
+        call.answer().await?;
+        call.play(&tone(1000.0, 200, 6000), false).await?;
+        call.echo().await
+    }
+    .await;
+    log_end(&call, "echo", result);
+    call
+}
+
+/// Prompt then record: answer, speak [`RECORD_PROMPT`], beep, record the caller's message
+/// until `#`, hang-up or the configured limit, then thank them.
+pub async fn prompt_then_record(mut call: Call) -> Call {
+    let max = Duration::from_secs(u64::from(call.max_message_secs()));
+    let path = call.recording_path("message");
+    let result: Result<(), CallError> = async {
+        call.answer().await?;
+        call.play_text(RECORD_PROMPT, false).await?;
+        call.play(&tone(1000.0, 400, 8000), false).await?;
+        call.record(&path, max, "#").await?;
+        call.play_text("留言已收到，谢谢。", false).await?;
+        Ok(())
+    }
+    .await;
+    log_end(&call, "prompt_record", result);
+    call
+}
+
+/// The hotline number's application until the IVR issue installs its own.
+pub async fn hotline_placeholder(mut call: Call) -> Call {
+    let result: Result<(), CallError> = async {
+        call.answer().await?;
+        call.play_text(HOTLINE_PLACEHOLDER, false).await?;
+        call.pause(Duration::from_millis(300)).await
+    }
+    .await;
+    log_end(&call, "hotline", result);
+    call
+}
+
+fn log_end(call: &Call, app: &str, result: Result<(), CallError>) {
+    match result {
+        Ok(()) | Err(CallError::Ended) => {}
+        Err(e) => tracing::warn!(leg = %call.info.leg, app, error = %e, "application failed"),
+    }
+}

@@ -1,0 +1,432 @@
+//! A call as an application sees it: the engine primitives (answer, play, collect, record,
+//! echo, hang up) over one SIP leg, on a 20 ms media clock.
+//!
+//! Each call runs as its own task that owns its [`Call`]; the primitives are `async` and
+//! return [`CallError::Ended`] as soon as the caller hangs up, so an application is written as
+//! straight-line code (`call.answer()?; call.play_text(..)?; call.record(..)?`) and unwinds
+//! with `?` on hang-up — the shape of FreeSWITCH's `switch_ivr_*` and Asterisk's dialplan
+//! applications (DESIGN.md decision 3).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use super::rtp_leg::{Received, RtpLeg, FRAME_SAMPLES};
+use super::{EngineEvent, Shared};
+use crate::media::prompt::PromptError;
+use crate::media::wav::{WavError, WavFormat, WavWriter};
+use crate::sip::sdp::{self, LocalMedia, SessionDescription};
+use crate::sip::ua::{CallCommand, EndReason, LegId};
+
+/// Why a primitive stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The call is over (the caller hung up, or we did).
+    #[error("the call has ended")]
+    Ended,
+    /// A prompt could not be rendered or read.
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    /// The recording file could not be written.
+    #[error(transparent)]
+    Recording(#[from] WavError),
+    /// A blocking helper task failed.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// What the SIP side tells a running call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegSignal {
+    /// The ACK arrived (with the peer's SDP for a late offer).
+    Confirmed(Option<Vec<u8>>),
+    /// A digit by SIP INFO.
+    Dtmf(char),
+    /// A re-INVITE with a new offer.
+    ReInvite(Vec<u8>),
+    /// The leg ended.
+    Ended(EndReason),
+}
+
+/// Facts about the call, fixed at its start.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub leg: LegId,
+    /// Its call detail record, when the store took it.
+    pub cdr: Option<i64>,
+    pub trunk: String,
+    pub caller: String,
+    pub callee: String,
+    pub sip_call_id: String,
+}
+
+/// How a recording ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// Relative to the data directory.
+    pub path: String,
+    pub seconds: f64,
+    /// The digit that stopped it, if one did.
+    pub stopped_by: Option<char>,
+}
+
+/// What woke a primitive: the 20 ms media tick, or a digit (already queued in `pending`).
+enum Input {
+    Tick,
+    Digit,
+}
+
+/// One call leg under an application's control (see the module docs).
+pub struct Call {
+    pub info: CallInfo,
+    shared: Arc<Shared>,
+    rtp: RtpLeg,
+    local: LocalMedia,
+    /// Our SDP for the 200 OK.
+    answer_sdp: Vec<u8>,
+    signals: mpsc::UnboundedReceiver<LegSignal>,
+    ended: Option<EndReason>,
+    answered: bool,
+    /// Every digit received, for the CDR.
+    digits: String,
+    /// Digits not yet consumed by [`Call::collect`].
+    pending: VecDeque<char>,
+    tick: Interval,
+    heard: Vec<i16>,
+    echo: bool,
+}
+
+impl Call {
+    pub(super) fn new(
+        info: CallInfo,
+        shared: Arc<Shared>,
+        rtp: RtpLeg,
+        local: LocalMedia,
+        answer_sdp: Vec<u8>,
+        signals: mpsc::UnboundedReceiver<LegSignal>,
+    ) -> Self {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        // After a stall, catch up with a burst rather than drift: the peer's clock keeps going.
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        Self {
+            info,
+            shared,
+            rtp,
+            local,
+            answer_sdp,
+            signals,
+            ended: None,
+            answered: false,
+            digits: String::new(),
+            pending: VecDeque::new(),
+            tick,
+            heard: Vec::with_capacity(2 * FRAME_SAMPLES),
+            echo: false,
+        }
+    }
+
+    /// Every digit received so far.
+    pub fn digits(&self) -> &str {
+        &self.digits
+    }
+
+    /// Why the leg ended, once it has.
+    pub fn ended(&self) -> Option<EndReason> {
+        self.ended
+    }
+
+    /// The configured limit for a recorded message, in seconds.
+    pub fn max_message_secs(&self) -> u32 {
+        self.shared.config.voicemail_max_secs
+    }
+
+    /// A fresh recording path for this call, relative to the data directory:
+    /// `recordings/YYYY/MM/DD/<CDR id or leg>-<kind>.wav` by local date.
+    pub fn recording_path(&self, kind: &str) -> String {
+        let local = chrono::Utc::now() + chrono::Duration::hours(i64::from(self.shared.utc_offset_hours));
+        let id = self.info.cdr.map_or_else(|| self.info.leg.to_string(), |id| id.to_string());
+        format!("recordings/{}/{id}-{kind}.wav", local.format("%Y/%m/%d"))
+    }
+
+    /// The leg's RTP counters so far.
+    pub fn media_stats(&self) -> super::rtp_leg::LegStats {
+        self.rtp.stats()
+    }
+
+    /// Whether [`Call::answer`] was done.
+    pub fn is_answered(&self) -> bool {
+        self.answered
+    }
+
+    /// Sends `180 Ringing`.
+    pub fn ring(&mut self) {
+        self.command(CallCommand::Ringing { leg: self.info.leg });
+    }
+
+    /// Answers with `200 OK` and our SDP; media flows from now.
+    pub async fn answer(&mut self) -> Result<(), CallError> {
+        self.check()?;
+        if self.answered {
+            return Ok(());
+        }
+        self.command(CallCommand::Answer { leg: self.info.leg, sdp: self.answer_sdp.clone() });
+        self.answered = true;
+        self.emit(EngineEvent::Answered { leg: self.info.leg });
+        if let Some(id) = self.info.cdr {
+            if let Err(e) = self.shared.store.call_answered(id, chrono::Utc::now()).await {
+                tracing::warn!(leg = %self.info.leg, error = %e, "CDR: cannot record the answer");
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the call from our side (BYE once answered, 480 before).
+    pub fn hangup(&mut self) {
+        if self.ended.is_none() {
+            self.command(CallCommand::Hangup { leg: self.info.leg });
+            self.ended = Some(EndReason::Local);
+        }
+    }
+
+    /// Plays 8 kHz samples. With `barge_in`, a digit stops playback and is returned (it stays
+    /// queued for [`Call::collect`]).
+    pub async fn play(&mut self, samples: &[i16], barge_in: bool) -> Result<Option<char>, CallError> {
+        let mut frames = samples.chunks(FRAME_SAMPLES);
+        loop {
+            if barge_in {
+                if let Some(&d) = self.pending.front() {
+                    return Ok(Some(d));
+                }
+            }
+            if let Input::Tick = self.next().await? {
+                let Some(frame) = frames.next() else { break };
+                let mut frame = frame.to_vec();
+                frame.resize(FRAME_SAMPLES, 0);
+                self.rtp.send_samples(&frame).await;
+            }
+        }
+        self.emit(EngineEvent::PlaybackFinished { leg: self.info.leg });
+        Ok(None)
+    }
+
+    /// Speaks `text` in Mandarin (rendered once, then cached) — see [`Call::play`].
+    pub async fn play_text(&mut self, text: &str, barge_in: bool) -> Result<Option<char>, CallError> {
+        let prompts = self.shared.prompts.clone();
+        let text = text.to_owned();
+        let samples = tokio::task::spawn_blocking(move || prompts.tts(&text))
+            .await
+            .map_err(|e| CallError::Task(e.to_string()))??;
+        self.play(&samples, barge_in).await
+    }
+
+    /// Plays silence for `duration` (keeps the RTP stream alive for NAT and the peer).
+    pub async fn pause(&mut self, duration: Duration) -> Result<(), CallError> {
+        let silence = vec![0i16; (duration.as_millis() as usize) * 8];
+        self.play(&silence, false).await.map(|_| ())
+    }
+
+    /// Collects up to `max` digits: the first within `first`, each next within `between`;
+    /// `terminator` ends early (and is not returned).
+    pub async fn collect(
+        &mut self,
+        max: usize,
+        terminator: Option<char>,
+        first: Duration,
+        between: Duration,
+    ) -> Result<String, CallError> {
+        let mut got = String::new();
+        let mut deadline = Instant::now() + first;
+        loop {
+            while let Some(d) = self.pending.pop_front() {
+                if Some(d) == terminator {
+                    return Ok(got);
+                }
+                got.push(d);
+                if got.chars().count() >= max {
+                    return Ok(got);
+                }
+                deadline = Instant::now() + between;
+            }
+            if Instant::now() >= deadline {
+                return Ok(got);
+            }
+            self.silence_tick().await?;
+        }
+    }
+
+    /// Records what the caller says (mono, 8 kHz) to `path` (relative to the data directory)
+    /// until they hang up, `max` passes, or one of `stop_digits` is pressed. The file is
+    /// written as the call goes: a crash keeps everything up to about a second before it.
+    pub async fn record(&mut self, path: &str, max: Duration, stop_digits: &str) -> Result<Recorded, CallError> {
+        let full: PathBuf = self.shared.data_dir.join(path);
+        if let Some(dir) = full.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| WavError::Io { path: dir.to_owned(), source })?;
+        }
+        let mut writer = WavWriter::create(&full, WavFormat::MONO_8K)?;
+        self.pending.clear();
+        if let Some(id) = self.info.cdr {
+            if let Err(e) = self.shared.store.call_recording_started(id, path.to_owned(), "leg".into(), chrono::Utc::now()).await {
+                tracing::warn!(leg = %self.info.leg, error = %e, "CDR: cannot note the recording");
+            }
+        }
+        let frames_max = max.as_millis() as u64 / 20;
+        let mut frames = 0u64;
+        let mut stopped_by = None;
+        let outcome = loop {
+            if let Some(d) = self.pending.iter().copied().find(|d| stop_digits.contains(*d)) {
+                stopped_by = Some(d);
+                self.pending.clear();
+                break Ok(());
+            }
+            match self.next().await {
+                Ok(Input::Tick) => {
+                    let mut audio = std::mem::take(&mut self.heard);
+                    audio.resize(FRAME_SAMPLES, 0);
+                    writer.write_frames(&audio)?;
+                    self.heard = audio;
+                    frames += 1;
+                    if writer.should_sync() {
+                        writer.sync()?;
+                    }
+                    if frames >= frames_max {
+                        break Ok(());
+                    }
+                    // Keep the caller's side of the stream alive (comfort silence).
+                    self.rtp.send_samples(&[0; FRAME_SAMPLES]).await;
+                }
+                Ok(Input::Digit) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let written = writer.finish()?;
+        let seconds = written as f64 / 8000.0;
+        if let Some(id) = self.info.cdr {
+            if let Err(e) = self.shared.store.call_recording_finished(id, path.to_owned(), seconds).await {
+                tracing::warn!(leg = %self.info.leg, error = %e, "CDR: cannot note the recording's end");
+            }
+        }
+        self.emit(EngineEvent::RecordingFinished { leg: self.info.leg, path: path.to_owned(), seconds });
+        tracing::info!(leg = %self.info.leg, path, seconds, "recording finished");
+        outcome.map(|()| Recorded { path: path.to_owned(), seconds, stopped_by })
+    }
+
+    /// Sends the caller's audio straight back until they hang up (the echo test).
+    pub async fn echo(&mut self) -> Result<(), CallError> {
+        self.echo = true;
+        loop {
+            self.next().await?;
+        }
+    }
+
+    /// One media tick that sends silence.
+    async fn silence_tick(&mut self) -> Result<(), CallError> {
+        loop {
+            match self.next().await? {
+                Input::Tick => {
+                    self.rtp.send_samples(&[0; FRAME_SAMPLES]).await;
+                    return Ok(());
+                }
+                Input::Digit => {}
+            }
+        }
+    }
+
+    /// Waits for the next tick or digit; `Err(Ended)` once the leg is over.
+    async fn next(&mut self) -> Result<Input, CallError> {
+        loop {
+            self.check()?;
+            tokio::select! {
+                biased;
+                signal = self.signals.recv() => match signal {
+                    Some(LegSignal::Ended(reason)) => self.ended = Some(reason),
+                    None => self.ended = Some(EndReason::Local),
+                    Some(LegSignal::Dtmf(d)) => return Ok(self.digit(d)),
+                    Some(LegSignal::Confirmed(sdp)) => {
+                        if let Some(sdp) = sdp {
+                            self.apply_remote_sdp(&sdp);
+                        }
+                    }
+                    Some(LegSignal::ReInvite(sdp)) => self.reinvite(&sdp),
+                },
+                received = self.rtp.receive(self.echo) => match received {
+                    Ok(Received::Digit(d)) => return Ok(self.digit(d)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(leg = %self.info.leg, error = %e, "RTP: receive error");
+                    }
+                },
+                _ = self.tick.tick() => {
+                    let inband = self.rtp.take_audio(std::time::Instant::now(), &mut self.heard);
+                    for d in inband {
+                        self.digit(d);
+                    }
+                    return Ok(Input::Tick);
+                }
+            }
+        }
+    }
+
+    /// A digit arrived: noted for the CDR, queued for [`Call::collect`], reported.
+    fn digit(&mut self, d: char) -> Input {
+        self.digits.push(d);
+        self.pending.push_back(d);
+        tracing::info!(leg = %self.info.leg, digit = %d, "DTMF");
+        self.emit(EngineEvent::Dtmf { leg: self.info.leg, digit: d });
+        Input::Digit
+    }
+
+    fn check(&self) -> Result<(), CallError> {
+        match self.ended {
+            Some(_) => Err(CallError::Ended),
+            None => Ok(()),
+        }
+    }
+
+    /// A re-INVITE: answer with our media (same port), follow the new address and codec.
+    fn reinvite(&mut self, sdp_bytes: &[u8]) {
+        self.local.session_version += 1;
+        let answer = std::str::from_utf8(sdp_bytes)
+            .ok()
+            .and_then(|t| SessionDescription::parse(t).ok())
+            .and_then(|offer| sdp::answer(&offer, &self.local).ok());
+        let body = match answer {
+            Some(a) => {
+                self.rtp.renegotiate(&a);
+                a.sdp.render().into_bytes()
+            }
+            // An offerless re-INVITE (or one we cannot use): offer what we have.
+            None => sdp::offer(&self.local).render().into_bytes(),
+        };
+        self.command(CallCommand::AcceptReinvite { leg: self.info.leg, sdp: body });
+    }
+
+    /// The peer's SDP in the ACK, answering the offer of a late-offer 200.
+    fn apply_remote_sdp(&mut self, sdp_bytes: &[u8]) {
+        let negotiated = std::str::from_utf8(sdp_bytes)
+            .ok()
+            .and_then(|t| SessionDescription::parse(t).ok())
+            .and_then(|remote| sdp::answer(&remote, &self.local).ok());
+        if let Some(a) = negotiated {
+            self.rtp.renegotiate(&a);
+        }
+    }
+
+    fn command(&self, command: CallCommand) {
+        // The SIP task lives as long as the daemon; a failed send means shutdown.
+        let _ = self.shared.commands.send(command);
+    }
+
+    fn emit(&self, event: EngineEvent) {
+        // No subscriber is fine: events are for whoever watches (ACD, supervisors, tests).
+        let _ = self.shared.events.send(event);
+    }
+
+    /// What the engine writes into the CDR at the end.
+    pub(super) fn into_outcome(self) -> (CallInfo, Option<EndReason>, String, bool) {
+        (self.info, self.ended, self.digits, self.answered)
+    }
+}

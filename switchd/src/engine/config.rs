@@ -1,0 +1,116 @@
+//! The `[telephony]` section of the configuration: media ports, trunks and the routing table
+//! that maps dialled numbers to engine applications (usable before the IVR exists).
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Telephony settings; every field has a documented default (`assets/switchd.example.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelephonyConfig {
+    /// The address written into SDP and Contact. Unset: the address the peer reached us on
+    /// (right for a single-homed server and for loopback tests; set it behind NAT).
+    pub advertise_ip: Option<IpAddr>,
+    /// Address the RTP sockets bind to.
+    pub rtp_ip: IpAddr,
+    /// The RTP port range, inclusive; one port per call leg.
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Calls at once; more get `503 Service Unavailable`.
+    pub max_calls: usize,
+    /// Longest message the "prompt then record" application keeps, in seconds.
+    pub voicemail_max_secs: u32,
+    /// The text-to-speech program (espeak-ng) and its voice.
+    pub tts_program: PathBuf,
+    pub tts_voice: String,
+    /// Carriers (or PBXs) whose calls are accepted, by source address.
+    pub trunks: Vec<TrunkConfig>,
+    /// Dialled number → application.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for TelephonyConfig {
+    fn default() -> Self {
+        Self {
+            advertise_ip: None,
+            rtp_ip: IpAddr::from([0, 0, 0, 0]),
+            rtp_port_min: 20000,
+            rtp_port_max: 29999,
+            max_calls: 2000,
+            voicemail_max_secs: 120,
+            tts_program: PathBuf::from("espeak-ng"),
+            tts_voice: "cmn-latn-pinyin".into(),
+            trunks: Vec::new(),
+            routes: default_routes(),
+        }
+    }
+}
+
+/// A trunk: calls from these addresses are accepted and named after it in CDRs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+}
+
+/// One row of the routing table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The dialled number (the Request-URI's user part), after normalisation.
+    pub number: String,
+    pub app: RouteApp,
+}
+
+/// The engine applications a number can reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteApp {
+    /// Echo test: the caller hears themself; digits are reported.
+    Echo,
+    /// Play a prompt, beep, record the caller's message (voicemail / 留言).
+    PromptRecord,
+    /// The hotline: handed to the application hook the IVR fills.
+    Hotline,
+}
+
+/// 9196 echo test, 9197 prompt-then-record, 12365 the hotline.
+pub fn default_routes() -> Vec<RouteConfig> {
+    [("9196", RouteApp::Echo), ("9197", RouteApp::PromptRecord), ("12365", RouteApp::Hotline)]
+        .into_iter()
+        .map(|(number, app)| RouteConfig { number: number.into(), app })
+        .collect()
+}
+
+impl TelephonyConfig {
+    /// The application for a dialled number: exact match after dropping a `+86` / `0086`
+    /// prefix, so `+8612365` reaches 12365.
+    pub fn route(&self, dialled: &str) -> Option<RouteApp> {
+        let number = dialled
+            .strip_prefix("+86")
+            .or_else(|| dialled.strip_prefix("0086"))
+            .unwrap_or(dialled);
+        self.routes.iter().find(|r| r.number == number).map(|r| r.app)
+    }
+
+    /// The trunk the demo adds when none is configured: calls from this machine.
+    pub fn demo_trunk() -> TrunkConfig {
+        TrunkConfig { name: "demo-loopback".into(), addresses: vec![IpAddr::from([127, 0, 0, 1]), "::1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))] }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_after_country_code() {
+        let c = TelephonyConfig::default();
+        assert_eq!(c.route("9196"), Some(RouteApp::Echo));
+        assert_eq!(c.route("+8612365"), Some(RouteApp::Hotline));
+        assert_eq!(c.route("008612365"), Some(RouteApp::Hotline));
+        assert_eq!(c.route("12366"), None);
+    }
+}

@@ -1,0 +1,258 @@
+//! The telephony engine (DESIGN.md decision 3): calls and legs, the primitives applications
+//! use ([`call::Call`]), and the events they produce.
+//!
+//! The SIP side ([`crate::sip::udp`]) reports [`CallEvent`]s; [`run`] routes each new call by
+//! the dialled number ([`config::TelephonyConfig::route`]), negotiates its media, writes its
+//! call detail record and runs its application in a task of its own. Applications never see
+//! SIP or RTP: they call `answer`, `play_text`, `collect`, `record`, `echo`, `hangup`.
+//!
+//! Here now: inbound calls from trunks over UDP, G.711 with RFC 4733 / INFO / in-band DTMF,
+//! the echo test, prompt-then-record and the hotline hook. Not yet: outbound legs, bridging,
+//! desk (Opus) legs, conference and snoop — see `docs/FEATURES.md`.
+
+pub mod apps;
+pub mod call;
+pub mod config;
+pub mod rtp_leg;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::cdr::{CallDirection, CallEnd, CallStart, EndCause};
+use crate::media::prompt::Prompts;
+use crate::sip::sdp::{self, LocalMedia, SessionDescription};
+use crate::sip::ua::{CallCommand, CallEvent, EndReason, Incoming, LegId};
+use crate::store::Store;
+use call::{Call, CallInfo, LegSignal};
+use config::{RouteApp, TelephonyConfig};
+use rtp_leg::RtpLeg;
+
+/// What the engine reports to whoever listens (the ACD and supervisors later; tests now).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    LegCreated { leg: LegId, caller: String, callee: String, trunk: String },
+    Answered { leg: LegId },
+    Dtmf { leg: LegId, digit: char },
+    PlaybackFinished { leg: LegId },
+    RecordingFinished { leg: LegId, path: String, seconds: f64 },
+    Ended { leg: LegId, reason: EndReason },
+}
+
+/// What every call task shares.
+pub struct Shared {
+    pub config: TelephonyConfig,
+    pub store: Store,
+    pub prompts: Prompts,
+    pub data_dir: PathBuf,
+    pub utc_offset_hours: i32,
+    pub commands: mpsc::UnboundedSender<CallCommand>,
+    pub events: broadcast::Sender<EngineEvent>,
+    pub hotline: HotlineHook,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The hotline number's application: the IVR issue installs its own; until then the
+/// placeholder in [`apps::hotline_placeholder`] answers.
+pub type HotlineHook =
+    Arc<dyn Fn(Call) -> std::pin::Pin<Box<dyn std::future::Future<Output = Call> + Send>> + Send + Sync>;
+
+/// Runs the engine until the SIP side goes away.
+pub async fn run(shared: Arc<Shared>, mut sip_events: mpsc::UnboundedReceiver<CallEvent>) {
+    let mut legs: HashMap<LegId, mpsc::UnboundedSender<LegSignal>> = HashMap::new();
+    while let Some(event) = sip_events.recv().await {
+        match event {
+            CallEvent::Incoming(incoming) => {
+                if let Some(signals) = start_call(&shared, *incoming).await {
+                    legs.insert(signals.0, signals.1);
+                }
+            }
+            CallEvent::Confirmed { leg, sdp } => forward(&legs, leg, LegSignal::Confirmed(sdp)),
+            CallEvent::Dtmf { leg, digit } => forward(&legs, leg, LegSignal::Dtmf(digit)),
+            CallEvent::ReInvite { leg, sdp } => forward(&legs, leg, LegSignal::ReInvite(sdp)),
+            CallEvent::Ended { leg, reason } => {
+                if let Some(tx) = legs.remove(&leg) {
+                    let _ = tx.send(LegSignal::Ended(reason));
+                }
+            }
+        }
+        legs.retain(|_, tx| !tx.is_closed());
+    }
+}
+
+fn forward(legs: &HashMap<LegId, mpsc::UnboundedSender<LegSignal>>, leg: LegId, signal: LegSignal) {
+    if let Some(tx) = legs.get(&leg) {
+        let _ = tx.send(signal);
+    }
+}
+
+/// Routes, negotiates and spawns one inbound call; `None` when it was refused.
+async fn start_call(shared: &Arc<Shared>, incoming: Incoming) -> Option<(LegId, mpsc::UnboundedSender<LegSignal>)> {
+    let leg = incoming.leg;
+    let cdr = shared
+        .store
+        .call_offered(CallStart {
+            sip_call_id: incoming.call_id.clone(),
+            direction: CallDirection::Inbound,
+            trunk: Some(incoming.trunk.clone()),
+            caller: incoming.caller.clone(),
+            callee: incoming.callee.clone(),
+            route: shared.config.route(&incoming.callee).map(route_name).unwrap_or("none").to_owned(),
+            offered_at: chrono::Utc::now(),
+        })
+        .await
+        .map_err(|e| tracing::warn!(%leg, error = %e, "CDR: cannot record the offer"))
+        .ok();
+    let refuse = |status: u16, cause: EndCause| {
+        let _ = shared.commands.send(CallCommand::Reject { leg, status });
+        let store = shared.store.clone();
+        async move {
+            if let Some(id) = cdr {
+                let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: Some(status), digits: String::new() };
+                if let Err(e) = store.call_ended(id, end).await {
+                    tracing::warn!(%leg, error = %e, "CDR: cannot record the end");
+                }
+            }
+        }
+    };
+    let Some(app) = shared.config.route(&incoming.callee) else {
+        tracing::info!(%leg, callee = %incoming.callee, "no route for the dialled number, 404");
+        refuse(404, EndCause::Rejected).await;
+        return None;
+    };
+    let media = match negotiate(shared, &incoming) {
+        Ok(m) => m,
+        Err(status) => {
+            refuse(status, EndCause::Failed).await;
+            return None;
+        }
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let info = CallInfo {
+        leg,
+        cdr,
+        trunk: incoming.trunk,
+        caller: incoming.caller,
+        callee: incoming.callee,
+        sip_call_id: incoming.call_id,
+    };
+    let _ = shared.events.send(EngineEvent::LegCreated {
+        leg,
+        caller: info.caller.clone(),
+        callee: info.callee.clone(),
+        trunk: info.trunk.clone(),
+    });
+    let call = Call::new(info, shared.clone(), media.rtp, media.local, media.sdp, rx);
+    let span = tracing::info_span!("call", %leg, caller = %call.info.caller, callee = %call.info.callee);
+    tokio::spawn(tracing::Instrument::instrument(run_app(shared.clone(), app, call), span));
+    Some((leg, tx))
+}
+
+struct Media {
+    rtp: RtpLeg,
+    local: LocalMedia,
+    sdp: Vec<u8>,
+}
+
+/// Binds the leg's RTP port and answers its offer (or makes ours for a late offer). The
+/// error is the SIP status to refuse the call with.
+fn negotiate(shared: &Shared, incoming: &Incoming) -> Result<Media, u16> {
+    let cfg = &shared.config;
+    let socket = rtp_leg::bind_rtp(cfg.rtp_ip, cfg.rtp_port_min, cfg.rtp_port_max).map_err(|e| {
+        tracing::warn!(leg = %incoming.leg, error = %e, "RTP: no port, 503");
+        503u16
+    })?;
+    let port = socket.local_addr().map_err(|_| 503u16)?.port();
+    let socket = tokio::net::UdpSocket::from_std(socket).map_err(|_| 503u16)?;
+    let ip = cfg.advertise_ip.unwrap_or_else(|| local_ip_towards(incoming.source, cfg.rtp_ip));
+    let session = u64::from(port) << 32 | (incoming.leg.0 & 0xffff_ffff);
+    let local = LocalMedia::new(ip, port, session);
+    if incoming.sdp.is_empty() {
+        // Late offer: we offer in the 200; the ACK's answer is applied when it arrives.
+        let offer = sdp::offer(&local);
+        let placeholder = sdp::answer(&offer, &local).map_err(|_| 500u16)?;
+        let mut rtp = RtpLeg::new(socket, &placeholder);
+        rtp.renegotiate(&sdp::Answer { remote: SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0), ..placeholder });
+        return Ok(Media { rtp, sdp: offer.render().into_bytes(), local });
+    }
+    let offer = std::str::from_utf8(&incoming.sdp)
+        .ok()
+        .and_then(|t| SessionDescription::parse(t).ok())
+        .ok_or_else(|| {
+            tracing::info!(leg = %incoming.leg, "SDP offer unreadable, 488");
+            488u16
+        })?;
+    let answer = sdp::answer(&offer, &local).map_err(|e| {
+        tracing::info!(leg = %incoming.leg, error = %e, "no common codec, 488");
+        488u16
+    })?;
+    let rtp = RtpLeg::new(socket, &answer);
+    Ok(Media { rtp, sdp: answer.sdp.render().into_bytes(), local })
+}
+
+/// The local address the kernel would use to reach `peer` (what goes into our SDP when no
+/// address is configured and RTP binds to the unspecified address).
+fn local_ip_towards(peer: SocketAddr, bound: IpAddr) -> IpAddr {
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    let probe = std::net::UdpSocket::bind(SocketAddr::new(
+        if peer.is_ipv4() { IpAddr::from([0, 0, 0, 0]) } else { IpAddr::from([0u16; 8]) },
+        0,
+    ));
+    probe
+        .and_then(|s| {
+            s.connect(peer)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(peer.ip())
+}
+
+fn route_name(app: RouteApp) -> &'static str {
+    match app {
+        RouteApp::Echo => "echo",
+        RouteApp::PromptRecord => "prompt_record",
+        RouteApp::Hotline => "hotline",
+    }
+}
+
+/// Runs the application, then hangs up if it did not and writes the end of the CDR.
+async fn run_app(shared: Arc<Shared>, app: RouteApp, call: Call) {
+    let leg = call.info.leg;
+    let metrics = shared.metrics.clone();
+    metrics.calls_total.fetch_add(1, Ordering::Relaxed);
+    metrics.calls_active.fetch_add(1, Ordering::Relaxed);
+    let mut call = match app {
+        RouteApp::Echo => apps::echo_test(call).await,
+        RouteApp::PromptRecord => apps::prompt_then_record(call).await,
+        RouteApp::Hotline => (shared.hotline)(call).await,
+    };
+    call.hangup();
+    let stats = call.media_stats();
+    metrics.calls_active.fetch_sub(1, Ordering::Relaxed);
+    metrics.rtp_packets_in.fetch_add(stats.packets_in, Ordering::Relaxed);
+    metrics.rtp_packets_out.fetch_add(stats.packets_out, Ordering::Relaxed);
+    metrics.rtp_packets_ignored.fetch_add(stats.ignored_in, Ordering::Relaxed);
+    let (info, ended, digits, answered) = call.into_outcome();
+    let reason = ended.unwrap_or(EndReason::Local);
+    let cause = match reason {
+        EndReason::RemoteBye => EndCause::CallerHangup,
+        EndReason::Cancelled => EndCause::Cancelled,
+        EndReason::AckTimeout => EndCause::Failed,
+        EndReason::Local if answered => EndCause::SwitchHangup,
+        EndReason::Local => EndCause::NoAnswer,
+    };
+    let _ = shared.events.send(EngineEvent::Ended { leg, reason });
+    tracing::info!(%leg, ?reason, digits, "call ended");
+    if let Some(id) = info.cdr {
+        let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: None, digits };
+        if let Err(e) = shared.store.call_ended(id, end).await {
+            tracing::warn!(%leg, error = %e, "CDR: cannot record the end");
+        }
+    }
+}

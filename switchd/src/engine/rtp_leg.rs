@@ -1,0 +1,259 @@
+//! One SIP leg's media: its RTP socket, the negotiated codec, our outgoing stream and what
+//! arrives (audio into a jitter buffer for consumers, RFC 4733 events into digits).
+//!
+//! Symmetric RTP (RFC 4961): we send from the port we receive on, and once a valid packet of
+//! the negotiated payload types arrives we send to where it came from, whatever the SDP said —
+//! that is what gets audio through NAT on the carrier's or a phone's side.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+
+use crate::media::dtmf::event::EventReceiver;
+use crate::media::dtmf::inband::InbandDetector;
+use crate::media::g711;
+use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::media::rtp::{is_rtcp, RtpHeader, RtpPacket};
+use crate::sip::sdp::{Answer, Codec};
+
+/// Samples per 20 ms frame at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+
+/// Binds a UDP socket on an even port of `[min, max]` on `ip`, starting at a random place so
+/// that consecutive calls do not reuse a port whose stray packets may still be in flight.
+pub fn bind_rtp(ip: IpAddr, min: u16, max: u16) -> std::io::Result<std::net::UdpSocket> {
+    let (min, max) = (min.max(1024) & !1, max.max(min));
+    let slots = u32::from((max - min) / 2 + 1);
+    let start = ring::rand::generate::<[u8; 4]>(&ring::rand::SystemRandom::new())
+        .map(|r| u32::from_be_bytes(r.expose()))
+        .unwrap_or(0)
+        % slots;
+    for i in 0..slots {
+        let port = min + (((start + i) % slots) * 2) as u16;
+        if let Ok(s) = std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
+            s.set_nonblocking(true)?;
+            return Ok(s);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free RTP port in {min}-{max}"),
+    ))
+}
+
+/// What one received datagram was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Audio of the negotiated codec (also queued in the jitter buffer).
+    Audio,
+    /// A new DTMF key press (RFC 4733).
+    Digit(char),
+    /// RTCP, a repeat of an event, or anything not ours: ignored.
+    Nothing,
+}
+
+/// Counters a CDR and the benchmarks read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub ignored_in: u64,
+}
+
+/// The media of one leg (see the module docs).
+#[derive(Debug)]
+pub struct RtpLeg {
+    socket: UdpSocket,
+    remote: SocketAddr,
+    latched: bool,
+    codec: Codec,
+    payload_type: u8,
+    dtmf_payload_type: Option<u8>,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    marker_next: bool,
+    events: EventReceiver,
+    inband: Option<InbandDetector>,
+    /// Made at the first audio packet, with that packet's duration as its frame: carriers
+    /// send 20 or 30 ms (SIPp's capture is 30 ms) whatever `a=ptime` says.
+    jitter: Option<JitterBuffer>,
+    /// Decoded audio waiting to be taken 20 ms at a time (packets and ticks need not align).
+    decoded: VecDeque<i16>,
+    frame_samples: usize,
+    stats: LegStats,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl RtpLeg {
+    /// A leg sending to the negotiated `answer` from `socket`.
+    pub fn new(socket: UdpSocket, answer: &Answer) -> Self {
+        let random = ring::rand::generate::<[u8; 8]>(&ring::rand::SystemRandom::new())
+            .map(|r| r.expose())
+            .unwrap_or([7; 8]);
+        Self {
+            socket,
+            remote: answer.remote,
+            latched: false,
+            codec: answer.codec,
+            payload_type: answer.payload_type,
+            dtmf_payload_type: answer.dtmf_payload_type,
+            ssrc: u32::from_be_bytes([random[0], random[1], random[2], random[3]]),
+            seq: u16::from_be_bytes([random[4], random[5]]),
+            timestamp: u32::from(u16::from_be_bytes([random[6], random[7]])) << 8,
+            marker_next: true,
+            events: EventReceiver::new(),
+            // Without RFC 4733 the trunk can only send its digits in the audio.
+            inband: answer.dtmf_payload_type.is_none().then(InbandDetector::new),
+            jitter: None,
+            decoded: VecDeque::with_capacity(4 * FRAME_SAMPLES),
+            frame_samples: FRAME_SAMPLES,
+            stats: LegStats::default(),
+            buf: vec![0; 2048],
+            out: Vec::with_capacity(256),
+        }
+    }
+
+    /// Takes a new answer (re-INVITE): codec and address may change.
+    pub fn renegotiate(&mut self, answer: &Answer) {
+        self.remote = answer.remote;
+        self.latched = false;
+        self.codec = answer.codec;
+        self.payload_type = answer.payload_type;
+        self.dtmf_payload_type = answer.dtmf_payload_type;
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> LegStats {
+        self.stats
+    }
+
+    /// Waits for one datagram and classifies it. With `echo`, audio is sent straight back
+    /// (re-stamped as our stream) instead of only being queued.
+    pub async fn receive(&mut self, echo: bool) -> std::io::Result<Received> {
+        let (n, source) = self.socket.recv_from(&mut self.buf).await?;
+        let now = Instant::now();
+        let datagram = &self.buf[..n];
+        if is_rtcp(datagram) {
+            return Ok(Received::Nothing);
+        }
+        let Ok(packet) = RtpPacket::parse(datagram) else {
+            self.stats.ignored_in += 1;
+            return Ok(Received::Nothing);
+        };
+        let pt = packet.header.payload_type;
+        let is_event = Some(pt) == self.dtmf_payload_type;
+        if pt != self.payload_type && !is_event {
+            self.stats.ignored_in += 1;
+            return Ok(Received::Nothing);
+        }
+        self.stats.packets_in += 1;
+        if !self.latched || source != self.remote {
+            if !self.latched {
+                tracing::debug!(%source, sdp = %self.remote, "RTP: latched to the sender");
+            }
+            self.remote = source;
+            self.latched = true;
+        }
+        if is_event {
+            let digit = self.events.handle_packet(packet.header.timestamp, packet.payload);
+            return Ok(digit.map_or(Received::Nothing, Received::Digit));
+        }
+        let (seq, ts, marker) = (packet.header.sequence, packet.header.timestamp, packet.header.marker);
+        let payload = packet.payload.to_vec();
+        if echo {
+            self.send_payload(&payload).await;
+        } else {
+            self.queue(now, seq, ts, marker, payload);
+        }
+        Ok(Received::Audio)
+    }
+
+    fn queue(&mut self, now: Instant, seq: u16, ts: u32, marker: bool, payload: Vec<u8>) {
+        let jitter = self.jitter.get_or_insert_with(|| {
+            // G.711: one byte per sample at 8 kHz.
+            let millis = (payload.len() as u64 / 8).clamp(10, 60);
+            JitterBuffer::new(JitterConfig {
+                frame_duration: std::time::Duration::from_millis(millis),
+                ..JitterConfig::default()
+            })
+        });
+        if !payload.is_empty() {
+            self.frame_samples = payload.len();
+        }
+        jitter.handle_packet_marked(now, seq, ts, marker, payload);
+    }
+
+    /// The next 20 ms of received audio due at `now`, decoded (silence and lost frames as
+    /// zeros), plus the in-band digits found in it. Call once per 20 ms tick.
+    pub fn take_audio(&mut self, now: Instant, samples: &mut Vec<i16>) -> Vec<char> {
+        samples.clear();
+        if let Some(jitter) = self.jitter.as_mut() {
+            let mut pcm = Vec::with_capacity(self.frame_samples);
+            while let Some(playout) = jitter.poll_frame(now) {
+                pcm.clear();
+                match playout {
+                    Playout::Frame(bytes) => match self.codec {
+                        Codec::Pcma => g711::decode_alaw(&bytes, &mut pcm),
+                        _ => g711::decode_ulaw(&bytes, &mut pcm),
+                    },
+                    Playout::Lost | Playout::Silence => pcm.resize(self.frame_samples, 0),
+                }
+                self.decoded.extend(pcm.iter().copied());
+            }
+        }
+        // Stay in step with the sender: never hold more than three ticks of decoded audio.
+        let excess = self.decoded.len().saturating_sub(3 * FRAME_SAMPLES);
+        self.decoded.drain(..excess);
+        let take = self.decoded.len().min(FRAME_SAMPLES);
+        samples.extend(self.decoded.drain(..take));
+        samples.resize(FRAME_SAMPLES, 0);
+        match self.inband.as_mut() {
+            Some(detector) if !samples.is_empty() => detector.push(samples),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Encodes and sends one frame of 8 kHz samples (any length; 160 for 20 ms).
+    pub async fn send_samples(&mut self, samples: &[i16]) {
+        let mut payload = Vec::with_capacity(samples.len());
+        match self.codec {
+            Codec::Pcma => g711::encode_alaw(samples, &mut payload),
+            _ => g711::encode_ulaw(samples, &mut payload),
+        }
+        self.send_payload(&payload).await;
+    }
+
+    async fn send_payload(&mut self, payload: &[u8]) {
+        if self.remote.ip().is_unspecified() || self.remote.port() == 0 {
+            return; // held (c=0.0.0.0) or no address yet
+        }
+        self.out.clear();
+        let header = RtpHeader {
+            marker: std::mem::take(&mut self.marker_next),
+            payload_type: self.payload_type,
+            sequence: self.seq,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+            csrc: Vec::new(),
+            extension: None,
+        };
+        if RtpPacket::write(&header, payload, &mut self.out).is_err() {
+            return;
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(payload.len() as u32);
+        match self.socket.send_to(&self.out, self.remote).await {
+            Ok(_) => self.stats.packets_out += 1,
+            Err(e) => tracing::trace!(remote = %self.remote, error = %e, "RTP: send failed"),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The call flows of [`Calls`] driven through the whole sans-IO stack ([`UdpCore`]: parsing,
+//! transactions, dialogs) on a virtual clock.
+
+use super::*;
+use crate::metrics::Metrics;
+use crate::sip::udp::{Limits, UdpCore};
+use rsip::Response;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TRUNK: &str = "192.0.2.7:5060";
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn core() -> UdpCore {
+    let trunk = TrunkPeer { name: "carrier".into(), addresses: vec!["192.0.2.7".parse().unwrap()] };
+    let calls = Calls::new(Timers::default(), "198.51.100.1:5060".parse().unwrap(), vec![trunk], 2);
+    UdpCore::new(Timers::default(), Limits::default(), Arc::new(Metrics::default()), calls)
+}
+
+fn message(method: &str, call: &str, cseq: u32, to_tag: Option<&str>, body: &str, extra: &str) -> String {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let body_headers = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".into() };
+    format!(
+        "{method} sip:12365@198.51.100.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK{call}{method}{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:13800138000@192.0.2.7>;tag=caller\r\n\
+         To: <sip:12365@198.51.100.1>{to_tag}\r\n\
+         Call-ID: {call}@192.0.2.7\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Contact: <sip:13800138000@192.0.2.7:5060>\r\n\
+         {extra}{body_headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn replies(c: &mut UdpCore) -> Vec<Response> {
+    std::iter::from_fn(|| c.poll_transmit())
+        .filter_map(|(_, b)| Response::try_from(b.as_slice()).ok())
+        .collect()
+}
+
+fn events(c: &mut UdpCore) -> Vec<CallEvent> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+fn incoming(c: &mut UdpCore, now: Instant, call: &str) -> Incoming {
+    c.handle_datagram(now, TRUNK.parse().unwrap(), message("INVITE", call, 1, None, SDP, "").as_bytes());
+    match events(c).as_slice() {
+        [CallEvent::Incoming(i)] => (**i).clone(),
+        other => panic!("expected one Incoming, got {other:?}"),
+    }
+}
+
+fn to_tag(r: &Response) -> String {
+    r.to_header().unwrap().tag().unwrap().unwrap().value().to_owned()
+}
+
+#[test]
+fn a_trunk_call_is_offered_answered_confirmed_and_ended_by_bye() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let call = incoming(&mut c, t0, "a");
+    assert_eq!((call.trunk.as_str(), call.caller.as_str(), call.callee.as_str()), ("carrier", "13800138000", "12365"));
+    assert!(String::from_utf8_lossy(&call.sdp).contains("PCMA"));
+    c.handle_command(t0, CallCommand::Ringing { leg: call.leg });
+    c.handle_command(t0, CallCommand::Answer { leg: call.leg, sdp: b"v=0\r\n".to_vec() });
+    let r = replies(&mut c);
+    assert_eq!(r.iter().map(|r| r.status_code.code()).collect::<Vec<_>>(), vec![180, 200]);
+    let tag = to_tag(&r[1]);
+    assert_eq!(r[1].body, b"v=0\r\n");
+    // No ACK yet: the 200 is retransmitted (T1 = 500 ms).
+    c.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(replies(&mut c).first().map(|r| r.status_code.code()), Some(200));
+    let ack = message("ACK", "a", 1, Some(&tag), "", "");
+    c.handle_datagram(t0 + Duration::from_millis(600), TRUNK.parse().unwrap(), ack.as_bytes());
+    assert_eq!(events(&mut c), vec![CallEvent::Confirmed { leg: call.leg, sdp: None }]);
+    // An INFO digit, then BYE.
+    let info = message("INFO", "a", 2, Some(&tag), "", "Content-Type: application/dtmf-relay\r\n")
+        .replace("Content-Length: 0\r\n\r\n", "Content-Length: 26\r\n\r\nSignal=5\r\nDuration=160\r\n");
+    c.handle_datagram(t0 + Duration::from_secs(1), TRUNK.parse().unwrap(), info.as_bytes());
+    assert_eq!(replies(&mut c)[0].status_code.code(), 200);
+    assert_eq!(events(&mut c), vec![CallEvent::Dtmf { leg: call.leg, digit: '5' }]);
+    let bye = message("BYE", "a", 3, Some(&tag), "", "");
+    c.handle_datagram(t0 + Duration::from_secs(2), TRUNK.parse().unwrap(), bye.as_bytes());
+    assert_eq!(replies(&mut c)[0].status_code.code(), 200);
+    assert_eq!(events(&mut c), vec![CallEvent::Ended { leg: call.leg, reason: EndReason::RemoteBye }]);
+    assert_eq!(c.calls(), 0);
+    // Commands that cross the end are ignored.
+    c.handle_command(t0 + Duration::from_secs(2), CallCommand::Hangup { leg: call.leg });
+    assert!(replies(&mut c).is_empty());
+}
+
+#[test]
+fn cancel_while_ringing_ends_the_call_with_487() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let call = incoming(&mut c, t0, "b");
+    c.handle_command(t0, CallCommand::Ringing { leg: call.leg });
+    assert_eq!(replies(&mut c)[0].status_code.code(), 180);
+    // CANCEL has the INVITE's branch and CSeq number.
+    let cancel = message("CANCEL", "b", 1, None, "", "").replace("branch=z9hG4bKbCANCEL1", "branch=z9hG4bKbINVITE1");
+    c.handle_datagram(t0 + Duration::from_secs(1), TRUNK.parse().unwrap(), cancel.as_bytes());
+    let mut codes: Vec<u16> = replies(&mut c).iter().map(|r| r.status_code.code()).collect();
+    codes.sort_unstable();
+    assert_eq!(codes, vec![200, 487]);
+    assert_eq!(events(&mut c), vec![CallEvent::Ended { leg: call.leg, reason: EndReason::Cancelled }]);
+}
+
+#[test]
+fn our_hangup_sends_bye_and_limits_and_routing_refuse_calls() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let first = incoming(&mut c, t0, "c");
+    c.handle_command(t0, CallCommand::Answer { leg: first.leg, sdp: b"v=0\r\n".to_vec() });
+    let tag = to_tag(&replies(&mut c)[0]);
+    let ack = message("ACK", "c", 1, Some(&tag), "", "");
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), ack.as_bytes());
+    events(&mut c);
+    let _second = incoming(&mut c, t0, "d");
+    // The limit is 2 calls: a third gets 503.
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), message("INVITE", "e", 1, None, SDP, "").as_bytes());
+    assert_eq!(replies(&mut c)[0].status_code.code(), 503);
+    c.handle_command(t0, CallCommand::Hangup { leg: first.leg });
+    let bye = std::iter::from_fn(|| c.poll_transmit()).find_map(|(to, b)| {
+        let text = String::from_utf8(b).unwrap();
+        text.starts_with("BYE ").then_some((to, text))
+    });
+    let (to, bye) = bye.expect("a BYE is sent");
+    assert_eq!(to, TRUNK.parse().unwrap());
+    assert!(bye.starts_with("BYE sip:13800138000@192.0.2.7:5060 SIP/2.0"), "{bye}");
+    assert!(bye.contains(&format!(";tag={tag}")) && bye.contains("Call-ID: c@192.0.2.7"), "{bye}");
+    assert_eq!(events(&mut c), vec![CallEvent::Ended { leg: first.leg, reason: EndReason::Local }]);
+    // An unanswered call hung up gets 480.
+    let third = incoming(&mut c, t0, "f");
+    c.handle_command(t0, CallCommand::Hangup { leg: third.leg });
+    assert_eq!(replies(&mut c)[0].status_code.code(), 480);
+}
+
+#[test]
+fn info_digits_are_read_from_both_content_types() {
+    let parse = |ct: &str, body: &str| {
+        let text = message("INFO", "x", 2, Some("t"), "", &format!("Content-Type: {ct}\r\n"))
+            .replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        info_digit(&Request::try_from(text.as_str()).unwrap())
+    };
+    assert_eq!(parse("application/dtmf-relay", "Signal=#\r\nDuration=100\r\n"), Some('#'));
+    assert_eq!(parse("application/dtmf", "7"), Some('7'));
+    assert_eq!(parse("application/dtmf-relay", "Signal=12\r\n"), None);
+    assert_eq!(parse("text/plain", "5"), None);
+}
