@@ -20,6 +20,10 @@ pub struct Metrics {
     pub sip_messages: AtomicU64,
     pub sip_malformed: AtomicU64,
     pub sip_rate_limited: AtomicU64,
+    /// Audio frames from logged-in desks handed to the call engine.
+    pub desk_audio_frames: AtomicU64,
+    /// Desk datagrams dropped: not logged in, malformed, or no engine (or a full one) to take them.
+    pub desk_audio_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -44,6 +48,8 @@ impl Metrics {
             ("rexian_sip_messages_total", "SIP datagrams accepted for processing", &self.sip_messages),
             ("rexian_sip_malformed_total", "SIP messages that could not be parsed or keyed", &self.sip_malformed),
             ("rexian_sip_rate_limited_total", "SIP datagrams dropped by the per-source rate limit", &self.sip_rate_limited),
+            ("rexian_desk_audio_frames_total", "Audio frames from logged-in desks handed to the call engine", &self.desk_audio_frames),
+            ("rexian_desk_audio_dropped_total", "Desk datagrams dropped (not logged in, malformed, or no engine to take them)", &self.desk_audio_dropped),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
