@@ -3,8 +3,11 @@
 //!
 //! Usage: [`DeskClient::connect`], then [`DeskClient::login`], then any request. Requests may be
 //! issued concurrently from many tasks; replies are matched by id. Events arrive on
-//! [`DeskClient::next_event`] after [`DeskClient::subscribe`].
+//! [`DeskClient::next_event`] after [`DeskClient::subscribe`]. Call audio travels beside the
+//! control stream as QUIC datagrams: [`DeskClient::send_audio`] and [`DeskClient::recv_audio`]
+//! (switchd drops audio from a connection that has not logged in).
 
+use crate::audio::{AudioFrame, DATAGRAM_BUFFER_BYTES};
 use crate::codec;
 use crate::domain::*;
 use crate::proto::*;
@@ -43,6 +46,10 @@ pub enum ClientError {
     /// The server answered with a reply of the wrong type.
     #[error("unexpected reply: {0}")]
     Unexpected(String),
+    /// An audio datagram could not be sent: too large for the path, datagrams unsupported by
+    /// the server, or the connection is gone.
+    #[error("语音数据发送失败 / audio datagram not sent: {0}")]
+    Audio(#[from] quinn::SendDatagramError),
 }
 
 impl ClientError {
@@ -174,6 +181,28 @@ impl DeskClient {
         self.events.lock().await.recv().await
     }
 
+    /// Sends one audio frame as a QUIC datagram and returns at once. Datagrams are unreliable:
+    /// a frame may be lost or reordered, and when the send buffer is full quinn drops the oldest
+    /// queued one rather than delay live audio. Fails when the frame does not fit in a datagram
+    /// on this path (payloads from `OpusEncoderVoip` always do) or the connection is gone.
+    pub fn send_audio(&self, frame: &AudioFrame) -> Result<(), ClientError> {
+        Ok(self.conn.send_datagram(frame.to_bytes().into())?)
+    }
+
+    /// Waits for the next audio frame from the server. Datagrams that are not audio frames are
+    /// skipped (logged at debug level), so a newer server's other datagram kinds do no harm.
+    /// Fails with [`ClientError::Closed`] once the connection is gone. Frames come in arrival
+    /// order: put them through a jitter buffer before playing them.
+    pub async fn recv_audio(&self) -> Result<AudioFrame, ClientError> {
+        loop {
+            let datagram = self.conn.read_datagram().await.map_err(|_| ClientError::Closed)?;
+            match AudioFrame::parse(&datagram) {
+                Ok(frame) => return Ok(frame),
+                Err(e) => tracing::debug!(error = %e, len = datagram.len(), "skipped a datagram"),
+            }
+        }
+    }
+
     /// Closes the connection and waits until the server was told.
     pub async fn close(self) {
         self.conn.close(0u32.into(), b"bye");
@@ -244,6 +273,8 @@ fn client_endpoint(addr: SocketAddr, verifier: Arc<PinVerifier>) -> Result<quinn
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(Duration::from_secs(5)));
+    transport.datagram_receive_buffer_size(Some(DATAGRAM_BUFFER_BYTES));
+    transport.datagram_send_buffer_size(DATAGRAM_BUFFER_BYTES);
     config.transport_config(Arc::new(transport));
     let bind: SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
         .parse()

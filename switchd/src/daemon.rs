@@ -62,6 +62,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hub: Hub::default(),
         metrics: Arc::new(Metrics::default()),
         utc_offset_hours: config.utc_offset_hours,
+        // No call engine drives desk audio yet: frames from desks are counted and dropped.
+        audio_in: None,
     });
     if first_start {
         first_start_accounts(&config, &auth, &cases, ctx.now()).await?;

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub rtp_packets_in: AtomicU64,
     pub rtp_packets_out: AtomicU64,
     pub rtp_packets_ignored: AtomicU64,
+    /// Audio frames from logged-in desks handed to the call engine.
+    pub desk_audio_frames: AtomicU64,
+    /// Desk datagrams dropped: not logged in, malformed, or no engine (or a full one) to take them.
+    pub desk_audio_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -57,6 +61,8 @@ impl Metrics {
             ("rexian_rtp_packets_in_total", "RTP packets received on finished calls", &self.rtp_packets_in),
             ("rexian_rtp_packets_out_total", "RTP packets sent on finished calls", &self.rtp_packets_out),
             ("rexian_rtp_packets_ignored_total", "Datagrams on RTP ports that were not the call's media", &self.rtp_packets_ignored),
+            ("rexian_desk_audio_frames_total", "Audio frames from logged-in desks handed to the call engine", &self.desk_audio_frames),
+            ("rexian_desk_audio_dropped_total", "Desk datagrams dropped (not logged in, malformed, or no engine to take them)", &self.desk_audio_dropped),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));

@@ -8,7 +8,6 @@
 use rexian_tests::{sipp, Daemon};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn options(branch: &str, local: SocketAddr, to: SocketAddr) -> String {

@@ -66,7 +66,8 @@ fn set_session(ctx: &DeskContext, conn: &Arc<Connection>, session: &Session) {
     ctx.hub.logged_in(conn, session.user.id);
 }
 
-fn current_session(conn: &Connection, now: chrono::NaiveDateTime) -> Result<Session, DeskError> {
+/// The connection's session while it is valid at `now`.
+pub(super) fn current_session(conn: &Connection, now: chrono::NaiveDateTime) -> Result<Session, DeskError> {
     let session = conn.session.lock().ok().and_then(|s| s.clone());
     match session {
         None => Err(DeskError::new(ErrorCode::NotAuthenticated, "请先登录 / log in first")),

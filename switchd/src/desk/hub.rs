@@ -1,7 +1,9 @@
 //! Who receives which pushed event: every subscribed connection of hotline staff, leaders and
-//! administrators, and department handlers only for their own department's tickets.
+//! administrators, and department handlers only for their own department's tickets. Also where
+//! audio to a desk is sent from, since the hub knows every logged-in connection.
 
-use super::Connection;
+use super::{AudioSendError, Connection};
+use rexian_shared::audio::AudioFrame;
 use rexian_shared::{Event, Role, ServerMsg};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -65,6 +67,27 @@ impl Hub {
         if let Ok(mut s) = self.sessions.lock() {
             s.remove(&conn_id);
         }
+    }
+
+    /// The ids of the connections `user_id` is logged in on, lowest (oldest) first.
+    pub fn connections_of(&self, user_id: i64) -> Vec<u64> {
+        let Ok(sessions) = self.sessions.lock() else { return Vec::new() };
+        let mut ids: Vec<u64> = sessions.iter().filter(|(_, (uid, _))| *uid == user_id).map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Sends one audio frame as a datagram to connection `conn_id`, which must have a logged-in
+    /// session (audio goes to authenticated desks only). Returns at once; like all datagrams
+    /// the frame may be lost, and quinn drops the oldest queued one when its buffer is full.
+    pub fn send_audio(&self, conn_id: u64, frame: &AudioFrame) -> Result<(), AudioSendError> {
+        let conn = self
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&conn_id).and_then(|(_, c)| c.upgrade()))
+            .ok_or(AudioSendError::NotLoggedIn(conn_id))?;
+        Ok(conn.quic.send_datagram(frame.to_bytes().into())?)
     }
 
     pub fn publish(&self, event: Event, audience: &Audience) {

@@ -1,9 +1,11 @@
 //! The desk server: QUIC (quinn, TLS 1.3) connections from the desktops, the desk protocol's
-//! requests with their role checks, and pushed events.
+//! requests with their role checks, pushed events, and call audio in QUIC datagrams ([`audio`]).
 
+pub mod audio;
 mod handlers;
 mod hub;
 
+pub use audio::{AudioSendError, AudioSink, IncomingAudio};
 pub use hub::{Audience, Hub};
 
 use crate::auth::Auth;
@@ -29,6 +31,9 @@ pub struct DeskContext {
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
     pub utc_offset_hours: i32,
+    /// Receives the audio frames of logged-in desks; `None` while no call engine is attached,
+    /// and their audio is dropped. See [`audio`].
+    pub audio_in: Option<AudioSink>,
 }
 
 impl DeskContext {
@@ -44,6 +49,8 @@ pub struct Connection {
     pub session: Mutex<Option<Session>>,
     pub outgoing: mpsc::UnboundedSender<ServerMsg>,
     pub remote: SocketAddr,
+    /// The QUIC connection itself, for audio datagrams to this desk ([`Hub::send_audio`]).
+    pub quic: quinn::Connection,
 }
 
 pub fn server_config(identity: Identity) -> anyhow::Result<quinn::ServerConfig> {
@@ -57,6 +64,9 @@ pub fn server_config(identity: Identity) -> anyhow::Result<quinn::ServerConfig> 
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(Duration::from_secs(30).try_into()?));
     transport.max_concurrent_bidi_streams(4u32.into());
+    // Call audio arrives as datagrams (see `audio`); the client sizes its buffers alike.
+    transport.datagram_receive_buffer_size(Some(rexian_shared::audio::DATAGRAM_BUFFER_BYTES));
+    transport.datagram_send_buffer_size(rexian_shared::audio::DATAGRAM_BUFFER_BYTES);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -118,7 +128,14 @@ async fn converse(ctx: &Arc<DeskContext>, conn: &quinn::Connection, id: u64) -> 
             }
         }
     });
-    let state = Arc::new(Connection { id, session: Mutex::new(None), outgoing: tx, remote: conn.remote_address() });
+    let state = Arc::new(Connection {
+        id,
+        session: Mutex::new(None),
+        outgoing: tx,
+        remote: conn.remote_address(),
+        quic: conn.clone(),
+    });
+    let audio = tokio::spawn(audio::receive(ctx.clone(), conn.clone(), state.clone()));
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let result = loop {
         let msg = match codec::read::<_, ClientMsg>(&mut recv).await {
@@ -137,6 +154,7 @@ async fn converse(ctx: &Arc<DeskContext>, conn: &quinn::Connection, id: u64) -> 
     };
     drop(state);
     writer.abort();
+    audio.abort();
     result
 }
 
