@@ -272,7 +272,7 @@ impl Calls {
             } => self.handle_request(now, key, request, source, layer),
             LayerEvent::StrayAck { request, .. } => {
                 if let Some(id) = DialogId::for_incoming(&request).and_then(|d| self.by_dialog.get(&d).copied()) {
-                    self.to_dialog(now, id, &request, None, layer);
+                    self.route_to_dialog(now, id, &request, None, layer);
                 }
                 None
             }
@@ -294,7 +294,7 @@ impl Calls {
                 .and_then(|k| self.legs.iter().find(|(_, l)| l.invite_key == k))
                 .map(|(id, _)| *id);
             match leg {
-                Some(id) => self.to_dialog(now, id, &request, Some(key.clone()), layer),
+                Some(id) => self.route_to_dialog(now, id, &request, Some(key.clone()), layer),
                 None => send(layer, now, &key, response_for(&request, StatusCode::CallTransactionDoesNotExist)),
             }
             // The CANCEL itself is answered 200 by us (§9.2) whatever the dialog did.
@@ -303,7 +303,7 @@ impl Calls {
         }
         if let Some(dialog_id) = DialogId::for_incoming(&request) {
             match self.by_dialog.get(&dialog_id).copied() {
-                Some(id) => self.to_dialog(now, id, &request, Some(key), layer),
+                Some(id) => self.route_to_dialog(now, id, &request, Some(key), layer),
                 None => send(layer, now, &key, response_for(&request, StatusCode::CallTransactionDoesNotExist)),
             }
             return None;
@@ -453,7 +453,7 @@ impl Calls {
         }
     }
 
-    fn to_dialog(
+    fn route_to_dialog(
         &mut self,
         now: Instant,
         id: LegId,
