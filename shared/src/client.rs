@@ -248,6 +248,16 @@ impl DeskClient {
         expect_reply!(self.request(Request::ListDepartments).await?, Response::Departments { departments } => departments)
     }
 
+    /// Takes a call offered by `Event::CallOffered`; audio frames for it flow from now.
+    pub async fn answer_call(&self, call: u64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::AnswerCall { call }).await?, Response::Ok => ())
+    }
+
+    /// Hangs up (or declines) a call of this user.
+    pub async fn hangup_call(&self, call: u64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::HangupCall { call }).await?, Response::Ok => ())
+    }
+
     pub async fn caller_profile(&self, phone: &PhoneNumber) -> Result<CallerProfile, ClientError> {
         let req = Request::GetCallerProfile { phone: phone.clone() };
         expect_reply!(self.request(req).await?, Response::CallerProfile { profile } => profile)

@@ -169,6 +169,12 @@ pub enum Request {
     GetCallerProfile { phone: PhoneNumber },
     GetEnterpriseProfile { credit_code: CreditCode },
     SetCallerFlags { phone: PhoneNumber, vip: bool, blocked: bool },
+    // Calls (AGT-8): the desk's softphone. Audio flows as `audio::AudioFrame` datagrams whose
+    // `call` is the id from `Event::CallOffered`.
+    /// Take a call offered to this user (`Event::CallOffered`).
+    AnswerCall { call: u64 },
+    /// Hang up (or decline, while it rings) one of this user's calls.
+    HangupCall { call: u64 },
 }
 
 impl Request {
@@ -207,6 +213,8 @@ impl Request {
             Request::GetCallerProfile { .. } => "get_caller_profile",
             Request::GetEnterpriseProfile { .. } => "get_enterprise_profile",
             Request::SetCallerFlags { .. } => "set_caller_flags",
+            Request::AnswerCall { .. } => "answer_call",
+            Request::HangupCall { .. } => "hangup_call",
         }
     }
 }
@@ -239,6 +247,13 @@ pub enum Event {
     TicketChanged { no: TicketNo, state: TicketState, action: String, actor: String },
     ReminderDue { no: TicketNo, note: String, at: NaiveDateTime },
     TicketOverdue { no: TicketNo, due_date: NaiveDate },
+    /// A call rings for this user: answer with `Request::AnswerCall`.
+    CallOffered { call: u64, caller: String, callee: String, trunk: String },
+    /// The call is connected; audio frames for it flow both ways.
+    CallConnected { call: u64 },
+    /// The call is over; `cause` is a CDR end-cause code (`caller_hangup`, `switch_hangup`,
+    /// `cancelled`, `no_answer`, …).
+    CallEnded { call: u64, cause: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -209,9 +209,7 @@ pub fn apply_run_args(config: &mut Config, args: &RunArgs) {
     }
     if args.demo {
         config.demo_data = true;
-        if config.telephony.trunks.is_empty() {
-            config.telephony.trunks.push(crate::engine::config::TelephonyConfig::demo_trunk());
-        }
+        config.telephony.add_demo();
     }
 }
 

@@ -56,14 +56,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         data_dir.join("attachments"),
     );
     let auth = Auth::new(store.clone(), config.auth.clone())?;
+    let desk_link = DeskLink::new();
     let ctx = Arc::new(DeskContext {
         auth: auth.clone(),
         cases: cases.clone(),
         hub: Hub::default(),
         metrics: Arc::new(Metrics::default()),
         utc_offset_hours: config.utc_offset_hours,
-        // No call engine drives desk audio yet: frames from desks are counted and dropped.
-        audio_in: None,
+        audio_in: Some(desk_link.audio_tx.clone()),
+        calls: Some(desk_link.control_tx.clone()),
     });
     if first_start {
         first_start_accounts(&config, &auth, &cases, ctx.now()).await?;
@@ -84,7 +85,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen for SIP on {}", config.sip_addr))?;
     let sip_addr = sip_socket.local_addr()?;
     repair_recordings(&store, &data_dir).await;
-    start_telephony(&config, store.clone(), sip_socket, sip_addr, ctx.metrics.clone());
+    let (desk_out_tx, desk_out_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(desk::deliver(ctx.clone(), desk_out_rx));
+    start_telephony(&config, store.clone(), sip_socket, sip_addr, ctx.metrics.clone(), desk_link, desk_out_tx);
     tokio::spawn(background_checks(ctx.clone(), Duration::from_secs(config.reminder_interval_secs.max(1))));
     write_ready(&data_dir, desk_addr, metrics_addr, sip_addr, &fingerprint)?;
     tracing::info!(%desk_addr, %metrics_addr, %sip_addr, data_dir = %data_dir.display(), "switchd ready");
@@ -99,8 +102,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The channels between the desk server and the engine's desk legs (see `engine::desk_leg`).
+struct DeskLink {
+    audio_tx: tokio::sync::mpsc::Sender<crate::engine::desk_leg::IncomingAudio>,
+    audio_rx: tokio::sync::mpsc::Receiver<crate::engine::desk_leg::IncomingAudio>,
+    control_tx: tokio::sync::mpsc::UnboundedSender<crate::engine::desk_leg::DeskControl>,
+    control_rx: tokio::sync::mpsc::UnboundedReceiver<crate::engine::desk_leg::DeskControl>,
+}
+
+impl DeskLink {
+    fn new() -> Self {
+        // A few hundred frames: seconds of audio for a handful of calls, never a growing queue.
+        let (audio_tx, audio_rx) = tokio::sync::mpsc::channel(512);
+        let (control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
+        Self { audio_tx, audio_rx, control_tx, control_rx }
+    }
+}
+
 /// Starts the SIP listener and the engine behind it.
-fn start_telephony(config: &Config, store: Store, socket: tokio::net::UdpSocket, local: std::net::SocketAddr, metrics: Arc<Metrics>) {
+fn start_telephony(
+    config: &Config,
+    store: Store,
+    socket: tokio::net::UdpSocket,
+    local: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    desk_link: DeskLink,
+    desk_out: tokio::sync::mpsc::UnboundedSender<crate::engine::desk_leg::DeskOut>,
+) {
     use crate::engine::{self, apps, Shared};
     use crate::media::prompt::{Prompts, TtsConfig};
     use crate::sip::{ua, udp, Timers};
@@ -121,6 +149,7 @@ fn start_telephony(config: &Config, store: Store, socket: tokio::net::UdpSocket,
     tokio::spawn(udp::serve(socket, core, event_tx, command_rx));
     let tts = TtsConfig { program: tel.tts_program.clone(), voice: tel.tts_voice.clone(), ..TtsConfig::default() };
     let prompts = Prompts::new(config.data_dir.join("prompts"), config.data_dir.join("cache").join("tts"), tts);
+    let desks = Arc::new(engine::desk_leg::DeskRegistry::default());
     let hotline: engine::HotlineHook = Arc::new(|call| Box::pin(apps::hotline_placeholder(call)));
     let shared = Arc::new(Shared {
         config: tel.clone(),
@@ -132,7 +161,10 @@ fn start_telephony(config: &Config, store: Store, socket: tokio::net::UdpSocket,
         events: tokio::sync::broadcast::channel(1024).0,
         hotline,
         metrics,
+        desks: desks.clone(),
+        desk_out,
     });
+    tokio::spawn(engine::desk_leg::route(desks, desk_link.audio_rx, desk_link.control_rx));
     tokio::spawn(engine::run(shared, event_rx));
 }
 

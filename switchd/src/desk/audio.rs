@@ -18,15 +18,7 @@ use rexian_shared::audio::AudioFrame;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// One audio frame from a logged-in desk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncomingAudio {
-    /// The desk connection it came on: where [`super::Hub::send_audio`] answers it.
-    pub conn_id: u64,
-    /// The logged-in user of that connection when the frame arrived.
-    pub user_id: i64,
-    pub frame: AudioFrame,
-}
+pub use crate::engine::desk_leg::IncomingAudio;
 
 /// Where desk audio goes. The engine creates the channel; a capacity of a few hundred frames
 /// (seconds of audio for a handful of calls) absorbs scheduling hiccups without building latency.

@@ -44,6 +44,7 @@ async fn start(audio_in: Option<AudioSink>) -> Server {
         metrics: Arc::default(),
         utc_offset_hours: 8,
         audio_in,
+        calls: None,
     });
     let agent = NewUser {
         username: "agent1".into(),

@@ -1,5 +1,6 @@
 //! One function per request: the role check, the call into the services, the event to push.
 
+use crate::engine::desk_leg::{DeskCallError, DeskControl};
 use super::{Audience, Connection, DeskContext};
 use crate::auth::{actor_of, AuthError};
 use crate::cases::{Actor, CaseError};
@@ -237,6 +238,8 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         Request::GetEnterpriseProfile { credit_code } => {
             Ok(Response::EnterpriseProfile { profile: ctx.cases.enterprise_profile(&actor, credit_code, today).await.map_err(case_err)? })
         }
+        Request::AnswerCall { call } => call_control(ctx, |reply| DeskControl::Answer { call, user_id: session.user.id, conn_id: conn.id, reply }).await,
+        Request::HangupCall { call } => call_control(ctx, |reply| DeskControl::Hangup { call, user_id: session.user.id, reply }).await,
         Request::SetCallerFlags { phone, vip, blocked } => {
             ctx.cases.set_caller_flags(&actor, phone, vip, blocked, now).await.map_err(case_err)?;
             Ok(Response::Ok)
@@ -256,6 +259,24 @@ fn check_name(field: &str, zh: &str, s: &str) -> Result<(), DeskError> {
         return Err(DeskError::field(field, format!("{zh}（{field}）应为1至100个字 / {field} must be 1 to 100 characters")));
     }
     Ok(())
+}
+
+/// Hands a desk's call request to the engine and waits for its verdict. Ownership (the call
+/// was offered to this user) is checked there, where the calls are.
+async fn call_control(
+    ctx: &Arc<DeskContext>,
+    make: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), DeskCallError>>) -> DeskControl,
+) -> Reply {
+    let unavailable = || DeskError::new(ErrorCode::Internal, "电话功能不可用 / telephony is not running");
+    let engine = ctx.calls.as_ref().ok_or_else(unavailable)?;
+    let (reply, verdict) = tokio::sync::oneshot::channel();
+    engine.send(make(reply)).map_err(|_| unavailable())?;
+    match verdict.await.map_err(|_| unavailable())? {
+        Ok(()) => Ok(Response::Ok),
+        Err(e @ DeskCallError::NotYours) => Err(DeskError::new(ErrorCode::Forbidden, e.to_string())),
+        Err(e @ DeskCallError::AlreadyAnswered) => Err(DeskError::new(ErrorCode::Conflict, e.to_string())),
+        Err(e @ DeskCallError::NotFound) => Err(DeskError::new(ErrorCode::NotFound, e.to_string())),
+    }
 }
 
 pub(crate) fn store_err(e: StoreError) -> DeskError {

@@ -90,6 +90,16 @@ impl Hub {
         Ok(conn.quic.send_datagram(frame.to_bytes().into())?)
     }
 
+    /// Pushes `event` to every connection `user_id` is logged in on (a call offered to them).
+    pub fn send_to_user(&self, user_id: i64, event: &Event) {
+        let Ok(sessions) = self.sessions.lock() else { return };
+        for (uid, conn) in sessions.values() {
+            if let (true, Some(conn)) = (*uid == user_id, conn.upgrade()) {
+                let _ = conn.outgoing.send(ServerMsg::Event { event: event.clone() });
+            }
+        }
+    }
+
     pub fn publish(&self, event: Event, audience: &Audience) {
         let Ok(subs) = self.subscribers.lock() else { return };
         for sub in subs.values() {

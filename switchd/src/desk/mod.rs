@@ -34,6 +34,25 @@ pub struct DeskContext {
     /// Receives the audio frames of logged-in desks; `None` while no call engine is attached,
     /// and their audio is dropped. See [`audio`].
     pub audio_in: Option<AudioSink>,
+    /// Where AnswerCall / HangupCall go: the call engine; `None` without one.
+    pub calls: Option<mpsc::UnboundedSender<crate::engine::desk_leg::DeskControl>>,
+}
+
+/// Carries what the engine sends desks — call events to a user's desktops, audio frames to one
+/// connection — until the engine goes away.
+pub async fn deliver(ctx: Arc<DeskContext>, mut from_engine: mpsc::UnboundedReceiver<crate::engine::desk_leg::DeskOut>) {
+    use crate::engine::desk_leg::DeskOut;
+    while let Some(out) = from_engine.recv().await {
+        match out {
+            DeskOut::Event { user_id, event } => ctx.hub.send_to_user(user_id, &event),
+            DeskOut::Audio { conn_id, frame } => {
+                if let Err(e) = ctx.hub.send_audio(conn_id, &frame) {
+                    Metrics::inc(&ctx.metrics.desk_audio_dropped);
+                    tracing::trace!(conn_id, error = %e, "audio to desk dropped");
+                }
+            }
+        }
+    }
 }
 
 impl DeskContext {

@@ -64,3 +64,24 @@ fn log_end(call: &Call, app: &str, result: Result<(), CallError>) {
         Err(e) => tracing::warn!(leg = %call.info.leg, app, error = %e, "application failed"),
     }
 }
+
+/// Rings the desktop of `username` and, once they answer, connects the caller with them until
+/// either hangs up. Unanswered (declined, not logged in, or `desk_ring_secs` passed), the
+/// engine ends the call with "no answer".
+pub async fn desk_user(mut call: Call, username: String) -> Call {
+    let Some(user_id) = call.user_id_of(&username).await else {
+        tracing::warn!(leg = %call.info.leg, username, "desk route names no active user");
+        return call;
+    };
+    let ring = Duration::from_secs(u64::from(call.desk_ring_secs()));
+    let result: Result<(), CallError> = async {
+        let Some(conn_id) = call.offer_to_desk(user_id, ring).await? else {
+            return Ok(());
+        };
+        call.answer().await?;
+        call.talk_with_desk(conn_id).await
+    }
+    .await;
+    log_end(&call, "desk", result);
+    call
+}

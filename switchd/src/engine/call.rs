@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
+use super::desk_leg::{DeskMedia, DeskOut, DeskSignal};
 use super::rtp_leg::{Received, RtpLeg, FRAME_SAMPLES};
 use super::{EngineEvent, Shared};
 use crate::media::prompt::PromptError;
@@ -78,6 +79,10 @@ pub struct Recorded {
 enum Input {
     Tick,
     Digit,
+    /// The desk user answered on this connection.
+    DeskAnswered(u64),
+    /// The desk user hung up or declined.
+    DeskHangup,
 }
 
 /// One call leg under an application's control (see the module docs).
@@ -98,6 +103,12 @@ pub struct Call {
     tick: Interval,
     heard: Vec<i16>,
     echo: bool,
+    /// The desk user this call is offered to or connected with, and their signals.
+    desk_user: Option<i64>,
+    desk_signals: Option<mpsc::UnboundedReceiver<DeskSignal>>,
+    /// Set while caller and desk talk: each tick then carries audio both ways.
+    desk: Option<DeskMedia>,
+    desk_pcm: Vec<i16>,
 }
 
 impl Call {
@@ -126,6 +137,10 @@ impl Call {
             tick,
             heard: Vec::with_capacity(2 * FRAME_SAMPLES),
             echo: false,
+            desk_user: None,
+            desk_signals: None,
+            desk: None,
+            desk_pcm: Vec::with_capacity(FRAME_SAMPLES),
         }
     }
 
@@ -298,7 +313,7 @@ impl Call {
                     // Keep the caller's side of the stream alive (comfort silence).
                     self.rtp.send_samples(&[0; FRAME_SAMPLES]).await;
                 }
-                Ok(Input::Digit) => {}
+                Ok(_) => {}
                 Err(e) => break Err(e),
             }
         };
@@ -322,15 +337,83 @@ impl Call {
         }
     }
 
+    /// Offers the call to desk user `user_id` (their desktops get `CallOffered` with this
+    /// leg's number as call id) and rings the caller until the user answers — returning the
+    /// answering connection — declines, or `ring` passes (`None` for both).
+    pub async fn offer_to_desk(&mut self, user_id: i64, ring: Duration) -> Result<Option<u64>, CallError> {
+        let call = self.info.leg.0;
+        self.desk_signals = Some(self.shared.desks.insert(call, user_id));
+        self.desk_user = Some(user_id);
+        self.ring();
+        let event = rexian_shared::Event::CallOffered {
+            call,
+            caller: self.info.caller.clone(),
+            callee: self.info.callee.clone(),
+            trunk: self.info.trunk.clone(),
+        };
+        let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
+        let deadline = Instant::now() + ring;
+        while Instant::now() < deadline {
+            match self.next().await? {
+                Input::DeskAnswered(conn_id) => return Ok(Some(conn_id)),
+                Input::DeskHangup => return Ok(None),
+                Input::Tick | Input::Digit => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Connects the caller with the desk on connection `conn_id` until either hangs up:
+    /// `Ok` when the desk did (the engine then hangs up the caller), `Err(Ended)` when the
+    /// caller did.
+    pub async fn talk_with_desk(&mut self, conn_id: u64) -> Result<(), CallError> {
+        let media = DeskMedia::new(self.info.leg.0, conn_id).map_err(|e| CallError::Task(e.to_string()))?;
+        self.desk = Some(media);
+        if let Some(user_id) = self.desk_user {
+            let event = rexian_shared::Event::CallConnected { call: self.info.leg.0 };
+            let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
+        }
+        let result = loop {
+            match self.next().await {
+                Ok(Input::DeskHangup) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.desk = None;
+        result
+    }
+
+    /// The id of the active user `username`, if there is one.
+    pub async fn user_id_of(&mut self, username: &str) -> Option<i64> {
+        let name = username.to_owned();
+        let now = chrono::Utc::now().naive_utc();
+        match self.shared.store.read(move |db| db.user_by_username(&name, now)).await {
+            Ok(Some(user)) if user.info.active => Some(user.info.id),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look up a desk user");
+                None
+            }
+        }
+    }
+
+    /// How long a desk offer rings.
+    pub fn desk_ring_secs(&self) -> u32 {
+        self.shared.config.desk_ring_secs
+    }
+
+    /// The desk user this call was offered to, if any.
+    pub fn desk_user(&self) -> Option<i64> {
+        self.desk_user
+    }
+
     /// One media tick that sends silence.
     async fn silence_tick(&mut self) -> Result<(), CallError> {
         loop {
-            match self.next().await? {
-                Input::Tick => {
-                    self.rtp.send_samples(&[0; FRAME_SAMPLES]).await;
-                    return Ok(());
-                }
-                Input::Digit => {}
+            if let Input::Tick = self.next().await? {
+                self.rtp.send_samples(&[0; FRAME_SAMPLES]).await;
+                return Ok(());
             }
         }
     }
@@ -359,15 +442,39 @@ impl Call {
                         tracing::debug!(leg = %self.info.leg, error = %e, "RTP: receive error");
                     }
                 },
+                desk = recv_desk(&mut self.desk_signals) => match desk {
+                    Some(DeskSignal::Audio(frame)) => {
+                        if let Some(media) = self.desk.as_mut() {
+                            media.receive(std::time::Instant::now(), frame);
+                        }
+                    }
+                    Some(DeskSignal::Answered { conn_id }) => return Ok(Input::DeskAnswered(conn_id)),
+                    Some(DeskSignal::Hangup) | None => {
+                        self.desk_signals = None;
+                        return Ok(Input::DeskHangup);
+                    }
+                },
                 _ = self.tick.tick() => {
-                    let inband = self.rtp.take_audio(std::time::Instant::now(), &mut self.heard);
+                    let now = std::time::Instant::now();
+                    let inband = self.rtp.take_audio(now, &mut self.heard);
                     for d in inband {
                         self.digit(d);
                     }
+                    self.desk_tick(now).await;
                     return Ok(Input::Tick);
                 }
             }
         }
+    }
+
+    /// While connected to a desk: the caller's 20 ms to the desk, the desk's 20 ms to the caller.
+    async fn desk_tick(&mut self, now: std::time::Instant) {
+        let Some(media) = self.desk.as_mut() else { return };
+        if let Some(frame) = media.encode(&self.heard) {
+            let _ = self.shared.desk_out.send(DeskOut::Audio { conn_id: media.conn_id, frame });
+        }
+        media.take(now, &mut self.desk_pcm);
+        self.rtp.send_samples(&self.desk_pcm).await;
     }
 
     /// A digit arrived: noted for the CDR, queued for [`Call::collect`], reported.
@@ -428,5 +535,13 @@ impl Call {
     /// What the engine writes into the CDR at the end.
     pub(super) fn into_outcome(self) -> (CallInfo, Option<EndReason>, String, bool) {
         (self.info, self.ended, self.digits, self.answered)
+    }
+}
+
+/// The next desk signal, or never when the call has no desk leg.
+async fn recv_desk(rx: &mut Option<mpsc::UnboundedReceiver<DeskSignal>>) -> Option<DeskSignal> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

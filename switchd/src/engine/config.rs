@@ -21,6 +21,8 @@ pub struct TelephonyConfig {
     pub max_calls: usize,
     /// Longest message the "prompt then record" application keeps, in seconds.
     pub voicemail_max_secs: u32,
+    /// How long a call offered to a desk user rings before it is given up (seconds).
+    pub desk_ring_secs: u32,
     /// The text-to-speech program (espeak-ng) and its voice.
     pub tts_program: PathBuf,
     pub tts_voice: String,
@@ -39,6 +41,7 @@ impl Default for TelephonyConfig {
             rtp_port_max: 29999,
             max_calls: 2000,
             voicemail_max_secs: 120,
+            desk_ring_secs: 30,
             tts_program: PathBuf::from("espeak-ng"),
             tts_voice: "cmn-latn-pinyin".into(),
             trunks: Vec::new(),
@@ -62,6 +65,9 @@ pub struct RouteConfig {
     /// The dialled number (the Request-URI's user part), after normalisation.
     pub number: String,
     pub app: RouteApp,
+    /// For `app = "desk"`: the user (login name) whose desktop the call rings on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// The engine applications a number can reach.
@@ -74,25 +80,40 @@ pub enum RouteApp {
     PromptRecord,
     /// The hotline: handed to the application hook the IVR fills.
     Hotline,
+    /// Ring one desk user's desktop (the route's `user`); they answer and talk over QUIC.
+    Desk,
 }
 
 /// 9196 echo test, 9197 prompt-then-record, 12365 the hotline.
 pub fn default_routes() -> Vec<RouteConfig> {
     [("9196", RouteApp::Echo), ("9197", RouteApp::PromptRecord), ("12365", RouteApp::Hotline)]
         .into_iter()
-        .map(|(number, app)| RouteConfig { number: number.into(), app })
+        .map(|(number, app)| RouteConfig { number: number.into(), app, user: None })
         .collect()
 }
 
 impl TelephonyConfig {
     /// The application for a dialled number: exact match after dropping a `+86` / `0086`
     /// prefix, so `+8612365` reaches 12365.
-    pub fn route(&self, dialled: &str) -> Option<RouteApp> {
+    pub fn route(&self, dialled: &str) -> Option<&RouteConfig> {
         let number = dialled
             .strip_prefix("+86")
             .or_else(|| dialled.strip_prefix("0086"))
             .unwrap_or(dialled);
-        self.routes.iter().find(|r| r.number == number).map(|r| r.app)
+        self.routes.iter().find(|r| r.number == number)
+    }
+
+    /// What `--demo` adds when nothing is configured: the loopback trunk, and 8001 / 8002
+    /// ringing the demo agents' desktops.
+    pub fn add_demo(&mut self) {
+        if self.trunks.is_empty() {
+            self.trunks.push(Self::demo_trunk());
+        }
+        if !self.routes.iter().any(|r| r.app == RouteApp::Desk) {
+            for (number, user) in [("8001", "agent1"), ("8002", "agent2")] {
+                self.routes.push(RouteConfig { number: number.into(), app: RouteApp::Desk, user: Some(user.into()) });
+            }
+        }
     }
 
     /// The trunk the demo adds when none is configured: calls from this machine.
@@ -108,9 +129,10 @@ mod tests {
     #[test]
     fn routes_match_after_country_code() {
         let c = TelephonyConfig::default();
-        assert_eq!(c.route("9196"), Some(RouteApp::Echo));
-        assert_eq!(c.route("+8612365"), Some(RouteApp::Hotline));
-        assert_eq!(c.route("008612365"), Some(RouteApp::Hotline));
-        assert_eq!(c.route("12366"), None);
+        let app = |n: &str| c.route(n).map(|r| r.app);
+        assert_eq!(app("9196"), Some(RouteApp::Echo));
+        assert_eq!(app("+8612365"), Some(RouteApp::Hotline));
+        assert_eq!(app("008612365"), Some(RouteApp::Hotline));
+        assert_eq!(app("12366"), None);
     }
 }

@@ -13,6 +13,7 @@
 pub mod apps;
 pub mod call;
 pub mod config;
+pub mod desk_leg;
 pub mod rtp_leg;
 
 use std::collections::HashMap;
@@ -54,6 +55,9 @@ pub struct Shared {
     pub events: broadcast::Sender<EngineEvent>,
     pub hotline: HotlineHook,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Desk legs ringing or connected, and the way to the desk server.
+    pub desks: Arc<desk_leg::DeskRegistry>,
+    pub desk_out: mpsc::UnboundedSender<desk_leg::DeskOut>,
 }
 
 /// The hotline number's application: the IVR issue installs its own; until then the
@@ -101,7 +105,7 @@ async fn start_call(shared: &Arc<Shared>, incoming: Incoming) -> Option<(LegId, 
             trunk: Some(incoming.trunk.clone()),
             caller: incoming.caller.clone(),
             callee: incoming.callee.clone(),
-            route: shared.config.route(&incoming.callee).map(route_name).unwrap_or("none").to_owned(),
+            route: shared.config.route(&incoming.callee).map(|r| route_name(r.app)).unwrap_or("none").to_owned(),
             offered_at: chrono::Utc::now(),
         })
         .await
@@ -119,7 +123,7 @@ async fn start_call(shared: &Arc<Shared>, incoming: Incoming) -> Option<(LegId, 
             }
         }
     };
-    let Some(app) = shared.config.route(&incoming.callee) else {
+    let Some(route) = shared.config.route(&incoming.callee).cloned() else {
         tracing::info!(%leg, callee = %incoming.callee, "no route for the dialled number, 404");
         refuse(404, EndCause::Rejected).await;
         return None;
@@ -148,7 +152,7 @@ async fn start_call(shared: &Arc<Shared>, incoming: Incoming) -> Option<(LegId, 
     });
     let call = Call::new(info, shared.clone(), media.rtp, media.local, media.sdp, rx);
     let span = tracing::info_span!("call", %leg, caller = %call.info.caller, callee = %call.info.callee);
-    tokio::spawn(tracing::Instrument::instrument(run_app(shared.clone(), app, call), span));
+    tokio::spawn(tracing::Instrument::instrument(run_app(shared.clone(), route, call), span));
     Some((leg, tx))
 }
 
@@ -218,22 +222,25 @@ fn route_name(app: RouteApp) -> &'static str {
         RouteApp::Echo => "echo",
         RouteApp::PromptRecord => "prompt_record",
         RouteApp::Hotline => "hotline",
+        RouteApp::Desk => "desk",
     }
 }
 
 /// Runs the application, then hangs up if it did not and writes the end of the CDR.
-async fn run_app(shared: Arc<Shared>, app: RouteApp, call: Call) {
+async fn run_app(shared: Arc<Shared>, route: config::RouteConfig, call: Call) {
     let leg = call.info.leg;
     let metrics = shared.metrics.clone();
     metrics.calls_total.fetch_add(1, Ordering::Relaxed);
     metrics.calls_active.fetch_add(1, Ordering::Relaxed);
-    let mut call = match app {
+    let mut call = match route.app {
         RouteApp::Echo => apps::echo_test(call).await,
         RouteApp::PromptRecord => apps::prompt_then_record(call).await,
         RouteApp::Hotline => (shared.hotline)(call).await,
+        RouteApp::Desk => apps::desk_user(call, route.user.unwrap_or_default()).await,
     };
     call.hangup();
     let stats = call.media_stats();
+    let desk_user = call.desk_user();
     metrics.calls_active.fetch_sub(1, Ordering::Relaxed);
     metrics.rtp_packets_in.fetch_add(stats.packets_in, Ordering::Relaxed);
     metrics.rtp_packets_out.fetch_add(stats.packets_out, Ordering::Relaxed);
@@ -248,6 +255,11 @@ async fn run_app(shared: Arc<Shared>, app: RouteApp, call: Call) {
         EndReason::Local => EndCause::NoAnswer,
     };
     let _ = shared.events.send(EngineEvent::Ended { leg, reason });
+    if let Some(user_id) = desk_user {
+        shared.desks.remove(leg.0);
+        let event = rexian_shared::Event::CallEnded { call: leg.0, cause: cause.code().to_owned() };
+        let _ = shared.desk_out.send(desk_leg::DeskOut::Event { user_id, event });
+    }
     tracing::info!(%leg, ?reason, digits, "call ended");
     if let Some(id) = info.cdr {
         let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: None, digits };

@@ -1,0 +1,219 @@
+//! Desk legs: a desktop's softphone as a call leg (AGT-8, switchd side; DESIGN.md decision 7).
+//!
+//! The engine sits below the desk server, so they meet through channels the daemon wires:
+//! - desk → engine: [`IncomingAudio`] (every audio datagram of a logged-in desk) and
+//!   [`DeskControl`] (AnswerCall / HangupCall requests, with a reply);
+//! - engine → desk: [`DeskOut`] (events for a user's connections, audio for one connection).
+//!
+//! [`route`] owns the registry of ringing and connected desk legs and checks that the user who
+//! answers, hangs up or sends audio is the one the call was offered to. The media itself is
+//! transcoded in the SIP call's task ([`DeskMedia`]): G.711 ↔ Opus at 8 kHz, a jitter buffer
+//! and Opus packet-loss concealment on what the desk sends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rexian_shared::audio::{AudioFrame, OpusDecoderVoip, OpusEncoderVoip, OpusError, TIMESTAMP_CLOCK_HZ, TIMESTAMP_TICKS_PER_FRAME};
+use rexian_shared::Event;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
+
+/// One audio frame from a logged-in desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingAudio {
+    /// The desk connection it came on (where the answer to it is sent).
+    pub conn_id: u64,
+    /// The logged-in user of that connection when the frame arrived.
+    pub user_id: i64,
+    pub frame: AudioFrame,
+}
+
+/// Engine → desk server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeskOut {
+    /// Push `event` to every connection `user_id` is logged in on.
+    Event { user_id: i64, event: Event },
+    /// Send one audio frame to one connection.
+    Audio { conn_id: u64, frame: AudioFrame },
+}
+
+/// Why a desk's call request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeskCallError {
+    #[error("通话不存在或已结束 / no such call")]
+    NotFound,
+    #[error("这不是您的通话 / not your call")]
+    NotYours,
+    #[error("通话已在其他终端接听 / already answered")]
+    AlreadyAnswered,
+}
+
+/// A desk user's call control, from the desk server.
+#[derive(Debug)]
+pub enum DeskControl {
+    Answer { call: u64, user_id: i64, conn_id: u64, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    Hangup { call: u64, user_id: i64, reply: oneshot::Sender<Result<(), DeskCallError>> },
+}
+
+/// What the desk side tells a call task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeskSignal {
+    /// The user answered on connection `conn_id`.
+    Answered { conn_id: u64 },
+    /// The user hung up or declined.
+    Hangup,
+    /// Audio from the answering connection.
+    Audio(AudioFrame),
+}
+
+struct Entry {
+    user_id: i64,
+    answered_on: Option<u64>,
+    tx: mpsc::UnboundedSender<DeskSignal>,
+}
+
+/// Ringing and connected desk legs by call id.
+#[derive(Default)]
+pub struct DeskRegistry {
+    legs: Mutex<HashMap<u64, Entry>>,
+}
+
+impl DeskRegistry {
+    /// Registers a desk leg for `user_id`; its signals arrive on the returned receiver.
+    pub fn insert(&self, call: u64, user_id: i64) -> mpsc::UnboundedReceiver<DeskSignal> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut legs) = self.legs.lock() {
+            legs.insert(call, Entry { user_id, answered_on: None, tx });
+        }
+        rx
+    }
+
+    pub fn remove(&self, call: u64) {
+        if let Ok(mut legs) = self.legs.lock() {
+            legs.remove(&call);
+        }
+    }
+
+    fn control(&self, control: DeskControl) {
+        let Ok(mut legs) = self.legs.lock() else { return };
+        match control {
+            DeskControl::Answer { call, user_id, conn_id, reply } => {
+                let result = match legs.get_mut(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.answered_on.is_some() => Err(DeskCallError::AlreadyAnswered),
+                    Some(e) => {
+                        e.answered_on = Some(conn_id);
+                        e.tx.send(DeskSignal::Answered { conn_id }).map_err(|_| DeskCallError::NotFound)
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::Hangup { call, user_id, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) => e.tx.send(DeskSignal::Hangup).map_err(|_| DeskCallError::NotFound),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Audio goes to the call only from the connection that answered it.
+    fn audio(&self, audio: IncomingAudio) {
+        let Ok(legs) = self.legs.lock() else { return };
+        if let Some(e) = legs.get(&audio.frame.call) {
+            if e.user_id == audio.user_id && e.answered_on == Some(audio.conn_id) {
+                let _ = e.tx.send(DeskSignal::Audio(audio.frame));
+            }
+        }
+    }
+}
+
+/// Routes desk control and audio to the call tasks until both channels close.
+pub async fn route(
+    registry: Arc<DeskRegistry>,
+    mut audio: mpsc::Receiver<IncomingAudio>,
+    mut control: mpsc::UnboundedReceiver<DeskControl>,
+) {
+    loop {
+        tokio::select! {
+            a = audio.recv() => match a {
+                Some(a) => registry.audio(a),
+                None => break,
+            },
+            c = control.recv() => match c {
+                Some(c) => registry.control(c),
+                None => break,
+            },
+        }
+    }
+}
+
+/// The media of a connected desk leg, inside the SIP call's task: what the caller says goes to
+/// the desk as Opus, what the desk says comes out of a jitter buffer into the caller's RTP.
+pub struct DeskMedia {
+    pub call: u64,
+    pub conn_id: u64,
+    encoder: OpusEncoderVoip,
+    decoder: OpusDecoderVoip,
+    jitter: JitterBuffer,
+    seq: u16,
+    timestamp: u32,
+}
+
+impl DeskMedia {
+    /// Codecs at 8 kHz: switchd's side is G.711, whatever rate the desk encodes at.
+    pub fn new(call: u64, conn_id: u64) -> Result<Self, OpusError> {
+        Ok(Self {
+            call,
+            conn_id,
+            encoder: OpusEncoderVoip::new(8000)?,
+            decoder: OpusDecoderVoip::new(8000)?,
+            jitter: JitterBuffer::new(JitterConfig {
+                clock_rate: TIMESTAMP_CLOCK_HZ,
+                frame_duration: Duration::from_millis(20),
+                ..JitterConfig::default()
+            }),
+            seq: 0,
+            timestamp: 0,
+        })
+    }
+
+    /// A frame from the desk arrived at `now`.
+    pub fn receive(&mut self, now: Instant, frame: AudioFrame) {
+        self.jitter.handle_packet(now, frame.seq, frame.timestamp, frame.payload);
+    }
+
+    /// 20 ms of what the caller said, as a frame for the desk.
+    pub fn encode(&mut self, samples: &[i16]) -> Option<AudioFrame> {
+        let payload = self
+            .encoder
+            .encode(samples)
+            .map_err(|e| tracing::debug!(error = %e, "Opus encode failed"))
+            .ok()?;
+        let frame = AudioFrame { call: self.call, seq: self.seq, timestamp: self.timestamp, payload };
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(TIMESTAMP_TICKS_PER_FRAME);
+        Some(frame)
+    }
+
+    /// The desk's audio due at `now` as 8 kHz samples (lost frames concealed, silence as zeros).
+    pub fn take(&mut self, now: Instant, out: &mut Vec<i16>) {
+        out.clear();
+        if let Some(playout) = self.jitter.poll_frame(now) {
+            match playout {
+                Playout::Frame(packet) => match self.decoder.decode(&packet) {
+                    Ok(pcm) => out.extend(pcm),
+                    Err(_) => out.extend(self.decoder.conceal()),
+                },
+                Playout::Lost => out.extend(self.decoder.conceal()),
+                Playout::Silence => {}
+            }
+        }
+        out.resize(super::rtp_leg::FRAME_SAMPLES, 0);
+    }
+}

@@ -1,0 +1,139 @@
+//! A call from a phone through the trunk to an agent's desk: baresip (a real SIP phone, sending
+//! an 8 kHz tone through its `aufile` module) calls 8001, which the demo routes to `agent1`;
+//! the headless desk client — the same code the agent desktop uses — gets the call offered,
+//! answers it, and talks Opus over QUIC datagrams. Each side checks it hears the other's tone.
+
+use rexian_shared::audio::{AudioFrame, OpusDecoderVoip, OpusEncoderVoip, TIMESTAMP_TICKS_PER_FRAME};
+use rexian_shared::client::{ClientError, DeskClient};
+use rexian_shared::{ErrorCode, Event};
+use rexian_tests::{baresip_call, file_ending, tone_share, Daemon};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn tone_wav(path: &Path, freq: f64, seconds: u32) {
+    let samples: Vec<i16> = (0..8000 * seconds)
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * f64::from(i) / 8000.0).sin()) as i16)
+        .collect();
+    let mut w = switchd::media::wav::WavWriter::create(path, switchd::media::wav::WavFormat::MONO_8K).expect("create wav");
+    w.write_frames(&samples).expect("write wav");
+    w.finish().expect("finish wav");
+}
+
+/// Waits for the next call event, skipping others.
+async fn call_event(desk: &DeskClient) -> Event {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), desk.next_event())
+            .await
+            .expect("a call event within 20 s")
+            .expect("the desk connection stays open");
+        if matches!(event, Event::CallOffered { .. } | Event::CallConnected { .. } | Event::CallEnded { .. }) {
+            return event;
+        }
+    }
+}
+
+/// 100 ms blocks of `samples` (8 kHz) that are mostly `freq`.
+fn blocks_of(samples: &[i16], freq: f64) -> usize {
+    samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.6).count()
+}
+
+/// Sends a 1 kHz tone as 48 kHz Opus frames for `seconds` while collecting what the desk
+/// hears (decoded at 8 kHz); returns the heard samples.
+async fn talk(desk: Arc<DeskClient>, call: u64, seconds: u32) -> Vec<i16> {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let listener = {
+        let (desk, heard) = (desk.clone(), heard.clone());
+        tokio::spawn(async move {
+            let mut decoder = OpusDecoderVoip::new(8000).expect("decoder");
+            while let Ok(frame) = desk.recv_audio().await {
+                if frame.call == call {
+                    let pcm = decoder.decode(&frame.payload).expect("decode");
+                    heard.lock().expect("lock").extend(pcm);
+                }
+            }
+        })
+    };
+    let mut encoder = OpusEncoderVoip::new(48_000).expect("encoder");
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for n in 0..(seconds * 50) {
+        tick.tick().await;
+        let pcm: Vec<i16> = (0..960u32)
+            .map(|i| {
+                let t = f64::from(n * 960 + i) / 48_000.0;
+                (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16
+            })
+            .collect();
+        let frame = AudioFrame { call, seq: n as u16, timestamp: n.wrapping_mul(TIMESTAMP_TICKS_PER_FRAME), payload: encoder.encode(&pcm).expect("encode") };
+        if desk.send_audio(&frame).is_err() {
+            break;
+        }
+    }
+    listener.abort();
+    let samples = heard.lock().expect("lock").clone();
+    samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_call_rings_the_agents_desk_and_both_hear_each_other() {
+    let daemon = Daemon::start_demo();
+    let desk = Arc::new(daemon.login_demo("agent1").await);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let source = scratch.path().join("tone440.wav");
+    tone_wav(&source, 440.0, 12);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let phone = tokio::task::spawn_blocking(move || baresip_call(&uri, &source, 9));
+
+    let Event::CallOffered { call, callee, trunk, .. } = call_event(&desk).await else { panic!("expected the call to be offered") };
+    assert_eq!((callee.as_str(), trunk.as_str()), ("8001", "demo-loopback"));
+    desk.answer_call(call).await.expect("answer");
+    assert_eq!(call_event(&desk).await, Event::CallConnected { call });
+    let heard = talk(desk.clone(), call, 5).await;
+    // baresip hangs up at 9 s: the desk is told.
+    let Event::CallEnded { call: ended, cause } = call_event(&desk).await else { panic!("expected the end of the call") };
+    assert_eq!((ended, cause.as_str()), (call, "caller_hangup"));
+
+    let phone = phone.await.expect("baresip ran");
+    let at_desk = blocks_of(&heard, 440.0);
+    assert!(at_desk >= 20, "the desk heard the phone's 440 Hz in only {at_desk} blocks of 100 ms ({} s heard)", heard.len() / 8000);
+    let dump = file_ending(phone.path(), "-dec.wav").expect("baresip kept what it heard");
+    let bytes = std::fs::read(dump).expect("read dump");
+    let data = bytes.windows(4).position(|w| w == b"data").map_or(44, |p| p + 8);
+    let at_phone: Vec<i16> = bytes[data..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let blocks = blocks_of(&at_phone, 1000.0);
+    assert!(blocks >= 20, "the phone heard the desk's 1 kHz in only {blocks} blocks of 100 ms");
+
+    let out = daemon.cli(&["call", "list", "--json"]);
+    let cdrs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("CDR JSON");
+    let cdr = &cdrs[0];
+    assert_eq!((cdr["route"].as_str(), cdr["cause"].as_str()), (Some("desk"), Some("caller_hangup")));
+    assert!(cdr["answered_at"].is_string(), "{cdr:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_offered_agent_answers_and_the_desk_can_hang_up() {
+    let daemon = Daemon::start_demo();
+    let desk = Arc::new(daemon.login_demo("agent1").await);
+    let other = daemon.login_demo("agent2").await;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let source = scratch.path().join("tone440.wav");
+    tone_wav(&source, 440.0, 12);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let phone = tokio::task::spawn_blocking(move || baresip_call(&uri, &source, 8));
+
+    let Event::CallOffered { call, .. } = call_event(&desk).await else { panic!("expected the call to be offered") };
+    match other.answer_call(call).await {
+        Err(ClientError::Desk(e)) => assert_eq!(e.code, ErrorCode::Forbidden, "{e:?}"),
+        other => panic!("agent2 must not take agent1's call: {other:?}"),
+    }
+    desk.answer_call(call).await.expect("answer");
+    assert_eq!(call_event(&desk).await, Event::CallConnected { call });
+    let _ = talk(desk.clone(), call, 2).await;
+    desk.hangup_call(call).await.expect("hang up");
+    let Event::CallEnded { cause, .. } = call_event(&desk).await else { panic!("expected the end of the call") };
+    assert_eq!(cause, "switch_hangup");
+    let phone = phone.await.expect("baresip ran");
+    let log = std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default();
+    assert!(log.contains("terminated"), "the phone saw the call end:\n{log}");
+    assert!(matches!(desk.hangup_call(call).await, Err(ClientError::Desk(e)) if e.code == ErrorCode::NotFound));
+}
