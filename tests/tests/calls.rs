@@ -8,11 +8,19 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use switchd::media::wav::read_wav;
 
-/// The CDRs, newest first, as the admin CLI prints them.
+/// The CDRs, newest first, as the admin CLI prints them, once the newest has ended (SIPp
+/// exits on the 200 for its BYE, a moment before switchd closes the record).
 fn calls(daemon: &Daemon) -> Vec<serde_json::Value> {
-    let out = daemon.cli(&["call", "list", "--json"]);
-    assert!(out.status.success(), "call list: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("call list JSON")
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = daemon.cli(&["call", "list", "--json"]);
+        assert!(out.status.success(), "call list: {}", String::from_utf8_lossy(&out.stderr));
+        let cdrs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("call list JSON");
+        if cdrs.first().is_some_and(|c| c["ended_at"].is_string()) || Instant::now() > deadline {
+            return cdrs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Seconds of 20 ms frames louder than quiet line noise.

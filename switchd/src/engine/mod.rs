@@ -254,17 +254,18 @@ async fn run_app(shared: Arc<Shared>, route: config::RouteConfig, call: Call) {
         EndReason::Local if answered => EndCause::SwitchHangup,
         EndReason::Local => EndCause::NoAnswer,
     };
-    let _ = shared.events.send(EngineEvent::Ended { leg, reason });
-    if let Some(user_id) = desk_user {
-        shared.desks.remove(leg.0);
-        let event = rexian_shared::Event::CallEnded { call: leg.0, cause: cause.code().to_owned() };
-        let _ = shared.desk_out.send(desk_leg::DeskOut::Event { user_id, event });
-    }
     tracing::info!(%leg, ?reason, digits, "call ended");
+    // The record first: whoever hears of the end (a desk, a supervisor) can then read it.
     if let Some(id) = info.cdr {
         let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: None, digits };
         if let Err(e) = shared.store.call_ended(id, end).await {
             tracing::warn!(%leg, error = %e, "CDR: cannot record the end");
         }
+    }
+    let _ = shared.events.send(EngineEvent::Ended { leg, reason });
+    if let Some(user_id) = desk_user {
+        shared.desks.remove(leg.0);
+        let event = rexian_shared::Event::CallEnded { call: leg.0, cause: cause.code().to_owned() };
+        let _ = shared.desk_out.send(desk_leg::DeskOut::Event { user_id, event });
     }
 }
