@@ -11,6 +11,7 @@
 //!   [`transaction::TransactionLayer`] that owns and routes them.
 //! * [`dialog`] — the UAS side of a dialog (§12–15): our responses, 2xx retransmission until
 //!   ACK, in-dialog BYE/re-INVITE/INFO/CANCEL from the peer, our BYE/INFO/re-INVITE.
+//! * [`digest`] — HTTP Digest (RFC 2617, RFC 8760) answers to a trunk's 401/407.
 //! * [`udp`] — the UDP listener on `sip_addr`: answers OPTIONS, refuses calls (480) until the
 //!   engine routes them, answers malformed requests 400, rate limits each source.
 //!
@@ -18,6 +19,7 @@
 //! TCP/TLS transports and trunks.
 
 pub mod dialog;
+pub mod digest;
 pub mod message;
 pub mod sdp;
 pub mod timers;
