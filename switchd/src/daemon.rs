@@ -108,7 +108,7 @@ fn start_telephony(config: &Config, store: Store, socket: tokio::net::UdpSocket,
     let trunks = tel
         .trunks
         .iter()
-        .map(|t| ua::TrunkPeer { name: t.name.clone(), addresses: t.addresses.clone() })
+        .map(|t| ua::TrunkPeer { name: t.name.clone(), addresses: t.addresses.clone(), ..Default::default() })
         .collect();
     let advertised = match tel.advertise_ip {
         Some(ip) => std::net::SocketAddr::new(ip, local.port()),
