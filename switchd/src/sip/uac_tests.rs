@@ -541,3 +541,20 @@ fn uac_call_refuses_foreign_messages() {
     assert_eq!((call.state(), call.early_tag()), (UacState::Proceeding, Some("early")));
     assert!(call.poll_transmit().is_none());
 }
+
+/// Two proxies record-routed in one folded header (as SIPp's `[last_Record-Route:]` echoes
+/// them): the route set is the list reversed (§12.1.2) and the ACK goes to its first entry.
+#[test]
+fn folded_record_route_is_reversed_into_the_route_set() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, invite) = originate(&mut c, t0, 30);
+    let rr = "Record-Route: <sip:192.0.2.200;lr>, <sip:203.0.113.5:5080;lr>\r\n";
+    deliver(&mut c, t0, &response(&invite, 200, "OK", Some("callee1"), ANSWER, rr));
+    assert_eq!(events(&mut c), vec![CallEvent::Answered { leg, sdp: ANSWER.as_bytes().to_vec() }]);
+    let reqs = requests(&mut c);
+    let [(to, ack)] = reqs.as_slice() else { panic!("{reqs:?}") };
+    assert_eq!(*to, "203.0.113.5:5080".parse().unwrap());
+    let routes: Vec<String> = ack.headers.iter().map(|h| h.to_string()).filter(|h| h.starts_with("Route:")).collect();
+    assert_eq!(routes, vec!["Route: <sip:203.0.113.5:5080;lr>", "Route: <sip:192.0.2.200;lr>"]);
+}
