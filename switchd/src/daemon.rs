@@ -136,7 +136,7 @@ fn start_telephony(
     let trunks = tel
         .trunks
         .iter()
-        .map(|t| ua::TrunkPeer { name: t.name.clone(), addresses: t.addresses.clone() })
+        .map(|t| ua::TrunkPeer { name: t.name.clone(), addresses: t.addresses.clone(), ..Default::default() })
         .collect();
     let advertised = match tel.advertise_ip {
         Some(ip) => std::net::SocketAddr::new(ip, local.port()),

@@ -83,6 +83,15 @@ pub async fn run(shared: Arc<Shared>, mut sip_events: mpsc::UnboundedReceiver<Ca
                     let _ = tx.send(LegSignal::Ended(reason));
                 }
             }
+            // Outbound legs: the engine places no calls yet; when it does, these reach the
+            // leg's task. A failed leg is gone like an ended one.
+            CallEvent::Failed { leg, status } => {
+                tracing::info!(%leg, status, "outbound leg failed");
+                legs.remove(&leg);
+            }
+            CallEvent::Ringing { leg, .. } | CallEvent::Answered { leg, .. } => {
+                tracing::debug!(%leg, "outbound leg event with no engine leg, ignored");
+            }
         }
         legs.retain(|_, tx| !tx.is_closed());
     }

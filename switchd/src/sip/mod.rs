@@ -11,18 +11,22 @@
 //!   [`transaction::TransactionLayer`] that owns and routes them.
 //! * [`dialog`] — the UAS side of a dialog (§12–15): our responses, 2xx retransmission until
 //!   ACK, in-dialog BYE/re-INVITE/INFO/CANCEL from the peer, our BYE/INFO/re-INVITE.
+//! * [`digest`] — HTTP Digest (RFC 2617, RFC 8760) answers to a trunk's 401/407.
+//! * [`uac`] — the UAC side of an outbound call: INVITE, CANCEL, 2xx ACK, BYE, auth retry.
+//! * [`ua`] — the transaction user [`ua::Calls`]: inbound and outbound call legs.
 //! * [`udp`] — the UDP listener on `sip_addr`: answers OPTIONS, refuses calls (480) until the
 //!   engine routes them, answers malformed requests 400, rate limits each source.
 //!
-//! Not here yet: wiring dialogs and SDP into the listener (calls), the B2BUA, the UAC dialog,
-//! TCP/TLS transports and trunks.
+//! Not here yet: the B2BUA, redirect following, TCP/TLS transports and DNS (RFC 3263).
 
 pub mod dialog;
+pub mod digest;
 pub mod message;
 pub mod sdp;
 pub mod timers;
 pub mod transaction;
 pub mod ua;
+pub mod uac;
 pub mod udp;
 
 pub use timers::Timers;

@@ -1,5 +1,6 @@
-//! The inbound call side of switchd's SIP user agent, sans-IO: the transaction user that turns
-//! INVITEs from trunks into call legs for the engine and keeps their dialogs.
+//! switchd's SIP user agent, sans-IO: the transaction user that turns INVITEs from trunks
+//! into call legs for the engine and keeps their dialogs, and places the engine's outbound
+//! calls through a trunk ([`CallCommand::Originate`], driven by [`UacCall`]).
 //!
 //! [`Calls`] sits between the [`TransactionLayer`] and the engine (DESIGN.md decision 3: the
 //! engine never sees SIP). It
@@ -9,13 +10,24 @@
 //!   [`CallEvent::Incoming`];
 //! * routes in-dialog requests (ACK, BYE, INFO, re-INVITE) and CANCEL to their dialog, and
 //!   answers requests for no dialog `481`;
-//! * carries out the engine's [`CallCommand`]s (ringing, answer with SDP, reject, hang up).
+//! * carries out the engine's [`CallCommand`]s (ringing, answer with SDP, reject, hang up);
+//! * places outbound calls: [`CallCommand::Originate`] sends an INVITE to the trunk, the
+//!   responses of its client transactions (and stray 2xx retransmissions, matched by our
+//!   Call-ID) are consumed here and become [`CallEvent::Ringing`], [`CallEvent::Answered`],
+//!   [`CallEvent::Failed`] or [`CallEvent::Ended`].
+//!
+//! # Leg ids
+//! Inbound legs are numbered by `Calls` from 1 upwards; the engine numbers its outbound legs
+//! itself with [`LegId::engine`], which sets [`LegId::ENGINE_BIT`] (the top bit), so the two
+//! ranges never meet and the engine needs no round trip to learn an id. `Originate` with an
+//! id lacking that bit, or one in use, fails with `Failed { status: 500 }`.
 //!
 //! # Contract
 //! Feed it the layer's [`LayerEvent`]s through [`Calls::handle_layer_event`] and the engine's
 //! commands through [`Calls::handle_command`]; after each, the layer holds what to send (drain
 //! it as usual) and [`Calls::poll_event`] yields what to tell the engine. Arm a timer for
-//! [`Calls::poll_timeout`] (2xx retransmissions) and call [`Calls::handle_timeout`].
+//! [`Calls::poll_timeout`] (2xx retransmissions, CANCEL give-up) and call
+//! [`Calls::handle_timeout`]. Every outbound leg ends with exactly one `Failed` or `Ended`.
 //! Nothing here reads a clock or owns a socket.
 
 use std::collections::{HashMap, VecDeque};
@@ -27,8 +39,10 @@ use rsip::prelude::*;
 use rsip::{Header, Method, Request, SipMessage, StatusCode, Uri};
 
 use super::dialog::{DialogEvent, DialogId, DialogTransmit, UasDialog};
+use super::digest::Credentials;
 use super::message::response_for;
-use super::transaction::{LayerEvent, TransactionKey, TransactionLayer};
+use super::transaction::{LayerEvent, TransactionEvent, TransactionKey, TransactionLayer};
+use super::uac::{Outbound, UacCall, UacEvent, UacTransmit};
 use super::udp::ALLOW;
 use super::Timers;
 
@@ -36,19 +50,71 @@ use super::Timers;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LegId(pub u64);
 
+impl LegId {
+    /// Set in every id the engine picks for [`CallCommand::Originate`]; never set in the ids
+    /// `Calls` gives inbound legs (it counts from 1).
+    pub const ENGINE_BIT: u64 = 1 << 63;
+
+    /// The engine's `n`th outbound leg id (sets [`Self::ENGINE_BIT`]).
+    pub fn engine(n: u64) -> Self {
+        LegId(n | Self::ENGINE_BIT)
+    }
+
+    /// True for ids from [`Self::engine`].
+    pub fn is_engine(self) -> bool {
+        self.0 & Self::ENGINE_BIT != 0
+    }
+}
+
 impl std::fmt::Display for LegId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "leg-{}", self.0)
     }
 }
 
-/// A trunk: a carrier (or PBX) whose calls we accept, identified by source address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A trunk: a carrier (or PBX) whose calls we accept, identified by source address, and
+/// through which we place calls. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct TrunkPeer {
     /// The trunk's name, as configured (it appears in CDRs).
     pub name: String,
     /// Source IP addresses its SIP messages come from.
     pub addresses: Vec<IpAddr>,
+    /// Where outbound INVITEs go (and the host:port of their Request-URI); `None` means the
+    /// first of `addresses`, port 5060.
+    pub proxy: Option<SocketAddr>,
+    /// Digest user name for the trunk's 401/407 challenges.
+    pub username: Option<String>,
+    /// Digest password; never logged.
+    pub password: Option<String>,
+}
+
+impl TrunkPeer {
+    /// Where outbound calls go: the proxy, else the first address at port 5060.
+    pub fn outbound_destination(&self) -> Option<SocketAddr> {
+        self.proxy
+            .or_else(|| self.addresses.first().map(|ip| SocketAddr::new(*ip, 5060)))
+    }
+
+    /// The digest credentials, when both user name and password are set.
+    pub fn credentials(&self) -> Option<Credentials> {
+        match (&self.username, &self.password) {
+            (Some(u), Some(p)) => Some(Credentials::new(u.clone(), p.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TrunkPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkPeer")
+            .field("name", &self.name)
+            .field("addresses", &self.addresses)
+            .field("proxy", &self.proxy)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// What the UA tells the engine.
@@ -79,7 +145,32 @@ pub enum CallEvent {
         /// The new offer (empty for an offerless re-INVITE).
         sdp: Vec<u8>,
     },
-    /// The leg is over.
+    /// An outbound leg is ringing (180) or has early media (183).
+    Ringing {
+        /// The leg.
+        leg: LegId,
+        /// The SDP answer of a 183 (or 180) that carried one.
+        early_sdp: Option<Vec<u8>>,
+    },
+    /// An outbound leg was answered (its 2xx is ACKed).
+    Answered {
+        /// The leg.
+        leg: LegId,
+        /// The SDP answer.
+        sdp: Vec<u8>,
+    },
+    /// An outbound leg failed before the answer: the peer's 3xx–6xx, 408 when nobody
+    /// answered the INVITE (timer B), 503 for a transport error or the call limit, 500 for an
+    /// `Originate` we could not act on (unknown trunk, bad number or id, no SDP). The leg is
+    /// gone; no `Ended` follows.
+    Failed {
+        /// The leg.
+        leg: LegId,
+        /// The SIP status.
+        status: u16,
+    },
+    /// The leg is over (for an outbound leg hung up before the answer: once the CANCEL took
+    /// effect, with [`EndReason::Local`]).
     Ended {
         /// The leg.
         leg: LegId,
@@ -149,10 +240,28 @@ pub enum CallCommand {
         /// The body.
         sdp: Vec<u8>,
     },
-    /// End the call: BYE once answered, `480` before.
+    /// End the call: BYE once answered, `480` before (CANCEL before the answer for an
+    /// outbound leg).
     Hangup {
         /// The leg.
         leg: LegId,
+    },
+    /// Place a call through a trunk: `INVITE sip:<to_number>@<trunk proxy>` from
+    /// `<from_number>` with `sdp` as the offer. `leg` is the engine's, from
+    /// [`LegId::engine`]. Reported back as `Ringing`, `Answered`, `Failed`, then `Ended`.
+    /// `AcceptReinvite` with an empty SDP answers a re-INVITE on such a leg with the current
+    /// SDP.
+    Originate {
+        /// The new leg's id.
+        leg: LegId,
+        /// The [`TrunkPeer::name`] to call through.
+        trunk: String,
+        /// The number to call (user part of the Request-URI).
+        to_number: String,
+        /// Our caller id (user part of From).
+        from_number: String,
+        /// Our SDP offer.
+        sdp: Vec<u8>,
     },
 }
 
@@ -164,7 +273,8 @@ impl CallCommand {
             | CallCommand::Answer { leg, .. }
             | CallCommand::Reject { leg, .. }
             | CallCommand::AcceptReinvite { leg, .. }
-            | CallCommand::Hangup { leg } => *leg,
+            | CallCommand::Hangup { leg }
+            | CallCommand::Originate { leg, .. } => *leg,
         }
     }
 }
@@ -181,7 +291,19 @@ struct Leg {
     reinvite: Option<(Request, TransactionKey)>,
 }
 
-/// The inbound-call transaction user (see the module docs).
+/// An outbound leg.
+struct OutLeg {
+    call: UacCall,
+    /// The current INVITE's client transaction (timer B and transport errors count only
+    /// there; dropped on the CANCEL give-up).
+    invite_key: Option<TransactionKey>,
+    /// The server transaction of the peer's request last handed to the call.
+    current_key: Option<TransactionKey>,
+    /// A re-INVITE waiting for the engine's answer: request, server transaction, source.
+    reinvite: Option<(Request, TransactionKey, SocketAddr)>,
+}
+
+/// The call transaction user (see the module docs).
 pub struct Calls {
     timers: Timers,
     /// Our SIP address as others should reach it (Contact and Via); an unspecified IP is
@@ -192,6 +314,11 @@ pub struct Calls {
     next_leg: u64,
     legs: HashMap<LegId, Leg>,
     by_dialog: HashMap<DialogId, LegId>,
+    outbound: HashMap<LegId, OutLeg>,
+    /// Client transactions of outbound legs (kept until they terminate, even after the leg).
+    uac_keys: HashMap<TransactionKey, LegId>,
+    /// Outbound legs by our Call-ID, for stray responses.
+    by_call_id: HashMap<String, LegId>,
     events: VecDeque<CallEvent>,
 }
 
@@ -201,6 +328,7 @@ impl std::fmt::Debug for Calls {
             .field("local", &self.local)
             .field("trunks", &self.trunks)
             .field("legs", &self.legs.len())
+            .field("outbound", &self.outbound.len())
             .finish()
     }
 }
@@ -216,18 +344,21 @@ impl Calls {
             next_leg: 1,
             legs: HashMap::new(),
             by_dialog: HashMap::new(),
+            outbound: HashMap::new(),
+            uac_keys: HashMap::new(),
+            by_call_id: HashMap::new(),
             events: VecDeque::new(),
         }
     }
 
-    /// Calls alive now.
+    /// Calls alive now, inbound and outbound.
     pub fn len(&self) -> usize {
-        self.legs.len()
+        self.legs.len() + self.outbound.len()
     }
 
     /// True when no call is alive.
     pub fn is_empty(&self) -> bool {
-        self.legs.is_empty()
+        self.legs.is_empty() && self.outbound.is_empty()
     }
 
     /// The next event for the engine.
@@ -235,9 +366,11 @@ impl Calls {
         self.events.pop_front()
     }
 
-    /// The earliest dialog deadline (2xx retransmission, ACK give-up).
+    /// The earliest dialog deadline (2xx retransmission, ACK give-up, CANCEL give-up).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.legs.values().filter_map(|l| l.dialog.poll_timeout()).min()
+        let inbound = self.legs.values().filter_map(|l| l.dialog.poll_timeout());
+        let outbound = self.outbound.values().filter_map(|l| l.call.poll_timeout());
+        inbound.chain(outbound).min()
     }
 
     /// Fire the dialog timers due at `now`.
@@ -254,10 +387,23 @@ impl Calls {
             }
             self.drain(now, id, layer);
         }
+        let due: Vec<LegId> = self
+            .outbound
+            .iter()
+            .filter(|(_, l)| l.call.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(leg) = self.outbound.get_mut(&id) {
+                leg.call.handle_timeout(now);
+            }
+            self.drain_uac(now, id, layer);
+        }
     }
 
-    /// A transaction-layer event: new requests, stray ACKs. Returns the event back when it is
-    /// not about calls (the caller handles OPTIONS, logging, malformed input).
+    /// A transaction-layer event: new requests, stray ACKs, and the responses (transaction
+    /// events and stray 2xx retransmissions) of outbound legs. Returns the event back when it
+    /// is not about calls (the caller handles OPTIONS, logging, malformed input).
     pub fn handle_layer_event(
         &mut self,
         now: Instant,
@@ -270,11 +416,40 @@ impl Calls {
                 request,
                 source,
             } => self.handle_request(now, key, request, source, layer),
-            LayerEvent::StrayAck { request, .. } => {
+            LayerEvent::StrayAck { request, source } => {
                 if let Some(id) = DialogId::for_incoming(&request).and_then(|d| self.by_dialog.get(&d).copied()) {
-                    self.route_to_dialog(now, id, &request, None, layer);
+                    if self.outbound.contains_key(&id) {
+                        self.route_to_uac(now, id, &request, None, source, layer);
+                    } else {
+                        self.route_to_dialog(now, id, &request, None, layer);
+                    }
                 }
                 None
+            }
+            LayerEvent::Transaction { key, event } => match self.uac_keys.get(&key).copied() {
+                Some(id) => {
+                    self.uac_transaction_event(now, id, key, event, layer);
+                    None
+                }
+                None => Some(LayerEvent::Transaction { key, event }),
+            },
+            LayerEvent::StrayResponse { response, source } => {
+                let id = response
+                    .call_id_header()
+                    .ok()
+                    .and_then(|c| self.by_call_id.get(c.value().trim()).copied());
+                match id {
+                    Some(id) => {
+                        if let Some(leg) = self.outbound.get_mut(&id) {
+                            if let Err(e) = leg.call.handle_response(now, &response) {
+                                tracing::debug!(%id, error = %e, "SIP: stray response ignored");
+                            }
+                        }
+                        self.drain_uac(now, id, layer);
+                        None
+                    }
+                    None => Some(LayerEvent::StrayResponse { response, source }),
+                }
             }
             other => Some(other),
         }
@@ -303,6 +478,9 @@ impl Calls {
         }
         if let Some(dialog_id) = DialogId::for_incoming(&request) {
             match self.by_dialog.get(&dialog_id).copied() {
+                Some(id) if self.outbound.contains_key(&id) => {
+                    self.route_to_uac(now, id, &request, Some(key), source, layer)
+                }
                 Some(id) => self.route_to_dialog(now, id, &request, Some(key), layer),
                 None => send(layer, now, &key, response_for(&request, StatusCode::CallTransactionDoesNotExist)),
             }
@@ -397,6 +575,14 @@ impl Calls {
     /// learns of the end from [`CallEvent::Ended`], which may cross its command.
     pub fn handle_command(&mut self, now: Instant, command: CallCommand, layer: &mut TransactionLayer) {
         let id = command.leg();
+        if let CallCommand::Originate { leg, trunk, to_number, from_number, sdp } = command {
+            self.originate(now, leg, &trunk, &to_number, &from_number, sdp, layer);
+            return;
+        }
+        if self.outbound.contains_key(&id) {
+            self.outbound_command(now, command, layer);
+            return;
+        }
         let Some(leg) = self.legs.get_mut(&id) else {
             tracing::debug!(%id, "SIP: command for an ended leg ignored");
             return;
@@ -427,8 +613,236 @@ impl Calls {
                 }
             }
             CallCommand::Hangup { .. } => self.hang_up(now, id, layer),
+            CallCommand::Originate { .. } => {} // handled above
         }
         self.drain(now, id, layer);
+    }
+
+    /// `Originate`: check the request, build the [`UacCall`] and send its INVITE.
+    #[allow(clippy::too_many_arguments)]
+    fn originate(
+        &mut self,
+        now: Instant,
+        id: LegId,
+        trunk: &str,
+        to_number: &str,
+        from_number: &str,
+        sdp: Vec<u8>,
+        layer: &mut TransactionLayer,
+    ) {
+        let refuse = |calls: &mut Self, status: u16, why: &str| {
+            tracing::warn!(%id, trunk, status, "SIP: cannot place the call: {why}");
+            calls.events.push_back(CallEvent::Failed { leg: id, status });
+        };
+        if !id.is_engine() || self.legs.contains_key(&id) || self.outbound.contains_key(&id) {
+            return refuse(self, 500, "leg id without the engine bit, or in use");
+        }
+        if self.len() >= self.max_calls {
+            return refuse(self, 503, "call limit reached");
+        }
+        let Some(peer) = self.trunks.iter().find(|t| t.name == trunk) else {
+            return refuse(self, 500, "no such trunk");
+        };
+        let Some(destination) = peer.outbound_destination() else {
+            return refuse(self, 500, "trunk has no proxy and no address");
+        };
+        let credentials = peer.credentials();
+        if self.local.ip().is_unspecified() {
+            // Our Contact must be reachable, and without a received INVITE we cannot learn
+            // which of our addresses the peer sees.
+            return refuse(self, 500, "our SIP address is unspecified: set advertise_ip");
+        }
+        if !valid_user(to_number) || !valid_user(from_number) {
+            return refuse(self, 500, "number has characters a SIP user part cannot carry");
+        }
+        let host = bracket(&self.local.ip().to_string());
+        let port = self.local.port();
+        let uris = (
+            Uri::try_from(format!("sip:{to_number}@{}", sip_host_port(destination)).as_str()),
+            Uri::try_from(format!("sip:{from_number}@{host}").as_str()),
+            Uri::try_from(format!("sip:switchd@{host}:{port}").as_str()),
+        );
+        let (Ok(request_uri), Ok(from), Ok(local_contact)) = uris else {
+            return refuse(self, 500, "cannot build the URIs");
+        };
+        let outbound = Outbound {
+            request_uri,
+            from,
+            local_contact,
+            via_host: self.local.ip().to_string(),
+            via_port: port,
+            destination,
+            credentials,
+            sdp,
+        };
+        let call = match UacCall::new(now, outbound, self.timers) {
+            Ok(c) => c,
+            Err(e) => return refuse(self, 500, &e.to_string()),
+        };
+        tracing::info!(%id, trunk, callee = to_number, caller = from_number, %destination, "SIP: outbound call");
+        self.by_call_id.insert(call.call_id().to_owned(), id);
+        self.outbound.insert(id, OutLeg { call, invite_key: None, current_key: None, reinvite: None });
+        self.drain_uac(now, id, layer);
+    }
+
+    /// An engine command for an outbound leg.
+    fn outbound_command(&mut self, now: Instant, command: CallCommand, layer: &mut TransactionLayer) {
+        let id = command.leg();
+        let Some(leg) = self.outbound.get_mut(&id) else {
+            return;
+        };
+        match command {
+            CallCommand::Hangup { .. } => leg.call.hangup(now),
+            CallCommand::AcceptReinvite { sdp, .. } => {
+                if let Some((request, key, source)) = leg.reinvite.take() {
+                    match leg.call.accept_reinvite(now, &request, &sdp, source) {
+                        Ok(r) => send(layer, now, &key, r),
+                        Err(e) => tracing::debug!(%id, error = %e, "SIP: cannot answer re-INVITE"),
+                    }
+                }
+            }
+            other => tracing::debug!(%id, command = ?other, "SIP: inbound-only command for an outbound leg, ignored"),
+        }
+        self.drain_uac(now, id, layer);
+    }
+
+    /// An event of one of an outbound leg's client transactions.
+    fn uac_transaction_event(
+        &mut self,
+        now: Instant,
+        id: LegId,
+        key: TransactionKey,
+        event: TransactionEvent,
+        layer: &mut TransactionLayer,
+    ) {
+        if event == TransactionEvent::Terminated {
+            self.uac_keys.remove(&key);
+        }
+        let Some(leg) = self.outbound.get_mut(&id) else {
+            return; // the leg ended; its BYE or CANCEL transaction runs out on its own
+        };
+        let current_invite = leg.invite_key.as_ref() == Some(&key);
+        match event {
+            TransactionEvent::Provisional(r) | TransactionEvent::Final(r) => {
+                if let Err(e) = leg.call.handle_response(now, &r) {
+                    tracing::debug!(%id, error = %e, "SIP: response ignored");
+                }
+            }
+            // §8.1.3.1: treat timer B as a 408 and a transport error as a 503.
+            TransactionEvent::Timeout if current_invite => leg.call.handle_transaction_failure(now, 408),
+            TransactionEvent::TransportError if current_invite => leg.call.handle_transaction_failure(now, 503),
+            TransactionEvent::Terminated if current_invite => leg.invite_key = None,
+            _ => {}
+        }
+        self.drain_uac(now, id, layer);
+    }
+
+    fn route_to_uac(
+        &mut self,
+        now: Instant,
+        id: LegId,
+        request: &Request,
+        key: Option<TransactionKey>,
+        source: SocketAddr,
+        layer: &mut TransactionLayer,
+    ) {
+        let Some(leg) = self.outbound.get_mut(&id) else {
+            return;
+        };
+        leg.current_key = key.clone();
+        match leg.call.handle_request(now, request) {
+            Ok(()) => {
+                if request.method == Method::Invite {
+                    if let Some(key) = key {
+                        leg.reinvite = Some((request.clone(), key, source));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%id, error = %e, "SIP: in-dialog request refused");
+                if let (Some(key), false) = (&key, request.method == Method::Ack) {
+                    send(layer, now, key, response_for(request, StatusCode::CallTransactionDoesNotExist));
+                }
+            }
+        }
+        self.drain_uac(now, id, layer);
+    }
+
+    /// Sends what an outbound call queued and turns its events into engine events.
+    fn drain_uac(&mut self, now: Instant, id: LegId, layer: &mut TransactionLayer) {
+        let Some(leg) = self.outbound.get_mut(&id) else {
+            return;
+        };
+        while let Some(t) = leg.call.poll_transmit() {
+            match t {
+                UacTransmit::Request { request, destination } => {
+                    let invite = request.method == Method::Invite;
+                    match layer.send_request(now, request, destination, false) {
+                        Ok(key) => {
+                            self.uac_keys.insert(key.clone(), id);
+                            if invite {
+                                leg.invite_key = Some(key);
+                            }
+                        }
+                        Err(e) => tracing::debug!(%id, error = %e, "SIP: cannot send request"),
+                    }
+                }
+                UacTransmit::Outside { message, destination } => layer.send_outside(destination, message),
+                UacTransmit::Answer(r) => {
+                    if let Some(key) = &leg.current_key {
+                        send(layer, now, key, r);
+                    }
+                }
+            }
+        }
+        let events: Vec<UacEvent> = std::iter::from_fn(|| leg.call.poll_event()).collect();
+        for event in events {
+            match event {
+                UacEvent::Ringing { early_sdp, .. } => self.events.push_back(CallEvent::Ringing { leg: id, early_sdp }),
+                UacEvent::Answered { sdp } => {
+                    if let Some(dialog) = self.outbound.get(&id).and_then(|l| l.call.dialog_id()) {
+                        self.by_dialog.insert(dialog, id);
+                    }
+                    tracing::info!(%id, "SIP: outbound call answered");
+                    self.events.push_back(CallEvent::Answered { leg: id, sdp });
+                }
+                UacEvent::Failed { status, contact } => {
+                    tracing::info!(%id, status, redirect = contact.as_deref().unwrap_or("-"), "SIP: outbound call failed");
+                    self.remove_outbound(id, CallEvent::Failed { leg: id, status }, layer);
+                }
+                UacEvent::Cancelled => self.remove_outbound(id, CallEvent::Ended { leg: id, reason: EndReason::Local }, layer),
+                UacEvent::Terminated { by_remote } => {
+                    let reason = if by_remote { EndReason::RemoteBye } else { EndReason::Local };
+                    self.remove_outbound(id, CallEvent::Ended { leg: id, reason }, layer);
+                }
+                UacEvent::ReInvite(request) => self.events.push_back(CallEvent::ReInvite { leg: id, sdp: request.body }),
+                UacEvent::Info(request) => {
+                    if let Some(key) = self.outbound.get(&id).and_then(|l| l.current_key.clone()) {
+                        send(layer, now, &key, response_for(&request, StatusCode::OK));
+                    }
+                    if let Some(digit) = info_digit(&request) {
+                        self.events.push_back(CallEvent::Dtmf { leg: id, digit });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forget an outbound leg and tell the engine `last`, once. Its INVITE transaction, if
+    /// still alive (only after the CANCEL give-up: it sits in Proceeding with no timer), is
+    /// dropped from the layer.
+    fn remove_outbound(&mut self, id: LegId, last: CallEvent, layer: &mut TransactionLayer) {
+        if let Some(leg) = self.outbound.remove(&id) {
+            self.by_call_id.remove(leg.call.call_id());
+            if let Some(dialog) = leg.call.dialog_id() {
+                self.by_dialog.remove(&dialog);
+            }
+            if let (Some(key), true) = (&leg.invite_key, leg.call.cancel_gave_up()) {
+                layer.abandon(key);
+                self.uac_keys.remove(key);
+            }
+            self.events.push_back(last);
+        }
     }
 
     fn hang_up(&mut self, now: Instant, id: LegId, layer: &mut TransactionLayer) {
@@ -574,6 +988,19 @@ fn send(layer: &mut TransactionLayer, now: Instant, key: &TransactionKey, respon
     if let Err(e) = layer.send_response(now, key, response) {
         tracing::debug!(error = %e, "SIP: could not send response");
     }
+}
+
+/// `host:port` for a URI, IPv6 in brackets.
+fn sip_host_port(addr: SocketAddr) -> String {
+    format!("{}:{}", bracket(&addr.ip().to_string()), addr.port())
+}
+
+/// A number we can put in a SIP user part as is: digits, letters and `+ * . - _` (RFC 3261
+/// §25.1 unreserved and user-unreserved characters that dial strings use).
+fn valid_user(number: &str) -> bool {
+    !number.is_empty()
+        && number.len() <= 64
+        && number.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '.' | '-' | '_'))
 }
 
 fn bracket(host: &str) -> String {

@@ -12,7 +12,7 @@ const TRUNK: &str = "192.0.2.7:5060";
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
 
 fn core() -> UdpCore {
-    let trunk = TrunkPeer { name: "carrier".into(), addresses: vec!["192.0.2.7".parse().unwrap()] };
+    let trunk = TrunkPeer { name: "carrier".into(), addresses: vec!["192.0.2.7".parse().unwrap()], ..Default::default() };
     let calls = Calls::new(Timers::default(), "198.51.100.1:5060".parse().unwrap(), vec![trunk], 2);
     UdpCore::new(Timers::default(), Limits::default(), Arc::new(Metrics::default()), calls)
 }

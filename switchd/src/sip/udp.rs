@@ -506,6 +506,7 @@ mod tests {
         let trunk = crate::sip::ua::TrunkPeer {
             name: "carrier".into(),
             addresses: vec!["192.0.2.7".parse().unwrap()],
+            ..Default::default()
         };
         Calls::new(Timers::default(), "198.51.100.1:5060".parse().unwrap(), vec![trunk], 10)
     }

@@ -234,6 +234,14 @@ impl TransactionLayer {
         }
     }
 
+    /// Drop transaction `key` without further events: for the TU that gave up on it. An
+    /// INVITE client transaction in Proceeding runs no timer (§17.1.1.2), so one whose CANCEL
+    /// never brought a final response would otherwise live for ever (§9.1 lets the UAC
+    /// destroy it after 64·T1). Unknown keys are ignored.
+    pub fn abandon(&mut self, key: &TransactionKey) {
+        self.transactions.remove(key);
+    }
+
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<LayerTransmit> {
         self.transmits.pop_front()
