@@ -58,12 +58,28 @@ impl Daemon {
         d
     }
 
+    /// Starts switchd on `data_dir` with a config file of `toml` (written there) and extra
+    /// `run` arguments.
+    pub fn start_with_config(data_dir: &Path, toml: &str, extra: &[&str]) -> Daemon {
+        let _ = std::fs::create_dir_all(data_dir);
+        let file = data_dir.join("switchd.toml");
+        std::fs::write(&file, toml).expect("write config");
+        Self::spawn(data_dir, Some(&file), extra)
+    }
+
     /// Starts switchd on `data_dir` (kept by the caller) with extra `run` arguments.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Daemon {
+        Self::spawn(data_dir, None, extra)
+    }
+
+    fn spawn(data_dir: &Path, config: Option<&Path>, extra: &[&str]) -> Daemon {
         let _ = std::fs::create_dir_all(data_dir);
         let _ = std::fs::remove_file(data_dir.join("switchd.ready"));
         let log = std::fs::File::options().create(true).append(true).open(data_dir.join("switchd.log")).ok();
         let mut cmd = Command::new(switchd_bin());
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
         cmd.arg("--data-dir")
             .arg(data_dir)
             .args(["run", "--desk-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--sip-addr", "127.0.0.1:0"])
@@ -195,6 +211,18 @@ pub fn sipp_command(scenario: &str, target: SocketAddr, service: &str, calls: u3
         .args(["-p", &free_udp_port().to_string(), "-cp", &free_udp_port().to_string()])
         .args(["-mp", &(free_udp_port() & !1).to_string()])
         .arg(target.to_string())
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    (cmd, dir)
+}
+
+/// SIPp as a UAS (the carrier's side of outbound calls) on loopback port `port`, one call.
+pub fn sipp_uas_command(scenario: &str, port: u16) -> (Command, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new("sipp");
+    cmd.args(["-sf", &sipp_scenario(scenario), "-m", "1", "-timeout", "60s", "-nostdin"])
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-cp", &free_udp_port().to_string(), "-mp", &(free_udp_port() & !1).to_string()])
         .current_dir(dir.path())
         .stdin(Stdio::null());
     (cmd, dir)

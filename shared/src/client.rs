@@ -253,6 +253,12 @@ impl DeskClient {
         expect_reply!(self.request(Request::AnswerCall { call }).await?, Response::Ok => ())
     }
 
+    /// Calls `number` through the outbound trunk; the call's events and audio use the id
+    /// returned.
+    pub async fn dial(&self, number: &PhoneNumber) -> Result<u64, ClientError> {
+        expect_reply!(self.request(Request::Dial { number: number.clone() }).await?, Response::CallStarted { call } => call)
+    }
+
     /// Hangs up (or declines) a call of this user.
     pub async fn hangup_call(&self, call: u64) -> Result<(), ClientError> {
         expect_reply!(self.request(Request::HangupCall { call }).await?, Response::Ok => ())

@@ -175,6 +175,8 @@ pub enum Request {
     AnswerCall { call: u64 },
     /// Hang up (or decline, while it rings) one of this user's calls.
     HangupCall { call: u64 },
+    /// Call an external number through the outbound trunk; replied with `CallStarted`.
+    Dial { number: PhoneNumber },
 }
 
 impl Request {
@@ -215,6 +217,7 @@ impl Request {
             Request::SetCallerFlags { .. } => "set_caller_flags",
             Request::AnswerCall { .. } => "answer_call",
             Request::HangupCall { .. } => "hangup_call",
+            Request::Dial { .. } => "dial",
         }
     }
 }
@@ -223,6 +226,8 @@ impl Request {
 #[serde(tag = "r", rename_all = "snake_case")]
 pub enum Response {
     Ok,
+    /// A call placed by `Dial`: its id in call events and audio frames.
+    CallStarted { call: u64 },
     Session { session: Session },
     User { user: UserInfo },
     Users { users: Vec<UserInfo> },
@@ -249,6 +254,8 @@ pub enum Event {
     TicketOverdue { no: TicketNo, due_date: NaiveDate },
     /// A call rings for this user: answer with `Request::AnswerCall`.
     CallOffered { call: u64, caller: String, callee: String, trunk: String },
+    /// The far end of a call this desk placed is ringing.
+    CallRinging { call: u64 },
     /// The call is connected; audio frames for it flow both ways.
     CallConnected { call: u64 },
     /// The call is over; `cause` is a CDR end-cause code (`caller_hangup`, `switch_hangup`,

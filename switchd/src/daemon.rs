@@ -136,7 +136,13 @@ fn start_telephony(
     let trunks = tel
         .trunks
         .iter()
-        .map(|t| ua::TrunkPeer { name: t.name.clone(), addresses: t.addresses.clone(), ..Default::default() })
+        .map(|t| ua::TrunkPeer {
+            name: t.name.clone(),
+            addresses: t.addresses.clone(),
+            proxy: t.proxy,
+            username: t.username.clone(),
+            password: t.password.clone(),
+        })
         .collect();
     let advertised = match tel.advertise_ip {
         Some(ip) => std::net::SocketAddr::new(ip, local.port()),
@@ -161,10 +167,12 @@ fn start_telephony(
         events: tokio::sync::broadcast::channel(1024).0,
         hotline,
         metrics,
-        desks: desks.clone(),
+        desks,
         desk_out,
+        legs: Default::default(),
+        next_outbound: Default::default(),
     });
-    tokio::spawn(engine::desk_leg::route(desks, desk_link.audio_rx, desk_link.control_rx));
+    tokio::spawn(engine::desk_leg::route(shared.clone(), desk_link.audio_rx, desk_link.control_rx));
     tokio::spawn(engine::run(shared, event_rx));
 }
 

@@ -240,6 +240,17 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         }
         Request::AnswerCall { call } => call_control(ctx, |reply| DeskControl::Answer { call, user_id: session.user.id, conn_id: conn.id, reply }).await,
         Request::HangupCall { call } => call_control(ctx, |reply| DeskControl::Hangup { call, user_id: session.user.id, reply }).await,
+        Request::Dial { number } => {
+            let unavailable = || DeskError::new(ErrorCode::Internal, "电话功能不可用 / telephony is not running");
+            let engine = ctx.calls.as_ref().ok_or_else(unavailable)?;
+            let (reply, verdict) = tokio::sync::oneshot::channel();
+            let dial = DeskControl::Dial { number: number.as_ref().to_owned(), user_id: session.user.id, conn_id: conn.id, reply };
+            engine.send(dial).map_err(|_| unavailable())?;
+            match verdict.await.map_err(|_| unavailable())? {
+                Ok(call) => Ok(Response::CallStarted { call }),
+                Err(e) => Err(desk_call_error(e)),
+            }
+        }
         Request::SetCallerFlags { phone, vip, blocked } => {
             ctx.cases.set_caller_flags(&actor, phone, vip, blocked, now).await.map_err(case_err)?;
             Ok(Response::Ok)
@@ -273,10 +284,18 @@ async fn call_control(
     engine.send(make(reply)).map_err(|_| unavailable())?;
     match verdict.await.map_err(|_| unavailable())? {
         Ok(()) => Ok(Response::Ok),
-        Err(e @ DeskCallError::NotYours) => Err(DeskError::new(ErrorCode::Forbidden, e.to_string())),
-        Err(e @ DeskCallError::AlreadyAnswered) => Err(DeskError::new(ErrorCode::Conflict, e.to_string())),
-        Err(e @ DeskCallError::NotFound) => Err(DeskError::new(ErrorCode::NotFound, e.to_string())),
+        Err(e) => Err(desk_call_error(e)),
     }
+}
+
+fn desk_call_error(e: DeskCallError) -> DeskError {
+    let code = match e {
+        DeskCallError::NotYours => ErrorCode::Forbidden,
+        DeskCallError::AlreadyAnswered => ErrorCode::Conflict,
+        DeskCallError::NotFound => ErrorCode::NotFound,
+        DeskCallError::NoTrunk | DeskCallError::NoMedia => ErrorCode::Internal,
+    };
+    DeskError::new(code, e.to_string())
 }
 
 pub(crate) fn store_err(e: StoreError) -> DeskError {

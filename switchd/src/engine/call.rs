@@ -51,6 +51,12 @@ pub enum LegSignal {
     ReInvite(Vec<u8>),
     /// The leg ended.
     Ended(EndReason),
+    /// Outbound: the far end rings.
+    Ringing,
+    /// Outbound: the far end answered with this SDP.
+    Answered(Vec<u8>),
+    /// Outbound: the call failed with this SIP status.
+    Failed(u16),
 }
 
 /// Facts about the call, fixed at its start.
@@ -63,6 +69,15 @@ pub struct CallInfo {
     pub caller: String,
     pub callee: String,
     pub sip_call_id: String,
+}
+
+/// How a call ended, for its record.
+pub(super) struct Outcome {
+    pub info: CallInfo,
+    pub ended: Option<EndReason>,
+    pub digits: String,
+    pub answered: bool,
+    pub sip_status: Option<u16>,
 }
 
 /// How a recording ended.
@@ -83,6 +98,10 @@ enum Input {
     DeskAnswered(u64),
     /// The desk user hung up or declined.
     DeskHangup,
+    /// Outbound: the far end rings.
+    Ringing,
+    /// Outbound: the far end answered.
+    RemoteAnswered,
 }
 
 /// One call leg under an application's control (see the module docs).
@@ -109,6 +128,8 @@ pub struct Call {
     /// Set while caller and desk talk: each tick then carries audio both ways.
     desk: Option<DeskMedia>,
     desk_pcm: Vec<i16>,
+    /// The final SIP status of a failed outbound call.
+    sip_status: Option<u16>,
 }
 
 impl Call {
@@ -141,6 +162,7 @@ impl Call {
             desk_signals: None,
             desk: None,
             desk_pcm: Vec::with_capacity(FRAME_SAMPLES),
+            sip_status: None,
         }
     }
 
@@ -357,7 +379,7 @@ impl Call {
             match self.next().await? {
                 Input::DeskAnswered(conn_id) => return Ok(Some(conn_id)),
                 Input::DeskHangup => return Ok(None),
-                Input::Tick | Input::Digit => {}
+                _ => {}
             }
         }
         Ok(None)
@@ -403,6 +425,42 @@ impl Call {
         self.shared.config.desk_ring_secs
     }
 
+    /// Gives this call to desk user `user_id`, whose desk placed it: their signals arrive on
+    /// `signals`.
+    pub fn attach_desk(&mut self, user_id: i64, signals: mpsc::UnboundedReceiver<DeskSignal>) {
+        self.desk_user = Some(user_id);
+        self.desk_signals = Some(signals);
+    }
+
+    /// Outbound: waits until the far end answers (`true`), or the desk gives up or `ring`
+    /// passes (`false`); a failure ends the call (`Err(Ended)`). The desk hears of ringing.
+    pub async fn await_remote_answer(&mut self, ring: Duration) -> Result<bool, CallError> {
+        let deadline = Instant::now() + ring;
+        while Instant::now() < deadline {
+            match self.next().await? {
+                Input::Ringing => {
+                    if let Some(user_id) = self.desk_user {
+                        let event = rexian_shared::Event::CallRinging { call: self.info.leg.0 };
+                        let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
+                    }
+                }
+                Input::RemoteAnswered => {
+                    self.answered = true;
+                    self.emit(EngineEvent::Answered { leg: self.info.leg });
+                    if let Some(id) = self.info.cdr {
+                        if let Err(e) = self.shared.store.call_answered(id, chrono::Utc::now()).await {
+                            tracing::warn!(leg = %self.info.leg, error = %e, "CDR: cannot record the answer");
+                        }
+                    }
+                    return Ok(true);
+                }
+                Input::DeskHangup => return Ok(false),
+                _ => {}
+            }
+        }
+        Ok(false)
+    }
+
     /// The desk user this call was offered to, if any.
     pub fn desk_user(&self) -> Option<i64> {
         self.desk_user
@@ -434,6 +492,15 @@ impl Call {
                         }
                     }
                     Some(LegSignal::ReInvite(sdp)) => self.reinvite(&sdp),
+                    Some(LegSignal::Ringing) => return Ok(Input::Ringing),
+                    Some(LegSignal::Answered(sdp)) => {
+                        self.apply_remote_sdp(&sdp);
+                        return Ok(Input::RemoteAnswered);
+                    }
+                    Some(LegSignal::Failed(status)) => {
+                        self.sip_status = Some(status);
+                        self.ended = Some(EndReason::Local);
+                    }
                 },
                 received = self.rtp.receive(self.echo) => match received {
                     Ok(Received::Digit(d)) => return Ok(self.digit(d)),
@@ -533,8 +600,8 @@ impl Call {
     }
 
     /// What the engine writes into the CDR at the end.
-    pub(super) fn into_outcome(self) -> (CallInfo, Option<EndReason>, String, bool) {
-        (self.info, self.ended, self.digits, self.answered)
+    pub(super) fn into_outcome(self) -> Outcome {
+        Outcome { info: self.info, ended: self.ended, digits: self.digits, answered: self.answered, sip_status: self.sip_status }
     }
 }
 

@@ -2,7 +2,7 @@
 //! that maps dialled numbers to engine applications (usable before the IVR exists).
 
 use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// Telephony settings; every field has a documented default (`assets/switchd.example.toml`).
@@ -26,6 +26,10 @@ pub struct TelephonyConfig {
     /// The text-to-speech program (espeak-ng) and its voice.
     pub tts_program: PathBuf,
     pub tts_voice: String,
+    /// The trunk outbound calls (desk dialling, callbacks) go through; unset: the first trunk.
+    pub outbound_trunk: Option<String>,
+    /// The caller number (From user) of outbound calls.
+    pub outbound_caller_id: String,
     /// Carriers (or PBXs) whose calls are accepted, by source address.
     pub trunks: Vec<TrunkConfig>,
     /// Dialled number → application.
@@ -44,18 +48,39 @@ impl Default for TelephonyConfig {
             desk_ring_secs: 30,
             tts_program: PathBuf::from("espeak-ng"),
             tts_voice: "cmn-latn-pinyin".into(),
+            outbound_trunk: None,
+            outbound_caller_id: "12365".into(),
             trunks: Vec::new(),
             routes: default_routes(),
         }
     }
 }
 
-/// A trunk: calls from these addresses are accepted and named after it in CDRs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A trunk: calls from these addresses are accepted and named after it in CDRs; outbound
+/// calls go to `proxy` (or the first address, port 5060) with digest credentials if set.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
     pub name: String,
     pub addresses: Vec<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for TrunkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkConfig")
+            .field("name", &self.name)
+            .field("addresses", &self.addresses)
+            .field("proxy", &self.proxy)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// One row of the routing table.
@@ -103,6 +128,14 @@ impl TelephonyConfig {
         self.routes.iter().find(|r| r.number == number)
     }
 
+    /// The trunk outbound calls use.
+    pub fn outbound(&self) -> Option<&TrunkConfig> {
+        match &self.outbound_trunk {
+            Some(name) => self.trunks.iter().find(|t| &t.name == name),
+            None => self.trunks.first(),
+        }
+    }
+
     /// What `--demo` adds when nothing is configured: the loopback trunk, and 8001 / 8002
     /// ringing the demo agents' desktops.
     pub fn add_demo(&mut self) {
@@ -118,7 +151,13 @@ impl TelephonyConfig {
 
     /// The trunk the demo adds when none is configured: calls from this machine.
     pub fn demo_trunk() -> TrunkConfig {
-        TrunkConfig { name: "demo-loopback".into(), addresses: vec![IpAddr::from([127, 0, 0, 1]), "::1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))] }
+        TrunkConfig {
+            name: "demo-loopback".into(),
+            addresses: vec![IpAddr::from([127, 0, 0, 1]), "::1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))],
+            proxy: None,
+            username: None,
+            password: None,
+        }
     }
 }
 

@@ -48,6 +48,10 @@ pub enum DeskCallError {
     NotYours,
     #[error("通话已在其他终端接听 / already answered")]
     AlreadyAnswered,
+    #[error("未配置呼出中继 / no outbound trunk is configured")]
+    NoTrunk,
+    #[error("无可用媒体端口 / no media port free")]
+    NoMedia,
 }
 
 /// A desk user's call control, from the desk server.
@@ -55,6 +59,8 @@ pub enum DeskCallError {
 pub enum DeskControl {
     Answer { call: u64, user_id: i64, conn_id: u64, reply: oneshot::Sender<Result<(), DeskCallError>> },
     Hangup { call: u64, user_id: i64, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// Call an external number; the reply is the new call's id.
+    Dial { number: String, user_id: i64, conn_id: u64, reply: oneshot::Sender<Result<u64, DeskCallError>> },
 }
 
 /// What the desk side tells a call task.
@@ -90,6 +96,15 @@ impl DeskRegistry {
         rx
     }
 
+    /// Registers a desk leg that is connected from the start (the desk placed the call).
+    pub fn insert_connected(&self, call: u64, user_id: i64, conn_id: u64) -> mpsc::UnboundedReceiver<DeskSignal> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut legs) = self.legs.lock() {
+            legs.insert(call, Entry { user_id, answered_on: Some(conn_id), tx });
+        }
+        rx
+    }
+
     pub fn remove(&self, call: u64) {
         if let Ok(mut legs) = self.legs.lock() {
             legs.remove(&call);
@@ -119,6 +134,9 @@ impl DeskRegistry {
                 };
                 let _ = reply.send(result);
             }
+            DeskControl::Dial { reply, .. } => {
+                let _ = reply.send(Err(DeskCallError::NoTrunk));
+            }
         }
     }
 
@@ -133,20 +151,24 @@ impl DeskRegistry {
     }
 }
 
-/// Routes desk control and audio to the call tasks until both channels close.
+/// Routes desk control and audio to the call tasks until both channels close; a `Dial`
+/// places a new outbound call.
 pub async fn route(
-    registry: Arc<DeskRegistry>,
+    shared: Arc<super::Shared>,
     mut audio: mpsc::Receiver<IncomingAudio>,
     mut control: mpsc::UnboundedReceiver<DeskControl>,
 ) {
     loop {
         tokio::select! {
             a = audio.recv() => match a {
-                Some(a) => registry.audio(a),
+                Some(a) => shared.desks.audio(a),
                 None => break,
             },
             c = control.recv() => match c {
-                Some(c) => registry.control(c),
+                Some(DeskControl::Dial { number, user_id, conn_id, reply }) => {
+                    let _ = reply.send(super::outbound::dial_from_desk(&shared, user_id, conn_id, &number).await);
+                }
+                Some(c) => shared.desks.control(c),
                 None => break,
             },
         }

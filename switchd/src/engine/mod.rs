@@ -14,6 +14,7 @@ pub mod apps;
 pub mod call;
 pub mod config;
 pub mod desk_leg;
+pub mod outbound;
 pub mod rtp_leg;
 
 use std::collections::HashMap;
@@ -58,6 +59,22 @@ pub struct Shared {
     /// Desk legs ringing or connected, and the way to the desk server.
     pub desks: Arc<desk_leg::DeskRegistry>,
     pub desk_out: mpsc::UnboundedSender<desk_leg::DeskOut>,
+    /// Every live leg's signal channel, by leg (inbound legs are added by [`run`], outbound
+    /// ones by whoever places them).
+    pub legs: std::sync::Mutex<HashMap<LegId, mpsc::UnboundedSender<LegSignal>>>,
+    /// Numbers outbound legs ([`LegId::engine`]).
+    pub next_outbound: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn forward(&self, leg: LegId, signal: LegSignal, last: bool) {
+        let Ok(mut legs) = self.legs.lock() else { return };
+        let tx = if last { legs.remove(&leg) } else { legs.get(&leg).cloned() };
+        if let Some(tx) = tx {
+            let _ = tx.send(signal);
+        }
+        legs.retain(|_, tx| !tx.is_closed());
+    }
 }
 
 /// The hotline number's application: the IVR issue installs its own; until then the
@@ -67,39 +84,23 @@ pub type HotlineHook =
 
 /// Runs the engine until the SIP side goes away.
 pub async fn run(shared: Arc<Shared>, mut sip_events: mpsc::UnboundedReceiver<CallEvent>) {
-    let mut legs: HashMap<LegId, mpsc::UnboundedSender<LegSignal>> = HashMap::new();
     while let Some(event) = sip_events.recv().await {
         match event {
             CallEvent::Incoming(incoming) => {
-                if let Some(signals) = start_call(&shared, *incoming).await {
-                    legs.insert(signals.0, signals.1);
+                if let Some((leg, tx)) = start_call(&shared, *incoming).await {
+                    if let Ok(mut legs) = shared.legs.lock() {
+                        legs.insert(leg, tx);
+                    }
                 }
             }
-            CallEvent::Confirmed { leg, sdp } => forward(&legs, leg, LegSignal::Confirmed(sdp)),
-            CallEvent::Dtmf { leg, digit } => forward(&legs, leg, LegSignal::Dtmf(digit)),
-            CallEvent::ReInvite { leg, sdp } => forward(&legs, leg, LegSignal::ReInvite(sdp)),
-            CallEvent::Ended { leg, reason } => {
-                if let Some(tx) = legs.remove(&leg) {
-                    let _ = tx.send(LegSignal::Ended(reason));
-                }
-            }
-            // Outbound legs: the engine places no calls yet; when it does, these reach the
-            // leg's task. A failed leg is gone like an ended one.
-            CallEvent::Failed { leg, status } => {
-                tracing::info!(%leg, status, "outbound leg failed");
-                legs.remove(&leg);
-            }
-            CallEvent::Ringing { leg, .. } | CallEvent::Answered { leg, .. } => {
-                tracing::debug!(%leg, "outbound leg event with no engine leg, ignored");
-            }
+            CallEvent::Confirmed { leg, sdp } => shared.forward(leg, LegSignal::Confirmed(sdp), false),
+            CallEvent::Dtmf { leg, digit } => shared.forward(leg, LegSignal::Dtmf(digit), false),
+            CallEvent::ReInvite { leg, sdp } => shared.forward(leg, LegSignal::ReInvite(sdp), false),
+            CallEvent::Ringing { leg, .. } => shared.forward(leg, LegSignal::Ringing, false),
+            CallEvent::Answered { leg, sdp } => shared.forward(leg, LegSignal::Answered(sdp), false),
+            CallEvent::Failed { leg, status } => shared.forward(leg, LegSignal::Failed(status), true),
+            CallEvent::Ended { leg, reason } => shared.forward(leg, LegSignal::Ended(reason), true),
         }
-        legs.retain(|_, tx| !tx.is_closed());
-    }
-}
-
-fn forward(legs: &HashMap<LegId, mpsc::UnboundedSender<LegSignal>>, leg: LegId, signal: LegSignal) {
-    if let Some(tx) = legs.get(&leg) {
-        let _ = tx.send(signal);
     }
 }
 
@@ -209,7 +210,7 @@ fn negotiate(shared: &Shared, incoming: &Incoming) -> Result<Media, u16> {
 
 /// The local address the kernel would use to reach `peer` (what goes into our SDP when no
 /// address is configured and RTP binds to the unspecified address).
-fn local_ip_towards(peer: SocketAddr, bound: IpAddr) -> IpAddr {
+pub(super) fn local_ip_towards(peer: SocketAddr, bound: IpAddr) -> IpAddr {
     if !bound.is_unspecified() {
         return bound;
     }
@@ -237,36 +238,45 @@ fn route_name(app: RouteApp) -> &'static str {
 
 /// Runs the application, then hangs up if it did not and writes the end of the CDR.
 async fn run_app(shared: Arc<Shared>, route: config::RouteConfig, call: Call) {
-    let leg = call.info.leg;
-    let metrics = shared.metrics.clone();
-    metrics.calls_total.fetch_add(1, Ordering::Relaxed);
-    metrics.calls_active.fetch_add(1, Ordering::Relaxed);
-    let mut call = match route.app {
+    shared.metrics.calls_total.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.calls_active.fetch_add(1, Ordering::Relaxed);
+    let call = match route.app {
         RouteApp::Echo => apps::echo_test(call).await,
         RouteApp::PromptRecord => apps::prompt_then_record(call).await,
         RouteApp::Hotline => (shared.hotline)(call).await,
         RouteApp::Desk => apps::desk_user(call, route.user.unwrap_or_default()).await,
     };
+    finish(&shared, call).await;
+}
+
+/// Ends a call whose application is done: hangs up if it still runs, counts its media,
+/// closes its record, then tells the engine's listeners and the desk it was offered to.
+pub(super) async fn finish(shared: &Shared, mut call: Call) {
+    let leg = call.info.leg;
     call.hangup();
     let stats = call.media_stats();
     let desk_user = call.desk_user();
+    let metrics = &shared.metrics;
     metrics.calls_active.fetch_sub(1, Ordering::Relaxed);
     metrics.rtp_packets_in.fetch_add(stats.packets_in, Ordering::Relaxed);
     metrics.rtp_packets_out.fetch_add(stats.packets_out, Ordering::Relaxed);
     metrics.rtp_packets_ignored.fetch_add(stats.ignored_in, Ordering::Relaxed);
-    let (info, ended, digits, answered) = call.into_outcome();
-    let reason = ended.unwrap_or(EndReason::Local);
-    let cause = match reason {
-        EndReason::RemoteBye => EndCause::CallerHangup,
-        EndReason::Cancelled => EndCause::Cancelled,
-        EndReason::AckTimeout => EndCause::Failed,
-        EndReason::Local if answered => EndCause::SwitchHangup,
-        EndReason::Local => EndCause::NoAnswer,
+    let outcome = call.into_outcome();
+    let reason = outcome.ended.unwrap_or(EndReason::Local);
+    let cause = match (outcome.sip_status, reason) {
+        (Some(486 | 600 | 603 | 403), _) => EndCause::Rejected,
+        (Some(408 | 480 | 487), _) => EndCause::NoAnswer,
+        (Some(_), _) => EndCause::Failed,
+        (None, EndReason::RemoteBye) => EndCause::CallerHangup,
+        (None, EndReason::Cancelled) => EndCause::Cancelled,
+        (None, EndReason::AckTimeout) => EndCause::Failed,
+        (None, EndReason::Local) if outcome.answered => EndCause::SwitchHangup,
+        (None, EndReason::Local) => EndCause::NoAnswer,
     };
-    tracing::info!(%leg, ?reason, digits, "call ended");
+    tracing::info!(%leg, ?reason, status = outcome.sip_status, digits = outcome.digits, "call ended");
     // The record first: whoever hears of the end (a desk, a supervisor) can then read it.
-    if let Some(id) = info.cdr {
-        let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: None, digits };
+    if let Some(id) = outcome.info.cdr {
+        let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: outcome.sip_status, digits: outcome.digits };
         if let Err(e) = shared.store.call_ended(id, end).await {
             tracing::warn!(%leg, error = %e, "CDR: cannot record the end");
         }
