@@ -108,6 +108,17 @@ async fn a_phone_call_rings_the_agents_desk_and_both_hear_each_other() {
     let cdr = &cdrs[0];
     assert_eq!((cdr["route"].as_str(), cdr["cause"].as_str()), (Some("desk"), Some("caller_hangup")));
     assert!(cdr["answered_at"].is_string(), "{cdr:#}");
+    // The whole call was recorded in stereo: the phone's 440 Hz left, the desk's 1 kHz right.
+    let recording = &cdr["recordings"][0];
+    assert_eq!(recording["kind"], "call", "{cdr:#}");
+    let path = daemon.data_dir.join(recording["path"].as_str().expect("path"));
+    let (format, interleaved) = switchd::media::wav::read_wav(&path).expect("a complete stereo WAV");
+    assert_eq!((format.channels, format.sample_rate), (2, 8000));
+    let left: Vec<i16> = interleaved.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = interleaved.iter().skip(1).step_by(2).copied().collect();
+    let (l, r) = (blocks_of(&left, 440.0), blocks_of(&right, 1000.0));
+    assert!(l >= 20 && r >= 20, "recording: {l} blocks of the caller's tone left, {r} of the agent's right");
+    assert!(blocks_of(&left, 1000.0) == 0 && blocks_of(&right, 440.0) == 0, "the channels are not mixed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,9 +79,22 @@ pub async fn desk_user(mut call: Call, username: String) -> Call {
             return Ok(());
         };
         call.answer().await?;
+        record_if_configured(&mut call).await;
         call.talk_with_desk(conn_id).await
     }
     .await;
+    call.stop_call_recording().await;
     log_end(&call, "desk", result);
     call
+}
+
+/// Starts the stereo whole-call recording when `record_desk_calls` is on; a failure to start
+/// it is logged and the call goes on.
+pub async fn record_if_configured(call: &mut Call) {
+    if call.records_desk_calls() {
+        let path = call.recording_path("call");
+        if let Err(e) = call.start_call_recording(&path).await {
+            tracing::warn!(leg = %call.info.leg, error = %e, "cannot record the call");
+        }
+    }
 }

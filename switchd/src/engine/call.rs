@@ -130,6 +130,8 @@ pub struct Call {
     desk_pcm: Vec<i16>,
     /// The final SIP status of a failed outbound call.
     sip_status: Option<u16>,
+    /// The whole call being recorded in stereo (caller left, desk right), and its path.
+    call_recording: Option<(WavWriter, String)>,
 }
 
 impl Call {
@@ -163,6 +165,7 @@ impl Call {
             desk: None,
             desk_pcm: Vec::with_capacity(FRAME_SAMPLES),
             sip_status: None,
+            call_recording: None,
         }
     }
 
@@ -461,6 +464,47 @@ impl Call {
         Ok(false)
     }
 
+    /// Starts recording the whole call as stereo WAV at `path` (relative to the data
+    /// directory): the caller left, the other party right, written as the call goes. It ends
+    /// with [`Call::stop_call_recording`] or the call.
+    pub async fn start_call_recording(&mut self, path: &str) -> Result<(), CallError> {
+        let full: PathBuf = self.shared.data_dir.join(path);
+        if let Some(dir) = full.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| WavError::Io { path: dir.to_owned(), source })?;
+        }
+        let writer = WavWriter::create(&full, WavFormat::STEREO_8K)?;
+        if let Some(id) = self.info.cdr {
+            if let Err(e) = self.shared.store.call_recording_started(id, path.to_owned(), "call".into(), chrono::Utc::now()).await {
+                tracing::warn!(leg = %self.info.leg, error = %e, "CDR: cannot note the recording");
+            }
+        }
+        self.call_recording = Some((writer, path.to_owned()));
+        Ok(())
+    }
+
+    /// Finishes the whole-call recording, if one runs, and notes its length in the CDR.
+    pub async fn stop_call_recording(&mut self) {
+        let Some((writer, path)) = self.call_recording.take() else { return };
+        let seconds = match writer.finish() {
+            Ok(frames) => frames as f64 / 8000.0,
+            Err(e) => {
+                tracing::warn!(leg = %self.info.leg, error = %e, "call recording could not be finished");
+                return;
+            }
+        };
+        if let Some(id) = self.info.cdr {
+            if let Err(e) = self.shared.store.call_recording_finished(id, path.clone(), seconds).await {
+                tracing::warn!(leg = %self.info.leg, error = %e, "CDR: cannot note the recording's end");
+            }
+        }
+        self.emit(EngineEvent::RecordingFinished { leg: self.info.leg, path, seconds });
+    }
+
+    /// Whether desk calls are recorded (configuration).
+    pub fn records_desk_calls(&self) -> bool {
+        self.shared.config.record_desk_calls
+    }
+
     /// The desk user this call was offered to, if any.
     pub fn desk_user(&self) -> Option<i64> {
         self.desk_user
@@ -542,6 +586,19 @@ impl Call {
         }
         media.take(now, &mut self.desk_pcm);
         self.rtp.send_samples(&self.desk_pcm).await;
+        if let Some((writer, path)) = self.call_recording.as_mut() {
+            let written = writer.write_stereo(&self.heard, &self.desk_pcm).and_then(|()| {
+                if writer.should_sync() {
+                    writer.sync()?;
+                }
+                Ok(())
+            });
+            if let Err(e) = written {
+                // A full disk must not end the call; the recording stops where it failed.
+                tracing::warn!(leg = %self.info.leg, path, error = %e, "call recording stopped");
+                self.call_recording = None;
+            }
+        }
     }
 
     /// A digit arrived: noted for the CDR, queued for [`Call::collect`], reported.

@@ -23,6 +23,8 @@ pub struct TelephonyConfig {
     pub voicemail_max_secs: u32,
     /// How long a call offered to a desk user rings before it is given up (seconds).
     pub desk_ring_secs: u32,
+    /// Record every call connected to a desk, as stereo WAV (caller left, agent right).
+    pub record_desk_calls: bool,
     /// The text-to-speech program (espeak-ng) and its voice.
     pub tts_program: PathBuf,
     pub tts_voice: String,
@@ -46,6 +48,7 @@ impl Default for TelephonyConfig {
             max_calls: 2000,
             voicemail_max_secs: 120,
             desk_ring_secs: 30,
+            record_desk_calls: true,
             tts_program: PathBuf::from("espeak-ng"),
             tts_voice: "cmn-latn-pinyin".into(),
             outbound_trunk: None,

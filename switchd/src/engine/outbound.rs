@@ -84,11 +84,13 @@ async fn talk(shared: Arc<Shared>, mut call: Call, conn_id: u64) {
     shared.metrics.calls_active.fetch_add(1, Ordering::Relaxed);
     let result = async {
         if call.await_remote_answer(RING_LIMIT).await? {
+            super::apps::record_if_configured(&mut call).await;
             call.talk_with_desk(conn_id).await?;
         }
         Ok::<(), super::call::CallError>(())
     }
     .await;
+    call.stop_call_recording().await;
     if let Err(e) = result {
         tracing::debug!(leg = %call.info.leg, error = %e, "outbound call over");
     }
