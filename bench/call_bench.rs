@@ -67,7 +67,7 @@ fn udp_rcvbuf_errors() -> u64 {
 }
 
 fn setups(daemon: &Daemon, calls: u32, rate: u32) -> Result<()> {
-    let (mut cmd, _dir) = sipp_command("../bench/sipp/setup.xml", daemon.sip_addr, "9196", calls);
+    let (mut cmd, _dir) = sipp_command("../../bench/sipp/setup.xml", daemon.sip_addr, "9196", calls);
     cmd.args(["-r", &rate.to_string(), "-l", &(rate * 2).to_string()]);
     let started = Instant::now();
     let out = cmd.output().context("run sipp (Debian package sip-tester)")?;
@@ -101,7 +101,7 @@ fn held_calls(daemon: &Daemon, label: &str, number: &str, concurrent: u32) -> Re
     let (in0, out0) = (metric(daemon, "rexian_rtp_packets_in_total")?, metric(daemon, "rexian_rtp_packets_out_total")?);
     let drops0 = udp_rcvbuf_errors();
     let (cpu0, rss0) = cpu_and_rss(pid)?;
-    let (mut cmd, _dir) = sipp_command("../bench/sipp/media.xml", daemon.sip_addr, number, concurrent);
+    let (mut cmd, _dir) = sipp_command("../../bench/sipp/media.xml", daemon.sip_addr, number, concurrent);
     cmd.args(["-r", "100", "-l", &concurrent.to_string()]);
     let started = Instant::now();
     let mut child = cmd.stdout(std::process::Stdio::null()).spawn().context("run sipp")?;

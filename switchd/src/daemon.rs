@@ -149,7 +149,14 @@ fn start_telephony(
         None => local,
     };
     let calls = ua::Calls::new(Timers::default(), advertised, trunks, tel.max_calls);
-    let core = udp::UdpCore::new(Timers::default(), udp::Limits::default(), metrics.clone(), calls);
+    let limits = udp::Limits {
+        rate_per_sec: tel.sip_rate_per_sec,
+        burst: tel.sip_burst,
+        trunk_rate_per_sec: tel.trunk_rate_per_sec,
+        trunk_burst: tel.trunk_burst,
+        ..udp::Limits::default()
+    };
+    let core = udp::UdpCore::new(Timers::default(), limits, metrics.clone(), calls);
     let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(udp::serve(socket, core, event_tx, command_rx));

@@ -19,6 +19,12 @@ pub struct TelephonyConfig {
     pub rtp_port_max: u16,
     /// Calls at once; more get `503 Service Unavailable`.
     pub max_calls: usize,
+    /// SIP messages per second (sustained, and burst) accepted from one source address; more
+    /// are dropped. Trunk addresses have their own, larger allowance.
+    pub sip_rate_per_sec: f64,
+    pub sip_burst: f64,
+    pub trunk_rate_per_sec: f64,
+    pub trunk_burst: f64,
     /// Longest message the "prompt then record" application keeps, in seconds.
     pub voicemail_max_secs: u32,
     /// How long a call offered to a desk user rings before it is given up (seconds).
@@ -46,6 +52,10 @@ impl Default for TelephonyConfig {
             rtp_port_min: 20000,
             rtp_port_max: 29999,
             max_calls: 2000,
+            sip_rate_per_sec: 50.0,
+            sip_burst: 100.0,
+            trunk_rate_per_sec: 5000.0,
+            trunk_burst: 10000.0,
             voicemail_max_secs: 120,
             desk_ring_secs: 30,
             record_desk_calls: true,

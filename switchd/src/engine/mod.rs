@@ -70,8 +70,13 @@ impl Shared {
     fn forward(&self, leg: LegId, signal: LegSignal, last: bool) {
         let Ok(mut legs) = self.legs.lock() else { return };
         let tx = if last { legs.remove(&leg) } else { legs.get(&leg).cloned() };
-        if let Some(tx) = tx {
-            let _ = tx.send(signal);
+        match tx {
+            Some(tx) => {
+                if tx.send(signal).is_err() {
+                    tracing::debug!(%leg, "signal for a leg whose task has ended");
+                }
+            }
+            None => tracing::debug!(%leg, ?signal, "signal for an unknown leg"),
         }
         legs.retain(|_, tx| !tx.is_closed());
     }

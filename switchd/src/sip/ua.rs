@@ -949,8 +949,15 @@ impl Calls {
     fn remove(&mut self, id: LegId, reason: EndReason) {
         if let Some(leg) = self.legs.remove(&id) {
             self.by_dialog.remove(leg.dialog.id());
+            tracing::debug!(%id, ?reason, "SIP: leg ended");
             self.events.push_back(CallEvent::Ended { leg: id, reason });
         }
+    }
+
+    /// Whether `ip` is one of a configured trunk's addresses.
+    pub fn is_trunk(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.trunks.iter().any(|t| t.addresses.iter().any(|a| canonical(*a) == ip))
     }
 
     fn trunk_of(&self, ip: IpAddr) -> Option<String> {

@@ -34,13 +34,17 @@ pub const MAX_DATAGRAM: usize = 64 * 1024;
 /// What `OPTIONS` and `405` answers advertise.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK";
 
-/// Per-source rate limiting.
+/// Per-source rate limiting. Configured trunks (trusted carriers, whose every call and its
+/// ACK and BYE come from one or two addresses) get their own, much larger buckets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Sustained messages per second per source IP address.
     pub rate_per_sec: f64,
     /// Bucket size: how many messages a source may send in a burst.
     pub burst: f64,
+    /// The same for each trunk address.
+    pub trunk_rate_per_sec: f64,
+    pub trunk_burst: f64,
     /// How many sources are tracked at most; beyond it the oldest is forgotten.
     pub max_sources: usize,
 }
@@ -50,6 +54,8 @@ impl Default for Limits {
         Self {
             rate_per_sec: 50.0,
             burst: 100.0,
+            trunk_rate_per_sec: 5_000.0,
+            trunk_burst: 10_000.0,
             max_sources: 10_000,
         }
     }
@@ -122,6 +128,7 @@ pub struct UdpCore {
     layer: TransactionLayer,
     calls: Calls,
     limiter: RateLimiter,
+    trunk_limiter: RateLimiter,
     metrics: Arc<Metrics>,
     out: VecDeque<(SocketAddr, Vec<u8>)>,
 }
@@ -134,6 +141,11 @@ impl UdpCore {
             layer: TransactionLayer::new(timers),
             calls,
             limiter: RateLimiter::new(limits),
+            trunk_limiter: RateLimiter::new(Limits {
+                rate_per_sec: limits.trunk_rate_per_sec,
+                burst: limits.trunk_burst,
+                ..limits
+            }),
             metrics,
             out: VecDeque::new(),
         }
@@ -145,7 +157,12 @@ impl UdpCore {
             tracing::debug!(%source, len = bytes.len(), "SIP: dropping empty or oversized datagram");
             return;
         }
-        if !self.limiter.allow(now, source.ip()) {
+        let limiter = if self.calls.is_trunk(source.ip()) {
+            &mut self.trunk_limiter
+        } else {
+            &mut self.limiter
+        };
+        if !limiter.allow(now, source.ip()) {
             Metrics::inc(&self.metrics.sip_rate_limited);
             tracing::trace!(%source, "SIP: rate limited");
             return;
@@ -673,10 +690,11 @@ mod tests {
             rate_per_sec: 10.0,
             burst: 20.0,
             max_sources: 3,
+            ..Limits::default()
         };
         let mut c = UdpCore::new(Timers::default(), limits, Arc::new(Metrics::default()), calls());
         let t0 = Instant::now();
-        let peer: SocketAddr = PEER.parse().unwrap();
+        let peer: SocketAddr = "192.0.2.9:5060".parse().unwrap(); // no trunk
         for i in 0..50 {
             c.handle_datagram(t0, peer, request("OPTIONS", &format!("f{i}")).as_bytes());
         }
@@ -703,6 +721,11 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             70
         );
+        // A trunk address has its own, larger bucket: a busy carrier is not a flood.
+        for i in 0..30 {
+            c.handle_datagram(t0, PEER.parse().unwrap(), request("OPTIONS", &format!("t{i}")).as_bytes());
+        }
+        assert_eq!(replies(&mut c).len(), 30);
         for i in 0..100u8 {
             let src = SocketAddr::from(([10, 0, 0, i], 5060));
             c.handle_datagram(t0, src, b"\r\n\r\n");
