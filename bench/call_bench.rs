@@ -89,8 +89,7 @@ fn setups(daemon: &Daemon, calls: u32, rate: u32) -> Result<()> {
 fn stat_count(screen: &str, row: &str) -> u32 {
     screen
         .lines()
-        .filter(|l| l.trim_start().starts_with(row))
-        .last()
+        .rfind(|l| l.trim_start().starts_with(row))
         .and_then(|l| l.split('|').nth(2))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
