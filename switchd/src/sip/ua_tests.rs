@@ -77,7 +77,7 @@ fn a_trunk_call_is_offered_answered_confirmed_and_ended_by_bye() {
     assert_eq!(events(&mut c), vec![CallEvent::Confirmed { leg: call.leg, sdp: None }]);
     // An INFO digit, then BYE.
     let info = message("INFO", "a", 2, Some(&tag), "", "Content-Type: application/dtmf-relay\r\n")
-        .replace("Content-Length: 0\r\n\r\n", "Content-Length: 26\r\n\r\nSignal=5\r\nDuration=160\r\n");
+        .replace("Content-Length: 0\r\n\r\n", "Content-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n");
     c.handle_datagram(t0 + Duration::from_secs(1), TRUNK.parse().unwrap(), info.as_bytes());
     assert_eq!(replies(&mut c)[0].status_code.code(), 200);
     assert_eq!(events(&mut c), vec![CallEvent::Dtmf { leg: call.leg, digit: '5' }]);
