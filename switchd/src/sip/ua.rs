@@ -312,18 +312,16 @@ impl Calls {
             Method::Invite => {
                 // Our 2xx ended the INVITE's server transaction (§17.2.1), so a retransmission
                 // of it (our 2xx lost) arrives here as new. Same branch and sent-by as a call's
-                // INVITE: it is that call, and its dialog answers with the 2xx again (§13.3.1.4).
-                let retransmitted = self.legs.iter().find(|(_, l)| l.invite_key == key).map(|(id, _)| *id);
+                // INVITE, from the same peer: it is that call, and its dialog answers with the
+                // 2xx again (§13.3.1.4). Anyone else replaying it is a new caller (403 unless a
+                // trunk) and never sees the call's 2xx and SDP.
+                let retransmitted = self
+                    .legs
+                    .iter()
+                    .find(|(_, l)| l.invite_key == key && l.peer == source)
+                    .map(|(id, _)| *id);
                 match retransmitted {
-                    Some(id) => {
-                        self.route_to_dialog(now, id, &request, Some(key.clone()), layer);
-                        // When the dialog has no 2xx for it any more (a re-INVITE's replaced it),
-                        // the transaction still needs a final answer or it would wait forever;
-                        // after the 2xx this fails harmlessly (the transaction has ended).
-                        if layer.send_response(now, &key, response_for(&request, StatusCode::ServerInternalError)).is_ok() {
-                            tracing::debug!(%id, "SIP: stale INVITE retransmission answered 500");
-                        }
-                    }
+                    Some(id) => self.route_to_dialog(now, id, &request, Some(key), layer),
                     None => self.new_call(now, key, request, source, layer),
                 }
                 None

@@ -168,6 +168,10 @@ fn an_invite_retransmitted_after_our_200_is_the_same_call() {
     assert_eq!(c.calls(), 1);
     let again = replies(&mut c);
     assert_eq!(again.iter().map(|r| (r.status_code.code(), to_tag(r))).collect::<Vec<_>>(), vec![(200, to_tag(&ok[0]))]);
+    // The same INVITE replayed from elsewhere is a stranger's call attempt: 403, no 2xx or SDP.
+    c.handle_datagram(t0 + Duration::from_millis(600), "203.0.113.5:5060".parse().unwrap(), invite.as_bytes());
+    assert_eq!(replies(&mut c).iter().map(|r| r.status_code.code()).collect::<Vec<_>>(), vec![403]);
+    assert_eq!((events(&mut c), c.calls()), (vec![], 1));
     // Nothing is left waiting for an answer: once the call ends, every transaction ends.
     let bye = message("BYE", "r", 2, Some(&to_tag(&ok[0])), "", "");
     c.handle_datagram(t0 + Duration::from_secs(1), TRUNK.parse().unwrap(), bye.as_bytes());
