@@ -59,10 +59,15 @@ fn canonical(msg: &ClientMsg) -> String {
 fn reference(mut rest: &[u8]) -> Vec<Step> {
     let mut steps = Vec::new();
     while steps.len() < MAX_FRAMES {
-        if rest.len() < 4 {
-            // `codec::read` maps any EOF inside the length prefix to `Ok(None)`, so a stream
-            // cut after 1 to 3 bytes of a prefix reads as a clean end (see README).
+        if rest.is_empty() {
             steps.push(Step::End);
+            break;
+        }
+        if rest.len() < 4 {
+            // A stream cut after 1 to 3 bytes of a length prefix is a truncated frame, not a
+            // clean end (`codec::read` was changed to say so in 777cd23; this model had kept
+            // the old behaviour, so the target failed on its first input).
+            steps.push(Step::Truncated);
             break;
         }
         let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;

@@ -445,10 +445,12 @@ impl UasDialog {
             && seq == self.invite_seq()
             && (to_tag.is_none() || to_matches)
         {
-            if let Some((s, ok)) = &self.last_2xx {
-                if *s == seq {
-                    self.transmits.push_back(DialogTransmit::Answer(ok.clone()));
-                }
+            match &self.last_2xx {
+                Some((s, ok)) if *s == seq => self.transmits.push_back(DialogTransmit::Answer(ok.clone())),
+                // No 2xx of ours for it any more (a re-INVITE's replaced it): too late to
+                // repeat, but it came in a server transaction that waits for an answer until
+                // it gets one — unanswered, every such INVITE would stay in memory for good.
+                _ => self.answer(request, StatusCode::ServerInternalError),
             }
             return Ok(());
         }

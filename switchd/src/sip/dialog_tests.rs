@@ -373,6 +373,15 @@ fn reinvite_with_sendonly_surfaces_and_its_2xx_is_retransmitted() {
     d.handle_request(t0, &ack).unwrap();
     assert_eq!(drain(&mut d).1, vec![DialogEvent::Confirmed(ack)]);
     assert_eq!(d.poll_timeout(), None);
+    // The initial INVITE once more (its CSeq, in a transaction of its own, found by the
+    // sip_datagram fuzz target): its 2xx has been replaced, but it still gets an answer, so
+    // its server transaction ends.
+    d.handle_request(t0, &req(INVITE)).unwrap();
+    let (tx, _) = drain(&mut d);
+    let [DialogTransmit::Answer(late)] = tx.as_slice() else {
+        panic!("{tx:?}")
+    };
+    assert_eq!(status(late), 500);
     // Our BYE now goes to the new target.
     assert_eq!(
         d.bye(t0, via()).unwrap().uri.to_string(),

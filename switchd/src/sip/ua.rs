@@ -488,7 +488,20 @@ impl Calls {
         }
         match request.method {
             Method::Invite => {
-                self.new_call(now, key, request, source, layer);
+                // Our 2xx ended the INVITE's server transaction (§17.2.1), so a retransmission
+                // of it (our 2xx lost) arrives here as new. Same branch and sent-by as a call's
+                // INVITE, from the same peer: it is that call, and its dialog answers with the
+                // 2xx again (§13.3.1.4). Anyone else replaying it is a new caller (403 unless a
+                // trunk) and never sees the call's 2xx and SDP.
+                let retransmitted = self
+                    .legs
+                    .iter()
+                    .find(|(_, l)| l.invite_key == key && l.peer == source)
+                    .map(|(id, _)| *id);
+                match retransmitted {
+                    Some(id) => self.route_to_dialog(now, id, &request, Some(key), layer),
+                    None => self.new_call(now, key, request, source, layer),
+                }
                 None
             }
             Method::Options => Some(LayerEvent::NewServerTransaction {

@@ -77,7 +77,7 @@ fn a_trunk_call_is_offered_answered_confirmed_and_ended_by_bye() {
     assert_eq!(events(&mut c), vec![CallEvent::Confirmed { leg: call.leg, sdp: None }]);
     // An INFO digit, then BYE.
     let info = message("INFO", "a", 2, Some(&tag), "", "Content-Type: application/dtmf-relay\r\n")
-        .replace("Content-Length: 0\r\n\r\n", "Content-Length: 26\r\n\r\nSignal=5\r\nDuration=160\r\n");
+        .replace("Content-Length: 0\r\n\r\n", "Content-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n");
     c.handle_datagram(t0 + Duration::from_secs(1), TRUNK.parse().unwrap(), info.as_bytes());
     assert_eq!(replies(&mut c)[0].status_code.code(), 200);
     assert_eq!(events(&mut c), vec![CallEvent::Dtmf { leg: call.leg, digit: '5' }]);
@@ -148,4 +148,35 @@ fn info_digits_are_read_from_both_content_types() {
     assert_eq!(parse("application/dtmf", "7"), Some('7'));
     assert_eq!(parse("application/dtmf-relay", "Signal=12\r\n"), None);
     assert_eq!(parse("text/plain", "5"), None);
+}
+
+#[test]
+fn an_invite_retransmitted_after_our_200_is_the_same_call() {
+    // Our 200 ends the INVITE server transaction (§17.2.1), so a retransmission of the INVITE
+    // (our 200 lost on the way) reaches the UA as a new request. It must get the 200 again,
+    // not become a second call with its own leg, CDR and answer (found by the sip_datagram
+    // fuzz target).
+    let mut c = core();
+    let t0 = Instant::now();
+    let call = incoming(&mut c, t0, "r");
+    c.handle_command(t0, CallCommand::Answer { leg: call.leg, sdp: b"v=0\r\n".to_vec() });
+    let ok = replies(&mut c);
+    assert_eq!(ok[0].status_code.code(), 200);
+    let invite = message("INVITE", "r", 1, None, SDP, "");
+    c.handle_datagram(t0 + Duration::from_millis(500), TRUNK.parse().unwrap(), invite.as_bytes());
+    assert_eq!(events(&mut c), vec![], "no second call");
+    assert_eq!(c.calls(), 1);
+    let again = replies(&mut c);
+    assert_eq!(again.iter().map(|r| (r.status_code.code(), to_tag(r))).collect::<Vec<_>>(), vec![(200, to_tag(&ok[0]))]);
+    // The same INVITE replayed from elsewhere is a stranger's call attempt: 403, no 2xx or SDP.
+    c.handle_datagram(t0 + Duration::from_millis(600), "203.0.113.5:5060".parse().unwrap(), invite.as_bytes());
+    assert_eq!(replies(&mut c).iter().map(|r| r.status_code.code()).collect::<Vec<_>>(), vec![403]);
+    assert_eq!((events(&mut c), c.calls()), (vec![], 1));
+    // Nothing is left waiting for an answer: once the call ends, every transaction ends.
+    let bye = message("BYE", "r", 2, Some(&to_tag(&ok[0])), "", "");
+    c.handle_datagram(t0 + Duration::from_secs(1), TRUNK.parse().unwrap(), bye.as_bytes());
+    while let Some(t) = c.poll_timeout() {
+        c.handle_timeout(t);
+    }
+    assert_eq!((c.calls(), c.transactions()), (0, 0));
 }

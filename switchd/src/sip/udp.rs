@@ -171,13 +171,17 @@ impl UdpCore {
             return; // RFC 5626 CRLF keep-alive (or a lone CRLF)
         }
         Metrics::inc(&self.metrics.sip_messages);
-        let scan = Scan::of(bytes);
+        let normalized = normalize(bytes);
+        let scan = Scan::of(normalized.as_deref().unwrap_or(bytes));
         let call_id = scan.call_id.map(String::from_utf8_lossy);
         let span =
             tracing::debug_span!("sip", %source, call_id = call_id.as_deref().unwrap_or("-"));
         let _entered = span.enter();
-        let checked = SipMessage::try_from(bytes)
-            .map_err(|e| TransactionError::Parse(e.to_string()))
+        let checked = normalized
+            .as_deref()
+            .map_err(Clone::clone)
+            .and_then(|b| SipMessage::try_from(b).map_err(|e| TransactionError::Parse(e.to_string())))
+            .and_then(check_content_length)
             .and_then(|msg| match msg {
                 SipMessage::Request(r) => check_request(&r).map(|()| SipMessage::Request(r)),
                 response => Ok(response),
@@ -349,6 +353,154 @@ fn check_request(request: &Request) -> Result<(), TransactionError> {
     Ok(())
 }
 
+/// Compact header names (RFC 3261 §7.3.3, and the common later ones) and their full forms.
+const COMPACT: [(u8, &str); 15] = [
+    (b'i', "Call-ID"),
+    (b'm', "Contact"),
+    (b'e', "Content-Encoding"),
+    (b'l', "Content-Length"),
+    (b'c', "Content-Type"),
+    (b'f', "From"),
+    (b's', "Subject"),
+    (b'k', "Supported"),
+    (b't', "To"),
+    (b'v', "Via"),
+    (b'o', "Event"),
+    (b'u', "Allow-Events"),
+    (b'r', "Refer-To"),
+    (b'b', "Referred-By"),
+    (b'x', "Session-Expires"),
+];
+
+/// The header section rewritten to the plain `Name: value` lines rsip 0.4 parses: RFC 3261
+/// lets peers fold a header onto continuation lines (§7.3.1), put whitespace before the colon,
+/// and use compact names (§7.3.3), and rsip accepts none of these, so valid messages from
+/// such peers were answered 400. Control characters (NUL and the like) in the start line or
+/// headers are refused: no SIP grammar allows them, and they would reach logs and CDRs.
+/// A datagram without the empty line that ends the headers is returned unchanged for rsip
+/// to judge. The body is kept byte for byte.
+fn normalize(bytes: &[u8]) -> Result<Vec<u8>, TransactionError> {
+    // Logical lines first (continuations joined with one space), then each header rewritten.
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut start = 0;
+    let mut body_at = None;
+    while start < bytes.len() {
+        let end = bytes[start..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| start + i);
+        let line = &bytes[start..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let next = end + 1;
+        if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(TransactionError::BadHeader("control character in the headers".into()));
+        }
+        match lines.last_mut() {
+            _ if start > 0 && line.is_empty() => {
+                body_at = Some(next.min(bytes.len()));
+                break;
+            }
+            Some(previous) if line[0] == b' ' || line[0] == b'\t' => {
+                previous.push(b' ');
+                previous.extend_from_slice(line.trim_ascii());
+            }
+            _ => lines.push(line.to_vec()),
+        }
+        start = next;
+    }
+    let Some(body_at) = body_at else {
+        return Ok(bytes.to_vec());
+    };
+    let mut out = Vec::with_capacity(bytes.len() + 32);
+    for (i, line) in lines.iter().enumerate() {
+        if i == 0 {
+            out.extend_from_slice(line);
+            continue;
+        }
+        out.extend_from_slice(b"\r\n");
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            out.extend_from_slice(line);
+            continue;
+        };
+        let name = line[..colon].trim_ascii();
+        let name = match name {
+            [c] => COMPACT.iter().find(|(s, _)| s.eq_ignore_ascii_case(c)).map_or(name, |(_, f)| f.as_bytes()),
+            _ => name,
+        };
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        let value = line[colon + 1..].trim_ascii();
+        if PARAM_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes())) {
+            squeeze_params(value, &mut out);
+        } else {
+            out.extend_from_slice(value);
+        }
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(&bytes[body_at..]);
+    Ok(out)
+}
+
+/// The headers whose `;param=value` lists we read (transaction keys, dialogs, targets).
+const PARAM_HEADERS: [&str; 6] = ["Via", "From", "To", "Contact", "Route", "Record-Route"];
+
+/// Appends `value` without the whitespace around `;` and `=` outside quoted strings: SEMI and
+/// EQUAL may carry whitespace on both sides (§25.1, RFC 4475's "wsinv" has `; tag = x`), and
+/// rsip's parameter parser refuses it.
+fn squeeze_params(value: &[u8], out: &mut Vec<u8>) {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, &b) in value.iter().enumerate() {
+        if quoted {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                quoted = false;
+            }
+            continue;
+        }
+        let blank = |c: &&u8| matches!(c, b' ' | b'\t');
+        match b {
+            b' ' | b'\t' => {
+                let next = value[i + 1..].iter().find(|c| !blank(c));
+                if !matches!(next, Some(b';' | b'=')) && !matches!(out.last(), Some(b';' | b'=')) {
+                    out.push(b);
+                }
+            }
+            b'"' => {
+                quoted = true;
+                out.push(b);
+            }
+            _ => out.push(b),
+        }
+    }
+}
+
+/// RFC 3261 §18.3 on datagrams: a Content-Length larger than the body (or no number at all)
+/// makes the message broken — it is refused, never processed with a guessed body; a smaller
+/// one is the end of the body and the bytes after it are discarded. rsip takes whatever
+/// follows the headers as the body and never checks.
+fn check_content_length(mut msg: SipMessage) -> Result<SipMessage, TransactionError> {
+    let declared = msg.headers().iter().find_map(|h| match h {
+        Header::ContentLength(l) => Some(l.value().to_owned()),
+        _ => None,
+    });
+    if let Some(declared) = declared {
+        let length: usize = declared
+            .trim()
+            .parse()
+            .map_err(|_| TransactionError::BadHeader(format!("Content-Length: {declared}")))?;
+        let body = msg.body_mut();
+        if length > body.len() {
+            return Err(TransactionError::BadHeader(format!(
+                "Content-Length {length} but a body of {} bytes",
+                body.len()
+            )));
+        }
+        body.truncate(length);
+    }
+    Ok(msg)
+}
+
 /// Adds a To tag (final responses need one, §8.2.6.2) and `extra` headers before
 /// Content-Length.
 fn with_to_tag(mut response: Response, extra: Vec<Header>) -> Response {
@@ -421,28 +573,50 @@ impl<'a> Scan<'a> {
         scan
     }
 
-    /// The request's method when the start line looks like `METHOD SP URI SP SIP/2.0`.
-    fn request_method(&self) -> Option<&'a [u8]> {
+    /// The request's method and version when the start line looks like
+    /// `METHOD SP URI SP SIP/x.y`.
+    fn request_line(&self) -> Option<(&'a [u8], &'a [u8])> {
         let mut parts = self
             .start_line
             .split(|&b| b == b' ')
             .filter(|p| !p.is_empty());
         let (method, _uri, version) = (parts.next()?, parts.next()?, parts.next()?);
         let token = |b: &u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(b);
+        let number = |n: &[u8]| !n.is_empty() && n.iter().all(u8::is_ascii_digit);
+        let (major, minor) = version
+            .get(..4)
+            .filter(|p| p.eq_ignore_ascii_case(b"SIP/"))
+            .and_then(|_| version[4..].split_at_checked(version[4..].iter().position(|&b| b == b'.')?))?;
         (parts.next().is_none()
-            && version.eq_ignore_ascii_case(b"SIP/2.0")
+            && number(major)
+            && number(&minor[1..])
+            && !method.is_empty()
             && method.iter().all(token))
-        .then_some(method)
+        .then_some((method, version))
     }
 
-    /// `400 Bad Request` bytes, when this is a request (not an ACK) with everything to answer.
+    /// The answer to a request we cannot process, when it is a request (not an ACK) with
+    /// everything to answer: `505` for another SIP version (§21.5.6; RFC 4475's "badvers"), `501`
+    /// for a method we do not know (§8.2.1, §21.5.2; its CSeq names the same method), else
+    /// `400 Bad Request`.
     fn bad_request(&self) -> Option<Vec<u8>> {
-        let method = self.request_method()?;
+        let (method, version) = self.request_line()?;
         if method.eq_ignore_ascii_case(b"ACK") || self.vias.is_empty() {
             return None;
         }
         let (from, to, call_id, cseq) = (self.from?, self.to?, self.call_id?, self.cseq?);
-        let mut out = b"SIP/2.0 400 Bad Request\r\n".to_vec();
+        let cseq_method = cseq.split(|&b| b == b' ' || b == b'\t').rfind(|p| !p.is_empty());
+        let unknown_method = std::str::from_utf8(method).map_or(true, |m| m.parse::<Method>().is_err());
+        let status: &[u8] = if !version.eq_ignore_ascii_case(b"SIP/2.0") {
+            b"505 Version Not Supported"
+        } else if unknown_method && cseq_method == Some(method) {
+            b"501 Not Implemented"
+        } else {
+            b"400 Bad Request"
+        };
+        let mut out = b"SIP/2.0 ".to_vec();
+        out.extend_from_slice(status);
+        out.extend_from_slice(b"\r\n");
         for via in &self.vias {
             push_header(&mut out, "Via", via);
         }
@@ -730,6 +904,65 @@ mod tests {
             let src = SocketAddr::from(([10, 0, 0, i], 5060));
             c.handle_datagram(t0, src, b"\r\n\r\n");
             assert!(c.tracked_sources() <= 3);
+        }
+    }
+
+    #[test]
+    fn folded_compact_and_spaced_headers_are_valid_sip() {
+        // RFC 4475 "wsinv"-style: folding, whitespace before colons and around `;` and `=`,
+        // compact names. All valid RFC 3261, all refused by rsip as received.
+        let mut c = core();
+        let message = "OPTIONS sip:hotline@198.51.100.1 SIP/2.0\r\n\
+             v  :  SIP/2.0/UDP 192.0.2.7:5060 ;\r\n branch = z9hG4bKfold\r\n\
+             f: \"J Rosenberg \\\\\\\"\"  <sip:trunk@192.0.2.7>\r\n  ;\r\n  tag = abc\r\n\
+             t: <sip:hotline@198.51.100.1>\r\n\
+             i: fold@192.0.2.7\r\n\
+             CSeq: 1\r\n\tOPTIONS\r\n\
+             l: 0\r\n\r\n";
+        c.handle_datagram(Instant::now(), PEER.parse().unwrap(), message.as_bytes());
+        let r = replies(&mut c);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(status(&r[0]), 200, "{}", r[0]);
+        assert!(r[0].contains("Call-ID: fold@192.0.2.7\r\n"), "{}", r[0]);
+    }
+
+    #[test]
+    fn content_length_is_checked_against_the_body() {
+        let mut c = core();
+        let now = Instant::now();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        let with_body = |branch: &str, length: &str| {
+            request("OPTIONS", branch).replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {length}\r\n\r\n0123456789"))
+        };
+        for (length, code) in [("11", 400), ("-1", 400), ("99999999999999999999999", 400), ("ten", 400), ("10", 200), ("4", 200)] {
+            c.handle_datagram(now, peer, with_body(&format!("cl{code}{length}"), length).as_bytes());
+            let r = replies(&mut c);
+            assert_eq!(r.len(), 1, "Content-Length {length}: {r:?}");
+            assert_eq!(status(&r[0]), code, "Content-Length {length}: {}", r[0]);
+        }
+        // A shorter Content-Length ends the body (§18.3): the SDP offer is cut there.
+        let invite = request("INVITE", "short").replace("Content-Length: 0\r\n\r\n", "Contact: <sip:trunk@192.0.2.7>\r\nContent-Length: 5\r\n\r\nv=0\r\ntrailing junk");
+        c.handle_datagram(now, peer, invite.as_bytes());
+        match c.poll_event() {
+            Some(CallEvent::Incoming(incoming)) => assert_eq!(incoming.sdp, b"v=0\r\n"),
+            other => panic!("expected an incoming call, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nul_bytes_unknown_methods_and_versions_get_their_4xx_5xx() {
+        let mut c = core();
+        let now = Instant::now();
+        let peer: SocketAddr = PEER.parse().unwrap();
+        let nul = request("OPTIONS", "nul").replace("Max-Forwards: 70", "Max-Forwards: 7\u{0}0");
+        let unknown = request("NEWMETHOD", "new");
+        let mismatch = request("NEWMETHOD", "mm").replace("CSeq: 1 NEWMETHOD", "CSeq: 1 INVITE");
+        let version = request("OPTIONS", "v7").replace(" SIP/2.0\r\nVia", " SIP/7.0\r\nVia");
+        for (message, code) in [(nul, 400), (unknown, 501), (mismatch, 400), (version, 505)] {
+            c.handle_datagram(now, peer, message.as_bytes());
+            let r = replies(&mut c);
+            assert_eq!(r.len(), 1, "{message}: {r:?}");
+            assert_eq!(status(&r[0]), code, "{message}: {}", r[0]);
         }
     }
 
