@@ -259,6 +259,16 @@ impl DeskClient {
         expect_reply!(self.request(Request::Dial { number: number.clone() }).await?, Response::CallStarted { call } => call)
     }
 
+    /// Supervisors: the calls at desks now.
+    pub async fn list_calls(&self) -> Result<Vec<ActiveCall>, ClientError> {
+        expect_reply!(self.request(Request::ListCalls).await?, Response::Calls { calls } => calls)
+    }
+
+    /// Supervisors: listen to, whisper into or barge into a desk call.
+    pub async fn snoop(&self, call: u64, mode: SnoopMode) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::Snoop { call, mode }).await?, Response::Ok => ())
+    }
+
     /// Hangs up (or declines) a call of this user.
     pub async fn hangup_call(&self, call: u64) -> Result<(), ClientError> {
         expect_reply!(self.request(Request::HangupCall { call }).await?, Response::Ok => ())

@@ -177,6 +177,44 @@ pub enum Request {
     HangupCall { call: u64 },
     /// Call an external number through the outbound trunk; replied with `CallStarted`.
     Dial { number: PhoneNumber },
+    /// Supervisors (SUP-2): the calls connected to or ringing at desks now.
+    ListCalls,
+    /// Supervisors (SUP-2): listen to a desk call, whisper to the agent, or barge in; audio
+    /// flows as frames with the call's id. `HangupCall` stops it; asking again changes mode.
+    Snoop { call: u64, mode: SnoopMode },
+}
+
+/// How a supervisor joins an agent's call (监听 / 耳语 / 强插).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnoopMode {
+    /// Hear both parties; nobody hears the supervisor.
+    Listen,
+    /// Hear both; only the agent hears the supervisor.
+    Whisper,
+    /// Hear both; both hear the supervisor.
+    Barge,
+}
+
+impl SnoopMode {
+    pub fn zh(self) -> &'static str {
+        match self {
+            SnoopMode::Listen => "监听",
+            SnoopMode::Whisper => "耳语",
+            SnoopMode::Barge => "强插",
+        }
+    }
+}
+
+/// A call at a desk, as a supervisor's list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveCall {
+    pub call: u64,
+    /// The desk user it is offered to or connected with.
+    pub user_id: i64,
+    pub caller: String,
+    pub callee: String,
+    pub connected: bool,
 }
 
 impl Request {
@@ -218,6 +256,8 @@ impl Request {
             Request::AnswerCall { .. } => "answer_call",
             Request::HangupCall { .. } => "hangup_call",
             Request::Dial { .. } => "dial",
+            Request::ListCalls => "list_calls",
+            Request::Snoop { .. } => "snoop",
         }
     }
 }
@@ -228,6 +268,7 @@ pub enum Response {
     Ok,
     /// A call placed by `Dial`: its id in call events and audio frames.
     CallStarted { call: u64 },
+    Calls { calls: Vec<ActiveCall> },
     Session { session: Session },
     User { user: UserInfo },
     Users { users: Vec<UserInfo> },

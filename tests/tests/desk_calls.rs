@@ -5,7 +5,7 @@
 
 use rexian_shared::audio::{AudioFrame, OpusDecoderVoip, OpusEncoderVoip, TIMESTAMP_TICKS_PER_FRAME};
 use rexian_shared::client::{ClientError, DeskClient};
-use rexian_shared::{ErrorCode, Event};
+use rexian_shared::{ErrorCode, Event, SnoopMode};
 use rexian_tests::{baresip_call, file_ending, tone_share, Daemon};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -41,6 +41,12 @@ fn blocks_of(samples: &[i16], freq: f64) -> usize {
 /// Sends a 1 kHz tone as 48 kHz Opus frames for `seconds` while collecting what the desk
 /// hears (decoded at 8 kHz); returns the heard samples.
 async fn talk(desk: Arc<DeskClient>, call: u64, seconds: u32) -> Vec<i16> {
+    talk_tone(desk, call, seconds, Some(1000.0), 0).await.0
+}
+
+/// Like [`talk`] with a tone of `freq` (or silence), numbering frames from `first` as a
+/// desktop's continuing stream does; returns what was heard and the next frame number.
+async fn talk_tone(desk: Arc<DeskClient>, call: u64, seconds: u32, freq: Option<f64>, first: u32) -> (Vec<i16>, u32) {
     let heard = Arc::new(Mutex::new(Vec::new()));
     let listener = {
         let (desk, heard) = (desk.clone(), heard.clone());
@@ -56,12 +62,13 @@ async fn talk(desk: Arc<DeskClient>, call: u64, seconds: u32) -> Vec<i16> {
     };
     let mut encoder = OpusEncoderVoip::new(48_000).expect("encoder");
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for n in 0..(seconds * 50) {
+    let frames = first..first + seconds * 50;
+    for n in frames.clone() {
         tick.tick().await;
         let pcm: Vec<i16> = (0..960u32)
             .map(|i| {
                 let t = f64::from(n * 960 + i) / 48_000.0;
-                (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16
+                freq.map_or(0, |f| (8000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16)
             })
             .collect();
         let frame = AudioFrame { call, seq: n as u16, timestamp: n.wrapping_mul(TIMESTAMP_TICKS_PER_FRAME), payload: encoder.encode(&pcm).expect("encode") };
@@ -71,7 +78,7 @@ async fn talk(desk: Arc<DeskClient>, call: u64, seconds: u32) -> Vec<i16> {
     }
     listener.abort();
     let samples = heard.lock().expect("lock").clone();
-    samples
+    (samples, frames.end)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,4 +154,56 @@ async fn only_the_offered_agent_answers_and_the_desk_can_hang_up() {
     let log = std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default();
     assert!(log.contains("terminated"), "the phone saw the call end:\n{log}");
     assert!(matches!(desk.hangup_call(call).await, Err(ClientError::Desk(e)) if e.code == ErrorCode::NotFound));
+}
+
+/// 100 ms blocks in which `freq` is clearly present among others (a mix of up to three tones).
+fn blocks_with(samples: &[i16], freq: f64) -> usize {
+    samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.2).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_listens_whispers_and_barges_in() {
+    let daemon = Daemon::start_demo();
+    let agent = Arc::new(daemon.login_demo("agent1").await);
+    let supervisor = Arc::new(daemon.login_demo("supervisor").await);
+    let other_agent = daemon.login_demo("agent2").await;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let source = scratch.path().join("tone440.wav");
+    tone_wav(&source, 440.0, 20);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let phone = tokio::task::spawn_blocking(move || baresip_call(&uri, &source, 15));
+
+    let Event::CallOffered { call, .. } = call_event(&agent).await else { panic!("expected the call to be offered") };
+    agent.answer_call(call).await.expect("answer");
+    assert_eq!(call_event(&agent).await, Event::CallConnected { call });
+    let agent_talk = tokio::spawn(talk(agent.clone(), call, 11));
+
+    let calls = supervisor.list_calls().await.expect("list calls");
+    assert!(calls.iter().any(|c| c.call == call && c.connected && c.callee == "8001"), "{calls:?}");
+    match other_agent.snoop(call, SnoopMode::Listen).await {
+        Err(ClientError::Desk(e)) => assert_eq!(e.code, ErrorCode::Forbidden),
+        other => panic!("an agent must not listen in: {other:?}"),
+    }
+    supervisor.snoop(call, SnoopMode::Listen).await.expect("listen");
+    let (listened, next) = talk_tone(supervisor.clone(), call, 2, None, 0).await;
+    supervisor.snoop(call, SnoopMode::Whisper).await.expect("whisper");
+    let (_, next) = talk_tone(supervisor.clone(), call, 3, Some(2000.0), next).await;
+    supervisor.snoop(call, SnoopMode::Barge).await.expect("barge");
+    let _ = talk_tone(supervisor.clone(), call, 3, Some(2000.0), next).await;
+    supervisor.hangup_call(call).await.expect("leave the call");
+
+    let at_agent = agent_talk.await.expect("agent");
+    let phone = phone.await.expect("baresip ran");
+    // Listening, the supervisor heard both parties.
+    let (caller_part, agent_part) = (blocks_with(&listened, 440.0), blocks_with(&listened, 1000.0));
+    assert!(caller_part >= 10 && agent_part >= 10, "supervisor heard caller in {caller_part}, agent in {agent_part} of 20 blocks");
+    // Whisper and barge reached the agent (about 6 s); only the barge reached the caller (3 s).
+    let whispered = blocks_with(&at_agent, 2000.0);
+    assert!(whispered >= 40, "the agent heard the supervisor in only {whispered} blocks");
+    let dump = file_ending(phone.path(), "-dec.wav").expect("baresip kept what it heard");
+    let bytes = std::fs::read(dump).expect("read dump");
+    let data = bytes.windows(4).position(|w| w == b"data").map_or(44, |p| p + 8);
+    let at_phone: Vec<i16> = bytes[data..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let barged = blocks_with(&at_phone, 2000.0);
+    assert!((15..=40).contains(&barged), "the caller heard the supervisor in {barged} blocks: the barge (~30), never the whisper");
 }

@@ -240,6 +240,18 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         }
         Request::AnswerCall { call } => call_control(ctx, |reply| DeskControl::Answer { call, user_id: session.user.id, conn_id: conn.id, reply }).await,
         Request::HangupCall { call } => call_control(ctx, |reply| DeskControl::Hangup { call, user_id: session.user.id, reply }).await,
+        Request::ListCalls => {
+            require(&actor, &[Role::Supervisor, Role::Admin])?;
+            let engine = ctx.calls.as_ref().ok_or_else(telephony_down)?;
+            let (reply, calls) = tokio::sync::oneshot::channel();
+            engine.send(DeskControl::List { reply }).map_err(|_| telephony_down())?;
+            Ok(Response::Calls { calls: calls.await.map_err(|_| telephony_down())? })
+        }
+        Request::Snoop { call, mode } => {
+            require(&actor, &[Role::Supervisor, Role::Admin])?;
+            tracing::info!(call, ?mode, supervisor = %session.user.username, "supervisor joins a call");
+            call_control(ctx, |reply| DeskControl::Snoop { call, user_id: session.user.id, conn_id: conn.id, mode, reply }).await
+        }
         Request::Dial { number } => {
             let unavailable = || DeskError::new(ErrorCode::Internal, "电话功能不可用 / telephony is not running");
             let engine = ctx.calls.as_ref().ok_or_else(unavailable)?;
@@ -272,6 +284,10 @@ fn check_name(field: &str, zh: &str, s: &str) -> Result<(), DeskError> {
     Ok(())
 }
 
+fn telephony_down() -> DeskError {
+    DeskError::new(ErrorCode::Internal, "电话功能不可用 / telephony is not running")
+}
+
 /// Hands a desk's call request to the engine and waits for its verdict. Ownership (the call
 /// was offered to this user) is checked there, where the calls are.
 async fn call_control(
@@ -294,6 +310,7 @@ fn desk_call_error(e: DeskCallError) -> DeskError {
         DeskCallError::AlreadyAnswered => ErrorCode::Conflict,
         DeskCallError::NotFound => ErrorCode::NotFound,
         DeskCallError::NoTrunk | DeskCallError::NoMedia => ErrorCode::Internal,
+        DeskCallError::NotConnected => ErrorCode::InvalidTransition,
     };
     DeskError::new(code, e.to_string())
 }

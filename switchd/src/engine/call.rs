@@ -132,6 +132,17 @@ pub struct Call {
     sip_status: Option<u16>,
     /// The whole call being recorded in stereo (caller left, desk right), and its path.
     call_recording: Option<(WavWriter, String)>,
+    /// Supervisors listening, whispering or barged in (SUP-2).
+    snoops: Vec<Snoop>,
+}
+
+/// A supervisor in a desk call.
+struct Snoop {
+    user_id: i64,
+    mode: rexian_shared::SnoopMode,
+    media: DeskMedia,
+    /// What they said this tick.
+    pcm: Vec<i16>,
 }
 
 impl Call {
@@ -166,6 +177,7 @@ impl Call {
             desk_pcm: Vec::with_capacity(FRAME_SAMPLES),
             sip_status: None,
             call_recording: None,
+            snoops: Vec::new(),
         }
     }
 
@@ -367,7 +379,7 @@ impl Call {
     /// answering connection — declines, or `ring` passes (`None` for both).
     pub async fn offer_to_desk(&mut self, user_id: i64, ring: Duration) -> Result<Option<u64>, CallError> {
         let call = self.info.leg.0;
-        self.desk_signals = Some(self.shared.desks.insert(call, user_id));
+        self.desk_signals = Some(self.shared.desks.insert(call, user_id, None, &self.info.caller, &self.info.callee));
         self.desk_user = Some(user_id);
         self.ring();
         let event = rexian_shared::Event::CallOffered {
@@ -560,6 +572,13 @@ impl Call {
                         }
                     }
                     Some(DeskSignal::Answered { conn_id }) => return Ok(Input::DeskAnswered(conn_id)),
+                    Some(DeskSignal::Snoop { conn_id, user_id, mode }) => self.snoop(conn_id, user_id, mode),
+                    Some(DeskSignal::SnoopStop { conn_id }) => self.snoops.retain(|s| s.media.conn_id != conn_id),
+                    Some(DeskSignal::SnoopAudio { conn_id, frame }) => {
+                        if let Some(s) = self.snoops.iter_mut().find(|s| s.media.conn_id == conn_id) {
+                            s.media.receive(std::time::Instant::now(), frame);
+                        }
+                    }
                     Some(DeskSignal::Hangup) | None => {
                         self.desk_signals = None;
                         return Ok(Input::DeskHangup);
@@ -578,16 +597,46 @@ impl Call {
         }
     }
 
-    /// While connected to a desk: the caller's 20 ms to the desk, the desk's 20 ms to the caller.
+    /// While connected to a desk: the caller's 20 ms to the desk, the desk's 20 ms to the
+    /// caller, with supervisors mixed in by mode — everyone in the call goes to each
+    /// supervisor; a whisper to the agent only; a barge to both.
     async fn desk_tick(&mut self, now: std::time::Instant) {
         let Some(media) = self.desk.as_mut() else { return };
-        if let Some(frame) = media.encode(&self.heard) {
+        media.take(now, &mut self.desk_pcm);
+        let mut to_agent = self.heard.clone();
+        let mut to_caller = self.desk_pcm.clone();
+        for s in &mut self.snoops {
+            s.media.take(now, &mut s.pcm);
+            match s.mode {
+                rexian_shared::SnoopMode::Listen => {}
+                rexian_shared::SnoopMode::Whisper => mix_into(&mut to_agent, &s.pcm),
+                rexian_shared::SnoopMode::Barge => {
+                    mix_into(&mut to_agent, &s.pcm);
+                    mix_into(&mut to_caller, &s.pcm);
+                }
+            }
+        }
+        if let Some(frame) = media.encode(&to_agent) {
             let _ = self.shared.desk_out.send(DeskOut::Audio { conn_id: media.conn_id, frame });
         }
-        media.take(now, &mut self.desk_pcm);
-        self.rtp.send_samples(&self.desk_pcm).await;
+        for i in 0..self.snoops.len() {
+            // Each supervisor hears the caller, the agent and the other supervisors who speak.
+            let mut heard_by = self.heard.clone();
+            mix_into(&mut heard_by, &self.desk_pcm);
+            for (j, other) in self.snoops.iter().enumerate() {
+                if j != i && other.mode != rexian_shared::SnoopMode::Listen {
+                    mix_into(&mut heard_by, &other.pcm);
+                }
+            }
+            let s = &mut self.snoops[i];
+            if let Some(frame) = s.media.encode(&heard_by) {
+                let _ = self.shared.desk_out.send(DeskOut::Audio { conn_id: s.media.conn_id, frame });
+            }
+        }
+        self.rtp.send_samples(&to_caller).await;
         if let Some((writer, path)) = self.call_recording.as_mut() {
-            let written = writer.write_stereo(&self.heard, &self.desk_pcm).and_then(|()| {
+            // Left what the caller said, right what the caller heard (agent and any barge).
+            let written = writer.write_stereo(&self.heard, &to_caller).and_then(|()| {
                 if writer.should_sync() {
                     writer.sync()?;
                 }
@@ -599,6 +648,23 @@ impl Call {
                 self.call_recording = None;
             }
         }
+    }
+
+    /// A supervisor joins on `conn_id`, or changes mode.
+    fn snoop(&mut self, conn_id: u64, user_id: i64, mode: rexian_shared::SnoopMode) {
+        if let Some(s) = self.snoops.iter_mut().find(|s| s.media.conn_id == conn_id) {
+            s.mode = mode;
+            return;
+        }
+        match DeskMedia::new(self.info.leg.0, conn_id) {
+            Ok(media) => self.snoops.push(Snoop { user_id, mode, media, pcm: Vec::with_capacity(FRAME_SAMPLES) }),
+            Err(e) => tracing::warn!(leg = %self.info.leg, error = %e, "cannot start a supervisor's audio"),
+        }
+    }
+
+    /// The supervisors in the call.
+    pub fn snoopers(&self) -> Vec<i64> {
+        self.snoops.iter().map(|s| s.user_id).collect()
     }
 
     /// A digit arrived: noted for the CDR, queued for [`Call::collect`], reported.
@@ -667,5 +733,13 @@ async fn recv_desk(rx: &mut Option<mpsc::UnboundedReceiver<DeskSignal>>) -> Opti
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Adds `other` into `into`, sample by sample, saturating (a simple mixer: speech rarely peaks
+/// on both sides at once).
+fn mix_into(into: &mut [i16], other: &[i16]) {
+    for (a, b) in into.iter_mut().zip(other) {
+        *a = a.saturating_add(*b);
     }
 }

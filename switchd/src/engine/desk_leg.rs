@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rexian_shared::audio::{AudioFrame, OpusDecoderVoip, OpusEncoderVoip, OpusError, TIMESTAMP_CLOCK_HZ, TIMESTAMP_TICKS_PER_FRAME};
-use rexian_shared::Event;
+use rexian_shared::{ActiveCall, Event, SnoopMode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
@@ -52,6 +52,8 @@ pub enum DeskCallError {
     NoTrunk,
     #[error("无可用媒体端口 / no media port free")]
     NoMedia,
+    #[error("通话尚未接通 / the call is not connected yet")]
+    NotConnected,
 }
 
 /// A desk user's call control, from the desk server.
@@ -61,6 +63,11 @@ pub enum DeskControl {
     Hangup { call: u64, user_id: i64, reply: oneshot::Sender<Result<(), DeskCallError>> },
     /// Call an external number; the reply is the new call's id.
     Dial { number: String, user_id: i64, conn_id: u64, reply: oneshot::Sender<Result<u64, DeskCallError>> },
+    /// A supervisor joins (or changes how they are in) a connected desk call. The role is
+    /// checked by the desk server.
+    Snoop { call: u64, user_id: i64, conn_id: u64, mode: SnoopMode, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// The desk calls now, for supervisors.
+    List { reply: oneshot::Sender<Vec<ActiveCall>> },
 }
 
 /// What the desk side tells a call task.
@@ -72,11 +79,21 @@ pub enum DeskSignal {
     Hangup,
     /// Audio from the answering connection.
     Audio(AudioFrame),
+    /// A supervisor joined on `conn_id` (or changed mode).
+    Snoop { conn_id: u64, user_id: i64, mode: SnoopMode },
+    /// The supervisor on `conn_id` left.
+    SnoopStop { conn_id: u64 },
+    /// Audio from a supervisor's connection.
+    SnoopAudio { conn_id: u64, frame: AudioFrame },
 }
 
 struct Entry {
     user_id: i64,
     answered_on: Option<u64>,
+    caller: String,
+    callee: String,
+    /// Supervisors in the call: (user, connection).
+    snoopers: Vec<(i64, u64)>,
     tx: mpsc::UnboundedSender<DeskSignal>,
 }
 
@@ -87,20 +104,13 @@ pub struct DeskRegistry {
 }
 
 impl DeskRegistry {
-    /// Registers a desk leg for `user_id`; its signals arrive on the returned receiver.
-    pub fn insert(&self, call: u64, user_id: i64) -> mpsc::UnboundedReceiver<DeskSignal> {
+    /// Registers a desk leg for `user_id` (ringing, or connected on `answered_on` when the
+    /// desk placed the call); its signals arrive on the returned receiver.
+    pub fn insert(&self, call: u64, user_id: i64, answered_on: Option<u64>, caller: &str, callee: &str) -> mpsc::UnboundedReceiver<DeskSignal> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut legs) = self.legs.lock() {
-            legs.insert(call, Entry { user_id, answered_on: None, tx });
-        }
-        rx
-    }
-
-    /// Registers a desk leg that is connected from the start (the desk placed the call).
-    pub fn insert_connected(&self, call: u64, user_id: i64, conn_id: u64) -> mpsc::UnboundedReceiver<DeskSignal> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let Ok(mut legs) = self.legs.lock() {
-            legs.insert(call, Entry { user_id, answered_on: Some(conn_id), tx });
+            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), tx };
+            legs.insert(call, entry);
         }
         rx
     }
@@ -127,12 +137,47 @@ impl DeskRegistry {
                 let _ = reply.send(result);
             }
             DeskControl::Hangup { call, user_id, reply } => {
-                let result = match legs.get(&call) {
+                let result = match legs.get_mut(&call) {
                     None => Err(DeskCallError::NotFound),
+                    // A supervisor hanging up leaves the call; the others talk on.
+                    Some(e) if e.snoopers.iter().any(|(u, _)| *u == user_id) => {
+                        let (gone, stay): (Vec<_>, Vec<_>) = e.snoopers.iter().partition(|(u, _)| *u == user_id);
+                        e.snoopers = stay;
+                        for (_, conn_id) in gone {
+                            let _ = e.tx.send(DeskSignal::SnoopStop { conn_id });
+                        }
+                        Ok(())
+                    }
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
                     Some(e) => e.tx.send(DeskSignal::Hangup).map_err(|_| DeskCallError::NotFound),
                 };
                 let _ = reply.send(result);
+            }
+            DeskControl::Snoop { call, user_id, conn_id, mode, reply } => {
+                let result = match legs.get_mut(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => {
+                        e.snoopers.retain(|(_, c)| *c != conn_id);
+                        e.snoopers.push((user_id, conn_id));
+                        e.tx.send(DeskSignal::Snoop { conn_id, user_id, mode }).map_err(|_| DeskCallError::NotFound)
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::List { reply } => {
+                let mut calls: Vec<ActiveCall> = legs
+                    .iter()
+                    .map(|(call, e)| ActiveCall {
+                        call: *call,
+                        user_id: e.user_id,
+                        caller: e.caller.clone(),
+                        callee: e.callee.clone(),
+                        connected: e.answered_on.is_some(),
+                    })
+                    .collect();
+                calls.sort_by_key(|c| c.call);
+                let _ = reply.send(calls);
             }
             DeskControl::Dial { reply, .. } => {
                 let _ = reply.send(Err(DeskCallError::NoTrunk));
@@ -140,13 +185,15 @@ impl DeskRegistry {
         }
     }
 
-    /// Audio goes to the call only from the connection that answered it.
+    /// Audio goes to the call only from the connection that answered it, or a supervisor's
+    /// connection that joined it.
     fn audio(&self, audio: IncomingAudio) {
         let Ok(legs) = self.legs.lock() else { return };
-        if let Some(e) = legs.get(&audio.frame.call) {
-            if e.user_id == audio.user_id && e.answered_on == Some(audio.conn_id) {
-                let _ = e.tx.send(DeskSignal::Audio(audio.frame));
-            }
+        let Some(e) = legs.get(&audio.frame.call) else { return };
+        if e.user_id == audio.user_id && e.answered_on == Some(audio.conn_id) {
+            let _ = e.tx.send(DeskSignal::Audio(audio.frame));
+        } else if e.snoopers.contains(&(audio.user_id, audio.conn_id)) {
+            let _ = e.tx.send(DeskSignal::SnoopAudio { conn_id: audio.conn_id, frame: audio.frame });
         }
     }
 }

@@ -261,6 +261,7 @@ pub(super) async fn finish(shared: &Shared, mut call: Call) {
     call.hangup();
     let stats = call.media_stats();
     let desk_user = call.desk_user();
+    let snoopers = call.snoopers();
     let metrics = &shared.metrics;
     metrics.calls_active.fetch_sub(1, Ordering::Relaxed);
     metrics.rtp_packets_in.fetch_add(stats.packets_in, Ordering::Relaxed);
@@ -287,8 +288,10 @@ pub(super) async fn finish(shared: &Shared, mut call: Call) {
         }
     }
     let _ = shared.events.send(EngineEvent::Ended { leg, reason });
-    if let Some(user_id) = desk_user {
+    if desk_user.is_some() {
         shared.desks.remove(leg.0);
+    }
+    for user_id in desk_user.into_iter().chain(snoopers) {
         let event = rexian_shared::Event::CallEnded { call: leg.0, cause: cause.code().to_owned() };
         let _ = shared.desk_out.send(desk_leg::DeskOut::Event { user_id, event });
     }

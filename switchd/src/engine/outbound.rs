@@ -65,7 +65,7 @@ pub async fn dial_from_desk(shared: &Arc<Shared>, user_id: i64, conn_id: u64, nu
         sip_call_id: String::new(),
     };
     let mut call = Call::new(info, shared.clone(), rtp, local, Vec::new(), rx);
-    call.attach_desk(user_id, shared.desks.insert_connected(leg.0, user_id, conn_id));
+    call.attach_desk(user_id, shared.desks.insert(leg.0, user_id, Some(conn_id), &cfg.outbound_caller_id, number));
     let _ = shared.commands.send(CallCommand::Originate {
         leg,
         trunk: trunk.name,
