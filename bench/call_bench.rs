@@ -7,12 +7,15 @@
 //!
 //! 1. Call setups per second: SIPp places `BENCH_SETUPS` calls at `BENCH_RATE`/s to the echo
 //!    test (INVITE, 200, ACK, BYE after 100 ms); how many succeed, at what rate.
-//! 2. Concurrent calls with media: `BENCH_CONCURRENT` calls held 32 s each, SIPp playing G.711
+//! 2. Concurrent calls with media: `BENCH_CONCURRENT` calls held 35.5 s each, SIPp playing G.711
 //!    A-law into every one; first to the echo test (media both ways), then to prompt-then-record
 //!    (every call recorded to disk). For each: switchd's CPU seconds per call-minute, memory per
 //!    call, and RTP packets lost inside switchd (received but not consumed or sent back).
 //!
-//! SIPp and switchd share the machine's cores; the figures include that contention.
+//! SIPp and switchd share the machine's cores; the figures include that contention. "Kernel
+//! UDP drops" count the whole machine: SIPp does not read the media sent back to it, so its
+//! socket overflows — compare "RTP in" with what SIPp sent (1,180 packets per call) for loss
+//! inside switchd.
 
 use anyhow::{bail, Context, Result};
 use rexian_tests::{sipp_command, tail, Daemon};
@@ -95,6 +98,9 @@ fn stat_count(screen: &str, row: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// How long each call of `bench/sipp/media.xml` talks: the capture (7.1 s) five times.
+const HOLD_SECS: f64 = 35.5;
+
 fn held_calls(daemon: &Daemon, label: &str, number: &str, concurrent: u32) -> Result<()> {
     let pid = daemon.pid().context("switchd pid")?;
     let (in0, out0) = (metric(daemon, "rexian_rtp_packets_in_total")?, metric(daemon, "rexian_rtp_packets_out_total")?);
@@ -113,11 +119,11 @@ fn held_calls(daemon: &Daemon, label: &str, number: &str, concurrent: u32) -> Re
     std::thread::sleep(Duration::from_secs(2));
     let (cpu1, _) = cpu_and_rss(pid)?;
     let (in1, out1) = (metric(daemon, "rexian_rtp_packets_in_total")?, metric(daemon, "rexian_rtp_packets_out_total")?);
-    let call_minutes = f64::from(concurrent) * 32.0 / 60.0;
+    let call_minutes = f64::from(concurrent) * HOLD_SECS / 60.0;
     let received = in1 - in0;
     let sent = out1 - out0;
     println!(
-        "{label}: {concurrent} calls × 32 s ({active} up at once when sampled; sipp {status}) in {elapsed:.0} s: \
+        "{label}: {concurrent} calls × {HOLD_SECS} s ({active} up at once when sampled; sipp {status}) in {elapsed:.0} s: \
          {:.3} CPU s per call-minute, {:.0} KiB per call, RTP in {received} / out {sent}, kernel UDP drops {}",
         (cpu1 - cpu0) / call_minutes,
         (rss_peak.saturating_sub(rss0)) as f64 / 1024.0 / active.max(1.0),
