@@ -250,10 +250,12 @@ fn torture_and_flood_do_not_hurt_a_call_in_progress() {
 
     // 3. An INVITE flood from one source, as fast as the socket goes. From 127.0.0.2, not the
     //    phone's 127.0.0.1: the rate limit is per source IP, so a flood from the phone's own
-    //    address empties the bucket its in-dialog requests need too, and a BYE sent during
-    //    the flood is dropped (recovered only by the phone's retransmissions once the bucket
-    //    refills). That is the limit working as designed, not what this test is about. Each
-    //    INVITE within the allowance is refused 403 (no trunk); the rest is dropped unread.
+    //    address empties the bucket its in-dialog requests need too: a BYE sent during the
+    //    flood is dropped, and only a retransmission after the flood gets through (tried: a
+    //    5.5 s flood from 127.0.0.1 over the phone's hang-up ended the call 7 s late in the
+    //    CDR; one outlasting the BYE's 32 s transaction would lose it). That is the per-IP
+    //    limit working as designed, not what this test is about. Each INVITE within the
+    //    allowance is refused 403 (no trunk); the rest is dropped unread.
     let limited_before = metric(&daemon, "rexian_sip_rate_limited_total");
     let flood = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2 (loopback on Linux)");
     let flood_addr = flood.local_addr().expect("local addr");

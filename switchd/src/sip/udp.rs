@@ -7,9 +7,13 @@
 //!
 //! Hostile or broken input never stops the loop. Empty and oversized datagrams are dropped,
 //! CRLF keep-alives ignored, each source IP address is rate limited by a token bucket
-//! ([`Limits`]; memory is bounded by evicting the oldest tracked source), and a request that
-//! fails to parse is answered `400 Bad Request` when a tolerant line scan still finds the
-//! request line and Via, From, To, Call-ID and CSeq — otherwise it is dropped.
+//! ([`Limits`]; memory is bounded by evicting the oldest tracked source). Before rsip parses
+//! a datagram, the header section is rewritten to the plain form rsip understands (folded
+//! lines, compact names, whitespace around `:`/`;`/`=` are all valid SIP), and after it the
+//! Content-Length is checked against the body (§18.3). A request that fails is answered
+//! `400 Bad Request` (`501` for an unknown method, `505` for another SIP version) when a
+//! tolerant line scan still finds the request line and Via, From, To, Call-ID and CSeq —
+//! otherwise it is dropped.
 //!
 //! [`UdpCore`] is itself sans-IO (`(now, source, bytes)` in, datagrams and a deadline out) so
 //! it is unit tested on a virtual clock; [`serve`] binds it to a [`tokio::net::UdpSocket`].
