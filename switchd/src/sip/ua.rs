@@ -14,7 +14,12 @@
 //! * places outbound calls: [`CallCommand::Originate`] sends an INVITE to the trunk, the
 //!   responses of its client transactions (and stray 2xx retransmissions, matched by our
 //!   Call-ID) are consumed here and become [`CallEvent::Ringing`], [`CallEvent::Answered`],
-//!   [`CallEvent::Failed`] or [`CallEvent::Ended`].
+//!   [`CallEvent::Failed`] or [`CallEvent::Ended`]; when a trunk is down or fails the INVITE
+//!   (408/5xx before ringing) the call moves on to the next trunk that is up (failover, see
+//!   [`CallCommand::Originate`]);
+//! * keeps the trunks' registrations and OPTIONS keep-alives through a
+//!   [`TrunkMonitor`] ([`Calls::start`], [`Calls::trunk_status`],
+//!   [`CallEvent::TrunkUp`] / [`CallEvent::TrunkDown`]).
 //!
 //! # Leg ids
 //! Inbound legs are numbered by `Calls` from 1 upwards; the engine numbers its outbound legs
@@ -25,9 +30,10 @@
 //! # Contract
 //! Feed it the layer's [`LayerEvent`]s through [`Calls::handle_layer_event`] and the engine's
 //! commands through [`Calls::handle_command`]; after each, the layer holds what to send (drain
-//! it as usual) and [`Calls::poll_event`] yields what to tell the engine. Arm a timer for
-//! [`Calls::poll_timeout`] (2xx retransmissions, CANCEL give-up) and call
-//! [`Calls::handle_timeout`]. Every outbound leg ends with exactly one `Failed` or `Ended`.
+//! it as usual) and [`Calls::poll_event`] yields what to tell the engine. Call
+//! [`Calls::start`] once (registrations and keep-alives begin). Arm a timer for
+//! [`Calls::poll_timeout`] (2xx retransmissions, CANCEL give-up, REGISTER refreshes, pings)
+//! and call [`Calls::handle_timeout`]. Every outbound leg ends with exactly one `Failed` or `Ended`.
 //! Nothing here reads a clock or owns a socket.
 
 use std::collections::{HashMap, VecDeque};
