@@ -142,13 +142,21 @@ fn start_telephony(
             proxy: t.proxy,
             username: t.username.clone(),
             password: t.password.clone(),
+            register: t.register.then_some(t.register_expires_secs),
+            // Listening on an unspecified address: REGISTER's Contact needs the address this
+            // trunk reaches us on (the routing table knows).
+            local_ip: t
+                .proxy
+                .or_else(|| t.addresses.first().map(|ip| std::net::SocketAddr::new(*ip, 5060)))
+                .and_then(|peer| crate::sip::trunks::local_ip_towards(peer, tel.advertise_ip.unwrap_or(local.ip()))),
         })
         .collect();
     let advertised = match tel.advertise_ip {
         Some(ip) => std::net::SocketAddr::new(ip, local.port()),
         None => local,
     };
-    let calls = ua::Calls::new(Timers::default(), advertised, trunks, tel.max_calls);
+    let keepalive = (tel.keepalive_secs > 0).then(|| Duration::from_secs(u64::from(tel.keepalive_secs)));
+    let calls = ua::Calls::new(Timers::default(), advertised, trunks, tel.max_calls).with_keepalive(keepalive);
     let limits = udp::Limits {
         rate_per_sec: tel.sip_rate_per_sec,
         burst: tel.sip_burst,

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub sip_malformed: AtomicU64,
     pub sip_rate_limited: AtomicU64,
     pub calls_active: AtomicI64,
+    /// Trunks with a destination that are not marked down by their OPTIONS keep-alives.
+    pub trunks_up: AtomicI64,
+    /// Trunks whose registration with the carrier currently stands.
+    pub trunks_registered: AtomicI64,
     pub calls_total: AtomicU64,
     /// RTP packets of finished calls: received (of the negotiated types), sent, ignored.
     pub rtp_packets_in: AtomicU64,
@@ -42,6 +46,8 @@ impl Metrics {
         let gauges = [
             ("rexian_desk_connections", "Open desk (QUIC) connections", self.desk_connections.load(Ordering::Relaxed)),
             ("rexian_calls_active", "Calls in progress in the engine", self.calls_active.load(Ordering::Relaxed)),
+            ("rexian_trunks_up", "Trunks not marked down by their OPTIONS keep-alives", self.trunks_up.load(Ordering::Relaxed)),
+            ("rexian_trunks_registered", "Trunks registered with their carrier", self.trunks_registered.load(Ordering::Relaxed)),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

@@ -38,6 +38,10 @@ pub struct TelephonyConfig {
     pub outbound_trunk: Option<String>,
     /// The caller number (From user) of outbound calls.
     pub outbound_caller_id: String,
+    /// Every trunk with a destination is pinged with OPTIONS this often (seconds; 0: never).
+    /// Two unanswered (or 5xx) pings in a row mark it down: outbound calls then use the next
+    /// trunk that is up.
+    pub keepalive_secs: u32,
     /// Carriers (or PBXs) whose calls are accepted, by source address.
     pub trunks: Vec<TrunkConfig>,
     /// Dialled number → application.
@@ -63,6 +67,7 @@ impl Default for TelephonyConfig {
             tts_voice: "cmn-latn-pinyin".into(),
             outbound_trunk: None,
             outbound_caller_id: "12365".into(),
+            keepalive_secs: 30,
             trunks: Vec::new(),
             routes: default_routes(),
         }
@@ -82,6 +87,17 @@ pub struct TrunkConfig {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Register with the proxy (REGISTER, digest-authenticated with username and password).
+    #[serde(default)]
+    pub register: bool,
+    /// The registration expiry asked for (seconds); refreshed at about 85 % of what the
+    /// carrier grants.
+    #[serde(default = "default_register_expires")]
+    pub register_expires_secs: u32,
+}
+
+fn default_register_expires() -> u32 {
+    300
 }
 
 impl std::fmt::Debug for TrunkConfig {
@@ -92,6 +108,8 @@ impl std::fmt::Debug for TrunkConfig {
             .field("proxy", &self.proxy)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("register", &self.register)
+            .field("register_expires_secs", &self.register_expires_secs)
             .finish()
     }
 }
@@ -170,6 +188,8 @@ impl TelephonyConfig {
             proxy: None,
             username: None,
             password: None,
+            register: false,
+            register_expires_secs: default_register_expires(),
         }
     }
 }

@@ -102,9 +102,13 @@ pub async fn run(shared: Arc<Shared>, mut sip_events: mpsc::UnboundedReceiver<Ca
             CallEvent::Dtmf { leg, digit } => shared.forward(leg, LegSignal::Dtmf(digit), false),
             CallEvent::ReInvite { leg, sdp } => shared.forward(leg, LegSignal::ReInvite(sdp), false),
             CallEvent::Ringing { leg, .. } => shared.forward(leg, LegSignal::Ringing, false),
-            CallEvent::Answered { leg, sdp } => shared.forward(leg, LegSignal::Answered(sdp), false),
+            // The CDR keeps the trunk the engine chose; the SIP side logs where failover took
+            // the call (`trunk`).
+            CallEvent::Answered { leg, sdp, .. } => shared.forward(leg, LegSignal::Answered(sdp), false),
             CallEvent::Failed { leg, status } => shared.forward(leg, LegSignal::Failed(status), true),
             CallEvent::Ended { leg, reason } => shared.forward(leg, LegSignal::Ended(reason), true),
+            // Logged and counted by the SIP side; outbound calls already avoid down trunks.
+            CallEvent::TrunkUp { .. } | CallEvent::TrunkDown { .. } => {}
         }
     }
 }

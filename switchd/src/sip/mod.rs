@@ -13,6 +13,7 @@
 //!   ACK, in-dialog BYE/re-INVITE/INFO/CANCEL from the peer, our BYE/INFO/re-INVITE.
 //! * [`digest`] — HTTP Digest (RFC 2617, RFC 8760) answers to a trunk's 401/407.
 //! * [`uac`] — the UAC side of an outbound call: INVITE, CANCEL, 2xx ACK, BYE, auth retry.
+//! * [`trunks`] — trunk registration (REGISTER with digest) and OPTIONS keep-alives.
 //! * [`ua`] — the transaction user [`ua::Calls`]: inbound and outbound call legs.
 //! * [`udp`] — the UDP listener on `sip_addr`: answers OPTIONS, refuses calls (480) until the
 //!   engine routes them, answers malformed requests 400, rate limits each source.
@@ -24,6 +25,7 @@ pub mod digest;
 pub mod message;
 pub mod sdp;
 pub mod timers;
+pub mod trunks;
 pub mod transaction;
 pub mod ua;
 pub mod uac;

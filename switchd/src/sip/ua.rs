@@ -14,7 +14,12 @@
 //! * places outbound calls: [`CallCommand::Originate`] sends an INVITE to the trunk, the
 //!   responses of its client transactions (and stray 2xx retransmissions, matched by our
 //!   Call-ID) are consumed here and become [`CallEvent::Ringing`], [`CallEvent::Answered`],
-//!   [`CallEvent::Failed`] or [`CallEvent::Ended`].
+//!   [`CallEvent::Failed`] or [`CallEvent::Ended`]; when a trunk is down or fails the INVITE
+//!   (408/5xx before ringing) the call moves on to the next trunk that is up (failover, see
+//!   [`CallCommand::Originate`]);
+//! * keeps the trunks' registrations and OPTIONS keep-alives through a
+//!   [`TrunkMonitor`] ([`Calls::start`], [`Calls::trunk_status`],
+//!   [`CallEvent::TrunkUp`] / [`CallEvent::TrunkDown`]).
 //!
 //! # Leg ids
 //! Inbound legs are numbered by `Calls` from 1 upwards; the engine numbers its outbound legs
@@ -25,14 +30,15 @@
 //! # Contract
 //! Feed it the layer's [`LayerEvent`]s through [`Calls::handle_layer_event`] and the engine's
 //! commands through [`Calls::handle_command`]; after each, the layer holds what to send (drain
-//! it as usual) and [`Calls::poll_event`] yields what to tell the engine. Arm a timer for
-//! [`Calls::poll_timeout`] (2xx retransmissions, CANCEL give-up) and call
-//! [`Calls::handle_timeout`]. Every outbound leg ends with exactly one `Failed` or `Ended`.
+//! it as usual) and [`Calls::poll_event`] yields what to tell the engine. Call
+//! [`Calls::start`] once (registrations and keep-alives begin). Arm a timer for
+//! [`Calls::poll_timeout`] (2xx retransmissions, CANCEL give-up, REGISTER refreshes, pings)
+//! and call [`Calls::handle_timeout`]. Every outbound leg ends with exactly one `Failed` or `Ended`.
 //! Nothing here reads a clock or owns a socket.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rsip::headers::UntypedHeader;
 use rsip::prelude::*;
@@ -42,6 +48,7 @@ use super::dialog::{DialogEvent, DialogId, DialogTransmit, UasDialog};
 use super::digest::Credentials;
 use super::message::response_for;
 use super::transaction::{LayerEvent, TransactionEvent, TransactionKey, TransactionLayer};
+use super::trunks::{Probe, TrunkEvent, TrunkMonitor, TrunkStatus};
 use super::uac::{Outbound, UacCall, UacEvent, UacTransmit};
 use super::udp::ALLOW;
 use super::Timers;
@@ -87,6 +94,12 @@ pub struct TrunkPeer {
     pub username: Option<String>,
     /// Digest password; never logged.
     pub password: Option<String>,
+    /// Register with the proxy (or first address), asking for this expiry in seconds;
+    /// `None`: no registration.
+    pub register: Option<u32>,
+    /// Our IP as this trunk should see it in REGISTER and OPTIONS, used when our own SIP
+    /// address is unspecified (the driver looks it up; sans-IO code cannot).
+    pub local_ip: Option<IpAddr>,
 }
 
 impl TrunkPeer {
@@ -113,6 +126,8 @@ impl std::fmt::Debug for TrunkPeer {
             .field("proxy", &self.proxy)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("register", &self.register)
+            .field("local_ip", &self.local_ip)
             .finish()
     }
 }
@@ -158,6 +173,8 @@ pub enum CallEvent {
         leg: LegId,
         /// The SDP answer.
         sdp: Vec<u8>,
+        /// The trunk that answered: the `Originate`'s, or the one failover moved the call to.
+        trunk: String,
     },
     /// An outbound leg failed before the answer: the peer's 3xx–6xx, 408 when nobody
     /// answered the INVITE (timer B), 503 for a transport error or the call limit, 500 for an
@@ -176,6 +193,17 @@ pub enum CallEvent {
         leg: LegId,
         /// Why.
         reason: EndReason,
+    },
+    /// A trunk answers OPTIONS keep-alives again (see [`super::trunks`]). No leg.
+    TrunkUp {
+        /// The trunk's name.
+        trunk: String,
+    },
+    /// A trunk stopped answering keep-alives (or answers them 5xx); outbound calls avoid it
+    /// while another trunk is up. No leg.
+    TrunkDown {
+        /// The trunk's name.
+        trunk: String,
     },
 }
 
@@ -251,6 +279,14 @@ pub enum CallCommand {
     /// [`LegId::engine`]. Reported back as `Ringing`, `Answered`, `Failed`, then `Ended`.
     /// `AcceptReinvite` with an empty SDP answers a re-INVITE on such a leg with the current
     /// SDP.
+    ///
+    /// Failover: when the named trunk is marked down by its keep-alives, the call starts on
+    /// the first trunk in configured order that has a destination and is up (the named one
+    /// still, when none is); when the INVITE fails with 408 (no answer), a 5xx or a transport
+    /// error (503) before any ringing (a `100 Trying` does not count: it is hop-by-hop), the
+    /// call moves on to the next such trunk, each trunk tried at most once. The engine sees
+    /// one leg throughout; only the last failure is reported, and `Answered` names the trunk
+    /// that answered.
     Originate {
         /// The new leg's id.
         leg: LegId,
@@ -301,6 +337,23 @@ struct OutLeg {
     current_key: Option<TransactionKey>,
     /// A re-INVITE waiting for the engine's answer: request, server transaction, source.
     reinvite: Option<(Request, TransactionKey, SocketAddr)>,
+    /// What failover needs to place the call again elsewhere.
+    route: Route,
+}
+
+/// The engine's request and where it has been tried, for failover.
+struct Route {
+    /// The index of the trunk the engine named.
+    chosen: usize,
+    /// The trunk the current INVITE went to.
+    current: usize,
+    /// Trunks already tried (each at most once).
+    tried: Vec<usize>,
+    to_number: String,
+    from_number: String,
+    sdp: Vec<u8>,
+    /// A provisional beyond 100 arrived: the callee was reached, no more failover.
+    progressed: bool,
 }
 
 /// The call transaction user (see the module docs).
@@ -319,6 +372,10 @@ pub struct Calls {
     uac_keys: HashMap<TransactionKey, LegId>,
     /// Outbound legs by our Call-ID, for stray responses.
     by_call_id: HashMap<String, LegId>,
+    /// Registration and keep-alives of the trunks.
+    monitor: TrunkMonitor,
+    /// Client transactions of the monitor's REGISTERs and OPTIONS.
+    probe_keys: HashMap<TransactionKey, (usize, Probe)>,
     events: VecDeque<CallEvent>,
 }
 
@@ -335,8 +392,12 @@ impl std::fmt::Debug for Calls {
 
 impl Calls {
     /// A UA reachable at `local`, accepting calls from `trunks`, at most `max_calls` at once.
+    /// Trunks are not pinged (see [`Self::with_keepalive`]); those with
+    /// [`TrunkPeer::register`] register once [`Self::start`] is called.
     pub fn new(timers: Timers, local: SocketAddr, trunks: Vec<TrunkPeer>, max_calls: usize) -> Self {
         Self {
+            monitor: TrunkMonitor::new(local, &trunks, None),
+            probe_keys: HashMap::new(),
             timers,
             local,
             trunks,
@@ -349,6 +410,25 @@ impl Calls {
             by_call_id: HashMap::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Ping every trunk that has a destination with OPTIONS every `every` (`None` or zero:
+    /// never), marking trunks down and up (see [`super::trunks`]). Call before [`Self::start`].
+    pub fn with_keepalive(mut self, every: Option<Duration>) -> Self {
+        self.monitor = TrunkMonitor::new(self.local, &self.trunks, every);
+        self
+    }
+
+    /// Begin registering trunks (now) and pinging them (one interval from now). Until this is
+    /// called no REGISTER or OPTIONS is sent. Calling it again does nothing.
+    pub fn start(&mut self, now: Instant, layer: &mut TransactionLayer) {
+        self.monitor.start(now);
+        self.drain_monitor(now, layer);
+    }
+
+    /// Registration and keep-alive state of every trunk, in configured order.
+    pub fn trunk_status(&self) -> Vec<TrunkStatus> {
+        self.monitor.status()
     }
 
     /// Calls alive now, inbound and outbound.
@@ -366,11 +446,12 @@ impl Calls {
         self.events.pop_front()
     }
 
-    /// The earliest dialog deadline (2xx retransmission, ACK give-up, CANCEL give-up).
+    /// The earliest deadline: dialogs (2xx retransmission, ACK give-up, CANCEL give-up) and
+    /// the trunks' REGISTER refreshes and pings.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let inbound = self.legs.values().filter_map(|l| l.dialog.poll_timeout());
         let outbound = self.outbound.values().filter_map(|l| l.call.poll_timeout());
-        inbound.chain(outbound).min()
+        inbound.chain(outbound).chain(self.monitor.poll_timeout()).min()
     }
 
     /// Fire the dialog timers due at `now`.
@@ -399,6 +480,49 @@ impl Calls {
             }
             self.drain_uac(now, id, layer);
         }
+        if self.monitor.poll_timeout().is_some_and(|t| t <= now) {
+            self.monitor.handle_timeout(now);
+            self.drain_monitor(now, layer);
+        }
+    }
+
+    /// Sends the monitor's REGISTERs and OPTIONS and passes its up/down changes on.
+    fn drain_monitor(&mut self, now: Instant, layer: &mut TransactionLayer) {
+        while let Some(t) = self.monitor.poll_transmit() {
+            match layer.send_request(now, t.request, t.destination, false) {
+                Ok(key) => {
+                    self.probe_keys.insert(key, (t.trunk, t.probe));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "SIP: cannot send a trunk probe");
+                    self.monitor.handle_failure(now, t.trunk, t.probe, 503);
+                }
+            }
+        }
+        while let Some(event) = self.monitor.poll_event() {
+            self.events.push_back(match event {
+                TrunkEvent::Up(trunk) => CallEvent::TrunkUp { trunk },
+                TrunkEvent::Down(trunk) => CallEvent::TrunkDown { trunk },
+            });
+        }
+    }
+
+    /// An event of a REGISTER or OPTIONS client transaction.
+    fn probe_event(&mut self, now: Instant, key: TransactionKey, event: TransactionEvent, layer: &mut TransactionLayer) {
+        let Some((trunk, probe)) = self.probe_keys.get(&key).copied() else {
+            return;
+        };
+        match event {
+            TransactionEvent::Final(response) => self.monitor.handle_response(now, trunk, probe, &response),
+            // §8.1.3.1: Timer F counts as 408, a transport error as 503.
+            TransactionEvent::Timeout => self.monitor.handle_failure(now, trunk, probe, 408),
+            TransactionEvent::TransportError => self.monitor.handle_failure(now, trunk, probe, 503),
+            TransactionEvent::Terminated => {
+                self.probe_keys.remove(&key);
+            }
+            _ => {}
+        }
+        self.drain_monitor(now, layer);
     }
 
     /// A transaction-layer event: new requests, stray ACKs, and the responses (transaction
@@ -429,6 +553,10 @@ impl Calls {
             LayerEvent::Transaction { key, event } => match self.uac_keys.get(&key).copied() {
                 Some(id) => {
                     self.uac_transaction_event(now, id, key, event, layer);
+                    None
+                }
+                None if self.probe_keys.contains_key(&key) => {
+                    self.probe_event(now, key, event, layer);
                     None
                 }
                 None => Some(LayerEvent::Transaction { key, event }),
@@ -631,7 +759,8 @@ impl Calls {
         self.drain(now, id, layer);
     }
 
-    /// `Originate`: check the request, build the [`UacCall`] and send its INVITE.
+    /// `Originate`: check the request, pick the trunk (failover, see
+    /// [`CallCommand::Originate`]) and send the INVITE.
     #[allow(clippy::too_many_arguments)]
     fn originate(
         &mut self,
@@ -653,13 +782,9 @@ impl Calls {
         if self.len() >= self.max_calls {
             return refuse(self, 503, "call limit reached");
         }
-        let Some(peer) = self.trunks.iter().find(|t| t.name == trunk) else {
+        let Some(chosen) = self.trunks.iter().position(|t| t.name == trunk) else {
             return refuse(self, 500, "no such trunk");
         };
-        let Some(destination) = peer.outbound_destination() else {
-            return refuse(self, 500, "trunk has no proxy and no address");
-        };
-        let credentials = peer.credentials();
         if self.local.ip().is_unspecified() {
             // Our Contact must be reachable, and without a received INVITE we cannot learn
             // which of our addresses the peer sees.
@@ -668,15 +793,59 @@ impl Calls {
         if !valid_user(to_number) || !valid_user(from_number) {
             return refuse(self, 500, "number has characters a SIP user part cannot carry");
         }
+        // A trunk marked down is skipped while another is up; when none is, the named trunk
+        // is tried anyway (the keep-alive may be wrong, and failing at once helps nobody).
+        let first = self.next_trunk(chosen, &[]).unwrap_or(chosen);
+        if first != chosen {
+            tracing::info!(%id, trunk, via = %self.trunks[first].name, "SIP: trunk is down, the call goes through another");
+        }
+        let route = Route {
+            chosen,
+            current: first,
+            tried: Vec::new(),
+            to_number: to_number.to_owned(),
+            from_number: from_number.to_owned(),
+            sdp,
+            progressed: false,
+        };
+        if let Err((status, why)) = self.place(now, id, route, layer) {
+            refuse(self, status, why);
+        }
+    }
+
+    /// The trunk a call should try next: the engine's `chosen`, else the first in configured
+    /// order, that has a destination, is up and is not in `tried`.
+    fn next_trunk(&self, chosen: usize, tried: &[usize]) -> Option<usize> {
+        let usable = |i: usize| {
+            !tried.contains(&i)
+                && self.monitor.is_up(i)
+                && self.trunks.get(i).is_some_and(|t| t.outbound_destination().is_some())
+        };
+        std::iter::once(chosen).chain(0..self.trunks.len()).find(|&i| usable(i))
+    }
+
+    /// Build the [`UacCall`] for `route.current` and send its INVITE, filed under `id`
+    /// (replacing an earlier attempt's leg). `Err` says why it could not be placed.
+    fn place(
+        &mut self,
+        now: Instant,
+        id: LegId,
+        mut route: Route,
+        layer: &mut TransactionLayer,
+    ) -> Result<(), (u16, &'static str)> {
+        let peer = self.trunks.get(route.current).ok_or((500, "no such trunk"))?;
+        let destination = peer.outbound_destination().ok_or((500, "trunk has no proxy and no address"))?;
+        let credentials = peer.credentials();
+        let trunk = peer.name.clone();
         let host = bracket(&self.local.ip().to_string());
         let port = self.local.port();
         let uris = (
-            Uri::try_from(format!("sip:{to_number}@{}", sip_host_port(destination)).as_str()),
-            Uri::try_from(format!("sip:{from_number}@{host}").as_str()),
+            Uri::try_from(format!("sip:{}@{}", route.to_number, sip_host_port(destination)).as_str()),
+            Uri::try_from(format!("sip:{}@{host}", route.from_number).as_str()),
             Uri::try_from(format!("sip:switchd@{host}:{port}").as_str()),
         );
         let (Ok(request_uri), Ok(from), Ok(local_contact)) = uris else {
-            return refuse(self, 500, "cannot build the URIs");
+            return Err((500, "cannot build the URIs"));
         };
         let outbound = Outbound {
             request_uri,
@@ -686,16 +855,56 @@ impl Calls {
             via_port: port,
             destination,
             credentials,
-            sdp,
+            sdp: route.sdp.clone(),
         };
-        let call = match UacCall::new(now, outbound, self.timers) {
-            Ok(c) => c,
-            Err(e) => return refuse(self, 500, &e.to_string()),
-        };
-        tracing::info!(%id, trunk, callee = to_number, caller = from_number, %destination, "SIP: outbound call");
+        let call = UacCall::new(now, outbound, self.timers).map_err(|_| (500, "cannot build the INVITE"))?;
+        tracing::info!(%id, trunk = %trunk, callee = %route.to_number, caller = %route.from_number, %destination, "SIP: outbound call");
+        route.tried.push(route.current);
+        if let Some(old) = self.outbound.remove(&id) {
+            self.by_call_id.remove(old.call.call_id());
+        }
         self.by_call_id.insert(call.call_id().to_owned(), id);
-        self.outbound.insert(id, OutLeg { call, invite_key: None, current_key: None, reinvite: None });
+        self.outbound.insert(id, OutLeg { call, invite_key: None, current_key: None, reinvite: None, route });
         self.drain_uac(now, id, layer);
+        Ok(())
+    }
+
+    /// After the current attempt failed with `status` before ringing: place the call on the
+    /// next usable trunk. False when there is none (or failover does not apply), and the
+    /// failure stands.
+    fn fail_over(&mut self, now: Instant, id: LegId, status: u16, layer: &mut TransactionLayer) -> bool {
+        // 408: nobody answered; 5xx (503 also for a transport error): the trunk or what is
+        // behind it is unwell. Anything else (busy, not found, forbidden…) is the callee's
+        // or the account's answer and would be the same on another trunk.
+        let retryable = status == 408 || (500..600).contains(&status);
+        let Some(leg) = self.outbound.get(&id) else {
+            return false;
+        };
+        if !retryable || leg.route.progressed {
+            return false;
+        }
+        let Some(next) = self.next_trunk(leg.route.chosen, &leg.route.tried) else {
+            return false;
+        };
+        let Some(old) = self.outbound.remove(&id) else {
+            return false;
+        };
+        self.by_call_id.remove(old.call.call_id());
+        let mut route = old.route;
+        tracing::info!(
+            %id, status,
+            failed = %self.trunks.get(route.current).map_or("?", |t| t.name.as_str()),
+            next = %self.trunks.get(next).map_or("?", |t| t.name.as_str()),
+            "SIP: outbound call failed on a trunk, trying the next"
+        );
+        route.current = next;
+        match self.place(now, id, route, layer) {
+            Ok(()) => true,
+            Err((_, why)) => {
+                tracing::warn!(%id, "SIP: failover impossible: {why}");
+                false
+            }
+        }
     }
 
     /// An engine command for an outbound leg.
@@ -811,16 +1020,30 @@ impl Calls {
         let events: Vec<UacEvent> = std::iter::from_fn(|| leg.call.poll_event()).collect();
         for event in events {
             match event {
-                UacEvent::Ringing { early_sdp, .. } => self.events.push_back(CallEvent::Ringing { leg: id, early_sdp }),
+                UacEvent::Ringing { early_sdp, .. } => {
+                    if let Some(leg) = self.outbound.get_mut(&id) {
+                        leg.route.progressed = true;
+                    }
+                    self.events.push_back(CallEvent::Ringing { leg: id, early_sdp })
+                }
                 UacEvent::Answered { sdp } => {
-                    if let Some(dialog) = self.outbound.get(&id).and_then(|l| l.call.dialog_id()) {
+                    let Some(leg) = self.outbound.get(&id) else {
+                        continue;
+                    };
+                    if let Some(dialog) = leg.call.dialog_id() {
                         self.by_dialog.insert(dialog, id);
                     }
-                    tracing::info!(%id, "SIP: outbound call answered");
-                    self.events.push_back(CallEvent::Answered { leg: id, sdp });
+                    let trunk = self.trunks.get(leg.route.current).map(|t| t.name.clone()).unwrap_or_default();
+                    tracing::info!(%id, %trunk, "SIP: outbound call answered");
+                    self.events.push_back(CallEvent::Answered { leg: id, sdp, trunk });
                 }
                 UacEvent::Failed { status, contact } => {
                     tracing::info!(%id, status, redirect = contact.as_deref().unwrap_or("-"), "SIP: outbound call failed");
+                    if self.fail_over(now, id, status, layer) {
+                        // The leg now belongs to the new attempt; this call's other events
+                        // (none follow a failure) are moot.
+                        return;
+                    }
                     self.remove_outbound(id, CallEvent::Failed { leg: id, status }, layer);
                 }
                 UacEvent::Cancelled => self.remove_outbound(id, CallEvent::Ended { leg: id, reason: EndReason::Local }, layer),

@@ -23,6 +23,7 @@ fn core_with(username: Option<&str>, password: Option<&str>) -> UdpCore {
         proxy: Some(PROXY.parse().unwrap()),
         username: username.map(Into::into),
         password: password.map(Into::into),
+        ..Default::default()
     };
     let calls = Calls::new(Timers::default(), "198.51.100.1:5060".parse().unwrap(), vec![trunk], 4);
     UdpCore::new(Timers::default(), Limits::default(), Arc::new(Metrics::default()), calls)
@@ -142,7 +143,7 @@ fn answered(c: &mut UdpCore, t0: Instant, rr: bool) -> (LegId, Request, Request)
     assert_eq!(events(c), vec![CallEvent::Ringing { leg, early_sdp: None }]);
     let extra = if rr { "Record-Route: <sip:203.0.113.5;lr>\r\n" } else { "" };
     deliver(c, t0, &response(&invite, 200, "OK", Some("callee1"), ANSWER, extra));
-    assert_eq!(events(c), vec![CallEvent::Answered { leg, sdp: ANSWER.as_bytes().to_vec() }]);
+    assert_eq!(events(c), vec![CallEvent::Answered { leg, sdp: ANSWER.as_bytes().to_vec(), trunk: "carrier".into() }]);
     let mut reqs = requests(c);
     assert_eq!(reqs.len(), 1, "one ACK: {reqs:?}");
     let (to, ack) = reqs.remove(0);
@@ -183,7 +184,7 @@ fn originate_ring_answer_ack_and_our_bye() {
         ]
     );
     deliver(&mut c, t0, &response(&invite, 200, "OK", Some("callee1"), ANSWER, "Record-Route: <sip:203.0.113.5;lr>\r\n"));
-    assert_eq!(events(&mut c), vec![CallEvent::Answered { leg, sdp: ANSWER.as_bytes().to_vec() }]);
+    assert_eq!(events(&mut c), vec![CallEvent::Answered { leg, sdp: ANSWER.as_bytes().to_vec(), trunk: "carrier".into() }]);
     let reqs = requests(&mut c);
     let [(to, ack)] = reqs.as_slice() else { panic!("{reqs:?}") };
     // §13.2.2.4: an in-dialog request with the INVITE's CSeq number, a new branch, the route
@@ -265,7 +266,7 @@ fn proxy_challenge_is_answered_once_with_credentials_the_test_verifies() {
     assert!(!auth.contains("s3cret"));
 
     deliver(&mut c, t0, &response(again, 200, "OK", Some("callee1"), ANSWER, ""));
-    assert_eq!(events(&mut c), vec![CallEvent::Answered { leg, sdp: ANSWER.as_bytes().to_vec() }]);
+    assert_eq!(events(&mut c), vec![CallEvent::Answered { leg, sdp: ANSWER.as_bytes().to_vec(), trunk: "carrier".into() }]);
     let reqs = requests(&mut c);
     let [(to, ack)] = reqs.as_slice() else { panic!("{reqs:?}") };
     assert_eq!(*to, CALLEE.parse().unwrap(), "no Record-Route: the ACK goes to the Contact");
@@ -551,7 +552,7 @@ fn folded_record_route_is_reversed_into_the_route_set() {
     let (leg, invite) = originate(&mut c, t0, 30);
     let rr = "Record-Route: <sip:192.0.2.200;lr>, <sip:203.0.113.5:5080;lr>\r\n";
     deliver(&mut c, t0, &response(&invite, 200, "OK", Some("callee1"), ANSWER, rr));
-    assert_eq!(events(&mut c), vec![CallEvent::Answered { leg, sdp: ANSWER.as_bytes().to_vec() }]);
+    assert_eq!(events(&mut c), vec![CallEvent::Answered { leg, sdp: ANSWER.as_bytes().to_vec(), trunk: "carrier".into() }]);
     let reqs = requests(&mut c);
     let [(to, ack)] = reqs.as_slice() else { panic!("{reqs:?}") };
     assert_eq!(*to, "203.0.113.5:5080".parse().unwrap());

@@ -214,6 +214,17 @@ impl UdpCore {
         self.drain(now, None);
     }
 
+    /// Start the trunks' registrations and keep-alives (see [`Calls::start`]).
+    pub fn start(&mut self, now: Instant) {
+        self.calls.start(now, &mut self.layer);
+        self.drain(now, None);
+    }
+
+    /// Registration and keep-alive state of every trunk.
+    pub fn trunk_status(&self) -> Vec<super::trunks::TrunkStatus> {
+        self.calls.trunk_status()
+    }
+
     /// A command from the engine for one of its calls.
     pub fn handle_command(&mut self, now: Instant, command: CallCommand) {
         self.calls.handle_command(now, command, &mut self.layer);
@@ -290,6 +301,21 @@ impl UdpCore {
                 }
             }
         }
+        self.update_trunk_gauges();
+    }
+
+    /// `rexian_trunks_up` and `rexian_trunks_registered` follow the trunks' state (a handful
+    /// of trunks: recounting after each input is cheaper than tracking every change).
+    fn update_trunk_gauges(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let status = self.calls.trunk_status();
+        let up = status.iter().filter(|t| t.destination.is_some() && t.up).count();
+        let registered = status
+            .iter()
+            .filter(|t| matches!(t.registration, super::trunks::RegistrationState::Registered { .. }))
+            .count();
+        self.metrics.trunks_up.store(i64::try_from(up).unwrap_or(i64::MAX), Relaxed);
+        self.metrics.trunks_registered.store(i64::try_from(registered).unwrap_or(i64::MAX), Relaxed);
     }
 
     /// What [`Calls`] leaves over: OPTIONS outside a dialog gets 200; anything else 481.
@@ -654,6 +680,7 @@ pub async fn serve(
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut engine_gone = false;
+    core.start(Instant::now());
     loop {
         while let Some((destination, bytes)) = core.poll_transmit() {
             if let Err(e) = socket.send_to(&bytes, destination).await {
