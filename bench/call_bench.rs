@@ -114,6 +114,10 @@ fn held_calls(daemon: &Daemon, label: &str, number: &str, concurrent: u32) -> Re
     std::thread::sleep(Duration::from_secs(u64::from(concurrent / 100) + 8));
     let active = metric(daemon, "rexian_calls_active")?;
     let (_, rss_peak) = cpu_and_rss(pid)?;
+    match echo_delay(daemon) {
+        Ok((p50, p99, max)) => println!("echo path delay under this load: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"),
+        Err(e) => println!("echo path delay under this load: not measured ({e})"),
+    }
     let status = child.wait()?;
     let elapsed = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
@@ -132,12 +136,93 @@ fn held_calls(daemon: &Daemon, label: &str, number: &str, concurrent: u32) -> Re
     Ok(())
 }
 
+/// The delay switchd adds on the echo test's forwarding path: this program places a call to
+/// 9196 over its own SIP socket, sends 250 RTP packets (20 ms apart) with a sequence number
+/// in the payload and times each one's echo. Loopback transit is microseconds, so the figure
+/// is switchd's (receive, re-stamp, send) plus scheduling. Returns (p50, p99, max) in ms.
+fn echo_delay(daemon: &Daemon) -> Result<(f64, f64, f64)> {
+    use std::net::UdpSocket;
+    let sip = UdpSocket::bind("127.0.0.1:0")?;
+    let rtp = UdpSocket::bind("127.0.0.1:0")?;
+    sip.set_read_timeout(Some(Duration::from_secs(5)))?;
+    rtp.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let (local, media, target) = (sip.local_addr()?, rtp.local_addr()?, daemon.sip_addr);
+    let sdp = format!(
+        "v=0\r\no=bench 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n",
+        media.port()
+    );
+    let head = |method: &str, cseq: u32, to_tag: &str, branch: &str| {
+        format!(
+            "{method} sip:9196@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+             From: <sip:bench@{local}>;tag=bench\r\nTo: <sip:9196@{target}>{to_tag}\r\nCall-ID: delay@bench\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:bench@{local}>\r\n"
+        )
+    };
+    let invite = format!("{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", head("INVITE", 1, "", "inv"), sdp.len());
+    sip.send_to(invite.as_bytes(), target)?;
+    let mut buf = vec![0u8; 65536];
+    let to_tag = loop {
+        let n = sip.recv(&mut buf)?;
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.starts_with("SIP/2.0 200") {
+            let tag = text
+                .lines()
+                .find(|l| l.starts_with("To:"))
+                .and_then(|l| l.split(";tag=").nth(1))
+                .context("To tag in the 200")?
+                .trim()
+                .to_owned();
+            break format!(";tag={tag}");
+        }
+    };
+    sip.send_to(format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, &to_tag, "ack")).as_bytes(), target)?;
+    // The echo test beeps for 200 ms first; the RTP port comes from where it sends.
+    let (_, switchd_rtp) = rtp.recv_from(&mut buf)?;
+    std::thread::sleep(Duration::from_millis(300));
+    while rtp.recv(&mut buf).is_ok() {}
+    rtp.set_read_timeout(Some(Duration::from_millis(5)))?;
+    let mut sent: Vec<Instant> = Vec::new();
+    let mut delays = Vec::new();
+    let start = Instant::now();
+    for seq in 0..250u16 {
+        let mut packet = vec![0x80, 8];
+        packet.extend_from_slice(&seq.to_be_bytes());
+        packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        packet.extend_from_slice(&0x0bad_cafe_u32.to_be_bytes());
+        let mut payload = vec![0xd5u8; 160];
+        payload[..2].copy_from_slice(&seq.to_be_bytes());
+        packet.extend_from_slice(&payload);
+        sent.push(Instant::now());
+        rtp.send_to(&packet, switchd_rtp)?;
+        let next = start + Duration::from_millis(20 * (u64::from(seq) + 1));
+        while Instant::now() < next {
+            if let Ok(n) = rtp.recv(&mut buf) {
+                if n >= 14 {
+                    let echoed = usize::from(u16::from_be_bytes([buf[12], buf[13]]));
+                    if let Some(t) = sent.get(echoed) {
+                        delays.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+        }
+    }
+    sip.send_to(format!("{}Content-Length: 0\r\n\r\n", head("BYE", 2, &to_tag, "bye")).as_bytes(), target)?;
+    if delays.is_empty() {
+        bail!("no echo came back");
+    }
+    delays.sort_by(f64::total_cmp);
+    let at = |q: f64| delays[((delays.len() - 1) as f64 * q) as usize];
+    Ok((at(0.5), at(0.99), delays[delays.len() - 1]))
+}
+
 fn main() -> Result<()> {
     let setup_calls = env_u32("BENCH_SETUPS", 3000)?;
     let rate = env_u32("BENCH_RATE", 300)?;
     let concurrent = env_u32("BENCH_CONCURRENT", 500)?;
     let daemon = Daemon::start_demo();
     println!("switchd {} on {} (release build)", daemon.pid().unwrap_or(0), daemon.sip_addr);
+    let (p50, p99, max) = echo_delay(&daemon)?;
+    println!("echo path delay, idle: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms (250 packets)");
     setups(&daemon, setup_calls, rate)?;
     held_calls(&daemon, "echo (media both ways)", "9196", concurrent)?;
     held_calls(&daemon, "prompt then record (recorded)", "9197", concurrent)?;

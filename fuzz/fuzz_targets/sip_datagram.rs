@@ -180,7 +180,7 @@ fuzz_target!(|data: &[u8]| {
     let calls = Calls::new(
         Timers::default(),
         "127.0.0.1:5060".parse().unwrap(),
-        vec![TrunkPeer { name: "fuzz".into(), addresses: vec![trunk.ip()] }],
+        vec![TrunkPeer { name: "fuzz".into(), addresses: vec![trunk.ip()], ..TrunkPeer::default() }],
         MAX_CALLS,
     );
     let t0 = Instant::now();
