@@ -263,9 +263,31 @@ pub fn tail(bytes: &[u8]) -> String {
 /// `aufile` module) and keeps what it hears (the `sndfile` module's `*-dec.wav`), for
 /// `seconds`, then hangs up and exits. Returns the scratch directory with the dumps.
 pub fn baresip_call(uri: &str, source: &Path, seconds: u32) -> tempfile::TempDir {
+    let (dir, mut cmd) = baresip_command("phone", free_udp_port(), source, seconds);
+    cmd.args(["-e", &format!("/dial {uri}")]);
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run baresip (Debian package baresip; scripts/deps installs it): {e}"));
+    std::fs::write(dir.path().join("baresip.log"), &output.stdout).expect("keep the log");
+    dir
+}
+
+/// A baresip phone that answers calls to `user` on loopback port `port` automatically, sends
+/// `source` and keeps what it hears, for `seconds`. Runs in the background; wait for the child
+/// before reading the dumps in the returned directory.
+pub fn baresip_answerer(user: &str, port: u16, source: &Path, seconds: u32) -> (Child, tempfile::TempDir) {
+    let (dir, mut cmd) = baresip_command(user, port, source, seconds);
+    let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log file");
+    let child = cmd
+        .stdout(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run baresip (Debian package baresip; scripts/deps installs it): {e}"));
+    (child, dir)
+}
+
+fn baresip_command(user: &str, sip_port: u16, source: &Path, seconds: u32) -> (tempfile::TempDir, Command) {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().display();
-    let sip_port = free_udp_port();
     let config = format!(
         "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\ncall_local_timeout 120\ncall_max_calls 4\n\
          audio_player aufile,{d}/unused.wav\naudio_source aufile,{src}\naudio_alert aufile,{d}/unused.wav\n\
@@ -278,18 +300,42 @@ pub fn baresip_call(uri: &str, source: &Path, seconds: u32) -> tempfile::TempDir
     std::fs::write(dir.path().join("config"), config).expect("write baresip config");
     std::fs::write(
         dir.path().join("accounts"),
-        "<sip:phone@127.0.0.1>;regint=0;answermode=auto;audio_codecs=PCMA,PCMU\n",
+        format!("<sip:{user}@127.0.0.1>;regint=0;answermode=auto;audio_codecs=PCMA,PCMU\n"),
     )
     .expect("write baresip accounts");
-    let output = Command::new("baresip")
-        .arg("-f")
-        .arg(dir.path())
-        .args(["-t", &seconds.to_string(), "-e", &format!("/dial {uri}")])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run baresip (Debian package baresip; scripts/deps installs it): {e}"));
-    std::fs::write(dir.path().join("baresip.log"), &output.stdout).expect("keep the log");
-    dir
+    let mut cmd = Command::new("baresip");
+    cmd.arg("-f").arg(dir.path()).args(["-t", &seconds.to_string()]).stdin(Stdio::null());
+    (dir, cmd)
+}
+
+/// Writes an 8 kHz mono 16-bit WAV of a sine at `freq` for `seconds` (a phone's audio source).
+pub fn tone_wav(path: &Path, freq: f64, seconds: u32) {
+    let samples: Vec<u8> = (0..8000 * seconds)
+        .flat_map(|i| ((8000.0 * (2.0 * std::f64::consts::PI * freq * f64::from(i) / 8000.0).sin()) as i16).to_le_bytes())
+        .collect();
+    let len = samples.len() as u32;
+    let mut wav = Vec::with_capacity(44 + samples.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for field in [16u32.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec(), 1u16.to_le_bytes().to_vec()] {
+        wav.extend_from_slice(&field);
+    }
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&len.to_le_bytes());
+    wav.extend_from_slice(&samples);
+    std::fs::write(path, wav).expect("write tone WAV");
+}
+
+/// The samples of a WAV baresip's `sndfile` dumped (its sizes may be unfinished).
+pub fn dumped_samples(path: &Path) -> Vec<i16> {
+    let bytes = std::fs::read(path).expect("read dump");
+    let data = bytes.windows(4).position(|w| w == b"data").map_or(44, |p| p + 8);
+    bytes[data.min(bytes.len())..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()
 }
 
 /// The file in `dir` whose name ends with `suffix` (e.g. baresip's `-dec.wav`).

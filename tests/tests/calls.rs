@@ -3,7 +3,7 @@
 //! from Debian's captures. What is checked is what an operator sees: the call detail records
 //! (`switchd call list --json`) and the recorded WAV files.
 
-use rexian_tests::{sipp, sipp_command, Daemon};
+use rexian_tests::{tone_wav, sipp, sipp_command, Daemon};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use switchd::media::wav::read_wav;
@@ -116,15 +116,6 @@ fn find_wav(dir: &Path) -> Option<std::path::PathBuf> {
     None
 }
 
-/// An 8 kHz mono WAV of a sine at `freq` for `seconds`, written with switchd's own writer.
-fn tone_wav(path: &Path, freq: f64, seconds: u32) {
-    let samples: Vec<i16> = (0..8000 * seconds)
-        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * f64::from(i) / 8000.0).sin()) as i16)
-        .collect();
-    let mut w = switchd::media::wav::WavWriter::create(path, switchd::media::wav::WavFormat::MONO_8K).expect("create wav");
-    w.write_frames(&samples).expect("write wav");
-    w.finish().expect("finish wav");
-}
 
 #[test]
 fn a_phone_on_the_echo_test_hears_itself() {
@@ -137,7 +128,7 @@ fn a_phone_on_the_echo_test_hears_itself() {
     let heard = rexian_tests::file_ending(phone.path(), "-dec.wav").unwrap_or_else(|| {
         panic!("baresip kept no received audio; its log:\n{}", std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default())
     });
-    let (_, samples) = read_wav_lenient(&heard);
+    let samples = rexian_tests::dumped_samples(&heard);
     // 100 ms blocks that are mostly the phone's own 440 Hz tone coming back.
     let echoed = samples.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, 440.0) > 0.8).count();
     assert!(echoed >= 30, "only {echoed} blocks of 100 ms echoed 440 Hz in {} s heard", samples.len() / 8000);
@@ -146,11 +137,3 @@ fn a_phone_on_the_echo_test_hears_itself() {
     assert_eq!(cdr["cause"], "caller_hangup");
 }
 
-/// baresip's dumps may lack final sizes when it exits: read the PCM after the header.
-fn read_wav_lenient(path: &Path) -> (u32, Vec<i16>) {
-    let bytes = std::fs::read(path).expect("read wav");
-    let data = bytes.windows(4).position(|w| w == b"data").map_or(44, |p| p + 8);
-    let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
-    let samples = bytes[data.min(bytes.len())..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
-    (rate, samples)
-}

@@ -6,19 +6,10 @@
 use rexian_shared::audio::{AudioFrame, OpusDecoderVoip, OpusEncoderVoip, TIMESTAMP_TICKS_PER_FRAME};
 use rexian_shared::client::{ClientError, DeskClient};
 use rexian_shared::{ErrorCode, Event, SnoopMode};
-use rexian_tests::{baresip_call, file_ending, tone_share, Daemon};
-use std::path::Path;
+use rexian_tests::{tone_wav, baresip_call, file_ending, tone_share, Daemon};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn tone_wav(path: &Path, freq: f64, seconds: u32) {
-    let samples: Vec<i16> = (0..8000 * seconds)
-        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * f64::from(i) / 8000.0).sin()) as i16)
-        .collect();
-    let mut w = switchd::media::wav::WavWriter::create(path, switchd::media::wav::WavFormat::MONO_8K).expect("create wav");
-    w.write_frames(&samples).expect("write wav");
-    w.finish().expect("finish wav");
-}
 
 /// Waits for the next call event, skipping others.
 async fn call_event(desk: &DeskClient) -> Event {
@@ -104,9 +95,7 @@ async fn a_phone_call_rings_the_agents_desk_and_both_hear_each_other() {
     let at_desk = blocks_of(&heard, 440.0);
     assert!(at_desk >= 20, "the desk heard the phone's 440 Hz in only {at_desk} blocks of 100 ms ({} s heard)", heard.len() / 8000);
     let dump = file_ending(phone.path(), "-dec.wav").expect("baresip kept what it heard");
-    let bytes = std::fs::read(dump).expect("read dump");
-    let data = bytes.windows(4).position(|w| w == b"data").map_or(44, |p| p + 8);
-    let at_phone: Vec<i16> = bytes[data..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let at_phone = rexian_tests::dumped_samples(&dump);
     let blocks = blocks_of(&at_phone, 1000.0);
     assert!(blocks >= 20, "the phone heard the desk's 1 kHz in only {blocks} blocks of 100 ms");
 
@@ -201,9 +190,7 @@ async fn a_supervisor_listens_whispers_and_barges_in() {
     let whispered = blocks_with(&at_agent, 2000.0);
     assert!(whispered >= 40, "the agent heard the supervisor in only {whispered} blocks");
     let dump = file_ending(phone.path(), "-dec.wav").expect("baresip kept what it heard");
-    let bytes = std::fs::read(dump).expect("read dump");
-    let data = bytes.windows(4).position(|w| w == b"data").map_or(44, |p| p + 8);
-    let at_phone: Vec<i16> = bytes[data..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+    let at_phone = rexian_tests::dumped_samples(&dump);
     let barged = blocks_with(&at_phone, 2000.0);
     assert!((15..=40).contains(&barged), "the caller heard the supervisor in {barged} blocks: the barge (~30), never the whisper");
 }

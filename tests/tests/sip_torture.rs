@@ -17,7 +17,7 @@
 //! address), `$BODYLEN` (the length of the body as sent), `$NUL` (a NUL byte), `$LONG2K` and
 //! `$LONG60K` (2,000 and 60,000 letters).
 
-use rexian_tests::{sipp, Daemon};
+use rexian_tests::{tone_wav, sipp, Daemon};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -167,22 +167,7 @@ fn invite(id: &str, local: SocketAddr, target: SocketAddr, extra: &str) -> Strin
     )
 }
 
-/// An 8 kHz mono WAV of a sine at `freq` for `seconds`, written with switchd's own writer.
-fn tone_wav(path: &Path, freq: f64, seconds: u32) {
-    let samples: Vec<i16> = (0..8000 * seconds)
-        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * f64::from(i) / 8000.0).sin()) as i16)
-        .collect();
-    let mut w = switchd::media::wav::WavWriter::create(path, switchd::media::wav::WavFormat::MONO_8K).expect("create wav");
-    w.write_frames(&samples).expect("write wav");
-    w.finish().expect("finish wav");
-}
 
-/// baresip's dumps may lack final sizes when it exits: read the PCM after the header.
-fn read_wav_lenient(path: &Path) -> Vec<i16> {
-    let bytes = std::fs::read(path).expect("read wav");
-    let data = bytes.windows(4).position(|w| w == b"data").map_or(44, |p| p + 8);
-    bytes[data.min(bytes.len())..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()
-}
 
 #[test]
 fn torture_and_flood_do_not_hurt_a_call_in_progress() {
@@ -291,7 +276,7 @@ fn torture_and_flood_do_not_hurt_a_call_in_progress() {
     let heard = rexian_tests::file_ending(phone.path(), "-dec.wav").unwrap_or_else(|| {
         panic!("baresip kept no received audio; its log:\n{}", std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default())
     });
-    let samples = read_wav_lenient(&heard);
+    let samples = rexian_tests::dumped_samples(&heard);
     let echoed = samples.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, 440.0) > 0.8).count();
     // 100 ms blocks; the echo starts after answer and a jitter buffer's worth of delay.
     let wanted = (CALL_SECONDS as usize * 10) * 3 / 4;

@@ -88,10 +88,31 @@ pub async fn desk_user(mut call: Call, username: String) -> Call {
     call
 }
 
+/// Bridges the call to `number` through the outbound trunk (call forwarding, or a trunk to
+/// trunk transfer): the caller hears ringing, then talks with the far end; if the far end does
+/// not answer, the caller gets its refusal (busy stays busy, anything else 480).
+pub async fn forward(mut call: Call, number: String) -> Call {
+    if number.is_empty() {
+        tracing::warn!(leg = %call.info.leg, "forward route without a number");
+        return call;
+    }
+    let ring = Duration::from_secs(u64::from(call.desk_ring_secs()));
+    match call.bridge_to_number(&number, ring).await {
+        Ok(Some(status)) => {
+            tracing::info!(leg = %call.info.leg, number, status, "forwarded call not answered");
+            call.reject(if matches!(status, 486 | 600) { 486 } else { 480 });
+        }
+        Ok(None) => {}
+        Err(e) => log_end(&call, "forward", Err(e)),
+    }
+    call.stop_call_recording().await;
+    call
+}
+
 /// Starts the stereo whole-call recording when `record_desk_calls` is on; a failure to start
 /// it is logged and the call goes on.
 pub async fn record_if_configured(call: &mut Call) {
-    if call.records_desk_calls() {
+    if call.records_calls() {
         let path = call.recording_path("call");
         if let Err(e) = call.start_call_recording(&path).await {
             tracing::warn!(leg = %call.info.leg, error = %e, "cannot record the call");

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::desk_leg::{DeskMedia, DeskOut, DeskSignal};
-use super::rtp_leg::{Received, RtpLeg, FRAME_SAMPLES};
+use super::rtp_leg::{Handling, Received, RtpLeg, FRAME_SAMPLES};
 use super::{EngineEvent, Shared};
 use crate::media::prompt::PromptError;
 use crate::media::wav::{WavError, WavFormat, WavWriter};
@@ -102,6 +102,11 @@ enum Input {
     Ringing,
     /// Outbound: the far end answered.
     RemoteAnswered,
+    /// The bridged leg rings, answered, failed with a status, or ended.
+    BridgeRinging,
+    BridgeAnswered,
+    BridgeFailed(u16),
+    BridgeEnded,
 }
 
 /// One call leg under an application's control (see the module docs).
@@ -134,6 +139,22 @@ pub struct Call {
     call_recording: Option<(WavWriter, String)>,
     /// Supervisors listening, whispering or barged in (SUP-2).
     snoops: Vec<Snoop>,
+    /// A second SIP leg bridged to this one (B2BUA): its media, its SIP signals (kept apart
+    /// so the media loop can wait on both), and the rest.
+    bridge_rtp: Option<RtpLeg>,
+    bridge_signals: Option<mpsc::UnboundedReceiver<LegSignal>>,
+    bridge: Option<BridgeState>,
+}
+
+/// The bridged leg's id and state.
+struct BridgeState {
+    leg: LegId,
+    local: LocalMedia,
+    /// Both legs talk; media flows.
+    up: bool,
+    /// Same codec on both legs: packets are forwarded without decoding.
+    same_codec: bool,
+    heard: Vec<i16>,
 }
 
 /// A supervisor in a desk call.
@@ -178,6 +199,9 @@ impl Call {
             sip_status: None,
             call_recording: None,
             snoops: Vec::new(),
+            bridge_rtp: None,
+            bridge_signals: None,
+            bridge: None,
         }
     }
 
@@ -236,12 +260,120 @@ impl Call {
         Ok(())
     }
 
-    /// Ends the call from our side (BYE once answered, 480 before).
+    /// Ends the call from our side (BYE once answered, 480 before), and a bridged leg with
+    /// it (BYE, or CANCEL while it rings).
     pub fn hangup(&mut self) {
         if self.ended.is_none() {
             self.command(CallCommand::Hangup { leg: self.info.leg });
             self.ended = Some(EndReason::Local);
         }
+        self.drop_bridge();
+    }
+
+    /// Refuses a call not yet answered with `status` (e.g. 486 when the forwarded number is
+    /// busy).
+    pub fn reject(&mut self, status: u16) {
+        if self.ended.is_none() && !self.answered {
+            self.command(CallCommand::Reject { leg: self.info.leg, status });
+            self.ended = Some(EndReason::Local);
+        }
+    }
+
+    /// Bridges this call to `number` through the outbound trunk (a B2BUA): the caller hears
+    /// ringing until the far end answers, then both talk — packets forwarded undecoded when
+    /// the codecs match, transcoded otherwise, recorded in stereo when `record_calls` is on —
+    /// until either hangs up. `Ok(None)` when the far end hung up after talking,
+    /// `Ok(Some(status))` when it never answered (failed with `status`, or 408 after `ring`),
+    /// `Err(Ended)` when the caller hung up.
+    pub async fn bridge_to_number(&mut self, number: &str, ring: Duration) -> Result<Option<u16>, CallError> {
+        let placed = super::outbound::place(&self.shared, number).map_err(|e| CallError::Task(e.to_string()))?;
+        tracing::info!(leg = %self.info.leg, bridged = %placed.leg, number, "bridging to a number");
+        self.bridge_rtp = Some(placed.rtp);
+        self.bridge_signals = Some(placed.signals);
+        self.bridge = Some(BridgeState { leg: placed.leg, local: placed.local, up: false, same_codec: false, heard: Vec::with_capacity(FRAME_SAMPLES) });
+        self.ring();
+        let deadline = Instant::now() + ring;
+        loop {
+            if Instant::now() >= deadline {
+                self.drop_bridge();
+                return Ok(Some(408));
+            }
+            match self.next().await {
+                Ok(Input::BridgeAnswered) => break,
+                Ok(Input::BridgeFailed(status)) => return Ok(Some(status)),
+                Ok(Input::BridgeEnded) => return Ok(Some(480)),
+                Ok(_) => {}
+                Err(e) => {
+                    self.drop_bridge();
+                    return Err(e);
+                }
+            }
+        }
+        self.answer().await?;
+        if self.records_calls() {
+            let path = self.recording_path("call");
+            if let Err(e) = self.start_call_recording(&path).await {
+                tracing::warn!(leg = %self.info.leg, error = %e, "cannot record the call");
+            }
+        }
+        loop {
+            match self.next().await {
+                Ok(Input::BridgeEnded) => return Ok(None),
+                Ok(_) => {}
+                Err(e) => {
+                    self.drop_bridge();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Hangs up the bridged leg, if one is still there.
+    fn drop_bridge(&mut self) {
+        if let (Some(b), Some(_)) = (self.bridge.as_ref(), self.bridge_signals.as_ref()) {
+            self.command(CallCommand::Hangup { leg: b.leg });
+        }
+        self.bridge_signals = None;
+        self.bridge_rtp = None;
+        if let Some(b) = self.bridge.as_mut() {
+            b.up = false;
+        }
+    }
+
+    /// The far end answered: take its SDP and start the media between the legs.
+    fn bridge_answered(&mut self, sdp_bytes: &[u8]) {
+        let (Some(b), Some(rtp)) = (self.bridge.as_mut(), self.bridge_rtp.as_mut()) else { return };
+        let negotiated = std::str::from_utf8(sdp_bytes)
+            .ok()
+            .and_then(|t| SessionDescription::parse(t).ok())
+            .and_then(|remote| sdp::answer(&remote, &b.local).ok());
+        if let Some(a) = negotiated {
+            rtp.renegotiate(&a);
+        }
+        b.up = true;
+        b.same_codec = rtp.codec() == self.rtp.codec();
+    }
+
+    /// How this leg's audio is handled: forwarded to a bridged leg with the same codec,
+    /// queued for the tick when something consumes it.
+    fn handling(&self) -> Handling {
+        let forward = self.bridge.as_ref().is_some_and(|b| b.up && b.same_codec);
+        let transcode = self.bridge.as_ref().is_some_and(|b| b.up && !b.same_codec);
+        Handling { echo: self.echo, forward, queue: !self.echo && (!forward || transcode || self.call_recording.is_some()) }
+    }
+
+    /// While bridged: the far end's decoded 20 ms for transcoding and the recording.
+    async fn bridge_tick(&mut self, now: std::time::Instant) {
+        let (Some(b), Some(rtp)) = (self.bridge.as_mut(), self.bridge_rtp.as_mut()) else { return };
+        if !b.up {
+            return;
+        }
+        rtp.take_audio(now, &mut b.heard);
+        if !b.same_codec {
+            rtp.send_samples(&self.heard).await;
+            self.rtp.send_samples(&b.heard).await;
+        }
+        record_stereo(&mut self.call_recording, self.info.leg, &self.heard, &b.heard);
     }
 
     /// Plays 8 kHz samples. With `barge_in`, a digit stops playback and is returned (it stays
@@ -512,9 +644,9 @@ impl Call {
         self.emit(EngineEvent::RecordingFinished { leg: self.info.leg, path, seconds });
     }
 
-    /// Whether desk calls are recorded (configuration).
-    pub fn records_desk_calls(&self) -> bool {
-        self.shared.config.record_desk_calls
+    /// Whether connected calls (at desks, or bridged) are recorded (configuration).
+    pub fn records_calls(&self) -> bool {
+        self.shared.config.record_calls
     }
 
     /// The desk user this call was offered to, if any.
@@ -536,6 +668,12 @@ impl Call {
     async fn next(&mut self) -> Result<Input, CallError> {
         loop {
             self.check()?;
+            let handling = self.handling();
+            let bridge_handling = Handling {
+                echo: false,
+                forward: handling.forward,
+                queue: handling.queue && self.bridge.as_ref().is_some_and(|b| b.up),
+            };
             tokio::select! {
                 biased;
                 signal = self.signals.recv() => match signal {
@@ -558,11 +696,45 @@ impl Call {
                         self.ended = Some(EndReason::Local);
                     }
                 },
-                received = self.rtp.receive(self.echo) => match received {
+                received = self.rtp.receive(handling) => match received {
                     Ok(Received::Digit(d)) => return Ok(self.digit(d)),
+                    Ok(Received::Audio(Some(payload))) => {
+                        if let Some(b) = self.bridge_rtp.as_mut() {
+                            b.send_payload(&payload).await;
+                        }
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::debug!(leg = %self.info.leg, error = %e, "RTP: receive error");
+                    }
+                },
+                signal = recv_signal(&mut self.bridge_signals) => match signal {
+                    Some(LegSignal::Ringing) => return Ok(Input::BridgeRinging),
+                    Some(LegSignal::Answered(sdp)) => {
+                        self.bridge_answered(&sdp);
+                        return Ok(Input::BridgeAnswered);
+                    }
+                    Some(LegSignal::Failed(status)) => {
+                        self.bridge_signals = None;
+                        self.bridge_rtp = None;
+                        return Ok(Input::BridgeFailed(status));
+                    }
+                    Some(LegSignal::Ended(_)) | None => {
+                        self.bridge_signals = None;
+                        self.bridge_rtp = None;
+                        return Ok(Input::BridgeEnded);
+                    }
+                    Some(LegSignal::ReInvite(_)) => {
+                        if let Some(b) = self.bridge.as_ref() {
+                            // Empty SDP: the SIP side answers with the leg's current SDP.
+                            self.command(CallCommand::AcceptReinvite { leg: b.leg, sdp: Vec::new() });
+                        }
+                    }
+                    Some(LegSignal::Dtmf(_) | LegSignal::Confirmed(_)) => {}
+                },
+                received = recv_rtp(&mut self.bridge_rtp, bridge_handling) => {
+                    if let Ok(Received::Audio(Some(payload))) = received {
+                        self.rtp.send_payload(&payload).await;
                     }
                 },
                 desk = recv_desk(&mut self.desk_signals) => match desk {
@@ -591,6 +763,7 @@ impl Call {
                         self.digit(d);
                     }
                     self.desk_tick(now).await;
+                    self.bridge_tick(now).await;
                     return Ok(Input::Tick);
                 }
             }
@@ -634,20 +807,8 @@ impl Call {
             }
         }
         self.rtp.send_samples(&to_caller).await;
-        if let Some((writer, path)) = self.call_recording.as_mut() {
-            // Left what the caller said, right what the caller heard (agent and any barge).
-            let written = writer.write_stereo(&self.heard, &to_caller).and_then(|()| {
-                if writer.should_sync() {
-                    writer.sync()?;
-                }
-                Ok(())
-            });
-            if let Err(e) = written {
-                // A full disk must not end the call; the recording stops where it failed.
-                tracing::warn!(leg = %self.info.leg, path, error = %e, "call recording stopped");
-                self.call_recording = None;
-            }
-        }
+        // Left what the caller said, right what the caller heard (agent and any barge).
+        record_stereo(&mut self.call_recording, self.info.leg, &self.heard, &to_caller);
     }
 
     /// A supervisor joins on `conn_id`, or changes mode.
@@ -741,5 +902,32 @@ async fn recv_desk(rx: &mut Option<mpsc::UnboundedReceiver<DeskSignal>>) -> Opti
 fn mix_into(into: &mut [i16], other: &[i16]) {
     for (a, b) in into.iter_mut().zip(other) {
         *a = a.saturating_add(*b);
+    }
+}
+
+/// The next signal of a bridged leg, or never without one.
+async fn recv_signal(rx: &mut Option<mpsc::UnboundedReceiver<LegSignal>>) -> Option<LegSignal> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next datagram of a bridged leg's RTP, or never without one.
+async fn recv_rtp(rtp: &mut Option<RtpLeg>, handling: Handling) -> std::io::Result<Received> {
+    match rtp {
+        Some(rtp) => rtp.receive(handling).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Appends 20 ms to a whole-call recording, synced about once a second. A write error (a full
+/// disk) stops the recording, never the call.
+fn record_stereo(recording: &mut Option<(WavWriter, String)>, leg: LegId, left: &[i16], right: &[i16]) {
+    let Some((writer, path)) = recording.as_mut() else { return };
+    let written = writer.write_stereo(left, right).and_then(|()| if writer.should_sync() { writer.sync() } else { Ok(()) });
+    if let Err(e) = written {
+        tracing::warn!(%leg, path, error = %e, "call recording stopped");
+        *recording = None;
     }
 }

@@ -29,8 +29,9 @@ pub struct TelephonyConfig {
     pub voicemail_max_secs: u32,
     /// How long a call offered to a desk user rings before it is given up (seconds).
     pub desk_ring_secs: u32,
-    /// Record every call connected to a desk, as stereo WAV (caller left, agent right).
-    pub record_desk_calls: bool,
+    /// Record every connected call (at a desk, or forwarded to a number) as stereo WAV:
+    /// the caller left, the other side right.
+    pub record_calls: bool,
     /// The text-to-speech program (espeak-ng) and its voice.
     pub tts_program: PathBuf,
     pub tts_voice: String,
@@ -62,7 +63,7 @@ impl Default for TelephonyConfig {
             trunk_burst: 10000.0,
             voicemail_max_secs: 120,
             desk_ring_secs: 30,
-            record_desk_calls: true,
+            record_calls: true,
             tts_program: PathBuf::from("espeak-ng"),
             tts_voice: "cmn-latn-pinyin".into(),
             outbound_trunk: None,
@@ -124,6 +125,9 @@ pub struct RouteConfig {
     /// For `app = "desk"`: the user (login name) whose desktop the call rings on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// For `app = "forward"`: the number the call is bridged to, through the outbound trunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// The engine applications a number can reach.
@@ -138,13 +142,15 @@ pub enum RouteApp {
     Hotline,
     /// Ring one desk user's desktop (the route's `user`); they answer and talk over QUIC.
     Desk,
+    /// Bridge the call to another number (the route's `to`) through the outbound trunk.
+    Forward,
 }
 
 /// 9196 echo test, 9197 prompt-then-record, 12365 the hotline.
 pub fn default_routes() -> Vec<RouteConfig> {
     [("9196", RouteApp::Echo), ("9197", RouteApp::PromptRecord), ("12365", RouteApp::Hotline)]
         .into_iter()
-        .map(|(number, app)| RouteConfig { number: number.into(), app, user: None })
+        .map(|(number, app)| RouteConfig { number: number.into(), app, user: None, to: None })
         .collect()
 }
 
@@ -175,7 +181,7 @@ impl TelephonyConfig {
         }
         if !self.routes.iter().any(|r| r.app == RouteApp::Desk) {
             for (number, user) in [("8001", "agent1"), ("8002", "agent2")] {
-                self.routes.push(RouteConfig { number: number.into(), app: RouteApp::Desk, user: Some(user.into()) });
+                self.routes.push(RouteConfig { number: number.into(), app: RouteApp::Desk, user: Some(user.into()), to: None });
             }
         }
     }

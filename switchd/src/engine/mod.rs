@@ -242,6 +242,7 @@ fn route_name(app: RouteApp) -> &'static str {
         RouteApp::PromptRecord => "prompt_record",
         RouteApp::Hotline => "hotline",
         RouteApp::Desk => "desk",
+        RouteApp::Forward => "forward",
     }
 }
 
@@ -254,6 +255,7 @@ async fn run_app(shared: Arc<Shared>, route: config::RouteConfig, call: Call) {
         RouteApp::PromptRecord => apps::prompt_then_record(call).await,
         RouteApp::Hotline => (shared.hotline)(call).await,
         RouteApp::Desk => apps::desk_user(call, route.user.unwrap_or_default()).await,
+        RouteApp::Forward => apps::forward(call, route.to.unwrap_or_default()).await,
     };
     finish(&shared, call).await;
 }

@@ -19,9 +19,19 @@ use crate::sip::ua::{CallCommand, LegId};
 /// How long an outbound call may ring before the desk's attempt is given up.
 const RING_LIMIT: Duration = Duration::from_secs(60);
 
-/// Places a call from desk user `user_id` (on connection `conn_id`) to `number`; returns the
-/// call's id for the desk's events and audio.
-pub async fn dial_from_desk(shared: &Arc<Shared>, user_id: i64, conn_id: u64, number: &str) -> Result<u64, DeskCallError> {
+/// An outbound leg being placed: its id, media and signals. The `Originate` is sent by
+/// [`place`] already; the answer's SDP goes to [`OutboundLeg::local`] to renegotiate `rtp`.
+pub struct OutboundLeg {
+    pub leg: LegId,
+    pub trunk: String,
+    pub rtp: RtpLeg,
+    pub local: LocalMedia,
+    pub signals: tokio::sync::mpsc::UnboundedReceiver<super::call::LegSignal>,
+}
+
+/// Places a call to `number` through the outbound trunk: picks the leg id, binds its RTP
+/// port, offers G.711 and registers the leg for its SIP events.
+pub fn place(shared: &Shared, number: &str) -> Result<OutboundLeg, DeskCallError> {
     let cfg = &shared.config;
     let trunk = cfg.outbound().ok_or(DeskCallError::NoTrunk)?.clone();
     let destination = trunk
@@ -38,12 +48,31 @@ pub async fn dial_from_desk(shared: &Arc<Shared>, user_id: i64, conn_id: u64, nu
     // Until the answer says where to send, the leg sends nothing.
     let placeholder = sdp::answer(&offer, &local).map_err(|_| DeskCallError::NoMedia)?;
     let rtp = RtpLeg::new(socket, &sdp::Answer { remote: SocketAddr::from(([0, 0, 0, 0], 0)), ..placeholder });
+    let (tx, signals) = tokio::sync::mpsc::unbounded_channel();
+    if let Ok(mut legs) = shared.legs.lock() {
+        legs.insert(leg, tx);
+    }
+    let _ = shared.commands.send(CallCommand::Originate {
+        leg,
+        trunk: trunk.name.clone(),
+        to_number: number.to_owned(),
+        from_number: cfg.outbound_caller_id.clone(),
+        sdp: offer.render().into_bytes(),
+    });
+    Ok(OutboundLeg { leg, trunk: trunk.name, rtp, local, signals })
+}
+
+/// Places a call from desk user `user_id` (on connection `conn_id`) to `number`; returns the
+/// call's id for the desk's events and audio.
+pub async fn dial_from_desk(shared: &Arc<Shared>, user_id: i64, conn_id: u64, number: &str) -> Result<u64, DeskCallError> {
+    let cfg = &shared.config;
+    let OutboundLeg { leg, trunk, rtp, local, signals } = place(shared, number)?;
     let cdr = shared
         .store
         .call_offered(CallStart {
             sip_call_id: String::new(),
             direction: CallDirection::Outbound,
-            trunk: Some(trunk.name.clone()),
+            trunk: Some(trunk.clone()),
             caller: cfg.outbound_caller_id.clone(),
             callee: number.to_owned(),
             route: "desk_dial".into(),
@@ -52,27 +81,9 @@ pub async fn dial_from_desk(shared: &Arc<Shared>, user_id: i64, conn_id: u64, nu
         .await
         .map_err(|e| tracing::warn!(%leg, error = %e, "CDR: cannot record the outbound call"))
         .ok();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    if let Ok(mut legs) = shared.legs.lock() {
-        legs.insert(leg, tx);
-    }
-    let info = CallInfo {
-        leg,
-        cdr,
-        trunk: trunk.name.clone(),
-        caller: cfg.outbound_caller_id.clone(),
-        callee: number.to_owned(),
-        sip_call_id: String::new(),
-    };
-    let mut call = Call::new(info, shared.clone(), rtp, local, Vec::new(), rx);
+    let info = CallInfo { leg, cdr, trunk, caller: cfg.outbound_caller_id.clone(), callee: number.to_owned(), sip_call_id: String::new() };
+    let mut call = Call::new(info, shared.clone(), rtp, local, Vec::new(), signals);
     call.attach_desk(user_id, shared.desks.insert(leg.0, user_id, Some(conn_id), &cfg.outbound_caller_id, number));
-    let _ = shared.commands.send(CallCommand::Originate {
-        leg,
-        trunk: trunk.name,
-        to_number: number.to_owned(),
-        from_number: cfg.outbound_caller_id.clone(),
-        sdp: offer.render().into_bytes(),
-    });
     tracing::info!(%leg, number, "outbound call placed for a desk");
     let span = tracing::info_span!("call", %leg, callee = number);
     tokio::spawn(tracing::Instrument::instrument(talk(shared.clone(), call, conn_id), span));

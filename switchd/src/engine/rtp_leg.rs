@@ -43,11 +43,27 @@ pub fn bind_rtp(ip: IpAddr, min: u16, max: u16) -> std::io::Result<std::net::Udp
     ))
 }
 
+/// What to do with received audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Handling {
+    /// Send it straight back (the echo test).
+    pub echo: bool,
+    /// Queue it in the jitter buffer, for whoever consumes it per tick.
+    pub queue: bool,
+    /// Hand the payload back, for forwarding to another leg undecoded.
+    pub forward: bool,
+}
+
+impl Handling {
+    /// Queue only: the audio is consumed per tick.
+    pub const CONSUME: Handling = Handling { echo: false, queue: true, forward: false };
+}
+
 /// What one received datagram was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
-    /// Audio of the negotiated codec (also queued in the jitter buffer).
-    Audio,
+    /// Audio of the negotiated codec; the payload when [`Handling::forward`] asked for it.
+    Audio(Option<Vec<u8>>),
     /// A new DTMF key press (RFC 4733).
     Digit(char),
     /// RTCP, a repeat of an event, or anything not ours: ignored.
@@ -136,9 +152,13 @@ impl RtpLeg {
         self.stats
     }
 
-    /// Waits for one datagram and classifies it. With `echo`, audio is sent straight back
-    /// (re-stamped as our stream) instead of only being queued.
-    pub async fn receive(&mut self, echo: bool) -> std::io::Result<Received> {
+    /// The negotiated codec.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// Waits for one datagram and classifies it; audio is handled as `handling` says.
+    pub async fn receive(&mut self, handling: Handling) -> std::io::Result<Received> {
         let (n, source) = self.socket.recv_from(&mut self.buf).await?;
         let now = Instant::now();
         let datagram = &self.buf[..n];
@@ -169,12 +189,14 @@ impl RtpLeg {
         }
         let (seq, ts, marker) = (packet.header.sequence, packet.header.timestamp, packet.header.marker);
         let payload = packet.payload.to_vec();
-        if echo {
+        if handling.echo {
             self.send_payload(&payload).await;
-        } else {
+        }
+        let forwarded = handling.forward.then(|| payload.clone());
+        if handling.queue {
             self.queue(now, seq, ts, marker, payload);
         }
-        Ok(Received::Audio)
+        Ok(Received::Audio(forwarded))
     }
 
     fn queue(&mut self, now: Instant, seq: u16, ts: u32, marker: bool, payload: Vec<u8>) {
@@ -232,7 +254,9 @@ impl RtpLeg {
         self.send_payload(&payload).await;
     }
 
-    async fn send_payload(&mut self, payload: &[u8]) {
+    /// Sends an encoded payload of our codec as the next packet of our stream (forwarding
+    /// another leg's audio without decoding it).
+    pub async fn send_payload(&mut self, payload: &[u8]) {
         if self.remote.ip().is_unspecified() || self.remote.port() == 0 {
             return; // held (c=0.0.0.0) or no address yet
         }

@@ -1,0 +1,57 @@
+//! A call forwarded trunk to trunk (switchd as a B2BUA): a baresip phone calls 9198, which the
+//! configuration forwards to 13900139000 through the carrier trunk, where a second baresip
+//! answers. Each phone checks it hears the other's tone; the call record and the stereo
+//! recording show both sides.
+
+use rexian_tests::{tone_wav, baresip_answerer, baresip_call, dumped_samples, file_ending, free_udp_port, tone_share, Daemon};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+
+fn blocks_of(samples: &[i16], freq: f64) -> usize {
+    samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.6).count()
+}
+
+#[test]
+fn a_call_forwarded_through_the_trunk_connects_both_phones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (tone440, tone1k) = (scratch.path().join("440.wav"), scratch.path().join("1k.wav"));
+    tone_wav(&tone440, 440.0, 20);
+    tone_wav(&tone1k, 1000.0, 20);
+    let far_port = free_udp_port();
+    let (mut far_end, far_dir) = baresip_answerer("13900139000", far_port, &tone1k, 12);
+    let config = format!(
+        "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{far_port}\"\n\n\
+         [[telephony.routes]]\nnumber = \"9198\"\napp = \"forward\"\nto = \"13900139000\"\n"
+    );
+    let daemon = Daemon::start_with_config(dir.path(), &config, &[]);
+    let caller = baresip_call(&format!("sip:9198@{}", daemon.sip_addr), &tone440, 8);
+    let _ = far_end.wait();
+
+    let log = |d: &Path| std::fs::read_to_string(d.join("baresip.log")).unwrap_or_default();
+    let at_caller = dumped_samples(&file_ending(caller.path(), "-dec.wav").unwrap_or_else(|| panic!("caller kept nothing:\n{}", log(caller.path()))));
+    let at_far = dumped_samples(&file_ending(far_dir.path(), "-dec.wav").unwrap_or_else(|| panic!("far end kept nothing:\n{}", log(far_dir.path()))));
+    let (heard_far, heard_caller) = (blocks_of(&at_caller, 1000.0), blocks_of(&at_far, 440.0));
+    assert!(heard_far >= 30, "the caller heard the far end's 1 kHz in only {heard_far} blocks of 100 ms");
+    assert!(heard_caller >= 30, "the far end heard the caller's 440 Hz in only {heard_caller} blocks of 100 ms");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cdr = loop {
+        let out = daemon.cli(&["call", "list", "--json"]);
+        let cdrs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("CDR JSON");
+        if let Some(c) = cdrs.first().filter(|c| c["ended_at"].is_string()) {
+            break c.clone();
+        }
+        assert!(Instant::now() < deadline, "no ended call record: {cdrs:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((cdr["route"].as_str(), cdr["cause"].as_str()), (Some("forward"), Some("caller_hangup")), "{cdr:#}");
+    let path = daemon.data_dir.join(cdr["recordings"][0]["path"].as_str().expect("a recording"));
+    let (format, interleaved) = switchd::media::wav::read_wav(&path).expect("a complete stereo WAV");
+    assert_eq!(format.channels, 2);
+    let left: Vec<i16> = interleaved.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = interleaved.iter().skip(1).step_by(2).copied().collect();
+    let (l, r) = (blocks_of(&left, 440.0), blocks_of(&right, 1000.0));
+    assert!(l >= 30 && r >= 30, "recording: caller's tone in {l} blocks left, far end's in {r} right");
+}
