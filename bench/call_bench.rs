@@ -215,6 +215,29 @@ fn echo_delay(daemon: &Daemon) -> Result<(f64, f64, f64)> {
     Ok((at(0.5), at(0.99), delays[delays.len() - 1]))
 }
 
+/// A daemon whose 9198 forwards every call through a trunk to SIPp's built-in UAS, which
+/// echoes the media: a trunk-to-trunk call with media on both legs. Returns the daemon (with
+/// its data directory) and the SIPp process to stop afterwards.
+fn forwarding_daemon(record: bool) -> Result<(Daemon, tempfile::TempDir, std::process::Child)> {
+    let port = rexian_tests::free_udp_port();
+    let uas = std::process::Command::new("sipp")
+        .args(["-sn", "uas", "-rtp_echo", "-nostdin", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args(["-p", &port.to_string(), "-mp", &(rexian_tests::free_udp_port() & !1).to_string()])
+        .args(["-cp", &rexian_tests::free_udp_port().to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("start the SIPp UAS")?;
+    let dir = tempfile::tempdir()?;
+    let config = format!(
+        "[telephony]\nrecord_calls = {record}\n[[telephony.trunks]]\nname = \"far\"\naddresses = [\"127.0.0.1\"]\n\
+         proxy = \"127.0.0.1:{port}\"\n\n[[telephony.routes]]\nnumber = \"9198\"\napp = \"forward\"\nto = \"5555\"\n"
+    );
+    let daemon = Daemon::start_with_config(dir.path(), &config, &[]);
+    Ok((daemon, dir, uas))
+}
+
 fn main() -> Result<()> {
     let setup_calls = env_u32("BENCH_SETUPS", 3000)?;
     let rate = env_u32("BENCH_RATE", 300)?;
@@ -226,5 +249,14 @@ fn main() -> Result<()> {
     setups(&daemon, setup_calls, rate)?;
     held_calls(&daemon, "echo (media both ways)", "9196", concurrent)?;
     held_calls(&daemon, "prompt then record (recorded)", "9197", concurrent)?;
+    drop(daemon);
+    for record in [false, true] {
+        let (daemon, _dir, mut uas) = forwarding_daemon(record)?;
+        let label = if record { "trunk to trunk, stereo recorded" } else { "trunk to trunk, not recorded" };
+        let result = held_calls(&daemon, label, "9198", concurrent);
+        let _ = uas.kill();
+        let _ = uas.wait();
+        result?;
+    }
     Ok(())
 }

@@ -113,6 +113,11 @@ impl Harness {
                     self.confirmed.retain(|l| *l != leg);
                     None
                 }
+                // This engine never originates: outbound events would be a bug.
+                event @ (CallEvent::Ringing { .. } | CallEvent::Answered { .. } | CallEvent::Failed { .. }) => {
+                    panic!("outbound event without an outbound call: {event:?}")
+                }
+                CallEvent::TrunkUp { .. } | CallEvent::TrunkDown { .. } => None,
             };
             if let Some(command) = command {
                 self.core.handle_command(self.now, command);
