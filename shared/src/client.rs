@@ -259,6 +259,11 @@ impl DeskClient {
         expect_reply!(self.request(Request::Dial { number: number.clone() }).await?, Response::CallStarted { call } => call)
     }
 
+    /// Transfers the caller of a connected call to `number` (blind transfer).
+    pub async fn transfer(&self, call: u64, number: &PhoneNumber) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::Transfer { call, number: number.clone() }).await?, Response::Ok => ())
+    }
+
     /// Supervisors: the calls at desks now.
     pub async fn list_calls(&self) -> Result<Vec<ActiveCall>, ClientError> {
         expect_reply!(self.request(Request::ListCalls).await?, Response::Calls { calls } => calls)

@@ -177,6 +177,9 @@ pub enum Request {
     HangupCall { call: u64 },
     /// Call an external number through the outbound trunk; replied with `CallStarted`.
     Dial { number: PhoneNumber },
+    /// Hand the caller of a connected call on to `number` through the outbound trunk (blind
+    /// transfer); the desk gets `CallEnded` with cause `transferred`.
+    Transfer { call: u64, number: PhoneNumber },
     /// Supervisors (SUP-2): the calls connected to or ringing at desks now.
     ListCalls,
     /// Supervisors (SUP-2): listen to a desk call, whisper to the agent, or barge in; audio
@@ -256,6 +259,7 @@ impl Request {
             Request::AnswerCall { .. } => "answer_call",
             Request::HangupCall { .. } => "hangup_call",
             Request::Dial { .. } => "dial",
+            Request::Transfer { .. } => "transfer",
             Request::ListCalls => "list_calls",
             Request::Snoop { .. } => "snoop",
         }

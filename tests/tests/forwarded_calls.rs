@@ -55,3 +55,45 @@ fn a_call_forwarded_through_the_trunk_connects_both_phones() {
     let (l, r) = (blocks_of(&left, 440.0), blocks_of(&right, 1000.0));
     assert!(l >= 30 && r >= 30, "recording: caller's tone in {l} blocks left, far end's in {r} right");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_transfers_the_caller_to_an_outside_number() {
+    use rexian_shared::{Event, PhoneNumber};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (tone440, tone1k) = (scratch.path().join("440.wav"), scratch.path().join("1k.wav"));
+    tone_wav(&tone440, 440.0, 20);
+    tone_wav(&tone1k, 1000.0, 20);
+    let far_port = free_udp_port();
+    let (mut far_end, far_dir) = baresip_answerer("13900139000", far_port, &tone1k, 14);
+    let config = format!(
+        "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{far_port}\"\n"
+    );
+    // --demo adds 8001 -> agent1 (and the demo users) beside the configured trunk.
+    let daemon = Daemon::start_with_config(dir.path(), &config, &["--demo"]);
+    let agent = daemon.login_demo("agent1").await;
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let caller = tokio::task::spawn_blocking(move || baresip_call(&uri, &tone440, 10));
+    let next_call_event = || async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), agent.next_event()).await.expect("an event").expect("open") {
+                e @ (Event::CallOffered { .. } | Event::CallConnected { .. } | Event::CallEnded { .. }) => return e,
+                _ => {}
+            }
+        }
+    };
+    let Event::CallOffered { call, .. } = next_call_event().await else { panic!("expected an offer") };
+    agent.answer_call(call).await.expect("answer");
+    assert_eq!(next_call_event().await, Event::CallConnected { call });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    agent.transfer(call, &PhoneNumber::parse("13900139000").expect("number")).await.expect("transfer");
+    assert_eq!(next_call_event().await, Event::CallEnded { call, cause: "transferred".into() });
+
+    let caller = caller.await.expect("caller ran");
+    let _ = far_end.wait();
+    let at_caller = dumped_samples(&file_ending(caller.path(), "-dec.wav").expect("caller's dump"));
+    let at_far = dumped_samples(&file_ending(far_dir.path(), "-dec.wav").expect("far end's dump"));
+    let (heard_far, heard_caller) = (blocks_of(&at_caller, 1000.0), blocks_of(&at_far, 440.0));
+    assert!(heard_far >= 30, "after the transfer the caller heard the far end in only {heard_far} blocks");
+    assert!(heard_caller >= 30, "the far end heard the caller in only {heard_caller} blocks");
+}

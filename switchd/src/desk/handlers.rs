@@ -240,6 +240,10 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         }
         Request::AnswerCall { call } => call_control(ctx, |reply| DeskControl::Answer { call, user_id: session.user.id, conn_id: conn.id, reply }).await,
         Request::HangupCall { call } => call_control(ctx, |reply| DeskControl::Hangup { call, user_id: session.user.id, reply }).await,
+        Request::Transfer { call, number } => {
+            let number = number.as_ref().to_owned();
+            call_control(ctx, |reply| DeskControl::Transfer { call, user_id: session.user.id, number, reply }).await
+        }
         Request::ListCalls => {
             require(&actor, &[Role::Supervisor, Role::Admin])?;
             let engine = ctx.calls.as_ref().ok_or_else(telephony_down)?;

@@ -12,6 +12,8 @@ use crate::media::prompt::tone;
 pub const ECHO_PROMPT: &str = "回声测试。请讲话，您将听到自己的声音。";
 /// The prompt before a recorded message.
 pub const RECORD_PROMPT: &str = "请在提示音后留言，按井号键结束。";
+/// Told to a caller whose transfer nobody answered.
+pub const TRANSFER_FAILED: &str = "对不起，转接的号码无人接听，再见。";
 /// The hotline placeholder until the IVR is installed.
 pub const HOTLINE_PLACEHOLDER: &str = "您好，这里是12365热线。自动服务正在建设中，请稍后再拨。";
 
@@ -79,13 +81,28 @@ pub async fn desk_user(mut call: Call, username: String) -> Call {
             return Ok(());
         };
         call.answer().await?;
-        record_if_configured(&mut call).await;
-        call.talk_with_desk(conn_id).await
+        call.record_if_configured().await;
+        let transfer = call.talk_with_desk(conn_id).await?;
+        transfer_if_asked(&mut call, transfer).await
     }
     .await;
     call.stop_call_recording().await;
     log_end(&call, "desk", result);
     call
+}
+
+/// After a desk call: if the agent asked to transfer the caller, the desk lets go and the
+/// caller is bridged to the number; if nobody answers there, the caller is told so.
+pub async fn transfer_if_asked(call: &mut Call, transfer: Option<String>) -> Result<(), CallError> {
+    let Some(number) = transfer else { return Ok(()) };
+    tracing::info!(leg = %call.info.leg, number, "desk transfers the call");
+    call.leave_desk();
+    let ring = Duration::from_secs(u64::from(call.desk_ring_secs()));
+    if let Some(status) = call.transfer_to_number(&number, ring).await? {
+        tracing::info!(leg = %call.info.leg, number, status, "transfer not answered");
+        call.play_text(TRANSFER_FAILED, false).await?;
+    }
+    Ok(())
 }
 
 /// Bridges the call to `number` through the outbound trunk (call forwarding, or a trunk to
@@ -109,13 +126,3 @@ pub async fn forward(mut call: Call, number: String) -> Call {
     call
 }
 
-/// Starts the stereo whole-call recording when `record_desk_calls` is on; a failure to start
-/// it is logged and the call goes on.
-pub async fn record_if_configured(call: &mut Call) {
-    if call.records_calls() {
-        let path = call.recording_path("call");
-        if let Err(e) = call.start_call_recording(&path).await {
-            tracing::warn!(leg = %call.info.leg, error = %e, "cannot record the call");
-        }
-    }
-}

@@ -98,6 +98,8 @@ enum Input {
     DeskAnswered(u64),
     /// The desk user hung up or declined.
     DeskHangup,
+    /// The desk user asked to transfer the caller to this number.
+    DeskTransfer(String),
     /// Outbound: the far end rings.
     Ringing,
     /// Outbound: the far end answered.
@@ -286,12 +288,33 @@ impl Call {
     /// `Ok(Some(status))` when it never answered (failed with `status`, or 408 after `ring`),
     /// `Err(Ended)` when the caller hung up.
     pub async fn bridge_to_number(&mut self, number: &str, ring: Duration) -> Result<Option<u16>, CallError> {
+        self.ring();
+        if let Some(status) = self.connect_number(number, ring).await? {
+            return Ok(Some(status));
+        }
+        self.answer().await?;
+        self.record_if_configured().await;
+        self.talk_bridged().await.map(|()| None)
+    }
+
+    /// Blind transfer of an answered call to `number` through the outbound trunk: the caller
+    /// waits (silence) until the far end answers, then they talk until either hangs up.
+    /// `Ok(Some(status))` when the far end never answered; the caller is still on the line.
+    pub async fn transfer_to_number(&mut self, number: &str, ring: Duration) -> Result<Option<u16>, CallError> {
+        if let Some(status) = self.connect_number(number, ring).await? {
+            return Ok(Some(status));
+        }
+        self.talk_bridged().await.map(|()| None)
+    }
+
+    /// Places the bridged leg to `number` and waits up to `ring` for its answer: `Ok(None)`
+    /// once answered, `Ok(Some(status))` when it failed or rang out (408).
+    async fn connect_number(&mut self, number: &str, ring: Duration) -> Result<Option<u16>, CallError> {
         let placed = super::outbound::place(&self.shared, number).map_err(|e| CallError::Task(e.to_string()))?;
         tracing::info!(leg = %self.info.leg, bridged = %placed.leg, number, "bridging to a number");
         self.bridge_rtp = Some(placed.rtp);
         self.bridge_signals = Some(placed.signals);
         self.bridge = Some(BridgeState { leg: placed.leg, local: placed.local, up: false, same_codec: false, heard: Vec::with_capacity(FRAME_SAMPLES) });
-        self.ring();
         let deadline = Instant::now() + ring;
         loop {
             if Instant::now() >= deadline {
@@ -299,7 +322,7 @@ impl Call {
                 return Ok(Some(408));
             }
             match self.next().await {
-                Ok(Input::BridgeAnswered) => break,
+                Ok(Input::BridgeAnswered) => return Ok(None),
                 Ok(Input::BridgeFailed(status)) => return Ok(Some(status)),
                 Ok(Input::BridgeEnded) => return Ok(Some(480)),
                 Ok(_) => {}
@@ -309,21 +332,29 @@ impl Call {
                 }
             }
         }
-        self.answer().await?;
-        if self.records_calls() {
-            let path = self.recording_path("call");
-            if let Err(e) = self.start_call_recording(&path).await {
-                tracing::warn!(leg = %self.info.leg, error = %e, "cannot record the call");
-            }
-        }
+    }
+
+    /// Both bridged legs talk until the far end hangs up (`Ok`) or the caller does (`Err`).
+    async fn talk_bridged(&mut self) -> Result<(), CallError> {
         loop {
             match self.next().await {
-                Ok(Input::BridgeEnded) => return Ok(None),
+                Ok(Input::BridgeEnded) => return Ok(()),
                 Ok(_) => {}
                 Err(e) => {
                     self.drop_bridge();
                     return Err(e);
                 }
+            }
+        }
+    }
+
+    /// Starts the stereo whole-call recording when `record_calls` is on and none runs yet; a
+    /// failure to start it is logged and the call goes on.
+    pub async fn record_if_configured(&mut self) {
+        if self.records_calls() && self.call_recording.is_none() {
+            let path = self.recording_path("call");
+            if let Err(e) = self.start_call_recording(&path).await {
+                tracing::warn!(leg = %self.info.leg, error = %e, "cannot record the call");
             }
         }
     }
@@ -532,10 +563,11 @@ impl Call {
         Ok(None)
     }
 
-    /// Connects the caller with the desk on connection `conn_id` until either hangs up:
-    /// `Ok` when the desk did (the engine then hangs up the caller), `Err(Ended)` when the
-    /// caller did.
-    pub async fn talk_with_desk(&mut self, conn_id: u64) -> Result<(), CallError> {
+    /// Connects the caller with the desk on connection `conn_id` until either hangs up or the
+    /// desk transfers the call: `Ok(None)` when the desk hung up (the engine then hangs up the
+    /// caller), `Ok(Some(number))` when it asked to transfer the caller there, `Err(Ended)`
+    /// when the caller hung up.
+    pub async fn talk_with_desk(&mut self, conn_id: u64) -> Result<Option<String>, CallError> {
         let media = DeskMedia::new(self.info.leg.0, conn_id).map_err(|e| CallError::Task(e.to_string()))?;
         self.desk = Some(media);
         if let Some(user_id) = self.desk_user {
@@ -544,13 +576,26 @@ impl Call {
         }
         let result = loop {
             match self.next().await {
-                Ok(Input::DeskHangup) => break Ok(()),
+                Ok(Input::DeskHangup) => break Ok(None),
+                Ok(Input::DeskTransfer(number)) => break Ok(Some(number)),
                 Ok(_) => {}
                 Err(e) => break Err(e),
             }
         };
         self.desk = None;
         result
+    }
+
+    /// The desk lets go of the call (after asking to transfer it): it is told the call ended
+    /// for it, and hears nothing more of it.
+    pub fn leave_desk(&mut self) {
+        self.desk = None;
+        self.desk_signals = None;
+        if let Some(user_id) = self.desk_user.take() {
+            self.shared.desks.remove(self.info.leg.0);
+            let event = rexian_shared::Event::CallEnded { call: self.info.leg.0, cause: "transferred".into() };
+            let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
+        }
     }
 
     /// The id of the active user `username`, if there is one.
@@ -744,6 +789,7 @@ impl Call {
                         }
                     }
                     Some(DeskSignal::Answered { conn_id }) => return Ok(Input::DeskAnswered(conn_id)),
+                    Some(DeskSignal::Transfer { number }) => return Ok(Input::DeskTransfer(number)),
                     Some(DeskSignal::Snoop { conn_id, user_id, mode }) => self.snoop(conn_id, user_id, mode),
                     Some(DeskSignal::SnoopStop { conn_id }) => self.snoops.retain(|s| s.media.conn_id != conn_id),
                     Some(DeskSignal::SnoopAudio { conn_id, frame }) => {

@@ -68,6 +68,8 @@ pub enum DeskControl {
     Snoop { call: u64, user_id: i64, conn_id: u64, mode: SnoopMode, reply: oneshot::Sender<Result<(), DeskCallError>> },
     /// The desk calls now, for supervisors.
     List { reply: oneshot::Sender<Vec<ActiveCall>> },
+    /// The agent hands the caller on to `number` (blind transfer).
+    Transfer { call: u64, user_id: i64, number: String, reply: oneshot::Sender<Result<(), DeskCallError>> },
 }
 
 /// What the desk side tells a call task.
@@ -77,6 +79,8 @@ pub enum DeskSignal {
     Answered { conn_id: u64 },
     /// The user hung up or declined.
     Hangup,
+    /// The user transfers the caller to `number`.
+    Transfer { number: String },
     /// Audio from the answering connection.
     Audio(AudioFrame),
     /// A supervisor joined on `conn_id` (or changed mode).
@@ -162,6 +166,15 @@ impl DeskRegistry {
                         e.snoopers.push((user_id, conn_id));
                         e.tx.send(DeskSignal::Snoop { conn_id, user_id, mode }).map_err(|_| DeskCallError::NotFound)
                     }
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::Transfer { call, user_id, number, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => e.tx.send(DeskSignal::Transfer { number }).map_err(|_| DeskCallError::NotFound),
                 };
                 let _ = reply.send(result);
             }

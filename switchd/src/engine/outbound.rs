@@ -95,8 +95,9 @@ async fn talk(shared: Arc<Shared>, mut call: Call, conn_id: u64) {
     shared.metrics.calls_active.fetch_add(1, Ordering::Relaxed);
     let result = async {
         if call.await_remote_answer(RING_LIMIT).await? {
-            super::apps::record_if_configured(&mut call).await;
-            call.talk_with_desk(conn_id).await?;
+            call.record_if_configured().await;
+            let transfer = call.talk_with_desk(conn_id).await?;
+            super::apps::transfer_if_asked(&mut call, transfer).await?;
         }
         Ok::<(), super::call::CallError>(())
     }
