@@ -177,7 +177,9 @@ fn echo_delay(daemon: &Daemon) -> Result<(f64, f64, f64)> {
     };
     sip.send_to(format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, &to_tag, "ack")).as_bytes(), target)?;
     // The echo test beeps for 200 ms first; the RTP port comes from where it sends.
+    rtp.set_read_timeout(Some(Duration::from_secs(5)))?;
     let (_, switchd_rtp) = rtp.recv_from(&mut buf)?;
+    rtp.set_read_timeout(Some(Duration::from_millis(200)))?;
     std::thread::sleep(Duration::from_millis(300));
     while rtp.recv(&mut buf).is_ok() {}
     rtp.set_read_timeout(Some(Duration::from_millis(5)))?;

@@ -76,9 +76,9 @@ async fn an_agent_transfers_the_caller_to_an_outside_number() {
     let caller = tokio::task::spawn_blocking(move || baresip_call(&uri, &tone440, 10));
     let next_call_event = || async {
         loop {
-            match tokio::time::timeout(Duration::from_secs(20), agent.next_event()).await.expect("an event").expect("open") {
-                e @ (Event::CallOffered { .. } | Event::CallConnected { .. } | Event::CallEnded { .. }) => return e,
-                _ => {}
+            let e = tokio::time::timeout(Duration::from_secs(20), agent.next_event()).await.expect("an event").expect("open");
+            if matches!(e, Event::CallOffered { .. } | Event::CallConnected { .. } | Event::CallEnded { .. }) {
+                return e;
             }
         }
     };
