@@ -12,6 +12,11 @@
 //!    (every call recorded to disk). For each: switchd's CPU seconds per call-minute, memory per
 //!    call, and RTP packets lost inside switchd (received but not consumed or sent back).
 //!
+//! 3. Trunk to trunk: 9198 forwarded through a trunk to SIPp's echoing UAS, media on both
+//!    legs, with and without stereo recording.
+//! 4. Trunk to desk: `BENCH_DESK_CALLS` calls to agent1's desk, answered by this program over
+//!    QUIC, Opus both ways (transcoded from and to G.711 in switchd).
+//!
 //! SIPp and switchd share the machine's cores; the figures include that contention. "Kernel
 //! UDP drops" count the whole machine: SIPp does not read the media sent back to it, so its
 //! socket overflows — compare "RTP in" with what SIPp sent (1,180 packets per call) for loss
@@ -224,7 +229,7 @@ fn forwarding_daemon(record: bool) -> Result<(Daemon, tempfile::TempDir, std::pr
     let port = rexian_tests::free_udp_port();
     let uas = std::process::Command::new("sipp")
         .args(["-sn", "uas", "-rtp_echo", "-nostdin", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args(["-p", &port.to_string(), "-mp", &(rexian_tests::free_udp_port() & !1).to_string()])
+        .args(["-p", &port.to_string(), "-mp", &rexian_tests::free_media_port().to_string()])
         .args(["-cp", &rexian_tests::free_udp_port().to_string()])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -240,6 +245,82 @@ fn forwarding_daemon(record: bool) -> Result<(Daemon, tempfile::TempDir, std::pr
     Ok((daemon, dir, uas))
 }
 
+/// Trunk-to-desk calls with Opus: SIPp places `calls` calls to 8001 (agent1's desk) with
+/// A-law audio; this program, logged in as agent1 over QUIC, answers each and talks back with
+/// a 48 kHz Opus stream per call, reading what switchd sends. Prints switchd's CPU per
+/// call-minute and memory per call, and the frames exchanged.
+fn desk_calls(daemon: &Daemon, calls: u32) -> Result<()> {
+    use rexian_shared::audio::{AudioFrame, OpusEncoderVoip, TIMESTAMP_TICKS_PER_FRAME};
+    use rexian_shared::Event;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let pid = daemon.pid().context("switchd pid")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let desk = Arc::new(runtime.block_on(daemon.login_demo("agent1")));
+    let received = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
+    {
+        let (desk, received) = (desk.clone(), received.clone());
+        runtime.spawn(async move {
+            while desk.recv_audio().await.is_ok() {
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    {
+        let (desk, sent, answered) = (desk.clone(), sent.clone(), answered.clone());
+        runtime.spawn(async move {
+            while let Some(event) = desk.next_event().await {
+                let Event::CallOffered { call, .. } = event else { continue };
+                if desk.answer_call(call).await.is_err() {
+                    continue;
+                }
+                answered.fetch_add(1, Ordering::Relaxed);
+                let (desk, sent) = (desk.clone(), sent.clone());
+                tokio::spawn(async move {
+                    let Ok(mut encoder) = OpusEncoderVoip::new(48_000) else { return };
+                    let silence_ish: Vec<i16> = (0..960).map(|i| ((i % 48) as i16 - 24) * 100).collect();
+                    let mut tick = tokio::time::interval(Duration::from_millis(20));
+                    for n in 0u32.. {
+                        tick.tick().await;
+                        let Ok(payload) = encoder.encode(&silence_ish) else { return };
+                        let frame = AudioFrame { call, seq: n as u16, timestamp: n.wrapping_mul(TIMESTAMP_TICKS_PER_FRAME), payload };
+                        if desk.send_audio(&frame).is_err() {
+                            return;
+                        }
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+    }
+    let (cpu0, rss0) = cpu_and_rss(pid)?;
+    let (mut cmd, _dir) = sipp_command("../../bench/sipp/media.xml", daemon.sip_addr, "8001", calls);
+    cmd.args(["-r", "50", "-l", &calls.to_string()]);
+    let started = Instant::now();
+    let mut child = cmd.stdout(std::process::Stdio::null()).spawn().context("run sipp")?;
+    std::thread::sleep(Duration::from_secs(u64::from(calls / 50) + 8));
+    let active = metric(daemon, "rexian_calls_active")?;
+    let (_, rss_peak) = cpu_and_rss(pid)?;
+    let status = child.wait()?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu1, _) = cpu_and_rss(pid)?;
+    let call_minutes = f64::from(calls) * HOLD_SECS / 60.0;
+    println!(
+        "trunk to desk (G.711 <-> Opus): {calls} calls × {HOLD_SECS} s ({} answered, {active} up when sampled; sipp {status}) in {:.0} s: \
+         {:.3} CPU s per call-minute, {:.0} KiB per call, Opus frames to the desk {} / from the desk {}",
+        answered.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+        (cpu1 - cpu0) / call_minutes,
+        (rss_peak.saturating_sub(rss0)) as f64 / 1024.0 / active.max(1.0),
+        received.load(Ordering::Relaxed),
+        sent.load(Ordering::Relaxed),
+    );
+    runtime.shutdown_background();
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let setup_calls = env_u32("BENCH_SETUPS", 3000)?;
     let rate = env_u32("BENCH_RATE", 300)?;
@@ -251,6 +332,7 @@ fn main() -> Result<()> {
     setups(&daemon, setup_calls, rate)?;
     held_calls(&daemon, "echo (media both ways)", "9196", concurrent)?;
     held_calls(&daemon, "prompt then record (recorded)", "9197", concurrent)?;
+    desk_calls(&daemon, env_u32("BENCH_DESK_CALLS", 200)?)?;
     drop(daemon);
     for record in [false, true] {
         let (daemon, _dir, mut uas) = forwarding_daemon(record)?;

@@ -206,6 +206,18 @@ pub fn free_udp_port() -> u16 {
     s.local_addr().expect("local addr").port()
 }
 
+/// A free even UDP port on loopback whose next three ports are free too: SIPp's media port
+/// (`-mp`) must be even, and SIPp also uses the ports above it.
+pub fn free_media_port() -> u16 {
+    loop {
+        let port = free_udp_port() & !1;
+        let free = (0..4).all(|i| std::net::UdpSocket::bind(("127.0.0.1", port + i)).is_ok());
+        if port > 1024 && free {
+            return port;
+        }
+    }
+}
+
 /// The SIPp command for `scenario` against `target`: calls `calls` at 5/s, dialling
 /// `service`, on free loopback ports (SIP, control and media), in a scratch directory.
 pub fn sipp_command(scenario: &str, target: SocketAddr, service: &str, calls: u32) -> (Command, tempfile::TempDir) {
@@ -214,7 +226,7 @@ pub fn sipp_command(scenario: &str, target: SocketAddr, service: &str, calls: u3
     cmd.args(["-sf", &sipp_scenario(scenario), "-s", service, "-m", &calls.to_string(), "-r", "5"])
         .args(["-timeout", "60s", "-nostdin", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
         .args(["-p", &free_udp_port().to_string(), "-cp", &free_udp_port().to_string()])
-        .args(["-mp", &(free_udp_port() & !1).to_string()])
+        .args(["-mp", &free_media_port().to_string()])
         .arg(target.to_string())
         .current_dir(dir.path())
         .stdin(Stdio::null());
@@ -227,7 +239,7 @@ pub fn sipp_uas_command(scenario: &str, port: u16) -> (Command, tempfile::TempDi
     let mut cmd = Command::new("sipp");
     cmd.args(["-sf", &sipp_scenario(scenario), "-m", "1", "-timeout", "60s", "-nostdin"])
         .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-cp", &free_udp_port().to_string(), "-mp", &(free_udp_port() & !1).to_string()])
+        .args(["-cp", &free_udp_port().to_string(), "-mp", &free_media_port().to_string()])
         .current_dir(dir.path())
         .stdin(Stdio::null());
     (cmd, dir)

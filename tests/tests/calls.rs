@@ -79,10 +79,13 @@ fn a_crash_mid_message_leaves_a_playable_recording() {
     let mut sipp = cmd.stdout(std::process::Stdio::null()).spawn().expect("start sipp");
     let recordings = dir.path().join("recordings");
     // Wait until about 4 s of message are on disk (16 kB/s of 8 kHz 16-bit mono).
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(45);
     let wav = loop {
         if let Some(f) = find_wav(&recordings).filter(|f| f.metadata().map(|m| m.len()).unwrap_or(0) > 44 + 4 * 16_000) {
             break f;
+        }
+        if let Ok(Some(status)) = sipp.try_wait() {
+            panic!("SIPp ended ({status}) before 4 s were recorded; switchd's log:\n{}", daemon.log());
         }
         assert!(Instant::now() < deadline, "no recording grew to 4 s; log:\n{}", daemon.log());
         std::thread::sleep(Duration::from_millis(100));
