@@ -1,7 +1,9 @@
 //! Spawns the real `switchd` binary on free ports with a fresh data directory, and connects to it
 //! through the headless desk client over real QUIC. Used by the end-to-end tests and benchmarks.
 
+use rexian_shared::audio::{AudioFrame, OpusDecoderVoip, OpusEncoderVoip, TIMESTAMP_TICKS_PER_FRAME};
 use rexian_shared::client::DeskClient;
+use std::sync::{Arc, Mutex};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -292,6 +294,7 @@ pub fn baresip_answerer(user: &str, port: u16, source: &Path, seconds: u32) -> (
     let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log file");
     let child = cmd
         .stdout(log)
+        .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run baresip (Debian package baresip; scripts/deps installs it): {e}"));
     (child, dir)
@@ -379,3 +382,42 @@ pub fn tone_share(samples: &[i16], freq: f64) -> f64 {
     }
     (2.0 * power / samples.len() as f64) / total
 }
+
+/// Talks on a desk call as a desktop does: sends a tone of `freq` (or silence) as 48 kHz
+/// Opus frames for `seconds`, numbering frames from `first` as a continuing stream does, and
+/// collects what the desk hears (decoded at 8 kHz); returns what was heard and the next frame number.
+pub async fn desk_talk(desk: Arc<DeskClient>, call: u64, seconds: u32, freq: Option<f64>, first: u32) -> (Vec<i16>, u32) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let listener = {
+        let (desk, heard) = (desk.clone(), heard.clone());
+        tokio::spawn(async move {
+            let mut decoder = OpusDecoderVoip::new(8000).expect("Opus decoder");
+            while let Ok(frame) = desk.recv_audio().await {
+                if frame.call == call {
+                    let pcm = decoder.decode(&frame.payload).expect("decode");
+                    heard.lock().expect("lock").extend(pcm);
+                }
+            }
+        })
+    };
+    let mut encoder = OpusEncoderVoip::new(48_000).expect("encoder");
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let frames = first..first + seconds * 50;
+    for n in frames.clone() {
+        tick.tick().await;
+        let pcm: Vec<i16> = (0..960u32)
+            .map(|i| {
+                let t = f64::from(n * 960 + i) / 48_000.0;
+                freq.map_or(0, |f| (8000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16)
+            })
+            .collect();
+        let frame = AudioFrame { call, seq: n as u16, timestamp: n.wrapping_mul(TIMESTAMP_TICKS_PER_FRAME), payload: encoder.encode(&pcm).expect("encode") };
+        if desk.send_audio(&frame).is_err() {
+            break;
+        }
+    }
+    listener.abort();
+    let samples = heard.lock().expect("lock").clone();
+    (samples, frames.end)
+}
+

@@ -264,6 +264,11 @@ impl DeskClient {
         expect_reply!(self.request(Request::Transfer { call, number: number.clone() }).await?, Response::Ok => ())
     }
 
+    /// Adds `number` to a connected call (three-way conference).
+    pub async fn conference(&self, call: u64, number: &PhoneNumber) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::Conference { call, number: number.clone() }).await?, Response::Ok => ())
+    }
+
     /// Supervisors: the calls at desks now.
     pub async fn list_calls(&self) -> Result<Vec<ActiveCall>, ClientError> {
         expect_reply!(self.request(Request::ListCalls).await?, Response::Calls { calls } => calls)

@@ -180,6 +180,9 @@ pub enum Request {
     /// Hand the caller of a connected call on to `number` through the outbound trunk (blind
     /// transfer); the desk gets `CallEnded` with cause `transferred`.
     Transfer { call: u64, number: PhoneNumber },
+    /// Add `number` to a connected call through the outbound trunk (three-way conference);
+    /// `ConferenceChanged` follows when it answers and when it leaves.
+    Conference { call: u64, number: PhoneNumber },
     /// Supervisors (SUP-2): the calls connected to or ringing at desks now.
     ListCalls,
     /// Supervisors (SUP-2): listen to a desk call, whisper to the agent, or barge in; audio
@@ -260,6 +263,7 @@ impl Request {
             Request::HangupCall { .. } => "hangup_call",
             Request::Dial { .. } => "dial",
             Request::Transfer { .. } => "transfer",
+            Request::Conference { .. } => "conference",
             Request::ListCalls => "list_calls",
             Request::Snoop { .. } => "snoop",
         }
@@ -301,6 +305,8 @@ pub enum Event {
     CallOffered { call: u64, caller: String, callee: String, trunk: String },
     /// The far end of a call this desk placed is ringing.
     CallRinging { call: u64 },
+    /// A third party joined (or left) this desk's call.
+    ConferenceChanged { call: u64, joined: bool },
     /// The call is connected; audio frames for it flow both ways.
     CallConnected { call: u64 },
     /// The call is over; `cause` is a CDR end-cause code (`caller_hangup`, `switch_hangup`,

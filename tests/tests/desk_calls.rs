@@ -3,11 +3,10 @@
 //! the headless desk client — the same code the agent desktop uses — gets the call offered,
 //! answers it, and talks Opus over QUIC datagrams. Each side checks it hears the other's tone.
 
-use rexian_shared::audio::{AudioFrame, OpusDecoderVoip, OpusEncoderVoip, TIMESTAMP_TICKS_PER_FRAME};
 use rexian_shared::client::{ClientError, DeskClient};
 use rexian_shared::{ErrorCode, Event, SnoopMode};
 use rexian_tests::{tone_wav, baresip_call, file_ending, tone_share, Daemon};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 
@@ -32,44 +31,7 @@ fn blocks_of(samples: &[i16], freq: f64) -> usize {
 /// Sends a 1 kHz tone as 48 kHz Opus frames for `seconds` while collecting what the desk
 /// hears (decoded at 8 kHz); returns the heard samples.
 async fn talk(desk: Arc<DeskClient>, call: u64, seconds: u32) -> Vec<i16> {
-    talk_tone(desk, call, seconds, Some(1000.0), 0).await.0
-}
-
-/// Like [`talk`] with a tone of `freq` (or silence), numbering frames from `first` as a
-/// desktop's continuing stream does; returns what was heard and the next frame number.
-async fn talk_tone(desk: Arc<DeskClient>, call: u64, seconds: u32, freq: Option<f64>, first: u32) -> (Vec<i16>, u32) {
-    let heard = Arc::new(Mutex::new(Vec::new()));
-    let listener = {
-        let (desk, heard) = (desk.clone(), heard.clone());
-        tokio::spawn(async move {
-            let mut decoder = OpusDecoderVoip::new(8000).expect("decoder");
-            while let Ok(frame) = desk.recv_audio().await {
-                if frame.call == call {
-                    let pcm = decoder.decode(&frame.payload).expect("decode");
-                    heard.lock().expect("lock").extend(pcm);
-                }
-            }
-        })
-    };
-    let mut encoder = OpusEncoderVoip::new(48_000).expect("encoder");
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let frames = first..first + seconds * 50;
-    for n in frames.clone() {
-        tick.tick().await;
-        let pcm: Vec<i16> = (0..960u32)
-            .map(|i| {
-                let t = f64::from(n * 960 + i) / 48_000.0;
-                freq.map_or(0, |f| (8000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16)
-            })
-            .collect();
-        let frame = AudioFrame { call, seq: n as u16, timestamp: n.wrapping_mul(TIMESTAMP_TICKS_PER_FRAME), payload: encoder.encode(&pcm).expect("encode") };
-        if desk.send_audio(&frame).is_err() {
-            break;
-        }
-    }
-    listener.abort();
-    let samples = heard.lock().expect("lock").clone();
-    (samples, frames.end)
+    rexian_tests::desk_talk(desk, call, seconds, Some(1000.0), 0).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,11 +136,11 @@ async fn a_supervisor_listens_whispers_and_barges_in() {
         other => panic!("an agent must not listen in: {other:?}"),
     }
     supervisor.snoop(call, SnoopMode::Listen).await.expect("listen");
-    let (listened, next) = talk_tone(supervisor.clone(), call, 2, None, 0).await;
+    let (listened, next) = rexian_tests::desk_talk(supervisor.clone(), call, 2, None, 0).await;
     supervisor.snoop(call, SnoopMode::Whisper).await.expect("whisper");
-    let (_, next) = talk_tone(supervisor.clone(), call, 3, Some(2000.0), next).await;
+    let (_, next) = rexian_tests::desk_talk(supervisor.clone(), call, 3, Some(2000.0), next).await;
     supervisor.snoop(call, SnoopMode::Barge).await.expect("barge");
-    let _ = talk_tone(supervisor.clone(), call, 3, Some(2000.0), next).await;
+    let _ = rexian_tests::desk_talk(supervisor.clone(), call, 3, Some(2000.0), next).await;
     supervisor.hangup_call(call).await.expect("leave the call");
 
     let at_agent = agent_talk.await.expect("agent");

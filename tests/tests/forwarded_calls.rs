@@ -97,3 +97,55 @@ async fn an_agent_transfers_the_caller_to_an_outside_number() {
     assert!(heard_far >= 30, "after the transfer the caller heard the far end in only {heard_far} blocks");
     assert!(heard_caller >= 30, "the far end heard the caller in only {heard_caller} blocks");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_adds_a_third_party_and_all_three_hear_each_other() {
+    use rexian_shared::{Event, PhoneNumber};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (tone440, tone2k) = (scratch.path().join("440.wav"), scratch.path().join("2k.wav"));
+    tone_wav(&tone440, 440.0, 20);
+    tone_wav(&tone2k, 2000.0, 20);
+    let far_port = free_udp_port();
+    let (mut third, third_dir) = baresip_answerer("13900139000", far_port, &tone2k, 12);
+    let config = format!(
+        "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{far_port}\"\n"
+    );
+    let daemon = Daemon::start_with_config(dir.path(), &config, &["--demo"]);
+    let agent = Arc::new(daemon.login_demo("agent1").await);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let caller = tokio::task::spawn_blocking(move || baresip_call(&uri, &tone440, 10));
+    let call_event = || async {
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(20), agent.next_event()).await.expect("an event").expect("open");
+            if matches!(e, Event::CallOffered { .. } | Event::CallConnected { .. } | Event::ConferenceChanged { .. }) {
+                return e;
+            }
+        }
+    };
+    let Event::CallOffered { call, .. } = call_event().await else { panic!("expected an offer") };
+    agent.answer_call(call).await.expect("answer");
+    assert_eq!(call_event().await, Event::CallConnected { call });
+    agent.conference(call, &PhoneNumber::parse("13900139000").expect("number")).await.expect("conference");
+    assert_eq!(call_event().await, Event::ConferenceChanged { call, joined: true });
+    let (at_agent, _) = rexian_tests::desk_talk(agent.clone(), call, 4, Some(1000.0), 0).await;
+    agent.hangup_call(call).await.expect("hang up");
+
+    let caller = caller.await.expect("caller ran");
+    let _ = third.wait();
+    let with = |samples: &[i16], freq: f64| samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.2).count();
+    let at_caller = dumped_samples(&file_ending(caller.path(), "-dec.wav").expect("caller's dump"));
+    let at_third = dumped_samples(&file_ending(third_dir.path(), "-dec.wav").expect("third party's dump"));
+    let heard = [
+        ("agent hears caller", with(&at_agent, 440.0)),
+        ("agent hears third party", with(&at_agent, 2000.0)),
+        ("caller hears agent", with(&at_caller, 1000.0)),
+        ("caller hears third party", with(&at_caller, 2000.0)),
+        ("third party hears caller", with(&at_third, 440.0)),
+        ("third party hears agent", with(&at_third, 1000.0)),
+    ];
+    for (what, blocks) in heard {
+        assert!(blocks >= 20, "{what}: only {blocks} blocks of 100 ms ({heard:?})");
+    }
+}

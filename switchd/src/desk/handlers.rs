@@ -242,7 +242,11 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         Request::HangupCall { call } => call_control(ctx, |reply| DeskControl::Hangup { call, user_id: session.user.id, reply }).await,
         Request::Transfer { call, number } => {
             let number = number.as_ref().to_owned();
-            call_control(ctx, |reply| DeskControl::Transfer { call, user_id: session.user.id, number, reply }).await
+            call_control(ctx, |reply| DeskControl::Transfer { call, user_id: session.user.id, number, keep: false, reply }).await
+        }
+        Request::Conference { call, number } => {
+            let number = number.as_ref().to_owned();
+            call_control(ctx, |reply| DeskControl::Transfer { call, user_id: session.user.id, number, keep: true, reply }).await
         }
         Request::ListCalls => {
             require(&actor, &[Role::Supervisor, Role::Admin])?;

@@ -100,6 +100,8 @@ enum Input {
     DeskHangup,
     /// The desk user asked to transfer the caller to this number.
     DeskTransfer(String),
+    /// The desk user asked to add this number to the call.
+    DeskConference(String),
     /// Outbound: the far end rings.
     Ringing,
     /// Outbound: the far end answered.
@@ -325,6 +327,11 @@ impl Call {
                 Ok(Input::BridgeAnswered) => return Ok(None),
                 Ok(Input::BridgeFailed(status)) => return Ok(Some(status)),
                 Ok(Input::BridgeEnded) => return Ok(Some(480)),
+                Ok(Input::DeskHangup) => {
+                    self.drop_bridge();
+                    self.desk_signals = None;
+                    return Ok(Some(487));
+                }
                 Ok(_) => {}
                 Err(e) => {
                     self.drop_bridge();
@@ -388,16 +395,16 @@ impl Call {
     /// How this leg's audio is handled: forwarded to a bridged leg with the same codec,
     /// queued for the tick when something consumes it.
     fn handling(&self) -> Handling {
-        let forward = self.bridge.as_ref().is_some_and(|b| b.up && b.same_codec);
-        let transcode = self.bridge.as_ref().is_some_and(|b| b.up && !b.same_codec);
+        let forward = self.desk.is_none() && self.bridge.as_ref().is_some_and(|b| b.up && b.same_codec);
+        let transcode = self.bridge.as_ref().is_some_and(|b| b.up) && !forward;
         Handling { echo: self.echo, forward, queue: !self.echo && (!forward || transcode || self.call_recording.is_some()) }
     }
 
     /// While bridged: the far end's decoded 20 ms for transcoding and the recording.
     async fn bridge_tick(&mut self, now: std::time::Instant) {
         let (Some(b), Some(rtp)) = (self.bridge.as_mut(), self.bridge_rtp.as_mut()) else { return };
-        if !b.up {
-            return;
+        if !b.up || self.desk.is_some() {
+            return; // with a desk in the call, desk_tick mixes all three
         }
         rtp.take_audio(now, &mut b.heard);
         if !b.same_codec {
@@ -578,12 +585,48 @@ impl Call {
             match self.next().await {
                 Ok(Input::DeskHangup) => break Ok(None),
                 Ok(Input::DeskTransfer(number)) => break Ok(Some(number)),
+                Ok(Input::DeskConference(number)) => {
+                    if let Err(e) = self.conference(&number).await {
+                        break Err(e);
+                    }
+                    if self.desk_signals.is_none() {
+                        break Ok(None); // the desk hung up while the third party rang
+                    }
+                }
+                Ok(Input::BridgeEnded) => self.conference_changed(false),
                 Ok(_) => {}
                 Err(e) => break Err(e),
             }
         };
         self.desk = None;
+        self.drop_bridge();
         result
+    }
+
+    /// Adds `number` to this desk call as a third party (three-way conference): it rings
+    /// while caller and agent go on talking; once it answers, everyone hears the other two.
+    async fn conference(&mut self, number: &str) -> Result<(), CallError> {
+        if self.bridge_signals.is_some() {
+            tracing::info!(leg = %self.info.leg, "a third party is already in the call");
+            return Ok(());
+        }
+        let ring = Duration::from_secs(u64::from(self.desk_ring_secs()));
+        match self.connect_number(number, ring).await? {
+            None => self.conference_changed(true),
+            Some(status) => tracing::info!(leg = %self.info.leg, number, status, "conference party did not answer"),
+        }
+        Ok(())
+    }
+
+    /// Tells the desk a third party joined or left.
+    fn conference_changed(&mut self, joined: bool) {
+        if let Some(user_id) = self.desk_user {
+            let event = rexian_shared::Event::ConferenceChanged { call: self.info.leg.0, joined };
+            let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
+        }
+        if !joined {
+            self.drop_bridge();
+        }
     }
 
     /// The desk lets go of the call (after asking to transfer it): it is told the call ended
@@ -790,6 +833,7 @@ impl Call {
                     }
                     Some(DeskSignal::Answered { conn_id }) => return Ok(Input::DeskAnswered(conn_id)),
                     Some(DeskSignal::Transfer { number }) => return Ok(Input::DeskTransfer(number)),
+                    Some(DeskSignal::Conference { number }) => return Ok(Input::DeskConference(number)),
                     Some(DeskSignal::Snoop { conn_id, user_id, mode }) => self.snoop(conn_id, user_id, mode),
                     Some(DeskSignal::SnoopStop { conn_id }) => self.snoops.retain(|s| s.media.conn_id != conn_id),
                     Some(DeskSignal::SnoopAudio { conn_id, frame }) => {
@@ -824,6 +868,15 @@ impl Call {
         media.take(now, &mut self.desk_pcm);
         let mut to_agent = self.heard.clone();
         let mut to_caller = self.desk_pcm.clone();
+        // A third party conferenced in: everyone hears the other two.
+        if let (Some(b), Some(third)) = (self.bridge.as_mut().filter(|b| b.up), self.bridge_rtp.as_mut()) {
+            third.take_audio(now, &mut b.heard);
+            mix_into(&mut to_agent, &b.heard);
+            mix_into(&mut to_caller, &b.heard);
+            let mut to_third = self.heard.clone();
+            mix_into(&mut to_third, &self.desk_pcm);
+            third.send_samples(&to_third).await;
+        }
         for s in &mut self.snoops {
             s.media.take(now, &mut s.pcm);
             match s.mode {
@@ -842,6 +895,9 @@ impl Call {
             // Each supervisor hears the caller, the agent and the other supervisors who speak.
             let mut heard_by = self.heard.clone();
             mix_into(&mut heard_by, &self.desk_pcm);
+            if let Some(b) = self.bridge.as_ref().filter(|b| b.up) {
+                mix_into(&mut heard_by, &b.heard);
+            }
             for (j, other) in self.snoops.iter().enumerate() {
                 if j != i && other.mode != rexian_shared::SnoopMode::Listen {
                     mix_into(&mut heard_by, &other.pcm);

@@ -68,8 +68,9 @@ pub enum DeskControl {
     Snoop { call: u64, user_id: i64, conn_id: u64, mode: SnoopMode, reply: oneshot::Sender<Result<(), DeskCallError>> },
     /// The desk calls now, for supervisors.
     List { reply: oneshot::Sender<Vec<ActiveCall>> },
-    /// The agent hands the caller on to `number` (blind transfer).
-    Transfer { call: u64, user_id: i64, number: String, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// The agent hands the caller on to `number` (blind transfer), or adds `number` to the
+    /// call (three-way conference) when `keep` is set.
+    Transfer { call: u64, user_id: i64, number: String, keep: bool, reply: oneshot::Sender<Result<(), DeskCallError>> },
 }
 
 /// What the desk side tells a call task.
@@ -81,6 +82,8 @@ pub enum DeskSignal {
     Hangup,
     /// The user transfers the caller to `number`.
     Transfer { number: String },
+    /// The user adds `number` to the call.
+    Conference { number: String },
     /// Audio from the answering connection.
     Audio(AudioFrame),
     /// A supervisor joined on `conn_id` (or changed mode).
@@ -169,12 +172,15 @@ impl DeskRegistry {
                 };
                 let _ = reply.send(result);
             }
-            DeskControl::Transfer { call, user_id, number, reply } => {
+            DeskControl::Transfer { call, user_id, number, keep, reply } => {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
-                    Some(e) => e.tx.send(DeskSignal::Transfer { number }).map_err(|_| DeskCallError::NotFound),
+                    Some(e) => {
+                        let signal = if keep { DeskSignal::Conference { number } } else { DeskSignal::Transfer { number } };
+                        e.tx.send(signal).map_err(|_| DeskCallError::NotFound)
+                    }
                 };
                 let _ = reply.send(result);
             }
