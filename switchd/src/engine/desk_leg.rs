@@ -251,6 +251,20 @@ pub struct DeskMedia {
     jitter: JitterBuffer,
     seq: u16,
     timestamp: u32,
+    /// The sequence number of the last frame from the desk, to notice a restarted stream.
+    last_in: Option<u16>,
+}
+
+/// A frame this far from the last one (either way) starts a new stream: the desktop restarted
+/// its audio (a reconnect, a device change) and numbers from scratch.
+const RESTART_GAP: u16 = 500;
+
+fn desk_jitter() -> JitterBuffer {
+    JitterBuffer::new(JitterConfig {
+        clock_rate: TIMESTAMP_CLOCK_HZ,
+        frame_duration: Duration::from_millis(20),
+        ..JitterConfig::default()
+    })
 }
 
 impl DeskMedia {
@@ -261,18 +275,24 @@ impl DeskMedia {
             conn_id,
             encoder: OpusEncoderVoip::new(8000)?,
             decoder: OpusDecoderVoip::new(8000)?,
-            jitter: JitterBuffer::new(JitterConfig {
-                clock_rate: TIMESTAMP_CLOCK_HZ,
-                frame_duration: Duration::from_millis(20),
-                ..JitterConfig::default()
-            }),
+            jitter: desk_jitter(),
             seq: 0,
             timestamp: 0,
+            last_in: None,
         })
     }
 
-    /// A frame from the desk arrived at `now`.
+    /// A frame from the desk arrived at `now`. A stream that starts again from other numbers
+    /// gets a fresh jitter buffer, instead of its frames being dropped as old.
     pub fn receive(&mut self, now: Instant, frame: AudioFrame) {
+        if let Some(last) = self.last_in {
+            let gap = frame.seq.wrapping_sub(last).min(last.wrapping_sub(frame.seq));
+            if gap > RESTART_GAP {
+                tracing::debug!(call = self.call, last, seq = frame.seq, "desk audio stream restarted");
+                self.jitter = desk_jitter();
+            }
+        }
+        self.last_in = Some(frame.seq);
         self.jitter.handle_packet(now, frame.seq, frame.timestamp, frame.payload);
     }
 
@@ -303,5 +323,47 @@ impl DeskMedia {
             }
         }
         out.resize(super::rtp_leg::FRAME_SAMPLES, 0);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u16, pcm: &[i16], enc: &mut OpusEncoderVoip) -> AudioFrame {
+        AudioFrame { call: 1, seq, timestamp: u32::from(seq) * TIMESTAMP_TICKS_PER_FRAME, payload: enc.encode(pcm).unwrap() }
+    }
+
+    /// A desktop that restarts its stream (numbers from 0 again) is heard at once, not after
+    /// its new numbers have caught up with the old ones.
+    #[test]
+    fn a_restarted_desk_stream_is_played_not_dropped_as_old() {
+        let mut media = DeskMedia::new(1, 1).unwrap();
+        let mut enc = OpusEncoderVoip::new(8000).unwrap();
+        let tone: Vec<i16> = (0..160).map(|i| ((i as f64 * 0.785).sin() * 8000.0) as i16).collect();
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        let mut loud = |media: &mut DeskMedia, at: Instant| {
+            media.take(at, &mut out);
+            out.iter().map(|&s| i64::from(s).abs()).sum::<i64>() > 160 * 500
+        };
+        for n in 0..100u16 {
+            media.receive(t0 + Duration::from_millis(20 * u64::from(n)), frame(5000 + n, &tone, &mut enc));
+        }
+        let t1 = t0 + Duration::from_secs(2);
+        for n in 0..100u32 {
+            loud(&mut media, t0 + Duration::from_millis(20 * u64::from(n)));
+        }
+        // The stream starts again from 0.
+        let mut heard = 0;
+        for n in 0..50u16 {
+            let at = t1 + Duration::from_millis(20 * u64::from(n));
+            media.receive(at, frame(n, &tone, &mut enc));
+            if loud(&mut media, at + Duration::from_millis(60)) {
+                heard += 1;
+            }
+        }
+        assert!(heard >= 40, "only {heard} of 50 frames of the restarted stream were played");
     }
 }
