@@ -24,6 +24,7 @@ pub mod dialog;
 pub mod digest;
 pub mod message;
 pub mod sdp;
+pub mod stream;
 pub mod timers;
 pub mod trunks;
 pub mod transaction;
