@@ -25,6 +25,7 @@ pub mod digest;
 pub mod message;
 pub mod sdp;
 pub mod stream;
+pub mod tcp;
 pub mod timers;
 pub mod trunks;
 pub mod transaction;

@@ -782,6 +782,17 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 /// `events`, the engine's commands come from `commands`. Never returns on bad input.
 pub async fn serve(
     socket: tokio::net::UdpSocket,
+    core: UdpCore,
+    events: tokio::sync::mpsc::UnboundedSender<CallEvent>,
+    commands: tokio::sync::mpsc::UnboundedReceiver<CallCommand>,
+) {
+    serve_all(socket, None, core, events, commands).await;
+}
+
+/// [`serve`], and the stream connections of `streams` (TCP, TLS) feeding the same core.
+pub async fn serve_all(
+    socket: tokio::net::UdpSocket,
+    mut streams: Option<super::tcp::StreamHub>,
     mut core: UdpCore,
     events: tokio::sync::mpsc::UnboundedSender<CallEvent>,
     mut commands: tokio::sync::mpsc::UnboundedReceiver<CallCommand>,
@@ -790,9 +801,17 @@ pub async fn serve(
     let mut engine_gone = false;
     core.start(Instant::now());
     loop {
-        while let Some((destination, bytes)) = core.poll_transmit() {
-            if let Err(e) = socket.send_to(&bytes, destination).await {
-                tracing::debug!(%destination, error = %e, "SIP: send failed");
+        while let Some(output) = core.poll_output() {
+            match (output, streams.as_mut()) {
+                (Output::Datagram { to, bytes }, _) => {
+                    if let Err(e) = socket.send_to(&bytes, to).await {
+                        tracing::debug!(destination = %to, error = %e, "SIP: send failed");
+                    }
+                }
+                (Output::Stream { conn, bytes }, Some(hub)) => hub.send(&mut core, conn, bytes),
+                (Output::Close { conn }, Some(hub)) => hub.close(conn),
+                // No streams: the core never heard of a connection.
+                (Output::Stream { .. } | Output::Close { .. }, None) => {}
             }
         }
         while let Some(event) = core.poll_event() {
@@ -814,6 +833,16 @@ pub async fn serve(
                     tracing::debug!(error = %e, "SIP: receive failed");
                     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
+            },
+            input = async {
+                match streams.as_mut() {
+                    Some(hub) => hub.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match (input, streams.as_mut()) {
+                (Some(input), Some(hub)) => hub.apply(&mut core, Instant::now(), input),
+                // Every listener gone (cannot happen while they loop): stop polling them.
+                _ => streams = None,
             },
             command = commands.recv(), if !engine_gone => match command {
                 Some(c) => core.handle_command(Instant::now(), c),
