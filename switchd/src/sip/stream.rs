@@ -361,7 +361,7 @@ mod tests {
             ]
         );
         // The lone CRLF before the next start line is skipped; the partial message waits.
-        f.handle_data(now, a[10..].as_bytes());
+        f.handle_data(now, &a.as_bytes()[10..]);
         assert_eq!(all(&mut f), vec![Framed::Message(a.into_bytes())]);
     }
 
