@@ -249,3 +249,28 @@ fn a_call_over_tcp_is_answered_on_its_connection_without_retransmissions() {
     c.handle_datagram(t1, peer, message("OPTIONS", "u", 1, None, "", "").as_bytes());
     assert!(matches!(c.poll_output(), Some(Output::Datagram { to, .. }) if to == peer));
 }
+
+#[test]
+fn a_call_over_tls_names_the_tls_port_in_contact_and_via() {
+    use crate::sip::stream::{ConnId, Transport};
+    let trunk = TrunkPeer { name: "carrier".into(), addresses: vec!["192.0.2.7".parse().unwrap()], ..Default::default() };
+    let calls = Calls::new(Timers::default(), "198.51.100.1:5060".parse().unwrap(), vec![trunk], 2).with_tls_port(Some(5061));
+    let mut c = UdpCore::new(Timers::default(), Limits::default(), Arc::new(Metrics::default()), calls);
+    let t0 = Instant::now();
+    let conn = ConnId(1);
+    c.handle_stream_opened(conn, "192.0.2.7:50000".parse().unwrap(), Transport::Tls);
+    let invite = message("INVITE", "s", 1, None, SDP, "").replace("SIP/2.0/UDP", "SIP/2.0/TLS");
+    c.handle_stream_message(t0, conn, invite.as_bytes());
+    let Some(CallEvent::Incoming(call)) = c.poll_event() else { panic!("an incoming call") };
+    c.handle_command(t0, CallCommand::Answer { leg: call.leg, sdp: b"v=0\r\n".to_vec() });
+    let sent = on_stream(&mut c);
+    let ok = sent.iter().map(|(_, t)| t).find(|t| t.starts_with("SIP/2.0 200")).expect("a 200");
+    assert!(ok.to_ascii_lowercase().contains("contact: <sip:switchd@198.51.100.1:5061;transport=tls>"), "{ok}");
+    let tag = to_tag(&Response::try_from(ok.as_str()).unwrap());
+    let ack = message("ACK", "s", 1, Some(&tag), "", "").replace("SIP/2.0/UDP", "SIP/2.0/TLS");
+    c.handle_stream_message(t0, conn, ack.as_bytes());
+    c.handle_command(t0, CallCommand::Hangup { leg: call.leg });
+    let sent = on_stream(&mut c);
+    let (_, bye) = sent.iter().find(|(_, t)| t.starts_with("BYE ")).expect("a BYE on the connection");
+    assert!(bye.contains("Via: SIP/2.0/TLS 198.51.100.1:5061;"), "{bye}");
+}
