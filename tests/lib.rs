@@ -46,7 +46,10 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     pub desk_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// UDP, and TCP on the same port.
     pub sip_addr: SocketAddr,
+    /// SIP over TLS, when `telephony.sip_tls_addr` is set.
+    pub sip_tls_addr: Option<SocketAddr>,
     pub fingerprint: String,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -101,6 +104,7 @@ impl Daemon {
             desk_addr: ready["desk_addr"].as_str().and_then(|a| a.parse().ok()).expect("desk_addr"),
             metrics_addr: ready["metrics_addr"].as_str().and_then(|a| a.parse().ok()).expect("metrics_addr"),
             sip_addr: ready["sip_addr"].as_str().and_then(|a| a.parse().ok()).expect("sip_addr"),
+            sip_tls_addr: ready["sip_tls_addr"].as_str().and_then(|a| a.parse().ok()),
             fingerprint: ready["fingerprint"].as_str().unwrap_or_default().to_owned(),
             _tmp: None,
         }
@@ -249,7 +253,13 @@ pub fn sipp_uas_command(scenario: &str, port: u16) -> (Command, tempfile::TempDi
 
 /// Runs a SIPp scenario to its end; panics (with SIPp's output) unless it exits 0.
 pub fn sipp(scenario: &str, target: SocketAddr, service: &str, calls: u32) {
+    sipp_with(scenario, target, service, calls, &[]);
+}
+
+/// [`sipp`] with extra SIPp arguments (e.g. `-t t1`: TCP, one connection).
+pub fn sipp_with(scenario: &str, target: SocketAddr, service: &str, calls: u32, extra: &[&str]) {
     let (mut cmd, _dir) = sipp_command(scenario, target, service, calls);
+    cmd.args(extra);
     let output = match cmd.output() {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -71,6 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let identity = certs::load_or_create(&data_dir)?;
     let fingerprint = identity.fingerprint();
+    let sip_tls = sip_tls_config(&identity)?;
     let endpoint = quinn::Endpoint::server(desk::server_config(identity)?, config.desk_addr)
         .with_context(|| format!("cannot listen for desks on {}", config.desk_addr))?;
     let desk_addr = endpoint.local_addr()?;
@@ -80,18 +81,43 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics_addr = metrics_listener.local_addr()?;
     tokio::spawn(metrics::serve(metrics_listener, ctx.metrics.clone()));
     tokio::spawn(desk::serve(endpoint.clone(), ctx.clone()));
-    let sip_socket = tokio::net::UdpSocket::bind(config.sip_addr)
+    let (sip_socket, sip_tcp) = bind_sip(config.sip_addr, config.telephony.sip_tcp)
         .await
         .with_context(|| format!("cannot listen for SIP on {}", config.sip_addr))?;
     let sip_addr = sip_socket.local_addr()?;
+    let sip_tls_listener = match config.telephony.sip_tls_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for SIP over TLS on {addr}"))?,
+        ),
+        None => None,
+    };
+    let sip_tls_addr = sip_tls_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
+    let tel = &config.telephony;
+    let listeners = crate::sip::tcp::Listeners {
+        tcp: sip_tcp,
+        tls: sip_tls_listener.map(|l| (l, sip_tls)),
+        limits: crate::sip::tcp::StreamLimits {
+            max_connections: tel.tcp_max_connections,
+            max_per_ip: tel.tcp_max_connections_per_ip,
+            framer: crate::sip::stream::FramerLimits {
+                idle: Duration::from_secs(tel.tcp_idle_secs.max(1)),
+                ..Default::default()
+            },
+        },
+    };
     repair_recordings(&store, &data_dir).await;
     let (desk_out_tx, desk_out_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(desk::deliver(ctx.clone(), desk_out_rx));
-    start_telephony(&config, store.clone(), sip_socket, sip_addr, ctx.metrics.clone(), desk_link, desk_out_tx);
+    let sip = SipListeners { socket: sip_socket, local: sip_addr, streams: listeners, tls_port: sip_tls_addr.map(|a| a.port()) };
+    start_telephony(&config, store.clone(), sip, ctx.metrics.clone(), desk_link, desk_out_tx);
     tokio::spawn(background_checks(ctx.clone(), Duration::from_secs(config.reminder_interval_secs.max(1))));
-    write_ready(&data_dir, desk_addr, metrics_addr, sip_addr, &fingerprint)?;
-    tracing::info!(%desk_addr, %metrics_addr, %sip_addr, data_dir = %data_dir.display(), "switchd ready");
-    println!("switchd 已启动 / ready — desk (QUIC) {desk_addr}, SIP (UDP) {sip_addr}, metrics http://{metrics_addr}/metrics");
+    write_ready(&data_dir, desk_addr, metrics_addr, sip_addr, sip_tls_addr, &fingerprint)?;
+    tracing::info!(%desk_addr, %metrics_addr, %sip_addr, ?sip_tls_addr, data_dir = %data_dir.display(), "switchd ready");
+    let sip_transports = if config.telephony.sip_tcp { "UDP+TCP" } else { "UDP" };
+    let tls = sip_tls_addr.map(|a| format!(", SIP (TLS) {a}")).unwrap_or_default();
+    println!("switchd 已启动 / ready — desk (QUIC) {desk_addr}, SIP ({sip_transports}) {sip_addr}{tls}, metrics http://{metrics_addr}/metrics");
     println!("证书指纹 / certificate fingerprint: {fingerprint}");
     shutdown_signal().await;
     tracing::info!("stopping");
@@ -119,12 +145,55 @@ impl DeskLink {
     }
 }
 
-/// Starts the SIP listener and the engine behind it.
+/// The bound SIP sockets.
+struct SipListeners {
+    socket: tokio::net::UdpSocket,
+    /// The UDP (and TCP) address.
+    local: std::net::SocketAddr,
+    streams: crate::sip::tcp::Listeners,
+    tls_port: Option<u16>,
+}
+
+/// The UDP socket on `addr` and, when `tcp`, a TCP listener on the same address and port (RFC
+/// 3263 peers look for both on one port). With port 0 the pair is retried until the port the
+/// UDP socket got is free for TCP too.
+async fn bind_sip(
+    addr: std::net::SocketAddr,
+    tcp: bool,
+) -> std::io::Result<(tokio::net::UdpSocket, Option<tokio::net::TcpListener>)> {
+    let mut attempts = 0;
+    loop {
+        let socket = tokio::net::UdpSocket::bind(addr).await?;
+        if !tcp {
+            return Ok((socket, None));
+        }
+        let bound = socket.local_addr()?;
+        match tokio::net::TcpListener::bind(bound).await {
+            Ok(listener) => return Ok((socket, Some(listener))),
+            Err(e) if addr.port() == 0 && attempts < 20 => {
+                attempts += 1;
+                tracing::debug!(%bound, error = %e, "SIP: TCP port taken, trying another pair");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The SIP-over-TLS server configuration with switchd's certificate: TLS 1.2 and 1.3
+/// (carriers' SBCs still speak 1.2), the ring provider, no client certificates.
+fn sip_tls_config(identity: &certs::Identity) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let config = rustls::ServerConfig::builder_with_provider(rexian_shared::tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    Ok(Arc::new(config))
+}
+
+/// Starts the SIP listeners and the engine behind them.
 fn start_telephony(
     config: &Config,
     store: Store,
-    socket: tokio::net::UdpSocket,
-    local: std::net::SocketAddr,
+    sip: SipListeners,
     metrics: Arc<Metrics>,
     desk_link: DeskLink,
     desk_out: tokio::sync::mpsc::UnboundedSender<crate::engine::desk_leg::DeskOut>,
@@ -133,6 +202,7 @@ fn start_telephony(
     use crate::media::prompt::{Prompts, TtsConfig};
     use crate::sip::{ua, udp, Timers};
     let tel = &config.telephony;
+    let SipListeners { socket, local, streams, tls_port } = sip;
     let trunks = tel
         .trunks
         .iter()
@@ -156,7 +226,7 @@ fn start_telephony(
         None => local,
     };
     let keepalive = (tel.keepalive_secs > 0).then(|| Duration::from_secs(u64::from(tel.keepalive_secs)));
-    let calls = ua::Calls::new(Timers::default(), advertised, trunks, tel.max_calls).with_keepalive(keepalive);
+    let calls = ua::Calls::new(Timers::default(), advertised, trunks, tel.max_calls).with_keepalive(keepalive).with_tls_port(tls_port);
     let limits = udp::Limits {
         rate_per_sec: tel.sip_rate_per_sec,
         burst: tel.sip_burst,
@@ -167,7 +237,8 @@ fn start_telephony(
     let core = udp::UdpCore::new(Timers::default(), limits, metrics.clone(), calls);
     let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(udp::serve(socket, core, event_tx, command_rx));
+    let hub = (streams.tcp.is_some() || streams.tls.is_some()).then(|| crate::sip::tcp::StreamHub::spawn(streams));
+    tokio::spawn(udp::serve_all(socket, hub, core, event_tx, command_rx));
     let tts = TtsConfig { program: tel.tts_program.clone(), voice: tel.tts_voice.clone(), ..TtsConfig::default() };
     let prompts = Prompts::new(config.data_dir.join("prompts"), config.data_dir.join("cache").join("tts"), tts);
     let desks = Arc::new(engine::desk_leg::DeskRegistry::default());
@@ -243,12 +314,21 @@ async fn first_start_accounts(config: &Config, auth: &Auth, cases: &Cases, now: 
     Ok(())
 }
 
-fn write_ready(data_dir: &Path, desk: std::net::SocketAddr, metrics: std::net::SocketAddr, sip: std::net::SocketAddr, fingerprint: &str) -> anyhow::Result<()> {
+fn write_ready(
+    data_dir: &Path,
+    desk: std::net::SocketAddr,
+    metrics: std::net::SocketAddr,
+    sip: std::net::SocketAddr,
+    sip_tls: Option<std::net::SocketAddr>,
+    fingerprint: &str,
+) -> anyhow::Result<()> {
     let ready = serde_json::json!({
         "pid": std::process::id(),
         "desk_addr": desk.to_string(),
         "metrics_addr": metrics.to_string(),
+        // UDP and (unless telephony.sip_tcp is off) TCP.
         "sip_addr": sip.to_string(),
+        "sip_tls_addr": sip_tls.map(|a| a.to_string()),
         "fingerprint": fingerprint,
     });
     let tmp = data_dir.join("switchd.ready.part");

@@ -3,7 +3,7 @@
 //! from Debian's captures. What is checked is what an operator sees: the call detail records
 //! (`switchd call list --json`) and the recorded WAV files.
 
-use rexian_tests::{tone_wav, sipp, sipp_command, Daemon};
+use rexian_tests::{tone_wav, sipp, sipp_command, sipp_with, Daemon};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use switchd::media::wav::read_wav;
@@ -49,6 +49,21 @@ fn echo_test_answers_and_reports_the_digits() {
     assert_eq!(cdr["cause"], "caller_hangup");
     assert!(cdr["answered_at"].is_string() && cdr["ended_at"].is_string(), "{cdr:#}");
     assert!(daemon.log().contains("DTMF"), "digits are logged as events");
+}
+
+#[test]
+fn echo_test_over_tcp_answers_and_reports_the_digits() {
+    // The same scenario over one TCP connection (`-t t1`) to the SIP port: no retransmissions,
+    // responses and our messages on that connection, Via and Contact saying TCP.
+    let daemon = Daemon::start_demo();
+    sipp_with("echo_dtmf.xml", daemon.sip_addr, "9196", 1, &["-t", "t1"]);
+    let cdrs = calls(&daemon);
+    assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
+    let cdr = &cdrs[0];
+    assert_eq!((cdr["route"].as_str(), cdr["trunk"].as_str()), (Some("echo"), Some("demo-loopback")));
+    assert_eq!(cdr["digits"], "123", "the three RFC 2833 digits, each once: {cdr:#}");
+    assert_eq!(cdr["cause"], "caller_hangup");
+    assert!(cdr["answered_at"].is_string() && cdr["ended_at"].is_string(), "{cdr:#}");
 }
 
 #[test]

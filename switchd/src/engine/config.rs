@@ -25,6 +25,17 @@ pub struct TelephonyConfig {
     pub sip_burst: f64,
     pub trunk_rate_per_sec: f64,
     pub trunk_burst: f64,
+    /// Also accept SIP over TCP (RFC 3261 §18), on the port and address of `sip_addr`.
+    pub sip_tcp: bool,
+    /// SIP over TLS listens here (`sips:`, `;transport=tls`) with the desk certificate; unset:
+    /// no TLS.
+    pub sip_tls_addr: Option<SocketAddr>,
+    /// Open TCP and TLS connections at most, in total and from one IP address; more are
+    /// closed as they are accepted.
+    pub tcp_max_connections: usize,
+    pub tcp_max_connections_per_ip: usize,
+    /// A TCP or TLS connection silent this long (seconds) is closed.
+    pub tcp_idle_secs: u64,
     /// Longest message the "prompt then record" application keeps, in seconds.
     pub voicemail_max_secs: u32,
     /// How long a call offered to a desk user rings before it is given up (seconds).
@@ -61,6 +72,11 @@ impl Default for TelephonyConfig {
             sip_burst: 100.0,
             trunk_rate_per_sec: 5000.0,
             trunk_burst: 10000.0,
+            sip_tcp: true,
+            sip_tls_addr: None,
+            tcp_max_connections: 1000,
+            tcp_max_connections_per_ip: 16,
+            tcp_idle_secs: 600,
             voicemail_max_secs: 120,
             desk_ring_secs: 30,
             record_calls: true,

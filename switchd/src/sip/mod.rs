@@ -15,15 +15,22 @@
 //! * [`uac`] — the UAC side of an outbound call: INVITE, CANCEL, 2xx ACK, BYE, auth retry.
 //! * [`trunks`] — trunk registration (REGISTER with digest) and OPTIONS keep-alives.
 //! * [`ua`] — the transaction user [`ua::Calls`]: inbound and outbound call legs.
-//! * [`udp`] — the UDP listener on `sip_addr`: answers OPTIONS, refuses calls (480) until the
-//!   engine routes them, answers malformed requests 400, rate limits each source.
+//! * [`udp`] — the transport-aware core ([`udp::UdpCore`]) and the UDP listener on `sip_addr`:
+//!   answers OPTIONS, answers malformed requests 400, rate limits each source IP address.
+//! * [`stream`] — SIP over streams, sans-IO: message framing by Content-Length, keep-alive
+//!   pings, idle and size bounds, connection limits.
+//! * [`tcp`] — the TCP listener (same port as UDP) and the optional TLS one, one task per
+//!   connection, feeding the same core.
 //!
-//! Not here yet: the B2BUA, redirect following, TCP/TLS transports and DNS (RFC 3263).
+//! Not here yet: redirect following, opening TCP/TLS connections ourselves (outbound requests
+//! use a stream only when the peer has one open to us) and DNS (RFC 3263).
 
 pub mod dialog;
 pub mod digest;
 pub mod message;
 pub mod sdp;
+pub mod stream;
+pub mod tcp;
 pub mod timers;
 pub mod trunks;
 pub mod transaction;

@@ -49,6 +49,7 @@ use super::digest::Credentials;
 use super::message::response_for;
 use super::transaction::{LayerEvent, TransactionEvent, TransactionKey, TransactionLayer};
 use super::trunks::{Probe, TrunkEvent, TrunkMonitor, TrunkStatus};
+use super::stream::Transport;
 use super::uac::{Outbound, UacCall, UacEvent, UacTransmit};
 use super::udp::ALLOW;
 use super::Timers;
@@ -319,6 +320,8 @@ struct Leg {
     dialog: UasDialog,
     invite_key: TransactionKey,
     peer: SocketAddr,
+    /// What the INVITE came over: our requests in the dialog (BYE) say so in their Via.
+    transport: Transport,
     /// Our host as the peer addressed us (for the Via of our requests).
     local_host: String,
     /// The server transaction of the request last handed to the dialog, for its answer.
@@ -362,6 +365,8 @@ pub struct Calls {
     /// Our SIP address as others should reach it (Contact and Via); an unspecified IP is
     /// replaced per call by the address the INVITE was sent to.
     local: SocketAddr,
+    /// Our SIP-over-TLS port, for the Contact and Via of calls that came over TLS.
+    tls_port: Option<u16>,
     trunks: Vec<TrunkPeer>,
     max_calls: usize,
     next_leg: u64,
@@ -400,6 +405,7 @@ impl Calls {
             probe_keys: HashMap::new(),
             timers,
             local,
+            tls_port: None,
             trunks,
             max_calls,
             next_leg: 1,
@@ -416,6 +422,12 @@ impl Calls {
     /// never), marking trunks down and up (see [`super::trunks`]). Call before [`Self::start`].
     pub fn with_keepalive(mut self, every: Option<Duration>) -> Self {
         self.monitor = TrunkMonitor::new(self.local, &self.trunks, every);
+        self
+    }
+
+    /// Calls over TLS reach us on `port` (the TCP and UDP port is that of the local address).
+    pub fn with_tls_port(mut self, port: Option<u16>) -> Self {
+        self.tls_port = port;
         self
     }
 
@@ -670,7 +682,8 @@ impl Calls {
             send(layer, now, &key, r);
             return;
         }
-        let contact = self.contact_for(&invite);
+        let transport = layer.transport_to(source);
+        let contact = self.contact_for(&invite, transport);
         let local_host = contact.host_with_port.host.to_string();
         let dialog = match UasDialog::from_invite(now, &invite, &new_tag(), contact, self.timers) {
             Ok(d) => d,
@@ -703,6 +716,7 @@ impl Calls {
                 dialog,
                 invite_key: key,
                 peer: source,
+                transport,
                 local_host,
                 current_key: None,
                 reinvite: None,
@@ -1091,7 +1105,9 @@ impl Calls {
             self.remove(id, EndReason::Local);
             return;
         }
-        let via = via_for(&leg.local_host, self.local.port());
+        let transport = leg.transport;
+        let port = port_for(self.local, self.tls_port, transport);
+        let via = via_for(&leg.local_host, port, transport);
         let peer = leg.peer;
         match leg.dialog.bye(now, via) {
             Ok(bye) => {
@@ -1205,26 +1221,39 @@ impl Calls {
     }
 
     /// Our Contact for a call: our configured address, or — when we listen on an unspecified
-    /// address — the host the INVITE was sent to.
-    fn contact_for(&self, invite: &Request) -> Uri {
+    /// address — the host the INVITE was sent to; with `;transport=tcp`/`tls` when the INVITE
+    /// came over a stream, so the peer's requests in the dialog come back the same way.
+    fn contact_for(&self, invite: &Request, transport: Transport) -> Uri {
         let host = if self.local.ip().is_unspecified() {
             invite.uri.host_with_port.host.to_string()
         } else {
             self.local.ip().to_string()
         };
-        let text = format!("sip:switchd@{}:{}", bracket(&host), self.local.port());
+        let mut text = format!("sip:switchd@{}:{}", bracket(&host), port_for(self.local, self.tls_port, transport));
+        if let Some(param) = transport.uri_param() {
+            text.push_str(";transport=");
+            text.push_str(param);
+        }
         Uri::try_from(text.as_str()).unwrap_or_else(|_| invite.uri.clone())
     }
 
 }
 
-/// A Via for a request of ours from `host:port`, with a fresh branch.
-fn via_for(host: &str, port: u16) -> rsip::headers::Via {
+/// A Via for a request of ours from `host:port` over `transport`, with a fresh branch.
+fn via_for(host: &str, port: u16, transport: Transport) -> rsip::headers::Via {
     rsip::headers::Via::new(format!(
-        "SIP/2.0/UDP {}:{port};branch=z9hG4bK{};rport",
+        "SIP/2.0/{transport} {}:{port};branch=z9hG4bK{};rport",
         bracket(host),
         new_tag()
     ))
+}
+
+/// Our port for `transport`: UDP and TCP share `local`'s, TLS has its own.
+fn port_for(local: SocketAddr, tls_port: Option<u16>, transport: Transport) -> u16 {
+    match transport {
+        Transport::Tls => tls_port.unwrap_or(local.port()),
+        Transport::Udp | Transport::Tcp => local.port(),
+    }
 }
 
 fn send(layer: &mut TransactionLayer, now: Instant, key: &TransactionKey, response: rsip::Response) {

@@ -180,3 +180,97 @@ fn an_invite_retransmitted_after_our_200_is_the_same_call() {
     }
     assert_eq!((c.calls(), c.transactions()), (0, 0));
 }
+
+/// Everything the core sends, as (connection, text); panics on a datagram or a close.
+fn on_stream(c: &mut UdpCore) -> Vec<(crate::sip::stream::ConnId, String)> {
+    std::iter::from_fn(|| c.poll_output())
+        .map(|o| match o {
+            crate::sip::udp::Output::Stream { conn, bytes } => (conn, String::from_utf8(bytes).unwrap()),
+            other => panic!("expected a stream transmit, got {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_call_over_tcp_is_answered_on_its_connection_without_retransmissions() {
+    use crate::sip::stream::{ConnId, FrameError, Transport};
+    use crate::sip::udp::Output;
+    let mut c = core();
+    let t0 = Instant::now();
+    // The trunk connects from an ephemeral port; its Via names its listening port.
+    let peer: SocketAddr = "192.0.2.7:40123".parse().unwrap();
+    let conn = ConnId(7);
+    c.handle_stream_opened(conn, peer, Transport::Tcp);
+    let tcp = |m: String| m.replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    c.handle_stream_message(t0, conn, tcp(message("INVITE", "t", 1, None, SDP, "")).as_bytes());
+    let call = match events(&mut c).as_slice() {
+        [CallEvent::Incoming(i)] => (**i).clone(),
+        other => panic!("expected one Incoming, got {other:?}"),
+    };
+    assert_eq!(call.source, peer);
+    c.handle_command(t0, CallCommand::Answer { leg: call.leg, sdp: b"v=0\r\n".to_vec() });
+    let sent = on_stream(&mut c);
+    assert!(sent.iter().all(|(to, _)| *to == conn), "{sent:?}");
+    let ok = sent.iter().map(|(_, t)| t).find(|t| t.starts_with("SIP/2.0 200")).expect("a 200");
+    // rsip writes the parameter value in capitals; URI parameters compare case-insensitively.
+    assert!(ok.to_ascii_lowercase().contains("contact: <sip:switchd@198.51.100.1:5060;transport=tcp>"), "{ok}");
+    let tag = to_tag(&Response::try_from(ok.as_str()).unwrap());
+    c.handle_stream_message(t0 + Duration::from_millis(50), conn, tcp(message("ACK", "t", 1, Some(&tag), "", "")).as_bytes());
+    assert_eq!(events(&mut c), vec![CallEvent::Confirmed { leg: call.leg, sdp: None }]);
+    // Reliable: the INVITE server transaction ended with the 2xx, an in-dialog INFO's ends
+    // with its 200 (timer J is zero), and no timer is left to run.
+    let info = tcp(message("INFO", "t", 2, Some(&tag), "", "Content-Type: application/dtmf\r\n"))
+        .replace("Content-Length: 0\r\n\r\n", "Content-Length: 1\r\n\r\n5");
+    c.handle_stream_message(t0 + Duration::from_secs(1), conn, info.as_bytes());
+    assert_eq!(events(&mut c), vec![CallEvent::Dtmf { leg: call.leg, digit: '5' }]);
+    assert!(on_stream(&mut c)[0].1.starts_with("SIP/2.0 200"));
+    assert_eq!(c.transactions(), 0);
+    assert_eq!(c.poll_timeout(), None);
+    // Our BYE goes on the connection, says TCP in its Via, and only timer F runs (no E).
+    let t1 = t0 + Duration::from_secs(2);
+    c.handle_command(t1, CallCommand::Hangup { leg: call.leg });
+    let sent = on_stream(&mut c);
+    let (to, bye) = sent.iter().find(|(_, t)| t.starts_with("BYE ")).expect("a BYE");
+    assert_eq!(*to, conn);
+    assert!(bye.contains("Via: SIP/2.0/TCP 198.51.100.1:5060;"), "{bye}");
+    assert_eq!(c.poll_timeout(), Some(t1 + Duration::from_secs(32)), "timer F only");
+    // A broken message on the stream: 400 on it, then the connection is closed.
+    c.handle_stream_invalid(conn, tcp(message("OPTIONS", "x", 1, None, "", "")).replace("Content-Length: 0\r\n", "").as_bytes(), &FrameError::MissingContentLength);
+    match (c.poll_output(), c.poll_output()) {
+        (Some(Output::Stream { conn: a, bytes }), Some(Output::Close { conn: b })) => {
+            assert_eq!((a, b), (conn, conn));
+            assert!(bytes.starts_with(b"SIP/2.0 400 "));
+        }
+        other => panic!("expected a 400 then a close, got {other:?}"),
+    }
+    // Once the connection is gone the peer's address is plain UDP again.
+    c.handle_stream_closed(conn);
+    assert_eq!(c.stream_connections(), 0);
+    c.handle_datagram(t1, peer, message("OPTIONS", "u", 1, None, "", "").as_bytes());
+    assert!(matches!(c.poll_output(), Some(Output::Datagram { to, .. }) if to == peer));
+}
+
+#[test]
+fn a_call_over_tls_names_the_tls_port_in_contact_and_via() {
+    use crate::sip::stream::{ConnId, Transport};
+    let trunk = TrunkPeer { name: "carrier".into(), addresses: vec!["192.0.2.7".parse().unwrap()], ..Default::default() };
+    let calls = Calls::new(Timers::default(), "198.51.100.1:5060".parse().unwrap(), vec![trunk], 2).with_tls_port(Some(5061));
+    let mut c = UdpCore::new(Timers::default(), Limits::default(), Arc::new(Metrics::default()), calls);
+    let t0 = Instant::now();
+    let conn = ConnId(1);
+    c.handle_stream_opened(conn, "192.0.2.7:50000".parse().unwrap(), Transport::Tls);
+    let invite = message("INVITE", "s", 1, None, SDP, "").replace("SIP/2.0/UDP", "SIP/2.0/TLS");
+    c.handle_stream_message(t0, conn, invite.as_bytes());
+    let Some(CallEvent::Incoming(call)) = c.poll_event() else { panic!("an incoming call") };
+    c.handle_command(t0, CallCommand::Answer { leg: call.leg, sdp: b"v=0\r\n".to_vec() });
+    let sent = on_stream(&mut c);
+    let ok = sent.iter().map(|(_, t)| t).find(|t| t.starts_with("SIP/2.0 200")).expect("a 200");
+    assert!(ok.to_ascii_lowercase().contains("contact: <sip:switchd@198.51.100.1:5061;transport=tls>"), "{ok}");
+    let tag = to_tag(&Response::try_from(ok.as_str()).unwrap());
+    let ack = message("ACK", "s", 1, Some(&tag), "", "").replace("SIP/2.0/UDP", "SIP/2.0/TLS");
+    c.handle_stream_message(t0, conn, ack.as_bytes());
+    c.handle_command(t0, CallCommand::Hangup { leg: call.leg });
+    let sent = on_stream(&mut c);
+    let (_, bye) = sent.iter().find(|(_, t)| t.starts_with("BYE ")).expect("a BYE on the connection");
+    assert!(bye.contains("Via: SIP/2.0/TLS 198.51.100.1:5061;"), "{bye}");
+}

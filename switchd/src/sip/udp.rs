@@ -27,6 +27,7 @@ use rsip::prelude::*;
 use rsip::{Header, Method, Request, Response, SipMessage, StatusCode};
 
 use super::message::response_for;
+use super::stream::{ConnId, FrameError, Transport};
 use super::transaction::{LayerEvent, TransactionError, TransactionKey, TransactionLayer};
 use super::ua::{new_tag, CallCommand, CallEvent, Calls};
 use super::Timers;
@@ -126,15 +127,41 @@ impl RateLimiter {
     }
 }
 
-/// The sans-IO heart of the UDP listener: a [`TransactionLayer`], the call transaction user
-/// ([`Calls`]), the malformed-input handling and the rate limiter.
+/// What the core wants done: bytes to a UDP peer or onto a stream connection, or a stream
+/// connection closed (after what was queued for it before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A datagram to `to`.
+    Datagram { to: SocketAddr, bytes: Vec<u8> },
+    /// Bytes to write on stream connection `conn`.
+    Stream { conn: ConnId, bytes: Vec<u8> },
+    /// Close `conn` once what was queued for it is written (it cannot be read on).
+    Close { conn: ConnId },
+}
+
+/// The sans-IO heart of the SIP listener, for every transport: a [`TransactionLayer`], the
+/// call transaction user ([`Calls`]), the malformed-input handling and the rate limiter.
+///
+/// UDP datagrams come in through [`Self::handle_datagram`]; stream connections (TCP, TLS)
+/// are announced with [`Self::handle_stream_opened`] and then deliver whole messages, cut by
+/// [`super::stream::StreamFramer`], through [`Self::handle_stream_message`].
+///
+/// How a transmit finds its transport: the transaction layer and [`Calls`] address peers by
+/// socket address only. While a stream connection is open its peer address maps to it, so a
+/// response to a request that came on it goes back on it (§18.2.2) and a request we send to
+/// that address (a BYE to the caller) goes on it too; every other address is UDP.
+/// [`Self::poll_output`] says which.
 pub struct UdpCore {
     layer: TransactionLayer,
     calls: Calls,
     limiter: RateLimiter,
     trunk_limiter: RateLimiter,
     metrics: Arc<Metrics>,
-    out: VecDeque<(SocketAddr, Vec<u8>)>,
+    out: VecDeque<Output>,
+    /// Open stream connections: their peer and transport.
+    conns: HashMap<ConnId, (SocketAddr, Transport)>,
+    /// The connection of each stream peer (a peer address is one TCP connection at a time).
+    by_peer: HashMap<SocketAddr, ConnId>,
 }
 
 impl UdpCore {
@@ -152,6 +179,8 @@ impl UdpCore {
             }),
             metrics,
             out: VecDeque::new(),
+            conns: HashMap::new(),
+            by_peer: HashMap::new(),
         }
     }
 
@@ -161,6 +190,53 @@ impl UdpCore {
             tracing::debug!(%source, len = bytes.len(), "SIP: dropping empty or oversized datagram");
             return;
         }
+        self.handle_bytes(now, source, Transport::Udp, bytes);
+    }
+
+    /// A stream connection `conn` from `peer` over `transport` is open. Until
+    /// [`Self::handle_stream_closed`], whatever goes to `peer` goes on it.
+    pub fn handle_stream_opened(&mut self, conn: ConnId, peer: SocketAddr, transport: Transport) {
+        if let Some(old) = self.by_peer.insert(peer, conn) {
+            self.conns.remove(&old);
+        }
+        self.conns.insert(conn, (peer, transport));
+        self.layer.set_peer_transport(peer, Some(transport));
+    }
+
+    /// Stream connection `conn` is gone. Transactions and calls with its peer stay (a peer may
+    /// reconnect); what is sent to it meanwhile goes by UDP to the same address.
+    pub fn handle_stream_closed(&mut self, conn: ConnId) {
+        if let Some((peer, _)) = self.conns.remove(&conn) {
+            if self.by_peer.get(&peer) == Some(&conn) {
+                self.by_peer.remove(&peer);
+                self.layer.set_peer_transport(peer, None);
+            }
+        }
+    }
+
+    /// One whole message (as [`super::stream::Framed::Message`]) read on `conn` at `now`.
+    /// Unknown connections are ignored.
+    pub fn handle_stream_message(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let Some(&(source, transport)) = self.conns.get(&conn) else {
+            return;
+        };
+        self.handle_bytes(now, source, transport, bytes);
+    }
+
+    /// `conn` delivered something that cannot be framed ([`super::stream::Framed::Invalid`]):
+    /// a request with enough headers is answered `400`, then the connection is closed.
+    pub fn handle_stream_invalid(&mut self, conn: ConnId, headers: &[u8], error: &FrameError) {
+        let Some(&(source, _)) = self.conns.get(&conn) else {
+            return;
+        };
+        let scan = Scan::of(headers);
+        self.malformed(source, TransactionError::BadHeader(error.to_string()), Some(&scan));
+        self.out.push_back(Output::Close { conn });
+    }
+
+    /// A message from `source` over `transport`: rate limited, normalised, checked, handed to
+    /// the transaction layer (reliable for streams).
+    fn handle_bytes(&mut self, now: Instant, source: SocketAddr, transport: Transport, bytes: &[u8]) {
         let limiter = if self.calls.is_trunk(source.ip()) {
             &mut self.trunk_limiter
         } else {
@@ -191,7 +267,9 @@ impl UdpCore {
                 response => Ok(response),
             });
         match checked {
-            Ok(msg) => self.layer.handle_message(now, source, false, msg),
+            Ok(msg) => self
+                .layer
+                .handle_message(now, source, transport.is_reliable(), msg),
             Err(error) => self.malformed(source, error, Some(&scan)),
         }
         self.drain(now, Some((source, &scan)));
@@ -203,7 +281,8 @@ impl UdpCore {
         let reply = scan.and_then(Scan::bad_request);
         tracing::debug!(%source, %error, answered = reply.is_some(), "SIP: malformed message");
         if let Some(reply) = reply {
-            self.out.push_back((source, reply));
+            let out = self.route(source, reply);
+            self.out.push_back(out);
         }
     }
 
@@ -241,9 +320,38 @@ impl UdpCore {
         self.calls.len()
     }
 
-    /// The next datagram to send and where to.
+    /// The next datagram to send and where to, for UDP-only users: a stream transmit is
+    /// given with its peer's address, a close is skipped. Drivers use [`Self::poll_output`].
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        loop {
+            match self.out.pop_front()? {
+                Output::Datagram { to, bytes } => return Some((to, bytes)),
+                Output::Stream { conn, bytes } => {
+                    if let Some((peer, _)) = self.conns.get(&conn) {
+                        return Some((*peer, bytes));
+                    }
+                }
+                Output::Close { .. } => {}
+            }
+        }
+    }
+
+    /// The next thing to send (or connection to close), with its transport.
+    pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    /// Where bytes for `to` go: its stream connection if one is open, else a datagram.
+    fn route(&self, to: SocketAddr, bytes: Vec<u8>) -> Output {
+        match self.by_peer.get(&to) {
+            Some(&conn) => Output::Stream { conn, bytes },
+            None => Output::Datagram { to, bytes },
+        }
+    }
+
+    /// Stream connections open now.
+    pub fn stream_connections(&self) -> usize {
+        self.conns.len()
     }
 
     /// When [`Self::handle_timeout`] is next needed.
@@ -269,8 +377,8 @@ impl UdpCore {
     fn drain(&mut self, now: Instant, datagram: Option<(SocketAddr, &Scan<'_>)>) {
         loop {
             while let Some(t) = self.layer.poll_transmit() {
-                self.out
-                    .push_back((t.destination, t.message.to_string().into_bytes()));
+                let out = self.route(t.destination, t.message.to_string().into_bytes());
+                self.out.push_back(out);
             }
             let Some(event) = self.layer.poll_event() else {
                 break;
@@ -674,6 +782,17 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 /// `events`, the engine's commands come from `commands`. Never returns on bad input.
 pub async fn serve(
     socket: tokio::net::UdpSocket,
+    core: UdpCore,
+    events: tokio::sync::mpsc::UnboundedSender<CallEvent>,
+    commands: tokio::sync::mpsc::UnboundedReceiver<CallCommand>,
+) {
+    serve_all(socket, None, core, events, commands).await;
+}
+
+/// [`serve`], and the stream connections of `streams` (TCP, TLS) feeding the same core.
+pub async fn serve_all(
+    socket: tokio::net::UdpSocket,
+    mut streams: Option<super::tcp::StreamHub>,
     mut core: UdpCore,
     events: tokio::sync::mpsc::UnboundedSender<CallEvent>,
     mut commands: tokio::sync::mpsc::UnboundedReceiver<CallCommand>,
@@ -682,9 +801,17 @@ pub async fn serve(
     let mut engine_gone = false;
     core.start(Instant::now());
     loop {
-        while let Some((destination, bytes)) = core.poll_transmit() {
-            if let Err(e) = socket.send_to(&bytes, destination).await {
-                tracing::debug!(%destination, error = %e, "SIP: send failed");
+        while let Some(output) = core.poll_output() {
+            match (output, streams.as_mut()) {
+                (Output::Datagram { to, bytes }, _) => {
+                    if let Err(e) = socket.send_to(&bytes, to).await {
+                        tracing::debug!(destination = %to, error = %e, "SIP: send failed");
+                    }
+                }
+                (Output::Stream { conn, bytes }, Some(hub)) => hub.send(&mut core, conn, bytes),
+                (Output::Close { conn }, Some(hub)) => hub.close(conn),
+                // No streams: the core never heard of a connection.
+                (Output::Stream { .. } | Output::Close { .. }, None) => {}
             }
         }
         while let Some(event) = core.poll_event() {
@@ -706,6 +833,16 @@ pub async fn serve(
                     tracing::debug!(error = %e, "SIP: receive failed");
                     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
+            },
+            input = async {
+                match streams.as_mut() {
+                    Some(hub) => hub.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match (input, streams.as_mut()) {
+                (Some(input), Some(hub)) => hub.apply(&mut core, Instant::now(), input),
+                // Every listener gone (cannot happen while they loop): stop polling them.
+                _ => streams = None,
             },
             command = commands.recv(), if !engine_gone => match command {
                 Some(c) => core.handle_command(Instant::now(), c),

@@ -11,6 +11,7 @@ use super::{
     ClientInvite, ClientNonInvite, Role, ServerInvite, ServerNonInvite, Transaction,
     TransactionError, TransactionEvent, TransactionKey,
 };
+use crate::sip::stream::Transport;
 use crate::sip::Timers;
 
 /// A message to send and where to.
@@ -86,6 +87,9 @@ pub struct TransactionLayer {
     transactions: HashMap<TransactionKey, Entry>,
     transmits: VecDeque<LayerTransmit>,
     events: VecDeque<LayerEvent>,
+    /// Peers we have a live stream connection with, and its transport: what goes to them
+    /// travels on it, reliably (the driver maps the address back to the connection).
+    stream_peers: HashMap<SocketAddr, Transport>,
 }
 
 impl TransactionLayer {
@@ -96,7 +100,27 @@ impl TransactionLayer {
             transactions: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            stream_peers: HashMap::new(),
         }
+    }
+
+    /// `peer` is now reached over a stream connection of `transport` (`None`: the connection
+    /// closed, back to UDP). Client transactions to it then run without retransmissions
+    /// (§17.1.1.2, §17.1.2.2) and the TU builds Via and Contact for that transport.
+    pub fn set_peer_transport(&mut self, peer: SocketAddr, transport: Option<Transport>) {
+        match transport {
+            Some(t) if t.is_reliable() => {
+                self.stream_peers.insert(peer, t);
+            }
+            _ => {
+                self.stream_peers.remove(&peer);
+            }
+        }
+    }
+
+    /// How `peer` is reached: over its live stream connection, else UDP.
+    pub fn transport_to(&self, peer: SocketAddr) -> Transport {
+        self.stream_peers.get(&peer).copied().unwrap_or_default()
     }
 
     /// How many transactions are alive.
@@ -109,7 +133,8 @@ impl TransactionLayer {
         self.transactions.is_empty()
     }
 
-    /// Start a client transaction sending `request` to `destination`.
+    /// Start a client transaction sending `request` to `destination`; `reliable` is forced on
+    /// when `destination` is a stream peer ([`Self::set_peer_transport`]).
     pub fn send_request(
         &mut self,
         now: Instant,
@@ -118,6 +143,7 @@ impl TransactionLayer {
         reliable: bool,
     ) -> Result<TransactionKey, TransactionError> {
         let key = TransactionKey::client(&request)?;
+        let reliable = reliable || self.transport_to(destination).is_reliable();
         if self.transactions.contains_key(&key) {
             return Err(TransactionError::DuplicateTransaction);
         }
