@@ -114,8 +114,9 @@ pub async fn run(shared: Arc<Shared>, mut sip_events: mpsc::UnboundedReceiver<Ca
 }
 
 /// Routes, negotiates and spawns one inbound call; `None` when it was refused.
-async fn start_call(shared: &Arc<Shared>, incoming: Incoming) -> Option<(LegId, mpsc::UnboundedSender<LegSignal>)> {
+async fn start_call(shared: &Arc<Shared>, mut incoming: Incoming) -> Option<(LegId, mpsc::UnboundedSender<LegSignal>)> {
     let leg = incoming.leg;
+    incoming.caller = national_number(&incoming.caller);
     let cdr = shared
         .store
         .call_offered(CallStart {
@@ -179,6 +180,13 @@ struct Media {
     rtp: RtpLeg,
     local: LocalMedia,
     sdp: Vec<u8>,
+}
+
+/// A caller number as the case system keys callers: `+86` / `0086` dropped, spaces and dashes
+/// removed (`+86 138-0013-8000` → `13800138000`); anything that is no phone number (a SIP user
+/// name, `anonymous`) is kept as it came.
+fn national_number(raw: &str) -> String {
+    rexian_shared::PhoneNumber::parse(raw).map(|p| p.as_ref().to_owned()).unwrap_or_else(|_| raw.to_owned())
 }
 
 /// Binds the leg's RTP port and answers its offer (or makes ours for a late offer). The
@@ -300,5 +308,19 @@ pub(super) async fn finish(shared: &Shared, mut call: Call) {
     for user_id in desk_user.into_iter().chain(snoopers) {
         let event = rexian_shared::Event::CallEnded { call: leg.0, cause: cause.code().to_owned() };
         let _ = shared.desk_out.send(desk_leg::DeskOut::Event { user_id, event });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::national_number;
+
+    #[test]
+    fn caller_numbers_are_keyed_nationally_and_names_kept() {
+        assert_eq!(national_number("+8613800138000"), "13800138000");
+        assert_eq!(national_number("0086 10 6512 3456"), "1065123456");
+        assert_eq!(national_number("4008123123"), "4008123123");
+        assert_eq!(national_number("anonymous"), "anonymous");
+        assert_eq!(national_number("sipp"), "sipp");
     }
 }

@@ -675,6 +675,15 @@ impl Calls {
             send(layer, now, &key, response_for(&invite, StatusCode::Forbidden));
             return;
         };
+        let unsupported = unsupported_requirements(&invite);
+        if !unsupported.is_empty() {
+            // §8.2.2.3: an extension the caller requires and we do not do (100rel, timer…).
+            tracing::info!(%source, unsupported = %unsupported.join(","), "SIP: INVITE requires extensions we lack, 420");
+            let mut r = response_for(&invite, StatusCode::BadExtension);
+            r.headers.push(Header::Other("Unsupported".into(), unsupported.join(", ")));
+            send(layer, now, &key, r);
+            return;
+        }
         if self.legs.len() >= self.max_calls {
             tracing::warn!(%source, calls = self.legs.len(), "SIP: call limit reached, refused 503");
             let mut r = response_for(&invite, StatusCode::ServiceUnavailable);
@@ -1296,6 +1305,22 @@ fn user_or_uri(uri: &Uri) -> String {
         .as_ref()
         .map(|a| a.user.clone())
         .unwrap_or_else(|| uri.host_with_port.to_string())
+}
+
+/// The option tags of the request's `Require` headers that we do not support (every one: no
+/// extension is implemented yet, `100rel` and `timer` included).
+fn unsupported_requirements(request: &Request) -> Vec<String> {
+    request
+        .headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::Require(r) => Some(r.value().to_owned()),
+            Header::Other(name, value) if name.eq_ignore_ascii_case("require") => Some(value.clone()),
+            _ => None,
+        })
+        .flat_map(|v| v.split(',').map(|t| t.trim().to_owned()).collect::<Vec<_>>())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// The digit of an INFO carrying `application/dtmf-relay` (`Signal=5`) or `application/dtmf`

@@ -274,3 +274,19 @@ fn a_call_over_tls_names_the_tls_port_in_contact_and_via() {
     let (_, bye) = sent.iter().find(|(_, t)| t.starts_with("BYE ")).expect("a BYE on the connection");
     assert!(bye.contains("Via: SIP/2.0/TLS 198.51.100.1:5061;"), "{bye}");
 }
+
+#[test]
+fn an_invite_requiring_an_extension_we_lack_gets_420_and_one_merely_supporting_it_is_offered() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let required = message("INVITE", "r", 1, None, SDP, "Require: 100rel, timer\r\nSession-Expires: 1800\r\n");
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), required.as_bytes());
+    let r = replies(&mut c);
+    assert_eq!(r[0].status_code.code(), 420);
+    let text = r[0].to_string();
+    assert!(text.contains("Unsupported: 100rel, timer"), "{text}");
+    assert!(events(&mut c).is_empty(), "no call is offered");
+    let supported = message("INVITE", "s", 1, None, SDP, "Supported: 100rel, timer\r\nSession-Expires: 1800\r\n");
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), supported.as_bytes());
+    assert!(matches!(events(&mut c).as_slice(), [CallEvent::Incoming(_)]));
+}
