@@ -269,6 +269,11 @@ impl DeskClient {
         expect_reply!(self.request(Request::Conference { call, number: number.clone() }).await?, Response::Ok => ())
     }
 
+    /// Keys `digits` towards the other party of a connected call.
+    pub async fn send_dtmf(&self, call: u64, digits: &str) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::SendDtmf { call, digits: digits.into() }).await?, Response::Ok => ())
+    }
+
     /// Supervisors: the calls at desks now.
     pub async fn list_calls(&self) -> Result<Vec<ActiveCall>, ClientError> {
         expect_reply!(self.request(Request::ListCalls).await?, Response::Calls { calls } => calls)

@@ -183,6 +183,9 @@ pub enum Request {
     /// Add `number` to a connected call through the outbound trunk (three-way conference);
     /// `ConferenceChanged` follows when it answers and when it leaves.
     Conference { call: u64, number: PhoneNumber },
+    /// Key digits (0–9, *, #, A–D; at most 32) towards the other party of a connected call,
+    /// e.g. to get through an outside IVR; sent as RFC 4733 events.
+    SendDtmf { call: u64, digits: String },
     /// Supervisors (SUP-2): the calls connected to or ringing at desks now.
     ListCalls,
     /// Supervisors (SUP-2): listen to a desk call, whisper to the agent, or barge in; audio
@@ -264,6 +267,7 @@ impl Request {
             Request::Dial { .. } => "dial",
             Request::Transfer { .. } => "transfer",
             Request::Conference { .. } => "conference",
+            Request::SendDtmf { .. } => "send_dtmf",
             Request::ListCalls => "list_calls",
             Request::Snoop { .. } => "snoop",
         }

@@ -97,6 +97,11 @@ async fn only_the_offered_agent_answers_and_the_desk_can_hang_up() {
     }
     desk.answer_call(call).await.expect("answer");
     assert_eq!(call_event(&desk).await, Event::CallConnected { call });
+    match desk.send_dtmf(call, "12x").await {
+        Err(ClientError::Desk(e)) => assert_eq!((e.code, e.field.as_deref()), (ErrorCode::InvalidField, Some("digits"))),
+        other => panic!("bad digits must be refused by field: {other:?}"),
+    }
+    desk.send_dtmf(call, "159#").await.expect("send digits");
     let _ = talk(desk.clone(), call, 2).await;
     desk.hangup_call(call).await.expect("hang up");
     let Event::CallEnded { cause, .. } = call_event(&desk).await else { panic!("expected the end of the call") };
@@ -104,6 +109,14 @@ async fn only_the_offered_agent_answers_and_the_desk_can_hang_up() {
     let phone = phone.await.expect("baresip ran");
     let log = std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default();
     assert!(log.contains("terminated"), "the phone saw the call end:\n{log}");
+    // baresip logs each key press as it starts (end=0) and as it ends (end=1).
+    let keys: String = log
+        .lines()
+        .filter(|l| l.contains("(end=0)"))
+        .filter_map(|l| l.split("received event: '").nth(1))
+        .filter_map(|r| r.chars().next())
+        .collect();
+    assert_eq!(keys, "159#", "the phone received the agent's digits once each:\n{log}");
     assert!(matches!(desk.hangup_call(call).await, Err(ClientError::Desk(e)) if e.code == ErrorCode::NotFound));
 }
 

@@ -248,6 +248,14 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
             let number = number.as_ref().to_owned();
             call_control(ctx, |reply| DeskControl::Transfer { call, user_id: session.user.id, number, keep: true, reply }).await
         }
+        Request::SendDtmf { call, digits } => {
+            let valid = |c: char| matches!(c.to_ascii_uppercase(), '0'..='9' | '*' | '#' | 'A'..='D');
+            if digits.is_empty() || digits.chars().count() > 32 || !digits.chars().all(valid) {
+                return Err(DeskError::field("digits", "按键应为1至32个0-9、*、#、A-D / digits must be 1 to 32 of 0-9 * # A-D"));
+            }
+            let digits = digits.to_ascii_uppercase();
+            call_control(ctx, |reply| DeskControl::Dtmf { call, user_id: session.user.id, digits, reply }).await
+        }
         Request::ListCalls => {
             require(&actor, &[Role::Supervisor, Role::Admin])?;
             let engine = ctx.calls.as_ref().ok_or_else(telephony_down)?;

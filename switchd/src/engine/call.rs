@@ -696,6 +696,12 @@ impl Call {
         Ok(false)
     }
 
+    /// Sends `digits` to the caller as RFC 4733 telephone-events (paced, 100 ms each); false
+    /// when the caller's side did not negotiate them.
+    pub fn send_digits(&mut self, digits: &str) -> bool {
+        self.rtp.queue_digits(digits)
+    }
+
     /// Starts recording the whole call as stereo WAV at `path` (relative to the data
     /// directory): the caller left, the other party right, written as the call goes. It ends
     /// with [`Call::stop_call_recording`] or the call.
@@ -834,6 +840,11 @@ impl Call {
                     Some(DeskSignal::Answered { conn_id }) => return Ok(Input::DeskAnswered(conn_id)),
                     Some(DeskSignal::Transfer { number }) => return Ok(Input::DeskTransfer(number)),
                     Some(DeskSignal::Conference { number }) => return Ok(Input::DeskConference(number)),
+                    Some(DeskSignal::Dtmf { digits }) => {
+                        if !self.rtp.queue_digits(&digits) {
+                            tracing::info!(leg = %self.info.leg, "the far end takes no RFC 4733 digits; not sent");
+                        }
+                    }
                     Some(DeskSignal::Snoop { conn_id, user_id, mode }) => self.snoop(conn_id, user_id, mode),
                     Some(DeskSignal::SnoopStop { conn_id }) => self.snoops.retain(|s| s.media.conn_id != conn_id),
                     Some(DeskSignal::SnoopAudio { conn_id, frame }) => {
@@ -848,6 +859,7 @@ impl Call {
                 },
                 _ = self.tick.tick() => {
                     let now = std::time::Instant::now();
+                    self.rtp.dtmf_tick().await;
                     let inband = self.rtp.take_audio(now, &mut self.heard);
                     for d in inband {
                         self.digit(d);

@@ -68,6 +68,8 @@ pub enum DeskControl {
     Snoop { call: u64, user_id: i64, conn_id: u64, mode: SnoopMode, reply: oneshot::Sender<Result<(), DeskCallError>> },
     /// The desk calls now, for supervisors.
     List { reply: oneshot::Sender<Vec<ActiveCall>> },
+    /// The agent keys digits towards the other party of a connected call.
+    Dtmf { call: u64, user_id: i64, digits: String, reply: oneshot::Sender<Result<(), DeskCallError>> },
     /// The agent hands the caller on to `number` (blind transfer), or adds `number` to the
     /// call (three-way conference) when `keep` is set.
     Transfer { call: u64, user_id: i64, number: String, keep: bool, reply: oneshot::Sender<Result<(), DeskCallError>> },
@@ -84,6 +86,8 @@ pub enum DeskSignal {
     Transfer { number: String },
     /// The user adds `number` to the call.
     Conference { number: String },
+    /// The user keys digits towards the other party.
+    Dtmf { digits: String },
     /// Audio from the answering connection.
     Audio(AudioFrame),
     /// A supervisor joined on `conn_id` (or changed mode).
@@ -181,6 +185,15 @@ impl DeskRegistry {
                         let signal = if keep { DeskSignal::Conference { number } } else { DeskSignal::Transfer { number } };
                         e.tx.send(signal).map_err(|_| DeskCallError::NotFound)
                     }
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::Dtmf { call, user_id, digits, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => e.tx.send(DeskSignal::Dtmf { digits }).map_err(|_| DeskCallError::NotFound),
                 };
                 let _ = reply.send(result);
             }

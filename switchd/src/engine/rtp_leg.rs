@@ -102,7 +102,25 @@ pub struct RtpLeg {
     stats: LegStats,
     buf: Vec<u8>,
     out: Vec<u8>,
+    /// Digits to send as RFC 4733 events, and the one being sent.
+    dtmf_out: VecDeque<char>,
+    dtmf_now: Option<SendingEvent>,
 }
+
+/// An RFC 4733 event being sent, one packet per 20 ms tick.
+#[derive(Debug, Clone, Copy)]
+struct SendingEvent {
+    code: u8,
+    /// The event's RTP timestamp (its start), kept for every packet of it.
+    timestamp: u32,
+    ticks: u16,
+}
+
+/// Ticks a sent digit lasts (100 ms), then ticks of end packets (3, as RFC 4733 §2.5.1.4
+/// advises), then ticks of silence before the next digit.
+const EVENT_TICKS: u16 = 5;
+const END_TICKS: u16 = 3;
+const GAP_TICKS: u16 = 3;
 
 impl RtpLeg {
     /// A leg sending to the negotiated `answer` from `socket`.
@@ -130,6 +148,8 @@ impl RtpLeg {
             stats: LegStats::default(),
             buf: vec![0; 2048],
             out: Vec::with_capacity(256),
+            dtmf_out: VecDeque::new(),
+            dtmf_now: None,
         }
     }
 
@@ -244,6 +264,63 @@ impl RtpLeg {
         }
     }
 
+    /// Queues `digits` to send as RFC 4733 telephone-events (others are skipped); false when
+    /// the peer did not negotiate events.
+    pub fn queue_digits(&mut self, digits: &str) -> bool {
+        if self.dtmf_payload_type.is_none() {
+            return false;
+        }
+        self.dtmf_out.extend(digits.chars().filter(|d| crate::media::dtmf::digit_event(*d).is_some()));
+        true
+    }
+
+    /// One 20 ms tick of outgoing DTMF: sends the next event packet and returns true while a
+    /// digit is being sent (audio is suppressed meanwhile, as RFC 4733 §2.5.1.1 expects).
+    pub async fn dtmf_tick(&mut self) -> bool {
+        let (Some(pt), Some(sending)) = (self.dtmf_payload_type, self.next_event()) else { return false };
+        let last_tick = EVENT_TICKS + END_TICKS + GAP_TICKS;
+        if sending.ticks > EVENT_TICKS + END_TICKS {
+            // The gap after the digit: its timestamps continue the audio clock.
+            if sending.ticks == last_tick {
+                self.timestamp = sending.timestamp.wrapping_add(u32::from(last_tick) * FRAME_SAMPLES as u32);
+                self.dtmf_now = None;
+            }
+            return true;
+        }
+        let end = sending.ticks > EVENT_TICKS;
+        let duration = FRAME_SAMPLES as u16 * sending.ticks.min(EVENT_TICKS);
+        let event = crate::media::dtmf::TelephoneEvent { event: sending.code, end, volume: 10, duration };
+        let header = RtpHeader {
+            marker: sending.ticks == 1,
+            payload_type: pt,
+            sequence: self.seq,
+            timestamp: sending.timestamp,
+            ssrc: self.ssrc,
+            csrc: Vec::new(),
+            extension: None,
+        };
+        self.out.clear();
+        if RtpPacket::write(&header, &event.to_bytes(), &mut self.out).is_ok() {
+            self.seq = self.seq.wrapping_add(1);
+            if self.socket.send_to(&self.out, self.remote).await.is_ok() {
+                self.stats.packets_out += 1;
+            }
+        }
+        true
+    }
+
+    /// Advances the event being sent by a tick, starting the next queued digit if none is.
+    fn next_event(&mut self) -> Option<SendingEvent> {
+        if self.dtmf_now.is_none() {
+            let digit = self.dtmf_out.pop_front()?;
+            let code = crate::media::dtmf::digit_event(digit)?;
+            self.dtmf_now = Some(SendingEvent { code, timestamp: self.timestamp, ticks: 0 });
+        }
+        let sending = self.dtmf_now.as_mut()?;
+        sending.ticks += 1;
+        Some(*sending)
+    }
+
     /// Encodes and sends one frame of 8 kHz samples (any length; 160 for 20 ms).
     pub async fn send_samples(&mut self, samples: &[i16]) {
         let mut payload = Vec::with_capacity(samples.len());
@@ -259,6 +336,9 @@ impl RtpLeg {
     pub async fn send_payload(&mut self, payload: &[u8]) {
         if self.remote.ip().is_unspecified() || self.remote.port() == 0 {
             return; // held (c=0.0.0.0) or no address yet
+        }
+        if self.dtmf_now.is_some() {
+            return; // a digit is being sent in place of the audio
         }
         self.out.clear();
         let header = RtpHeader {
