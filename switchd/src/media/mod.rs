@@ -17,9 +17,9 @@
 //! touch files and run espeak-ng): inputs are bytes and samples, outputs are values, so every
 //! piece is tested deterministically.
 //!
-//! Comes later, with the engine: the conference mixer, the recording policy that drives `wav`
-//! (and repairs unfinished recordings at start), prompt playback (scheduling `prompt`'s samples
-//! onto a call), and Opus transcoding to the desktops.
+//! The engine (`crate::engine`) puts them to work: `rtp_leg` sends and receives per call,
+//! the call task mixes (conference, supervisors), records and plays prompts, and `desk_leg`
+//! transcodes to and from the desktops' Opus.
 
 pub mod dtmf;
 pub mod g711;
