@@ -161,6 +161,23 @@ impl Daemon {
         run_cli(&self.data_dir, args)
     }
 
+    /// The call detail records (`switchd call list --json`), newest first, once the newest has
+    /// ended: a peer can finish (SIPp exits on the 200 for its BYE) a moment before switchd
+    /// closes the record. Panics when none has ended within 10 s.
+    pub fn ended_calls(&self) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.cli(&["call", "list", "--json"]);
+            assert!(out.status.success(), "call list: {}", String::from_utf8_lossy(&out.stderr));
+            let cdrs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("call list JSON");
+            if cdrs.first().is_some_and(|c| c["ended_at"].is_string()) {
+                return cdrs;
+            }
+            assert!(Instant::now() < deadline, "no ended call record: {cdrs:#?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The log the daemon wrote to stderr.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("switchd.log")).unwrap_or_default()
@@ -391,6 +408,28 @@ pub fn tone_share(samples: &[i16], freq: f64) -> f64 {
         return 0.0;
     }
     (2.0 * power / samples.len() as f64) / total
+}
+
+/// The next call event a desk gets (offered, ringing, connected, conference, ended), skipping
+/// the others; panics after 20 s without one.
+pub async fn next_call_event(desk: &DeskClient) -> rexian_shared::Event {
+    use rexian_shared::Event;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), desk.next_event())
+            .await
+            .expect("a call event within 20 s")
+            .expect("the desk connection stays open");
+        if matches!(
+            event,
+            Event::CallOffered { .. }
+                | Event::CallRinging { .. }
+                | Event::CallConnected { .. }
+                | Event::ConferenceChanged { .. }
+                | Event::CallEnded { .. }
+        ) {
+            return event;
+        }
+    }
 }
 
 /// Talks on a desk call as a desktop does: sends a tone of `freq` (or silence) as 48 kHz

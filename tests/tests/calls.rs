@@ -8,21 +8,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use switchd::media::wav::read_wav;
 
-/// The CDRs, newest first, as the admin CLI prints them, once the newest has ended (SIPp
-/// exits on the 200 for its BYE, a moment before switchd closes the record).
-fn calls(daemon: &Daemon) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = daemon.cli(&["call", "list", "--json"]);
-        assert!(out.status.success(), "call list: {}", String::from_utf8_lossy(&out.stderr));
-        let cdrs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("call list JSON");
-        if cdrs.first().is_some_and(|c| c["ended_at"].is_string()) || Instant::now() > deadline {
-            return cdrs;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Seconds of 20 ms frames louder than quiet line noise.
 fn voiced_seconds(samples: &[i16]) -> f64 {
     let voiced = samples
@@ -39,7 +24,7 @@ fn voiced_seconds(samples: &[i16]) -> f64 {
 fn echo_test_answers_and_reports_the_digits() {
     let daemon = Daemon::start_demo();
     sipp("echo_dtmf.xml", daemon.sip_addr, "9196", 1);
-    let cdrs = calls(&daemon);
+    let cdrs = daemon.ended_calls();
     assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
     let cdr = &cdrs[0];
     assert_eq!(cdr["route"], "echo");
@@ -57,7 +42,7 @@ fn echo_test_over_tcp_answers_and_reports_the_digits() {
     // responses and our messages on that connection, Via and Contact saying TCP.
     let daemon = Daemon::start_demo();
     sipp_with("echo_dtmf.xml", daemon.sip_addr, "9196", 1, &["-t", "t1"]);
-    let cdrs = calls(&daemon);
+    let cdrs = daemon.ended_calls();
     assert_eq!(cdrs.len(), 1, "{cdrs:#?}");
     let cdr = &cdrs[0];
     assert_eq!((cdr["route"].as_str(), cdr["trunk"].as_str()), (Some("echo"), Some("demo-loopback")));
@@ -70,7 +55,7 @@ fn echo_test_over_tcp_answers_and_reports_the_digits() {
 fn prompt_then_record_keeps_the_callers_message() {
     let daemon = Daemon::start_demo();
     sipp("record_message.xml", daemon.sip_addr, "9197", 1);
-    let cdr = calls(&daemon).remove(0);
+    let cdr = daemon.ended_calls().remove(0);
     assert_eq!(cdr["route"], "prompt_record");
     let recording = &cdr["recordings"][0];
     let path = recording["path"].as_str().expect("a recording path");
@@ -114,7 +99,7 @@ fn a_crash_mid_message_leaves_a_playable_recording() {
     let (_, samples) = read_wav(&wav).expect("the repaired WAV plays");
     let seconds = samples.len() as f64 / 8000.0;
     assert!(seconds >= 3.9, "only {seconds} s kept of a recording {len_at_crash} bytes long at the crash");
-    let cdr = calls(&daemon).remove(0);
+    let cdr = daemon.ended_calls().remove(0);
     assert_eq!(cdr["cause"], "switch_restart", "{cdr:#}");
     let noted = cdr["recordings"][0]["seconds"].as_f64().expect("repaired length noted");
     assert!((noted - seconds).abs() < 0.05);
@@ -150,7 +135,7 @@ fn a_phone_on_the_echo_test_hears_itself() {
     // 100 ms blocks that are mostly the phone's own 440 Hz tone coming back.
     let echoed = samples.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, 440.0) > 0.8).count();
     assert!(echoed >= 30, "only {echoed} blocks of 100 ms echoed 440 Hz in {} s heard", samples.len() / 8000);
-    let cdr = calls(&daemon).remove(0);
+    let cdr = daemon.ended_calls().remove(0);
     assert_eq!(cdr["route"], "echo");
     assert_eq!(cdr["cause"], "caller_hangup");
 }

@@ -5,23 +5,8 @@
 
 use rexian_shared::client::{ClientError, DeskClient};
 use rexian_shared::{ErrorCode, Event, SnoopMode};
-use rexian_tests::{tone_wav, baresip_call, file_ending, tone_share, Daemon};
+use rexian_tests::{next_call_event, tone_wav, baresip_call, file_ending, tone_share, Daemon};
 use std::sync::Arc;
-use std::time::Duration;
-
-
-/// Waits for the next call event, skipping others.
-async fn call_event(desk: &DeskClient) -> Event {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(20), desk.next_event())
-            .await
-            .expect("a call event within 20 s")
-            .expect("the desk connection stays open");
-        if matches!(event, Event::CallOffered { .. } | Event::CallConnected { .. } | Event::CallEnded { .. }) {
-            return event;
-        }
-    }
-}
 
 /// 100 ms blocks of `samples` (8 kHz) that are mostly `freq`.
 fn blocks_of(samples: &[i16], freq: f64) -> usize {
@@ -44,13 +29,13 @@ async fn a_phone_call_rings_the_agents_desk_and_both_hear_each_other() {
     let uri = format!("sip:8001@{}", daemon.sip_addr);
     let phone = tokio::task::spawn_blocking(move || baresip_call(&uri, &source, 9));
 
-    let Event::CallOffered { call, callee, trunk, .. } = call_event(&desk).await else { panic!("expected the call to be offered") };
+    let Event::CallOffered { call, callee, trunk, .. } = next_call_event(&desk).await else { panic!("expected the call to be offered") };
     assert_eq!((callee.as_str(), trunk.as_str()), ("8001", "demo-loopback"));
     desk.answer_call(call).await.expect("answer");
-    assert_eq!(call_event(&desk).await, Event::CallConnected { call });
+    assert_eq!(next_call_event(&desk).await, Event::CallConnected { call });
     let heard = talk(desk.clone(), call, 5).await;
     // baresip hangs up at 9 s: the desk is told.
-    let Event::CallEnded { call: ended, cause } = call_event(&desk).await else { panic!("expected the end of the call") };
+    let Event::CallEnded { call: ended, cause } = next_call_event(&desk).await else { panic!("expected the end of the call") };
     assert_eq!((ended, cause.as_str()), (call, "caller_hangup"));
 
     let phone = phone.await.expect("baresip ran");
@@ -61,8 +46,7 @@ async fn a_phone_call_rings_the_agents_desk_and_both_hear_each_other() {
     let blocks = blocks_of(&at_phone, 1000.0);
     assert!(blocks >= 20, "the phone heard the desk's 1 kHz in only {blocks} blocks of 100 ms");
 
-    let out = daemon.cli(&["call", "list", "--json"]);
-    let cdrs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("CDR JSON");
+    let cdrs = daemon.ended_calls();
     let cdr = &cdrs[0];
     assert_eq!((cdr["route"].as_str(), cdr["cause"].as_str()), (Some("desk"), Some("caller_hangup")));
     assert!(cdr["answered_at"].is_string(), "{cdr:#}");
@@ -90,13 +74,13 @@ async fn only_the_offered_agent_answers_and_the_desk_can_hang_up() {
     let uri = format!("sip:8001@{}", daemon.sip_addr);
     let phone = tokio::task::spawn_blocking(move || baresip_call(&uri, &source, 8));
 
-    let Event::CallOffered { call, .. } = call_event(&desk).await else { panic!("expected the call to be offered") };
+    let Event::CallOffered { call, .. } = next_call_event(&desk).await else { panic!("expected the call to be offered") };
     match other.answer_call(call).await {
         Err(ClientError::Desk(e)) => assert_eq!(e.code, ErrorCode::Forbidden, "{e:?}"),
         other => panic!("agent2 must not take agent1's call: {other:?}"),
     }
     desk.answer_call(call).await.expect("answer");
-    assert_eq!(call_event(&desk).await, Event::CallConnected { call });
+    assert_eq!(next_call_event(&desk).await, Event::CallConnected { call });
     match desk.send_dtmf(call, "12x").await {
         Err(ClientError::Desk(e)) => assert_eq!((e.code, e.field.as_deref()), (ErrorCode::InvalidField, Some("digits"))),
         other => panic!("bad digits must be refused by field: {other:?}"),
@@ -104,7 +88,7 @@ async fn only_the_offered_agent_answers_and_the_desk_can_hang_up() {
     desk.send_dtmf(call, "159#").await.expect("send digits");
     let _ = talk(desk.clone(), call, 2).await;
     desk.hangup_call(call).await.expect("hang up");
-    let Event::CallEnded { cause, .. } = call_event(&desk).await else { panic!("expected the end of the call") };
+    let Event::CallEnded { cause, .. } = next_call_event(&desk).await else { panic!("expected the end of the call") };
     assert_eq!(cause, "switch_hangup");
     let phone = phone.await.expect("baresip ran");
     let log = std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default();
@@ -137,9 +121,9 @@ async fn a_supervisor_listens_whispers_and_barges_in() {
     let uri = format!("sip:8001@{}", daemon.sip_addr);
     let phone = tokio::task::spawn_blocking(move || baresip_call(&uri, &source, 15));
 
-    let Event::CallOffered { call, .. } = call_event(&agent).await else { panic!("expected the call to be offered") };
+    let Event::CallOffered { call, .. } = next_call_event(&agent).await else { panic!("expected the call to be offered") };
     agent.answer_call(call).await.expect("answer");
-    assert_eq!(call_event(&agent).await, Event::CallConnected { call });
+    assert_eq!(next_call_event(&agent).await, Event::CallConnected { call });
     let agent_talk = tokio::spawn(talk(agent.clone(), call, 11));
 
     let calls = supervisor.list_calls().await.expect("list calls");

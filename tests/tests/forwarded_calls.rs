@@ -3,9 +3,9 @@
 //! answers. Each phone checks it hears the other's tone; the call record and the stereo
 //! recording show both sides.
 
-use rexian_tests::{tone_wav, baresip_answerer, baresip_call, dumped_samples, file_ending, free_udp_port, tone_share, Daemon};
+use rexian_tests::{next_call_event, tone_wav, baresip_answerer, baresip_call, dumped_samples, file_ending, free_udp_port, tone_share, Daemon};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 
 fn blocks_of(samples: &[i16], freq: f64) -> usize {
@@ -36,16 +36,7 @@ fn a_call_forwarded_through_the_trunk_connects_both_phones() {
     assert!(heard_far >= 30, "the caller heard the far end's 1 kHz in only {heard_far} blocks of 100 ms");
     assert!(heard_caller >= 30, "the far end heard the caller's 440 Hz in only {heard_caller} blocks of 100 ms");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let cdr = loop {
-        let out = daemon.cli(&["call", "list", "--json"]);
-        let cdrs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("CDR JSON");
-        if let Some(c) = cdrs.first().filter(|c| c["ended_at"].is_string()) {
-            break c.clone();
-        }
-        assert!(Instant::now() < deadline, "no ended call record: {cdrs:#?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let cdr = daemon.ended_calls().remove(0);
     assert_eq!((cdr["route"].as_str(), cdr["cause"].as_str()), (Some("forward"), Some("caller_hangup")), "{cdr:#}");
     let path = daemon.data_dir.join(cdr["recordings"][0]["path"].as_str().expect("a recording"));
     let (format, interleaved) = switchd::media::wav::read_wav(&path).expect("a complete stereo WAV");
@@ -74,20 +65,12 @@ async fn an_agent_transfers_the_caller_to_an_outside_number() {
     let agent = daemon.login_demo("agent1").await;
     let uri = format!("sip:8001@{}", daemon.sip_addr);
     let caller = tokio::task::spawn_blocking(move || baresip_call(&uri, &tone440, 10));
-    let next_call_event = || async {
-        loop {
-            let e = tokio::time::timeout(Duration::from_secs(20), agent.next_event()).await.expect("an event").expect("open");
-            if matches!(e, Event::CallOffered { .. } | Event::CallConnected { .. } | Event::CallEnded { .. }) {
-                return e;
-            }
-        }
-    };
-    let Event::CallOffered { call, .. } = next_call_event().await else { panic!("expected an offer") };
+    let Event::CallOffered { call, .. } = next_call_event(&agent).await else { panic!("expected an offer") };
     agent.answer_call(call).await.expect("answer");
-    assert_eq!(next_call_event().await, Event::CallConnected { call });
+    assert_eq!(next_call_event(&agent).await, Event::CallConnected { call });
     tokio::time::sleep(Duration::from_secs(1)).await;
     agent.transfer(call, &PhoneNumber::parse("13900139000").expect("number")).await.expect("transfer");
-    assert_eq!(next_call_event().await, Event::CallEnded { call, cause: "transferred".into() });
+    assert_eq!(next_call_event(&agent).await, Event::CallEnded { call, cause: "transferred".into() });
 
     let caller = caller.await.expect("caller ran");
     let _ = far_end.wait();
@@ -116,19 +99,11 @@ async fn an_agent_adds_a_third_party_and_all_three_hear_each_other() {
     let agent = Arc::new(daemon.login_demo("agent1").await);
     let uri = format!("sip:8001@{}", daemon.sip_addr);
     let caller = tokio::task::spawn_blocking(move || baresip_call(&uri, &tone440, 10));
-    let call_event = || async {
-        loop {
-            let e = tokio::time::timeout(Duration::from_secs(20), agent.next_event()).await.expect("an event").expect("open");
-            if matches!(e, Event::CallOffered { .. } | Event::CallConnected { .. } | Event::ConferenceChanged { .. }) {
-                return e;
-            }
-        }
-    };
-    let Event::CallOffered { call, .. } = call_event().await else { panic!("expected an offer") };
+    let Event::CallOffered { call, .. } = next_call_event(&agent).await else { panic!("expected an offer") };
     agent.answer_call(call).await.expect("answer");
-    assert_eq!(call_event().await, Event::CallConnected { call });
+    assert_eq!(next_call_event(&agent).await, Event::CallConnected { call });
     agent.conference(call, &PhoneNumber::parse("13900139000").expect("number")).await.expect("conference");
-    assert_eq!(call_event().await, Event::ConferenceChanged { call, joined: true });
+    assert_eq!(next_call_event(&agent).await, Event::ConferenceChanged { call, joined: true });
     let (at_agent, _) = rexian_tests::desk_talk(agent.clone(), call, 4, Some(1000.0), 0).await;
     agent.hangup_call(call).await.expect("hang up");
 

@@ -6,9 +6,9 @@
 
 use rexian_shared::audio::OpusDecoderVoip;
 use rexian_shared::{Event, PhoneNumber};
-use rexian_tests::{free_udp_port, sipp_uas_command, tail, Daemon};
+use rexian_tests::{next_call_event, free_udp_port, sipp_uas_command, tail, Daemon};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn daemon_with_carrier(dir: &std::path::Path, carrier_port: u16, password: &str) -> Daemon {
     let config = format!(
@@ -16,31 +16,6 @@ fn daemon_with_carrier(dir: &std::path::Path, carrier_port: u16, password: &str)
          addresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{carrier_port}\"\nusername = \"rexian\"\npassword = \"{password}\"\n"
     );
     Daemon::start_with_config(dir, &config, &["--demo"])
-}
-
-async fn call_event(desk: &rexian_shared::client::DeskClient) -> Event {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(20), desk.next_event())
-            .await
-            .expect("a call event within 20 s")
-            .expect("the desk connection stays open");
-        if matches!(event, Event::CallRinging { .. } | Event::CallConnected { .. } | Event::CallEnded { .. }) {
-            return event;
-        }
-    }
-}
-
-fn newest_cdr(daemon: &Daemon) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = daemon.cli(&["call", "list", "--json"]);
-        let cdrs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("CDR JSON");
-        if let Some(c) = cdrs.first().filter(|c| c["ended_at"].is_string()) {
-            return c.clone();
-        }
-        assert!(Instant::now() < deadline, "no ended call record: {cdrs:#?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,8 +29,8 @@ async fn an_agent_dials_out_through_a_carrier_that_challenges() {
 
     let number = PhoneNumber::parse("138 0013 8000").expect("number");
     let call = desk.dial(&number).await.expect("dial");
-    assert_eq!(call_event(&desk).await, Event::CallRinging { call });
-    assert_eq!(call_event(&desk).await, Event::CallConnected { call });
+    assert_eq!(next_call_event(&desk).await, Event::CallRinging { call });
+    assert_eq!(next_call_event(&desk).await, Event::CallConnected { call });
     // Listen for 3 s: the carrier plays speech.
     let heard = Arc::new(Mutex::new(Vec::<i16>::new()));
     let listener = {
@@ -72,7 +47,7 @@ async fn an_agent_dials_out_through_a_carrier_that_challenges() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     listener.abort();
     desk.hangup_call(call).await.expect("hang up");
-    let Event::CallEnded { cause, .. } = call_event(&desk).await else { panic!("expected the end") };
+    let Event::CallEnded { cause, .. } = next_call_event(&desk).await else { panic!("expected the end") };
     assert_eq!(cause, "switch_hangup");
 
     let heard = heard.lock().expect("lock").clone();
@@ -84,7 +59,7 @@ async fn an_agent_dials_out_through_a_carrier_that_challenges() {
     let out = tokio::task::spawn_blocking(move || carrier.wait_with_output()).await.expect("join").expect("sipp");
     assert!(out.status.success(), "the carrier (SIPp) saw the call through to BYE:\n{}\n{}", tail(&out.stdout), tail(&out.stderr));
 
-    let cdr = newest_cdr(&daemon);
+    let cdr = daemon.ended_calls().remove(0);
     assert_eq!(cdr["direction"], "outbound");
     assert_eq!(cdr["trunk"], "carrier");
     assert_eq!(cdr["callee"], "13800138000");
@@ -102,9 +77,9 @@ async fn wrong_trunk_credentials_are_refused_and_the_desk_is_told() {
     let daemon = daemon_with_carrier(dir.path(), carrier_port, "not-the-password");
     let desk = daemon.login_demo("agent1").await;
     let call = desk.dial(&PhoneNumber::parse("13800138000").expect("number")).await.expect("dial");
-    let Event::CallEnded { call: ended, cause } = call_event(&desk).await else { panic!("expected the end") };
+    let Event::CallEnded { call: ended, cause } = next_call_event(&desk).await else { panic!("expected the end") };
     assert_eq!((ended, cause.as_str()), (call, "rejected"));
-    let cdr = newest_cdr(&daemon);
+    let cdr = daemon.ended_calls().remove(0);
     assert_eq!((cdr["cause"].as_str(), cdr["sip_status"].as_u64()), (Some("rejected"), Some(403)), "{cdr:#}");
     let mut carrier = carrier;
     let _ = carrier.kill();

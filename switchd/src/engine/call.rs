@@ -209,16 +209,6 @@ impl Call {
         }
     }
 
-    /// Every digit received so far.
-    pub fn digits(&self) -> &str {
-        &self.digits
-    }
-
-    /// Why the leg ended, once it has.
-    pub fn ended(&self) -> Option<EndReason> {
-        self.ended
-    }
-
     /// The configured limit for a recorded message, in seconds.
     pub fn max_message_secs(&self) -> u32 {
         self.shared.config.voicemail_max_secs
@@ -235,11 +225,6 @@ impl Call {
     /// The leg's RTP counters so far.
     pub fn media_stats(&self) -> super::rtp_leg::LegStats {
         self.rtp.stats()
-    }
-
-    /// Whether [`Call::answer`] was done.
-    pub fn is_answered(&self) -> bool {
-        self.answered
     }
 
     /// Sends `180 Ringing`.

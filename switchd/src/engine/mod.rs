@@ -73,12 +73,13 @@ impl Shared {
         match tx {
             Some(tx) => {
                 if tx.send(signal).is_err() {
+                    // The task is gone without the leg's end reaching us: forget it now.
+                    legs.remove(&leg);
                     tracing::debug!(%leg, "signal for a leg whose task has ended");
                 }
             }
             None => tracing::debug!(%leg, ?signal, "signal for an unknown leg"),
         }
-        legs.retain(|_, tx| !tx.is_closed());
     }
 }
 

@@ -54,11 +54,6 @@ pub struct Handling {
     pub forward: bool,
 }
 
-impl Handling {
-    /// Queue only: the audio is consumed per tick.
-    pub const CONSUME: Handling = Handling { echo: false, queue: true, forward: false };
-}
-
 /// What one received datagram was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
@@ -212,10 +207,19 @@ impl RtpLeg {
         if handling.echo {
             self.send_payload(&payload).await;
         }
-        let forwarded = handling.forward.then(|| payload.clone());
-        if handling.queue {
-            self.queue(now, seq, ts, marker, payload);
-        }
+        // One copy of the payload, a second only when it is both forwarded and queued.
+        let forwarded = match (handling.forward, handling.queue) {
+            (true, true) => {
+                self.queue(now, seq, ts, marker, payload.clone());
+                Some(payload)
+            }
+            (true, false) => Some(payload),
+            (false, true) => {
+                self.queue(now, seq, ts, marker, payload);
+                None
+            }
+            (false, false) => None,
+        };
         Ok(Received::Audio(forwarded))
     }
 
