@@ -787,3 +787,63 @@ mod tests {
         assert!(serde_json::from_slice::<ClientMsg>(b"{\"t\":\"request\",\"id\":1,\"body\":{\"op\":\"nope\"}}").is_err());
     }
 }
+
+/// How a survey question is answered on the keypad (IVR-8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SurveyScale {
+    /// 1 (worst) to 5 (best).
+    OneToFive,
+    /// 1 yes, 2 no.
+    YesNo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyQuestion {
+    pub text: String,
+    pub scale: SurveyScale,
+}
+
+/// A keypad opinion survey (民意调查). At most one is active: the IVR's survey node asks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Survey {
+    /// None creates a new survey.
+    pub id: Option<i64>,
+    pub title: String,
+    pub active: bool,
+    pub questions: Vec<SurveyQuestion>,
+}
+
+/// A survey's answers counted: `counts[q][k]` is how many callers keyed `k + 1` for question `q`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyResults {
+    pub survey: Survey,
+    /// Calls that answered at least one question.
+    pub respondents: u64,
+    pub counts: Vec<Vec<u64>>,
+}
+
+/// A saved IVR flow version, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowInfo {
+    pub name: String,
+    pub version: i64,
+    pub description: String,
+    pub saved_at: NaiveDateTime,
+    pub saved_by: String,
+}
+
+/// A caller to call back (IVR-9 after-hours callers; fax-back and e-mail-back requests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackRequest {
+    pub id: i64,
+    pub at: NaiveDateTime,
+    pub phone: String,
+    /// `after_hours`, `fax`, `email`, or what the flow said.
+    pub reason: String,
+    /// For fax-back: the fax number; for e-mail-back: the caller's known address, if any.
+    pub address: Option<String>,
+    /// The article asked for.
+    pub article_id: Option<i64>,
+    pub done: bool,
+}

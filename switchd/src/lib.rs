@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod demo;
 pub mod desk;
 pub mod engine;
+pub mod ivr;
 pub mod media;
 pub mod metrics;
 pub mod sip;
