@@ -470,3 +470,129 @@ pub async fn desk_talk(desk: Arc<DeskClient>, call: u64, seconds: u32, freq: Opt
     (samples, frames.end)
 }
 
+
+/// One step of a scripted SIPp caller ([`sipp_caller`]).
+#[derive(Debug, Clone)]
+pub enum CallerStep {
+    /// Wait this many milliseconds.
+    Pause(u32),
+    /// Key these digits by SIP INFO (`application/dtmf-relay`), 300 ms apart.
+    Keys(String),
+    /// Talk: Debian's G.711 A-law speech capture (about eight seconds).
+    Speak,
+}
+
+/// A SIPp caller from `caller` (a phone number) that dials the service, answers with A-law
+/// and RFC 2833, follows `steps`, and then hangs up — or, with `await_bye`, waits for switchd
+/// to hang up. Digits go by INFO so that repeated digits stay distinct however the RTP is
+/// timed. Returns the scenario XML.
+pub fn caller_scenario(caller: &str, steps: &[CallerStep], await_bye: bool) -> String {
+    let header = |method: &str, cseq: u32| {
+        format!(
+            "      {method} [next_url] SIP/2.0\n      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n      \
+             Max-Forwards: 70\n      From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n      \
+             To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]\n      Call-ID: [call_id]\n      CSeq: {cseq} {method}\n      \
+             Contact: <sip:{caller}@[local_ip]:[local_port]>\n"
+        )
+    };
+    let mut xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="scripted caller">
+  <send retrans="500"><![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Max-Forwards: 70
+      From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:{caller}@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=ptime:20
+  ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send><![CDATA[
+{ack}      Content-Length: 0
+  ]]></send>
+"#,
+        ack = header("ACK", 1)
+    );
+    let mut cseq = 2;
+    for step in steps {
+        match step {
+            CallerStep::Pause(ms) => xml.push_str(&format!("  <pause milliseconds=\"{ms}\"/>\n")),
+            CallerStep::Speak => xml.push_str(
+                "  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n",
+            ),
+            CallerStep::Keys(keys) => {
+                for key in keys.chars() {
+                    xml.push_str(&format!(
+                        "  <send retrans=\"500\"><![CDATA[\n{}      Content-Type: application/dtmf-relay\n      Content-Length: [len]\n\n      Signal={key}\n      Duration=160\n  ]]></send>\n  <recv response=\"200\"/>\n  <pause milliseconds=\"300\"/>\n",
+                        header("INFO", cseq),
+                    ));
+                    cseq += 1;
+                }
+            }
+        }
+    }
+    if await_bye {
+        xml.push_str(
+            "  <recv request=\"BYE\" timeout=\"90000\"/>\n  <send><![CDATA[\n      SIP/2.0 200 OK\n      [last_Via:]\n      [last_From:]\n      [last_To:]\n      [last_Call-ID:]\n      [last_CSeq:]\n      Content-Length: 0\n  ]]></send>\n",
+        );
+    } else {
+        xml.push_str(&format!(
+            "  <send retrans=\"500\"><![CDATA[\n{}      Content-Length: 0\n  ]]></send>\n  <recv response=\"200\"/>\n",
+            header("BYE", cseq)
+        ));
+    }
+    xml.push_str("</scenario>\n");
+    xml
+}
+
+/// Runs [`caller_scenario`] once against `target` dialling `service`; panics with SIPp's
+/// output unless it completes.
+pub fn sipp_caller(target: SocketAddr, service: &str, caller: &str, steps: &[CallerStep], await_bye: bool) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("caller.xml");
+    std::fs::write(&file, caller_scenario(caller, steps, await_bye)).expect("write scenario");
+    let output = Command::new("sipp")
+        .args(["-sf", &file.display().to_string(), "-s", service, "-m", "1", "-timeout", "180s", "-nostdin"])
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &free_udp_port().to_string()])
+        .args(["-cp", &free_udp_port().to_string(), "-mp", &free_media_port().to_string()])
+        .arg(target.to_string())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sipp (Debian package sip-tester; scripts/deps installs it)");
+    assert!(
+        output.status.success(),
+        "scripted caller exited with {}\nstdout:\n{}\nstderr:\n{}\nscenario:\n{}",
+        output.status,
+        tail(&output.stdout),
+        tail(&output.stderr),
+        std::fs::read_to_string(&file).unwrap_or_default()
+    );
+}
+
+/// Waits (up to 60 s) until the daemon's log contains `needle`.
+pub fn wait_for_log(daemon: &Daemon, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !daemon.log().contains(needle) {
+        assert!(std::time::Instant::now() < deadline, "the log never said {needle:?}:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -284,6 +284,46 @@ impl DeskClient {
         expect_reply!(self.request(Request::Snoop { call, mode }).await?, Response::Ok => ())
     }
 
+    /// Administrators: the IVR's flows (latest versions).
+    pub async fn list_flows(&self) -> Result<Vec<FlowInfo>, ClientError> {
+        expect_reply!(self.request(Request::ListFlows).await?, Response::Flows { flows } => flows)
+    }
+
+    /// Administrators: a flow's YAML and version.
+    pub async fn get_flow(&self, name: &str, version: Option<i64>) -> Result<(i64, String), ClientError> {
+        expect_reply!(self.request(Request::GetFlow { name: name.into(), version }).await?, Response::Flow { version, yaml, .. } => (version, yaml))
+    }
+
+    /// Administrators: validate and save a flow.
+    pub async fn save_flow(&self, yaml: &str) -> Result<FlowInfo, ClientError> {
+        expect_reply!(self.request(Request::SaveFlow { yaml: yaml.into() }).await?, Response::FlowSaved { flow } => flow)
+    }
+
+    /// Administrators: replace a prompt with a recording (a WAV file, base64-encoded).
+    pub async fn set_prompt_audio(&self, name: &str, wav_base64: String) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::SetPromptAudio { name: name.into(), wav_base64 }).await?, Response::Ok => ())
+    }
+
+    pub async fn list_surveys(&self) -> Result<Vec<Survey>, ClientError> {
+        expect_reply!(self.request(Request::ListSurveys).await?, Response::Surveys { surveys } => surveys)
+    }
+
+    pub async fn save_survey(&self, survey: Survey) -> Result<Survey, ClientError> {
+        expect_reply!(self.request(Request::SaveSurvey { survey }).await?, Response::Survey { survey } => survey)
+    }
+
+    pub async fn survey_results(&self, id: i64) -> Result<SurveyResults, ClientError> {
+        expect_reply!(self.request(Request::GetSurveyResults { id }).await?, Response::SurveyResults { results } => results)
+    }
+
+    pub async fn callback_requests(&self, include_done: bool) -> Result<Vec<CallbackRequest>, ClientError> {
+        expect_reply!(self.request(Request::ListCallbackRequests { include_done }).await?, Response::CallbackRequests { requests } => requests)
+    }
+
+    pub async fn finish_callback_request(&self, id: i64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::FinishCallbackRequest { id }).await?, Response::Ok => ())
+    }
+
     /// Hangs up (or declines) a call of this user.
     pub async fn hangup_call(&self, call: u64) -> Result<(), ClientError> {
         expect_reply!(self.request(Request::HangupCall { call }).await?, Response::Ok => ())

@@ -191,6 +191,28 @@ pub enum Request {
     /// Supervisors (SUP-2): listen to a desk call, whisper to the agent, or barge in; audio
     /// flows as frames with the call's id. `HangupCall` stops it; asking again changes mode.
     Snoop { call: u64, mode: SnoopMode },
+    // IVR (IVR-1, IVR-8, IVR-9): flows, replacement recordings, surveys, the callback list.
+    /// Administrators: the latest version of every flow.
+    ListFlows,
+    /// Administrators: a flow's YAML (the latest version unless `version`).
+    GetFlow { name: String, version: Option<i64> },
+    /// Administrators: validate and save a flow as its next version; it applies from the next
+    /// call. A flow that does not validate is refused naming the node (`field` = `yaml`).
+    SaveFlow { yaml: String },
+    /// Administrators: a recording (WAV) that replaces a prompt — `ivr-<flow>-<node>` for a
+    /// node's text, `kb-<article id>` for an article read in the consultation menu.
+    SetPromptAudio { name: String, wav_base64: String },
+    /// Supervisors and administrators.
+    ListSurveys,
+    /// Supervisors and administrators: create or change a survey; an active one replaces the
+    /// one active before.
+    SaveSurvey { survey: Survey },
+    /// Supervisors, administrators and leaders: the answers counted.
+    GetSurveyResults { id: i64 },
+    /// Hotline staff: the callback list (after-hours callers, fax-back and e-mail-back).
+    ListCallbackRequests { include_done: bool },
+    /// Hotline staff: mark a callback request done.
+    FinishCallbackRequest { id: i64 },
 }
 
 /// How a supervisor joins an agent's call (监听 / 耳语 / 强插).
@@ -270,6 +292,15 @@ impl Request {
             Request::SendDtmf { .. } => "send_dtmf",
             Request::ListCalls => "list_calls",
             Request::Snoop { .. } => "snoop",
+            Request::ListFlows => "list_flows",
+            Request::GetFlow { .. } => "get_flow",
+            Request::SaveFlow { .. } => "save_flow",
+            Request::SetPromptAudio { .. } => "set_prompt_audio",
+            Request::ListSurveys => "list_surveys",
+            Request::SaveSurvey { .. } => "save_survey",
+            Request::GetSurveyResults { .. } => "get_survey_results",
+            Request::ListCallbackRequests { .. } => "list_callback_requests",
+            Request::FinishCallbackRequest { .. } => "finish_callback_request",
         }
     }
 }
@@ -297,6 +328,13 @@ pub enum Response {
     ArticleHits { hits: Vec<ArticleHit> },
     CallerProfile { profile: CallerProfile },
     EnterpriseProfile { profile: EnterpriseProfile },
+    Flows { flows: Vec<FlowInfo> },
+    Flow { name: String, version: i64, yaml: String },
+    FlowSaved { flow: FlowInfo },
+    Surveys { surveys: Vec<Survey> },
+    Survey { survey: Survey },
+    SurveyResults { results: SurveyResults },
+    CallbackRequests { requests: Vec<CallbackRequest> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,8 @@ use crate::daemon::{self, db_path};
 use crate::store::{Store, Visibility};
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
+
+mod ivr;
 use rexian_shared::*;
 use std::path::{Path, PathBuf};
 
@@ -46,6 +48,9 @@ pub enum Command {
     /// Call detail records, read-only.
     #[command(subcommand)]
     Call(CallCmd),
+    /// IVR flows (export, edit, import), the callback list and call trails.
+    #[command(subcommand)]
+    Ivr(ivr::IvrCmd),
     /// The desk server's TLS certificate.
     #[command(subcommand)]
     Cert(CertCmd),
@@ -223,7 +228,7 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -239,6 +244,7 @@ pub async fn admin(config: Config, command: Command) -> anyhow::Result<()> {
         Command::Calendar(cmd) => calendar(&config, cmd).await,
         Command::Ticket(cmd) => ticket(&config, cmd, now).await,
         Command::Call(cmd) => call(&config, cmd).await,
+        Command::Ivr(cmd) => ivr::run(&config, open_store(&config)?, cmd, now).await,
         Command::Cert(CertCmd::Show) => {
             println!("{}", crate::certs::load_or_create(&config.data_dir)?.fingerprint());
             Ok(())
@@ -474,7 +480,7 @@ fn display_width(s: &str) -> usize {
 }
 
 /// Rows (the first is the header) in columns as wide as their widest cell, two spaces apart.
-fn print_table<const N: usize>(rows: &[[String; N]]) {
+pub(crate) fn print_table<const N: usize>(rows: &[[String; N]]) {
     let mut widths = [0; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -57,6 +57,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let auth = Auth::new(store.clone(), config.auth.clone())?;
     let desk_link = DeskLink::new();
+    let prompts = prompts_of(&config);
     let ctx = Arc::new(DeskContext {
         auth: auth.clone(),
         cases: cases.clone(),
@@ -65,6 +66,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         utc_offset_hours: config.utc_offset_hours,
         audio_in: Some(desk_link.audio_tx.clone()),
         calls: Some(desk_link.control_tx.clone()),
+        prompts: Some(prompts.clone()),
     });
     if first_start {
         first_start_accounts(&config, &auth, &cases, ctx.now()).await?;
@@ -111,7 +113,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (desk_out_tx, desk_out_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(desk::deliver(ctx.clone(), desk_out_rx));
     let sip = SipListeners { socket: sip_socket, local: sip_addr, streams: listeners, tls_port: sip_tls_addr.map(|a| a.port()) };
-    start_telephony(&config, store.clone(), sip, ctx.metrics.clone(), desk_link, desk_out_tx);
+    let hotline = start_ivr(&ctx, prompts.clone()).await;
+    start_telephony(&config, store.clone(), sip, ctx.metrics.clone(), desk_link, desk_out_tx, prompts, hotline);
     tokio::spawn(background_checks(ctx.clone(), Duration::from_secs(config.reminder_interval_secs.max(1))));
     write_ready(&data_dir, desk_addr, metrics_addr, sip_addr, sip_tls_addr, &fingerprint)?;
     tracing::info!(%desk_addr, %metrics_addr, %sip_addr, ?sip_tls_addr, data_dir = %data_dir.display(), "switchd ready");
@@ -233,7 +236,34 @@ fn sip_tls_config(identity: &certs::Identity) -> anyhow::Result<Arc<rustls::Serv
     Ok(Arc::new(config))
 }
 
+/// The prompts: the administrator's files in `data_dir/prompts`, rendered TTS cached in
+/// `data_dir/cache/tts`.
+fn prompts_of(config: &Config) -> crate::media::prompt::Prompts {
+    use crate::media::prompt::{Prompts, TtsConfig};
+    let tel = &config.telephony;
+    let tts = TtsConfig { program: tel.tts_program.clone(), voice: tel.tts_voice.clone(), ..TtsConfig::default() };
+    Prompts::new(config.data_dir.join("prompts"), config.data_dir.join("cache").join("tts"), tts)
+}
+
+/// The IVR behind the hotline number: the shipped 12365 flow is stored on first start, and
+/// every flow's fixed prompts are rendered in the background.
+async fn start_ivr(ctx: &Arc<DeskContext>, prompts: crate::media::prompt::Prompts) -> crate::engine::HotlineHook {
+    use crate::ivr::{records, runner};
+    if let Err(e) = records::seed_default_flow(ctx.cases.store(), ctx.now()).await {
+        tracing::error!(error = %e, "IVR: cannot install the default flow");
+    }
+    match records::load_flows(ctx.cases.store()).await {
+        Ok(flows) => runner::prerender(prompts, flows.values().flat_map(|f| f.static_texts()).collect()),
+        Err(e) => tracing::warn!(error = %e, "IVR: cannot load the flows"),
+    }
+    let hub = ctx.clone();
+    let online: runner::Online = Arc::new(move |user_id| !hub.hub.connections_of(user_id).is_empty());
+    let ivr = runner::Ivr { cases: ctx.cases.clone(), online, utc_offset_hours: ctx.utc_offset_hours };
+    Arc::new(ivr).hook()
+}
+
 /// Starts the SIP listeners and the engine behind them.
+#[allow(clippy::too_many_arguments)]
 fn start_telephony(
     config: &Config,
     store: Store,
@@ -241,9 +271,10 @@ fn start_telephony(
     metrics: Arc<Metrics>,
     desk_link: DeskLink,
     desk_out: tokio::sync::mpsc::UnboundedSender<crate::engine::desk_leg::DeskOut>,
+    prompts: crate::media::prompt::Prompts,
+    hotline: crate::engine::HotlineHook,
 ) {
-    use crate::engine::{self, apps, Shared};
-    use crate::media::prompt::{Prompts, TtsConfig};
+    use crate::engine::{self, Shared};
     use crate::sip::{ua, udp, Timers};
     let tel = &config.telephony;
     let SipListeners { socket, local, streams, tls_port } = sip;
@@ -282,10 +313,7 @@ fn start_telephony(
     let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
     spawn_sip_thread(socket, streams, core, event_tx, command_rx);
-    let tts = TtsConfig { program: tel.tts_program.clone(), voice: tel.tts_voice.clone(), ..TtsConfig::default() };
-    let prompts = Prompts::new(config.data_dir.join("prompts"), config.data_dir.join("cache").join("tts"), tts);
     let desks = Arc::new(engine::desk_leg::DeskRegistry::default());
-    let hotline: engine::HotlineHook = Arc::new(|call| Box::pin(apps::hotline_placeholder(call)));
     let shared = Arc::new(Shared {
         config: tel.clone(),
         store,

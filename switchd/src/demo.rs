@@ -120,6 +120,11 @@ const ARTICLES: &[(ArticleKind, &str, &str, bool)] = &[
      "强制检定的计量器具按检定规程规定的周期检定，一般为一年。加油机、出租车计价器、电子计价秤等属于强制检定计量器具。", false),
 ];
 
+/// The kinds of the demo's articles offered in the IVR's consultation menu.
+pub fn ivr_article_kinds() -> Vec<ArticleKind> {
+    ARTICLES.iter().filter(|a| a.3).map(|a| a.0).collect()
+}
+
 /// Fills an empty database with demonstration data through the real services, so every ticket
 /// went through the workflow.
 pub async fn seed_demo(auth: &Auth, cases: &Cases, now: NaiveDateTime) -> anyhow::Result<()> {

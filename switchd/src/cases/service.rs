@@ -120,7 +120,7 @@ impl Cases {
         &self.store
     }
 
-    fn calendar(&self) -> Calendar {
+    pub fn calendar(&self) -> Calendar {
         self.calendar.read().map(|c| c.clone()).unwrap_or_default()
     }
 

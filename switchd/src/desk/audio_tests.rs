@@ -45,6 +45,7 @@ async fn start(audio_in: Option<AudioSink>) -> Server {
         utc_offset_hours: 8,
         audio_in,
         calls: None,
+        prompts: None,
     });
     let agent = NewUser {
         username: "agent1".into(),

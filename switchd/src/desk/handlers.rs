@@ -77,7 +77,7 @@ pub(super) fn current_session(conn: &Connection, now: chrono::NaiveDateTime) -> 
     }
 }
 
-fn require(actor: &Actor, roles: &[Role]) -> Result<(), DeskError> {
+pub(super) fn require(actor: &Actor, roles: &[Role]) -> Result<(), DeskError> {
     if roles.contains(&actor.role) {
         return Ok(());
     }
@@ -109,6 +109,15 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
             ctx.hub.subscribe(conn, actor.role, actor.department_id);
             Ok(Response::Ok)
         }
+        req @ (Request::ListFlows
+        | Request::GetFlow { .. }
+        | Request::SaveFlow { .. }
+        | Request::SetPromptAudio { .. }
+        | Request::ListSurveys
+        | Request::SaveSurvey { .. }
+        | Request::GetSurveyResults { .. }
+        | Request::ListCallbackRequests { .. }
+        | Request::FinishCallbackRequest { .. }) => super::ivr_handlers::handle(ctx, &actor, req).await,
         Request::ListUsers => {
             require(&actor, &[Role::Admin, Role::Supervisor])?;
             let users = store.read(move |db| db.users(now)).await.map_err(store_err)?;

@@ -3,6 +3,7 @@
 
 pub mod audio;
 mod handlers;
+mod ivr_handlers;
 mod hub;
 
 pub use audio::{AudioSendError, AudioSink, IncomingAudio};
@@ -36,6 +37,9 @@ pub struct DeskContext {
     pub audio_in: Option<AudioSink>,
     /// Where AnswerCall / HangupCall go: the call engine; `None` without one.
     pub calls: Option<mpsc::UnboundedSender<crate::engine::desk_leg::DeskControl>>,
+    /// The prompts the IVR plays (for checking flows and installing recordings); `None` in
+    /// tests without telephony.
+    pub prompts: Option<crate::media::prompt::Prompts>,
 }
 
 /// Carries what the engine sends desks — call events to a user's desktops, audio frames to one

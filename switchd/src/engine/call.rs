@@ -90,6 +90,24 @@ pub struct Recorded {
     pub stopped_by: Option<char>,
 }
 
+/// How an offer to a desk ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Taken on this desk connection.
+    Answered(u64),
+    /// Declined, or not taken in time.
+    NotAnswered,
+    /// The caller pressed the leave key.
+    Left,
+}
+
+/// Chinese ringback (GB 9004 / YD/T 1014): 450 Hz, one second on, four off.
+fn ringback_tone() -> Vec<i16> {
+    let mut samples = crate::media::prompt::tone(450.0, 1000, 4000);
+    samples.resize(5 * 8000, 0);
+    samples
+}
+
 /// What woke a primitive: the 20 ms media tick, or a digit (already queued in `pending`).
 enum Input {
     Tick,
@@ -222,14 +240,26 @@ impl Call {
         format!("recordings/{}/{id}-{kind}.wav", local.format("%Y/%m/%d"))
     }
 
+    /// Where prompts come from (the TTS cache and the administrator's files).
+    pub fn prompts(&self) -> &crate::media::prompt::Prompts {
+        &self.shared.prompts
+    }
+
+    /// The data directory recordings are relative to.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.shared.data_dir
+    }
+
     /// The leg's RTP counters so far.
     pub fn media_stats(&self) -> super::rtp_leg::LegStats {
         self.rtp.stats()
     }
 
-    /// Sends `180 Ringing`.
+    /// Sends `180 Ringing` (nothing once answered).
     pub fn ring(&mut self) {
-        self.command(CallCommand::Ringing { leg: self.info.leg });
+        if !self.answered {
+            self.command(CallCommand::Ringing { leg: self.info.leg });
+        }
     }
 
     /// Answers with `200 OK` and our SDP; media flows from now.
@@ -454,6 +484,7 @@ impl Call {
                 }
                 got.push(d);
                 if got.chars().count() >= max {
+                    self.swallow_terminator(terminator).await?;
                     return Ok(got);
                 }
                 deadline = Instant::now() + between;
@@ -463,6 +494,20 @@ impl Call {
             }
             self.silence_tick().await?;
         }
+    }
+
+    /// After a full entry: a terminator keyed right after it (within 1.5 s) belongs to it and
+    /// is consumed, so it does not end the next question early; any other key stays queued.
+    async fn swallow_terminator(&mut self, terminator: Option<char>) -> Result<(), CallError> {
+        let Some(t) = terminator else { return Ok(()) };
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while self.pending.is_empty() && Instant::now() < deadline {
+            self.silence_tick().await?;
+        }
+        if self.pending.front() == Some(&t) {
+            self.pending.pop_front();
+        }
+        Ok(())
     }
 
     /// Records what the caller says (mono, 8 kHz) to `path` (relative to the data directory)
@@ -533,6 +578,17 @@ impl Call {
     /// leg's number as call id) and rings the caller until the user answers — returning the
     /// answering connection — declines, or `ring` passes (`None` for both).
     pub async fn offer_to_desk(&mut self, user_id: i64, ring: Duration) -> Result<Option<u64>, CallError> {
+        match self.offer_holding(user_id, ring, &[], None).await? {
+            Offer::Answered(conn_id) => Ok(Some(conn_id)),
+            Offer::NotAnswered | Offer::Left => Ok(None),
+        }
+    }
+
+    /// [`Call::offer_to_desk`] for a caller already answered (waiting in the IVR's queue): the
+    /// caller hears `hold` over and over (Chinese ringback when empty), and pressing
+    /// `leave_key` stops the offer ([`Offer::Left`]; the key is consumed). An offer not taken is
+    /// withdrawn: the desk hears `CallEnded` with cause `not_answered` and can no longer take it.
+    pub async fn offer_holding(&mut self, user_id: i64, ring: Duration, hold: &[i16], leave_key: Option<char>) -> Result<Offer, CallError> {
         let call = self.info.leg.0;
         self.desk_signals = Some(self.shared.desks.insert(call, user_id, None, &self.info.caller, &self.info.callee));
         self.desk_user = Some(user_id);
@@ -544,15 +600,44 @@ impl Call {
             trunk: self.info.trunk.clone(),
         };
         let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
+        let ringback = if hold.is_empty() { ringback_tone() } else { hold.to_vec() };
+        let mut frames = ringback.chunks(FRAME_SAMPLES).cycle();
         let deadline = Instant::now() + ring;
-        while Instant::now() < deadline {
-            match self.next().await? {
-                Input::DeskAnswered(conn_id) => return Ok(Some(conn_id)),
-                Input::DeskHangup => return Ok(None),
-                _ => {}
+        let outcome = loop {
+            if Instant::now() >= deadline {
+                break Offer::NotAnswered;
             }
+            if let Some(key) = leave_key.filter(|k| self.pending.contains(k)) {
+                self.pending.retain(|d| *d != key);
+                break Offer::Left;
+            }
+            match self.next().await {
+                Ok(Input::DeskAnswered(conn_id)) => return Ok(Offer::Answered(conn_id)),
+                Ok(Input::DeskHangup) => break Offer::NotAnswered,
+                Ok(Input::Tick) if self.answered => {
+                    let mut frame = frames.next().unwrap_or(&[]).to_vec();
+                    frame.resize(FRAME_SAMPLES, 0);
+                    self.rtp.send_samples(&frame).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.withdraw_offer();
+                    return Err(e);
+                }
+            }
+        };
+        self.withdraw_offer();
+        Ok(outcome)
+    }
+
+    /// The desk offered this call no longer has it.
+    fn withdraw_offer(&mut self) {
+        self.desk_signals = None;
+        if let Some(user_id) = self.desk_user.take() {
+            self.shared.desks.remove(self.info.leg.0);
+            let event = rexian_shared::Event::CallEnded { call: self.info.leg.0, cause: "not_answered".into() };
+            let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
         }
-        Ok(None)
     }
 
     /// Connects the caller with the desk on connection `conn_id` until either hangs up or the

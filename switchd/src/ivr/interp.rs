@@ -409,6 +409,10 @@ impl Interpreter {
             }
             Node::Menu { prompt, choices, timeout_secs, retries, invalid_prompt, .. } => {
                 let keys: String = choices.keys().map(String::as_str).collect();
+                if prompt.text().is_some_and(|t| t.contains('{')) {
+                    let said = self.fill(prompt.text().unwrap_or_default());
+                    self.note(said);
+                }
                 let mut ask = Ask::key(vec![self.say(&prompt)], &keys, secs(timeout_secs), retries, Purpose::Node);
                 ask.invalid = self.say_opt(invalid_prompt.as_ref(), INVALID_INPUT);
                 self.ask(ask);
@@ -478,13 +482,20 @@ impl Interpreter {
                 self.push(Command::LogCallback { reason });
                 self.goto(&next);
             }
-            Node::Hangup { prompt } => match prompt {
+            Node::Hangup { prompt } => {
+                self.note("hangup");
+                self.hangup_node(prompt);
+            }
+        }
+    }
+
+    fn hangup_node(&mut self, prompt: Option<Prompt>) {
+        match prompt {
                 Some(p) => {
                     let say = self.say(&p);
                     self.play_then(vec![say], false, Then::Hangup);
                 }
                 None => self.finish(),
-            },
         }
     }
 

@@ -11,3 +11,6 @@ pub mod interp;
 
 #[cfg(test)]
 mod interp_tests;
+pub mod records;
+pub mod runner;
+pub mod speech;

@@ -257,6 +257,28 @@ impl Prompts {
         Ok(samples)
     }
 
+    /// Whether the administrator's prompt `name` exists (and `name` is an allowed name).
+    pub fn has_file(&self, name: &str) -> bool {
+        prompt_stem(name).is_ok_and(|stem| self.inner.prompts_dir.join(format!("{stem}.wav")).is_file())
+    }
+
+    /// Installs `wav` as the administrator's prompt `name`, replacing one of that name, once it
+    /// is known to decode ([`Prompts::file`]'s rules); the file appears whole or not at all.
+    /// Blocking file I/O.
+    pub fn install_file(&self, name: &str, wav: &[u8]) -> Result<(), PromptError> {
+        let stem = prompt_stem(name)?;
+        let path = self.inner.prompts_dir.join(format!("{stem}.wav"));
+        let temp = self.inner.prompts_dir.join(format!(".{stem}.wav.new"));
+        let io = |source| PromptError::Io { path: temp.clone(), source };
+        let mut file = fs::File::create(&temp).map_err(io)?;
+        std::io::Write::write_all(&mut file, wav).and_then(|()| file.sync_all()).map_err(io)?;
+        if let Err(e) = read_prompt_file(&temp) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        fs::rename(&temp, &path).map_err(|source| PromptError::Io { path: path.clone(), source })
+    }
+
     /// The disk cache file for a TTS cache key.
     fn tts_cache_path(&self, key: &str) -> PathBuf {
         self.inner.cache_dir.join(format!("{key}.wav"))

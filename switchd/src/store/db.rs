@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::path::Path;
 
 pub struct Db<'c> {
-    conn: &'c Connection,
+    pub(super) conn: &'c Connection,
     /// Full-text index writes of the current batch, applied once before its commit: FTS5 would
     /// otherwise flush its pending index at every job's savepoint (see `store::run_batch`).
     pending_fts: RefCell<Vec<FtsWrite>>,
@@ -39,7 +39,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what}: {value:?}"))
 }
 
-fn code<T>(parse: fn(&str) -> Option<T>, what: &str, s: String) -> StoreResult<T> {
+pub(super) fn code<T>(parse: fn(&str) -> Option<T>, what: &str, s: String) -> StoreResult<T> {
     parse(&s).ok_or_else(|| corrupt(what, &s))
 }
 

@@ -8,9 +8,11 @@
 //! share one fsync.
 
 mod db;
+mod ivr;
 pub mod text;
 mod schema;
 
+pub use ivr::TrailRow;
 pub use db::*;
 
 use rusqlite::{Connection, OpenFlags};

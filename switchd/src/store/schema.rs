@@ -200,4 +200,57 @@ CREATE TABLE call_recordings (
 -- Recordings not marked finished: at start-up these are repaired and measured.
 CREATE INDEX call_recordings_unfinished ON call_recordings(call_id) WHERE seconds IS NULL;
 "#,
+    // 3: the IVR — flow versions, surveys and their answers, the callback list (after-hours
+    // callers, fax-back and e-mail-back requests) and each call's path through the flows.
+    // Times are local wall-clock times like the tickets'.
+    r#"
+CREATE TABLE ivr_flows (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    yaml TEXT NOT NULL,
+    saved_at TEXT NOT NULL,
+    saved_by TEXT NOT NULL,
+    UNIQUE (name, version)
+);
+CREATE TABLE surveys (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    questions TEXT NOT NULL,
+    saved_at TEXT NOT NULL
+);
+CREATE TABLE survey_answers (
+    id INTEGER PRIMARY KEY,
+    survey_id INTEGER NOT NULL REFERENCES surveys(id),
+    question INTEGER NOT NULL,
+    answer INTEGER NOT NULL,
+    call_id INTEGER REFERENCES calls(id),
+    at TEXT NOT NULL
+);
+CREATE INDEX survey_answers_by_survey ON survey_answers(survey_id, question);
+CREATE TABLE callback_requests (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    address TEXT,
+    article_id INTEGER,
+    call_id INTEGER REFERENCES calls(id),
+    done_at TEXT,
+    done_by TEXT
+);
+CREATE INDEX callback_requests_open ON callback_requests(at) WHERE done_at IS NULL;
+CREATE TABLE ivr_trail (
+    id INTEGER PRIMARY KEY,
+    call_id INTEGER NOT NULL REFERENCES calls(id),
+    seq INTEGER NOT NULL,
+    after_ms INTEGER NOT NULL,
+    flow TEXT NOT NULL,
+    node TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX ivr_trail_by_call ON ivr_trail(call_id, seq);
+"#,
 ];
