@@ -569,15 +569,24 @@ pub fn sipp_caller(target: SocketAddr, service: &str, caller: &str, steps: &[Cal
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("caller.xml");
     std::fs::write(&file, caller_scenario(caller, steps, await_bye)).expect("write scenario");
-    let output = Command::new("sipp")
+    let mut child = Command::new("sipp")
         .args(["-sf", &file.display().to_string(), "-s", service, "-m", "1", "-timeout", "180s", "-nostdin"])
         .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &free_udp_port().to_string()])
         .args(["-cp", &free_udp_port().to_string(), "-mp", &free_media_port().to_string()])
         .arg(target.to_string())
         .current_dir(dir.path())
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run sipp (Debian package sip-tester; scripts/deps installs it)");
+    // SIPp's own -timeout does not always end it when the peer vanished: never outlive 4 min.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("sipp output");
     assert!(
         output.status.success(),
         "scripted caller exited with {}\nstdout:\n{}\nstderr:\n{}\nscenario:\n{}",

@@ -284,6 +284,11 @@ impl DeskClient {
         expect_reply!(self.request(Request::Snoop { call, mode }).await?, Response::Ok => ())
     }
 
+    /// Hands the caller of a connected call to an IVR flow (e.g. `satisfaction`).
+    pub async fn transfer_to_flow(&self, call: u64, flow: &str) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::TransferToFlow { call, flow: flow.into() }).await?, Response::Ok => ())
+    }
+
     /// Administrators: the IVR's flows (latest versions).
     pub async fn list_flows(&self) -> Result<Vec<FlowInfo>, ClientError> {
         expect_reply!(self.request(Request::ListFlows).await?, Response::Flows { flows } => flows)

@@ -186,6 +186,10 @@ pub enum Request {
     /// Key digits (0–9, *, #, A–D; at most 32) towards the other party of a connected call,
     /// e.g. to get through an outside IVR; sent as RFC 4733 events.
     SendDtmf { call: u64, digits: String },
+    /// Hand the caller of a connected call to IVR flow `flow` (人工转自动), e.g. the shipped
+    /// `satisfaction` flow at the end of a call; the desk gets `CallEnded` with cause
+    /// `transferred`.
+    TransferToFlow { call: u64, flow: String },
     /// Supervisors (SUP-2): the calls connected to or ringing at desks now.
     ListCalls,
     /// Supervisors (SUP-2): listen to a desk call, whisper to the agent, or barge in; audio
@@ -290,6 +294,7 @@ impl Request {
             Request::Transfer { .. } => "transfer",
             Request::Conference { .. } => "conference",
             Request::SendDtmf { .. } => "send_dtmf",
+            Request::TransferToFlow { .. } => "transfer_to_flow",
             Request::ListCalls => "list_calls",
             Request::Snoop { .. } => "snoop",
             Request::ListFlows => "list_flows",
@@ -344,7 +349,16 @@ pub enum Event {
     ReminderDue { no: TicketNo, note: String, at: NaiveDateTime },
     TicketOverdue { no: TicketNo, due_date: NaiveDate },
     /// A call rings for this user: answer with `Request::AnswerCall`.
-    CallOffered { call: u64, caller: String, callee: String, trunk: String },
+    CallOffered {
+        call: u64,
+        caller: String,
+        callee: String,
+        trunk: String,
+        /// The call record's id: give it as a ticket's `call_id` to link the ticket to this
+        /// call (its recording, and the caller's rating after `TransferToFlow`).
+        #[serde(default)]
+        record: Option<i64>,
+    },
     /// The far end of a call this desk placed is ringing.
     CallRinging { call: u64 },
     /// A third party joined (or left) this desk's call.

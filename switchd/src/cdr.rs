@@ -135,6 +135,8 @@ pub struct CallRecord {
     pub cause: Option<EndCause>,
     pub sip_status: Option<u16>,
     pub digits: String,
+    /// The caller's rating after the call (the satisfaction flow), if they gave one.
+    pub satisfaction: Option<rexian_shared::Satisfaction>,
     /// In the order they were started.
     pub recordings: Vec<Recording>,
 }
@@ -259,6 +261,8 @@ mod tests {
         store.call_ended(id, end).await.expect("ended");
         let late = CallEnd { ended_at: t(9, 2, 0), cause: EndCause::Failed, sip_status: Some(500), digits: String::new() };
         store.call_ended(id, late).await.expect("a second end is ignored");
+        let rated = store.write(move |db| db.set_call_satisfaction(id, rexian_shared::Satisfaction::Neutral)).await;
+        assert!(rated.expect("rating"));
 
         let got = store.call(id).await.expect("read").expect("exists");
         let want = CallRecord {
@@ -275,6 +279,7 @@ mod tests {
             cause: Some(EndCause::CallerHangup),
             sip_status: Some(200),
             digits: "12#".into(),
+            satisfaction: Some(rexian_shared::Satisfaction::Neutral),
             recordings: vec![Recording { path, kind: "call".into(), started_at: t(9, 0, 5), seconds: Some(55.5) }],
         };
         assert_eq!(got, want);

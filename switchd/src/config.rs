@@ -38,6 +38,7 @@ pub struct Config {
     pub deadlines: DeadlineRules,
     pub limits: Limits,
     pub telephony: TelephonyConfig,
+    pub ivr: crate::ivr::IvrConfig,
 }
 
 impl Default for Config {
@@ -55,6 +56,7 @@ impl Default for Config {
             deadlines: DeadlineRules::default(),
             limits: Limits::default(),
             telephony: TelephonyConfig::default(),
+            ivr: crate::ivr::IvrConfig::default(),
         }
     }
 }

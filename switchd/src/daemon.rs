@@ -113,8 +113,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (desk_out_tx, desk_out_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(desk::deliver(ctx.clone(), desk_out_rx));
     let sip = SipListeners { socket: sip_socket, local: sip_addr, streams: listeners, tls_port: sip_tls_addr.map(|a| a.port()) };
-    let hotline = start_ivr(&ctx, prompts.clone()).await;
-    start_telephony(&config, store.clone(), sip, ctx.metrics.clone(), desk_link, desk_out_tx, prompts, hotline);
+    let ivr = start_ivr(&ctx, &config.ivr, prompts.clone()).await;
+    start_telephony(&config, store.clone(), sip, ctx.metrics.clone(), desk_link, desk_out_tx, prompts, ivr);
     tokio::spawn(background_checks(ctx.clone(), Duration::from_secs(config.reminder_interval_secs.max(1))));
     write_ready(&data_dir, desk_addr, metrics_addr, sip_addr, sip_tls_addr, &fingerprint)?;
     tracing::info!(%desk_addr, %metrics_addr, %sip_addr, ?sip_tls_addr, data_dir = %data_dir.display(), "switchd ready");
@@ -247,9 +247,9 @@ fn prompts_of(config: &Config) -> crate::media::prompt::Prompts {
 
 /// The IVR behind the hotline number: the shipped 12365 flow is stored on first start, and
 /// every flow's fixed prompts are rendered in the background.
-async fn start_ivr(ctx: &Arc<DeskContext>, prompts: crate::media::prompt::Prompts) -> crate::engine::HotlineHook {
+async fn start_ivr(ctx: &Arc<DeskContext>, config: &crate::ivr::IvrConfig, prompts: crate::media::prompt::Prompts) -> Arc<crate::ivr::runner::Ivr> {
     use crate::ivr::{records, runner};
-    if let Err(e) = records::seed_default_flow(ctx.cases.store(), ctx.now()).await {
+    if let Err(e) = records::seed_default_flows(ctx.cases.store(), ctx.now()).await {
         tracing::error!(error = %e, "IVR: cannot install the default flow");
     }
     match records::load_flows(ctx.cases.store()).await {
@@ -258,8 +258,16 @@ async fn start_ivr(ctx: &Arc<DeskContext>, prompts: crate::media::prompt::Prompt
     }
     let hub = ctx.clone();
     let online: runner::Online = Arc::new(move |user_id| !hub.hub.connections_of(user_id).is_empty());
-    let ivr = runner::Ivr { cases: ctx.cases.clone(), online, utc_offset_hours: ctx.utc_offset_hours };
-    Arc::new(ivr).hook()
+    if let Some(at) = config.simulate_time {
+        tracing::warn!(%at, "IVR: business hours are judged at a simulated time (rehearsal)");
+    }
+    Arc::new(runner::Ivr {
+        cases: ctx.cases.clone(),
+        online,
+        utc_offset_hours: ctx.utc_offset_hours,
+        entry_flow: config.entry_flow.clone(),
+        simulate_time: config.simulate_time,
+    })
 }
 
 /// Starts the SIP listeners and the engine behind them.
@@ -272,7 +280,7 @@ fn start_telephony(
     desk_link: DeskLink,
     desk_out: tokio::sync::mpsc::UnboundedSender<crate::engine::desk_leg::DeskOut>,
     prompts: crate::media::prompt::Prompts,
-    hotline: crate::engine::HotlineHook,
+    ivr: Arc<crate::ivr::runner::Ivr>,
 ) {
     use crate::engine::{self, Shared};
     use crate::sip::{ua, udp, Timers};
@@ -322,7 +330,8 @@ fn start_telephony(
         utc_offset_hours: config.utc_offset_hours,
         commands: command_tx,
         events: tokio::sync::broadcast::channel(1024).0,
-        hotline,
+        hotline: ivr.clone().hook(),
+        flows: ivr.flow_hook(),
         metrics,
         desks,
         desk_out,

@@ -277,3 +277,65 @@ async fn an_administrator_edits_the_flow_and_the_next_call_follows_it() {
     let bad = admin.set_prompt_audio("../etc/passwd", b64(&wav)).await.expect_err("refused");
     assert!(matches!(bad, rexian_shared::client::ClientError::Desk(ref e) if e.field.as_deref() == Some("name")), "{bad:?}");
 }
+
+/// A demo daemon whose IVR judges business hours at `at` (the rehearsal clock).
+fn daemon_at(dir: &std::path::Path, at: &str) -> Daemon {
+    let daemon = Daemon::start_with_config(dir, &format!("[ivr]\nsimulate_time = \"{at}\"\n"), &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    daemon
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_hours_callers_hear_the_night_flow_and_land_on_the_callback_list() {
+    // Sunday 6 December 2026, 22:00: closed. Monday 30 November, 10:00: open.
+    let night_dir = tempfile::tempdir().expect("tmp");
+    let night = daemon_at(night_dir.path(), "2026-12-06T22:00:00");
+    call(&night, CALLER, vec![Pause(6000)], false).await;
+    let trail = latest_trail(&night);
+    assert_eq!(note_at(&trail, "hours"), "closed");
+    assert!(visited(&trail, "night"), "{trail:#?}");
+    let agent = night.login_demo("agent1").await;
+    let requests = agent.callback_requests(false).await.expect("callback list");
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!((requests[0].phone.as_str(), requests[0].reason.as_str()), (CALLER, "after_hours"));
+
+    let day_dir = tempfile::tempdir().expect("tmp");
+    let day = daemon_at(day_dir.path(), "2026-11-30T10:00:00");
+    call(&day, CALLER, vec![Pause(4000)], false).await;
+    assert_eq!(note_at(&latest_trail(&day), "hours"), "open");
+    let agent = day.login_demo("agent1").await;
+    assert!(agent.callback_requests(true).await.expect("callback list").is_empty(), "day callers are not logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_hands_the_caller_to_the_satisfaction_flow_and_the_rating_is_kept() {
+    let daemon = ivr_daemon();
+    let desk = daemon.login_demo("agent1").await;
+    let target = daemon.sip_addr;
+    // The caller waits for the agent, then rates 2 (满意) when asked, and hears the thanks.
+    let steps = vec![Pause(9000), keys("2")];
+    let caller = tokio::task::spawn_blocking(move || sipp_caller(target, "8001", CALLER, &steps, true));
+    let Event::CallOffered { call, record, .. } = rexian_tests::next_call_event(&desk).await else { panic!("expected an offer") };
+    let record = record.expect("the offer names the call record");
+    desk.answer_call(call).await.expect("answer");
+    assert_eq!(rexian_tests::next_call_event(&desk).await, Event::CallConnected { call });
+    // The agent registers the caller's matter on this call, then hands the caller over.
+    let new = NewTicket {
+        call_id: Some(record.to_string()),
+        ..NewTicket::phone(TicketKind::Consultation, PhoneNumber::parse(CALLER).ok(), "咨询计量器具检定", "已当场答复")
+    };
+    let ticket = desk.create_ticket(new).await.expect("ticket");
+    let refused = desk.transfer_to_flow(call, "no-such-flow").await.expect_err("unknown flow");
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidField));
+    desk.transfer_to_flow(call, "satisfaction").await.expect("handed over");
+    let Event::CallEnded { cause, .. } = rexian_tests::next_call_event(&desk).await else { panic!("expected the end for the desk") };
+    assert_eq!(cause, "transferred");
+    caller.await.expect("caller");
+
+    let out = daemon.cli(&["call", "show", &record.to_string(), "--json"]);
+    let cdr: serde_json::Value = serde_json::from_slice(&out.stdout).expect("call json");
+    assert_eq!(cdr["satisfaction"], "satisfied", "{cdr:#}");
+    let ticket = desk.get_ticket(&ticket.no).await.expect("ticket");
+    let rating = ticket.history.iter().find(|h| h.action == "caller_rating").expect("the rating is on the ticket");
+    assert!(rating.note.contains("满意"), "{}", rating.note);
+}

@@ -281,6 +281,24 @@ impl Cases {
             .await
     }
 
+    /// The caller rated call record `call` (the post-call satisfaction flow): the rating is
+    /// kept on the call record and noted in the history of every ticket taken on the call.
+    /// Returns the tickets noted.
+    pub async fn note_caller_rating(&self, call: i64, satisfaction: Satisfaction, now: NaiveDateTime) -> Result<Vec<TicketNo>, CaseError> {
+        self.store
+            .write(move |db| {
+                db.set_call_satisfaction(call, satisfaction)?;
+                let tickets = db.tickets_of_call(&call.to_string())?;
+                let note = format!("来电人对服务的评价：{} / caller's rating: {}", satisfaction.zh(), satisfaction.en());
+                let ivr = Actor { user_id: 0, username: "ivr".into(), role: Role::Agent, department_id: None };
+                for (id, _, state) in &tickets {
+                    db.append_history(*id, &history(&ivr, now, "caller_rating", Some(*state), *state, &note))?;
+                }
+                Ok(tickets.into_iter().map(|(_, no, _)| no).collect())
+            })
+            .await
+    }
+
     // ------------------------------------------------------------------ attachments
 
     pub async fn add_attachment(

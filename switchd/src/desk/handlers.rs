@@ -253,6 +253,12 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
             let number = number.as_ref().to_owned();
             call_control(ctx, |reply| DeskControl::Transfer { call, user_id: session.user.id, number, keep: false, reply }).await
         }
+        Request::TransferToFlow { call, flow } => {
+            if crate::ivr::records::flow_yaml(store, flow.clone(), None).await.is_err() {
+                return Err(DeskError::field("flow", format!("语音流程（flow）{flow}不存在 / no IVR flow {flow}")));
+            }
+            call_control(ctx, |reply| DeskControl::TransferToFlow { call, user_id: session.user.id, flow, reply }).await
+        }
         Request::Conference { call, number } => {
             let number = number.as_ref().to_owned();
             call_control(ctx, |reply| DeskControl::Transfer { call, user_id: session.user.id, number, keep: true, reply }).await

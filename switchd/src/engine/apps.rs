@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::call::{Call, CallError};
+use super::desk_leg::Handover;
 use crate::media::prompt::tone;
 
 /// What the echo test says first (Chinese, then English for foreign callers).
@@ -91,10 +92,20 @@ pub async fn desk_user(mut call: Call, username: String) -> Call {
     call
 }
 
-/// After a desk call: if the agent asked to transfer the caller, the desk lets go and the
-/// caller is bridged to the number; if nobody answers there, the caller is told so.
-pub async fn transfer_if_asked(call: &mut Call, transfer: Option<String>) -> Result<(), CallError> {
-    let Some(number) = transfer else { return Ok(()) };
+/// After a desk call: if the agent handed the caller on, the desk lets go and the caller is
+/// bridged to the number (told so if nobody answers there) or walked through the IVR flow.
+pub async fn transfer_if_asked(call: &mut Call, transfer: Option<Handover>) -> Result<(), CallError> {
+    let number = match transfer {
+        None => return Ok(()),
+        Some(Handover::Flow(flow)) => {
+            tracing::info!(leg = %call.info.leg, flow, "desk hands the caller to an IVR flow");
+            call.leave_desk();
+            let hook = call.flow_hook();
+            hook(call, flow).await;
+            return Ok(());
+        }
+        Some(Handover::Number(number)) => number,
+    };
     tracing::info!(leg = %call.info.leg, number, "desk transfers the call");
     call.leave_desk();
     let ring = Duration::from_secs(u64::from(call.desk_ring_secs()));

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::desk_leg::{DeskMedia, DeskOut, DeskSignal};
+use super::desk_leg::{DeskMedia, DeskOut, DeskSignal, Handover};
 use super::rtp_leg::{Handling, Received, RtpLeg, FRAME_SAMPLES};
 use super::{EngineEvent, Shared};
 use crate::media::prompt::PromptError;
@@ -116,8 +116,8 @@ enum Input {
     DeskAnswered(u64),
     /// The desk user hung up or declined.
     DeskHangup,
-    /// The desk user asked to transfer the caller to this number.
-    DeskTransfer(String),
+    /// The desk user asked to hand the caller on.
+    DeskTransfer(Handover),
     /// The desk user asked to add this number to the call.
     DeskConference(String),
     /// Outbound: the far end rings.
@@ -598,6 +598,7 @@ impl Call {
             caller: self.info.caller.clone(),
             callee: self.info.callee.clone(),
             trunk: self.info.trunk.clone(),
+            record: self.info.cdr,
         };
         let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
         let ringback = if hold.is_empty() { ringback_tone() } else { hold.to_vec() };
@@ -644,7 +645,7 @@ impl Call {
     /// desk transfers the call: `Ok(None)` when the desk hung up (the engine then hangs up the
     /// caller), `Ok(Some(number))` when it asked to transfer the caller there, `Err(Ended)`
     /// when the caller hung up.
-    pub async fn talk_with_desk(&mut self, conn_id: u64) -> Result<Option<String>, CallError> {
+    pub async fn talk_with_desk(&mut self, conn_id: u64) -> Result<Option<Handover>, CallError> {
         let media = DeskMedia::new(self.info.leg.0, conn_id).map_err(|e| CallError::Task(e.to_string()))?;
         self.desk = Some(media);
         if let Some(user_id) = self.desk_user {
@@ -654,7 +655,7 @@ impl Call {
         let result = loop {
             match self.next().await {
                 Ok(Input::DeskHangup) => break Ok(None),
-                Ok(Input::DeskTransfer(number)) => break Ok(Some(number)),
+                Ok(Input::DeskTransfer(to)) => break Ok(Some(to)),
                 Ok(Input::DeskConference(number)) => {
                     if let Err(e) = self.conference(&number).await {
                         break Err(e);
@@ -723,6 +724,11 @@ impl Call {
                 None
             }
         }
+    }
+
+    /// The hook that runs IVR flows on a call (for a desk's hand-over to a flow).
+    pub fn flow_hook(&self) -> super::FlowHook {
+        self.shared.flows.clone()
     }
 
     /// How long a desk offer rings.
@@ -908,7 +914,8 @@ impl Call {
                         }
                     }
                     Some(DeskSignal::Answered { conn_id }) => return Ok(Input::DeskAnswered(conn_id)),
-                    Some(DeskSignal::Transfer { number }) => return Ok(Input::DeskTransfer(number)),
+                    Some(DeskSignal::Transfer { number }) => return Ok(Input::DeskTransfer(Handover::Number(number))),
+                    Some(DeskSignal::TransferToFlow { flow }) => return Ok(Input::DeskTransfer(Handover::Flow(flow))),
                     Some(DeskSignal::Conference { number }) => return Ok(Input::DeskConference(number)),
                     Some(DeskSignal::Dtmf { digits }) => {
                         if !self.rtp.queue_digits(&digits) {

@@ -73,6 +73,17 @@ pub enum DeskControl {
     /// The agent hands the caller on to `number` (blind transfer), or adds `number` to the
     /// call (three-way conference) when `keep` is set.
     Transfer { call: u64, user_id: i64, number: String, keep: bool, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// The agent hands the caller to IVR flow `flow` (人工转自动).
+    TransferToFlow { call: u64, user_id: i64, flow: String, reply: oneshot::Sender<Result<(), DeskCallError>> },
+}
+
+/// Where a desk hands its caller on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// An outside number, through the outbound trunk.
+    Number(String),
+    /// An IVR flow.
+    Flow(String),
 }
 
 /// What the desk side tells a call task.
@@ -84,6 +95,8 @@ pub enum DeskSignal {
     Hangup,
     /// The user transfers the caller to `number`.
     Transfer { number: String },
+    /// The user hands the caller to IVR flow `flow`.
+    TransferToFlow { flow: String },
     /// The user adds `number` to the call.
     Conference { number: String },
     /// The user keys digits towards the other party.
@@ -185,6 +198,15 @@ impl DeskRegistry {
                         let signal = if keep { DeskSignal::Conference { number } } else { DeskSignal::Transfer { number } };
                         e.tx.send(signal).map_err(|_| DeskCallError::NotFound)
                     }
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::TransferToFlow { call, user_id, flow, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => e.tx.send(DeskSignal::TransferToFlow { flow }).map_err(|_| DeskCallError::NotFound),
                 };
                 let _ = reply.send(result);
             }

@@ -55,6 +55,8 @@ pub struct Shared {
     pub commands: mpsc::UnboundedSender<CallCommand>,
     pub events: broadcast::Sender<EngineEvent>,
     pub hotline: HotlineHook,
+    /// Runs a named IVR flow on a call a desk hands over (人工转自动).
+    pub flows: FlowHook,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Desk legs ringing or connected, and the way to the desk server.
     pub desks: Arc<desk_leg::DeskRegistry>,
@@ -87,6 +89,11 @@ impl Shared {
 /// placeholder in [`apps::hotline_placeholder`] answers.
 pub type HotlineHook =
     Arc<dyn Fn(Call) -> std::pin::Pin<Box<dyn std::future::Future<Output = Call> + Send>> + Send + Sync>;
+
+/// Runs IVR flow `name` on a call (the IVR installs it; see [`HotlineHook`]).
+pub type FlowHook = Arc<
+    dyn for<'a> Fn(&'a mut Call, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> + Send + Sync,
+>;
 
 /// Runs the engine until the SIP side goes away.
 pub async fn run(shared: Arc<Shared>, mut sip_events: mpsc::UnboundedReceiver<CallEvent>) {

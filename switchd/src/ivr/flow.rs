@@ -210,6 +210,9 @@ pub enum Node {
     Consultation { next: String },
     /// The active keypad survey (IVR-8).
     Survey { next: String },
+    /// The caller rates the call they just had, 1 (非常满意) to 5 (非常不满意); kept on the
+    /// call record and noted on its tickets (IVR-8, 人工转自动).
+    Satisfaction { prompt: Prompt, next: String },
     /// Put the caller's number on the callback list (IVR-9).
     LogCallback { reason: String, next: String },
     /// Say goodbye (optionally) and hang up.
@@ -371,6 +374,7 @@ fn targets(node: &Node) -> Vec<&str> {
         | Node::Count { next, .. }
         | Node::Consultation { next }
         | Node::Survey { next }
+        | Node::Satisfaction { next, .. }
         | Node::LogCallback { next, .. } => vec![next],
         Node::Menu { choices, on_fail, .. } => choices.values().map(String::as_str).chain([on_fail.as_str()]).collect(),
         Node::Collect { next, on_fail, .. } => vec![next, on_fail],
@@ -389,7 +393,9 @@ fn targets(node: &Node) -> Vec<&str> {
 /// The prompts `node` speaks.
 fn prompts(node: &Node) -> Vec<&Prompt> {
     match node {
-        Node::Play { prompt, .. } | Node::Record { prompt, .. } | Node::Confirm { prompt, .. } => vec![prompt],
+        Node::Play { prompt, .. } | Node::Record { prompt, .. } | Node::Confirm { prompt, .. } | Node::Satisfaction { prompt, .. } => {
+            vec![prompt]
+        }
         Node::Menu { prompt, invalid_prompt, .. } | Node::Collect { prompt, invalid_prompt, .. } => {
             [Some(prompt), invalid_prompt.as_ref()].into_iter().flatten().collect()
         }
@@ -400,6 +406,8 @@ fn prompts(node: &Node) -> Vec<&Prompt> {
 
 /// The 12365 flow shipped with switchd (editable: it is stored like any other).
 pub const DEFAULT_FLOW_YAML: &str = include_str!("default_12365.yaml");
+/// The post-call satisfaction flow agents hand callers to (人工转自动).
+pub const SATISFACTION_FLOW_YAML: &str = include_str!("satisfaction.yaml");
 
 #[cfg(test)]
 mod tests {
@@ -410,10 +418,13 @@ mod tests {
     }
 
     #[test]
-    fn the_default_flow_is_valid_and_round_trips() {
+    fn the_shipped_flows_are_valid_and_round_trip() {
+        for yaml in [DEFAULT_FLOW_YAML, SATISFACTION_FLOW_YAML] {
+            let flow = Flow::from_yaml(yaml).expect("parses");
+            flow.validate(&BTreeSet::new(), &no_files).expect("valid");
+            assert_eq!(Flow::from_yaml(&flow.to_yaml()).expect("again"), flow);
+        }
         let flow = Flow::from_yaml(DEFAULT_FLOW_YAML).expect("parses");
-        flow.validate(&BTreeSet::new(), &no_files).expect("valid");
-        assert_eq!(Flow::from_yaml(&flow.to_yaml()).expect("again"), flow);
         assert!(flow.static_texts().iter().any(|t| t.contains("局长信箱")));
     }
 

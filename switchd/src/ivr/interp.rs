@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use rexian_shared::{ArticleKind, TicketKind};
+use rexian_shared::{ArticleKind, Satisfaction, TicketKind};
 
 use super::consult::{Consult, SurveyStep};
 use rexian_shared::Survey as SurveyDef;
@@ -76,6 +76,8 @@ pub enum Command {
     LogCallback { reason: String },
     /// Store a fax-back or e-mail-back request for an article (no result).
     RequestDelivery { channel: super::flow::Delivery, address: String, article: i64 },
+    /// Keep the caller's rating of the call (no result).
+    SaveSatisfaction(Satisfaction),
     /// Store one survey answer (no result).
     SaveAnswer { survey: i64, question: usize, answer: u8 },
     /// Hang up (no result); the interpreter is finished.
@@ -85,7 +87,10 @@ pub enum Command {
 impl Command {
     /// Whether the interpreter waits for an [`Input`] after this command.
     pub fn awaits(&self) -> bool {
-        !matches!(self, Command::LogCallback { .. } | Command::RequestDelivery { .. } | Command::SaveAnswer { .. } | Command::Hangup)
+        !matches!(
+            self,
+            Command::LogCallback { .. } | Command::RequestDelivery { .. } | Command::SaveAnswer { .. } | Command::SaveSatisfaction(_) | Command::Hangup
+        )
     }
 }
 
@@ -427,6 +432,10 @@ impl Interpreter {
                 let ask = Ask::key(vec![self.say(&prompt)], "12", secs(6), 1, Purpose::Node);
                 self.ask(ask);
             }
+            Node::Satisfaction { prompt, .. } => {
+                let ask = Ask::key(vec![self.say(&prompt)], "12345", secs(8), 1, Purpose::Node);
+                self.ask(ask);
+            }
             Node::Record { prompt, .. } => {
                 let say = self.say(&prompt);
                 self.play_then(vec![say], false, Then::Record);
@@ -479,6 +488,7 @@ impl Interpreter {
             Node::Consultation { .. } => self.start_consultation(),
             Node::Survey { .. } => self.start_survey(),
             Node::LogCallback { reason, next } => {
+                self.note(format!("callback list: {reason}"));
                 self.push(Command::LogCallback { reason });
                 self.goto(&next);
             }
@@ -589,6 +599,14 @@ impl Interpreter {
             (Node::Menu { on_fail, .. }, None) | (Node::Collect { on_fail, .. }, None) => self.goto(&on_fail),
             (Node::Collect { var, next, .. }, Some(digits)) => {
                 self.vars.insert(var, digits);
+                self.goto(&next);
+            }
+            (Node::Satisfaction { next, .. }, rating) => {
+                let index = rating.and_then(|k| k.parse::<usize>().ok()).and_then(|k| k.checked_sub(1));
+                if let Some(&satisfaction) = index.and_then(|i| Satisfaction::ALL.get(i)) {
+                    self.note(format!("rated {}", satisfaction.code()));
+                    self.push(Command::SaveSatisfaction(satisfaction));
+                }
                 self.goto(&next);
             }
             (Node::Confirm { no, .. }, Some(k)) if k == "2" => self.goto(&no),

@@ -343,3 +343,21 @@ fn static_prompts_can_be_replaced_by_recordings_and_filled_ones_cannot() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_satisfaction_flow_keeps_the_rating() {
+    use super::flow::SATISFACTION_FLOW_YAML;
+    use rexian_shared::Satisfaction;
+    for (key, expected) in [("2", Some(Satisfaction::Satisfied)), ("5", Some(Satisfaction::VeryDissatisfied)), ("", None)] {
+        let (flows, _) = flows_with(&[SATISFACTION_FLOW_YAML]);
+        let entry = flows["satisfaction"].clone();
+        let mut sim = Sim::with(flows, entry, MONDAY, 10);
+        sim.key(key);
+        if key.is_empty() {
+            sim.key(""); // asked once more, then thanked anyway
+        }
+        assert_eq!(sim.next(), Command::Hangup);
+        assert_eq!(sim.effects.first().cloned(), expected.map(Command::SaveSatisfaction).or(Some(Command::Hangup)));
+        assert!(sim.last_said().contains("感谢您的评价"));
+    }
+}

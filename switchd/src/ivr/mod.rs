@@ -14,3 +14,23 @@ mod interp_tests;
 pub mod records;
 pub mod runner;
 pub mod speech;
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+/// The `[ivr]` section of the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IvrConfig {
+    /// The flow calls to the hotline number start in.
+    pub entry_flow: String,
+    /// Rehearsal only: business hours and holidays are judged as if every call came at this
+    /// local time (`"2026-12-01T22:00:00"`), to try the night flow by day. Unset in production.
+    pub simulate_time: Option<NaiveDateTime>,
+}
+
+impl Default for IvrConfig {
+    fn default() -> Self {
+        Self { entry_flow: records::ENTRY_FLOW.into(), simulate_time: None }
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use rexian_shared::{CallbackRequest, FlowInfo, Survey, SurveyResults, SurveyScale};
 
-use super::flow::{Flow, FlowError, DEFAULT_FLOW_YAML};
+use super::flow::{Flow, FlowError, DEFAULT_FLOW_YAML, SATISFACTION_FLOW_YAML};
 use crate::store::{Store, StoreError, TrailRow};
 
 /// The flow a hotline call starts in.
@@ -71,14 +71,18 @@ pub async fn save_flow(
     Ok(FlowInfo { name: flow.name, version, description: flow.description, saved_at: at, saved_by })
 }
 
-/// Stores the shipped 12365 flow when no entry flow exists yet (first start, or an old data
-/// directory from before the IVR).
-pub async fn seed_default_flow(store: &Store, at: NaiveDateTime) -> Result<(), IvrError> {
-    if store.read(|db| db.flow_yaml(ENTRY_FLOW, None)).await?.is_some() {
-        return Ok(());
+/// Stores each shipped flow (the 12365 main flow, the post-call satisfaction flow) that does
+/// not exist yet (first start, or a data directory from before the IVR).
+pub async fn seed_default_flows(store: &Store, at: NaiveDateTime) -> Result<(), IvrError> {
+    for yaml in [DEFAULT_FLOW_YAML, SATISFACTION_FLOW_YAML] {
+        let name = Flow::from_yaml(yaml)?.name;
+        let lookup = name.clone();
+        if store.read(move |db| db.flow_yaml(&lookup, None)).await?.is_some() {
+            continue;
+        }
+        save_flow(store, yaml.to_owned(), "system".into(), at, &|_| true).await?;
+        tracing::info!(flow = name, "IVR: shipped flow installed");
     }
-    save_flow(store, DEFAULT_FLOW_YAML.to_owned(), "system".into(), at, &|_| true).await?;
-    tracing::info!("IVR: the default 12365 flow is installed");
     Ok(())
 }
 

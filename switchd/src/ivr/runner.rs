@@ -14,7 +14,7 @@ use super::interp::{ArticleBrief, Command, Input, Interpreter, QueueOutcome, Say
 use super::records;
 use crate::cases::service::{Actor, Cases};
 use crate::engine::call::{Call, CallError, CallInfo, Offer};
-use crate::engine::{apps, HotlineHook};
+use crate::engine::{apps, FlowHook, HotlineHook};
 use crate::media::prompt::{tone, PromptError, Prompts};
 use crate::store::TrailRow;
 
@@ -26,6 +26,10 @@ pub struct Ivr {
     pub cases: Cases,
     pub online: Online,
     pub utc_offset_hours: i32,
+    /// The flow hotline calls start in.
+    pub entry_flow: String,
+    /// Rehearsal: business hours are judged as if every call came at this local time.
+    pub simulate_time: Option<NaiveDateTime>,
 }
 
 impl Ivr {
@@ -34,6 +38,16 @@ impl Ivr {
         Arc::new(move |call| {
             let ivr = self.clone();
             Box::pin(async move { run(call, ivr).await })
+        })
+    }
+
+    /// The hook that runs a named flow on a call a desk hands over.
+    pub fn flow_hook(self: Arc<Self>) -> FlowHook {
+        Arc::new(move |call, flow| {
+            let ivr = self.clone();
+            Box::pin(async move {
+                run_flow(call, &ivr, &flow).await;
+            })
         })
     }
 
@@ -49,6 +63,16 @@ impl Ivr {
 
 /// Runs the hotline's entry flow on `call`.
 pub async fn run(mut call: Call, ivr: Arc<Ivr>) -> Call {
+    let entry = ivr.entry_flow.clone();
+    if !run_flow(&mut call, &ivr, &entry).await {
+        return apps::hotline_placeholder(call).await;
+    }
+    call
+}
+
+/// Runs flow `name` on `call` until it hangs up or hands the caller on and that ends; false
+/// when there is no such flow.
+pub async fn run_flow(call: &mut Call, ivr: &Ivr, name: &str) -> bool {
     let flows = match records::load_flows(ivr.cases.store()).await {
         Ok(flows) => flows,
         Err(e) => {
@@ -56,13 +80,13 @@ pub async fn run(mut call: Call, ivr: Arc<Ivr>) -> Call {
             Default::default()
         }
     };
-    let Some(entry) = flows.get(records::ENTRY_FLOW).cloned() else {
-        tracing::error!("IVR: no entry flow `main`");
-        return apps::hotline_placeholder(call).await;
+    let Some(entry) = flows.get(name).cloned() else {
+        tracing::error!(flow = name, "IVR: no such flow");
+        return false;
     };
     let mut it = Interpreter::new(flows, entry, ivr.cases.calendar());
     let mut recordings = 0;
-    match drive(&mut call, &ivr, &mut it, &mut recordings).await {
+    match drive(call, ivr, &mut it, &mut recordings).await {
         Ok(()) | Err(CallError::Ended) => {}
         Err(e) => tracing::warn!(leg = %call.info.leg, error = %e, "IVR: the call failed"),
     }
@@ -73,12 +97,13 @@ pub async fn run(mut call: Call, ivr: Arc<Ivr>) -> Call {
             tracing::warn!(leg = %call.info.leg, error = %e, "IVR: cannot store the call's trail");
         }
     }
-    call
+    true
 }
 
 async fn drive(call: &mut Call, ivr: &Ivr, it: &mut Interpreter, recordings: &mut u32) -> Result<(), CallError> {
     call.answer().await?;
-    let start = Start { caller: call.info.caller.clone(), hotline: call.info.callee.clone(), local_time: ivr.local_now() };
+    let local_time = ivr.simulate_time.unwrap_or_else(|| ivr.local_now());
+    let start = Start { caller: call.info.caller.clone(), hotline: call.info.callee.clone(), local_time };
     it.start(Instant::now(), start);
     while let Some(command) = it.poll_command() {
         tracing::debug!(leg = %call.info.leg, ?command, "IVR");
@@ -149,6 +174,16 @@ async fn execute(call: &mut Call, ivr: &Ivr, command: Command, recordings: &mut 
             let at = ivr.local_now();
             if let Err(e) = store.write(move |db| db.save_survey_answer(survey, question, answer, cdr, at)).await {
                 tracing::warn!(error = %e, "IVR: cannot store a survey answer");
+            }
+            return Ok(None);
+        }
+        Command::SaveSatisfaction(satisfaction) => {
+            match cdr {
+                Some(id) => match ivr.cases.note_caller_rating(id, satisfaction, ivr.local_now()).await {
+                    Ok(tickets) => tracing::info!(call = id, ?satisfaction, ?tickets, "IVR: the caller rated the call"),
+                    Err(e) => tracing::warn!(call = id, error = %e, "IVR: cannot keep the caller's rating"),
+                },
+                None => tracing::warn!(leg = %call.info.leg, "IVR: a rating for a call without a record"),
             }
             return Ok(None);
         }

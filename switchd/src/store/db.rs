@@ -1037,8 +1037,29 @@ impl<'c> Db<'c> {
             cause: opt_code(EndCause::from_code, "call end cause", raw.cause)?,
             sip_status: raw.sip_status,
             digits: raw.digits,
+            satisfaction: opt_code(Satisfaction::from_code, "satisfaction", raw.satisfaction)?,
             recordings,
         })
+    }
+
+    /// The caller's rating of the call (from the satisfaction flow); false when there is no
+    /// such call.
+    pub fn set_call_satisfaction(&self, id: i64, satisfaction: Satisfaction) -> StoreResult<bool> {
+        Ok(self.conn.execute("UPDATE calls SET satisfaction = ?2 WHERE id = ?1", params![id, satisfaction.code()])? == 1)
+    }
+
+    /// The numbers of the tickets taken on call record `call` (their `call_id`).
+    pub fn tickets_of_call(&self, call: &str) -> StoreResult<Vec<(i64, TicketNo, TicketState)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT t.id, t.no, t.state FROM tickets t JOIN ticket_calls c ON c.ticket_id = t.id WHERE c.call_id = ?1 ORDER BY t.id",
+        )?;
+        let rows = st.query_map([call], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        rows.map(|row| {
+            let (id, no, state) = row?;
+            let no = TicketNo::parse(&no).map_err(|_| corrupt("ticket number", &no))?;
+            Ok((id, no, code(TicketState::from_code, "ticket state", state)?))
+        })
+        .collect()
     }
 
     /// Ends every open call at `at` (cause `switch_restart`) and returns `(call id, path)` of every
@@ -1059,7 +1080,7 @@ fn no_call(id: i64) -> StoreError {
 }
 
 const CALL_COLS: &str =
-    "id, sip_call_id, direction, trunk, caller, callee, route, offered_at, answered_at, ended_at, cause, sip_status, digits";
+    "id, sip_call_id, direction, trunk, caller, callee, route, offered_at, answered_at, ended_at, cause, sip_status, digits, satisfaction";
 
 /// A `calls` row before its codes are checked and its recordings are read.
 struct RawCall {
@@ -1076,6 +1097,7 @@ struct RawCall {
     cause: Option<String>,
     sip_status: Option<u16>,
     digits: String,
+    satisfaction: Option<String>,
 }
 
 fn call_row(r: &Row<'_>) -> rusqlite::Result<RawCall> {
@@ -1093,6 +1115,7 @@ fn call_row(r: &Row<'_>) -> rusqlite::Result<RawCall> {
         cause: r.get(10)?,
         sip_status: r.get(11)?,
         digits: r.get(12)?,
+        satisfaction: r.get(13)?,
     })
 }
 

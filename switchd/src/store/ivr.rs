@@ -164,7 +164,7 @@ impl Db<'_> {
     }
 
     pub fn ivr_trail(&self, call: i64) -> StoreResult<Vec<TrailRow>> {
-        let mut stmt = self.conn.prepare_cached("SELECT after_ms, flow, node, note FROM ivr_trail WHERE call_id = ?1 ORDER BY seq")?;
+        let mut stmt = self.conn.prepare_cached("SELECT after_ms, flow, node, note FROM ivr_trail WHERE call_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([call], |r| {
             Ok(TrailRow { after_ms: r.get::<_, i64>(0)? as u64, flow: r.get(1)?, node: r.get(2)?, note: r.get(3)? })
         })?;

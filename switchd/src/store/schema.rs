@@ -253,4 +253,8 @@ CREATE TABLE ivr_trail (
 );
 CREATE INDEX ivr_trail_by_call ON ivr_trail(call_id, seq);
 "#,
+    // 4: the caller's rating after an agent handed them to the satisfaction flow (人工转自动).
+    r#"
+ALTER TABLE calls ADD COLUMN satisfaction TEXT;
+"#,
 ];
