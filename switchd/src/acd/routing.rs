@@ -1,0 +1,143 @@
+//! Matching waiting calls to free agents (ACD-1).
+//!
+//! Each round looks at the queues in the order of their first caller (priority, then arrival),
+//! and in each queue at its callers in order; the first caller some free agent may take is
+//! offered to the agent the strategy prefers (to all of them for ring-all). A free agent takes
+//! part in a queue only if none of its queues of a lower order has a caller it may take, so an
+//! agent serves its queues in its own order. Rounds repeat until no offer is made; each costs
+//! one pass over the free agents and over the waiting callers of queues with free agents.
+
+use std::time::Instant;
+
+use super::agent::AgentId;
+use super::call::{CallRef, Phase};
+use super::output::{Output, QueueEventKind};
+use super::queue::Strategy;
+use super::strategy::{self, Candidate};
+use super::timers::Timer;
+use super::{Acd, AgentState, Cause};
+
+impl Acd {
+    /// Offers waiting calls to free agents until no more can be matched.
+    pub(super) fn dispatch(&mut self, now: Instant) {
+        while !self.ready.is_empty() && self.route_one(now) {}
+    }
+
+    /// Makes one offer if any call can be matched.
+    fn route_one(&mut self, now: Instant) -> bool {
+        let needs = self.needs(now);
+        let mut order: Vec<_> = (0..self.queues.len())
+            .filter_map(|q| self.queues[q].waiting.keys().next().map(|k| (*k, q)))
+            .collect();
+        order.sort_unstable();
+        for (_, q) in order {
+            if let Some((call, agents)) = self.find_match(q, now, &needs) {
+                self.offer(now, q, call, agents);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Per queue, the lowest proficiency any of its waiting calls needs now (0 for queues
+    /// without skills); `None` when nobody waits.
+    fn needs(&self, now: Instant) -> Vec<Option<u8>> {
+        self.queues
+            .iter()
+            .map(|queue| {
+                let levels = queue.waiting.values().filter_map(|c| self.calls.get(c)).map(|c| {
+                    queue.cfg.min_level(now.saturating_duration_since(c.queue_entered)).unwrap_or(0)
+                });
+                levels.min()
+            })
+            .collect()
+    }
+
+    /// Free agents who take part in queue `q` now.
+    fn candidates(&self, q: usize, needs: &[Option<u8>]) -> Vec<Candidate> {
+        let skill = self.queues[q].cfg.skill();
+        let mut out = Vec::new();
+        for id in &self.ready {
+            let Some(agent) = self.agents.get(id) else { continue };
+            let Some(order) = agent.order_in(q) else { continue };
+            let busy_elsewhere = agent.queues.iter().any(|&(other, o)| {
+                o < order
+                    && needs[other].is_some_and(|need| {
+                        need == 0 || self.queues[other].cfg.skill().is_some_and(|s| agent.level(s) >= need)
+                    })
+            });
+            if busy_elsewhere {
+                continue;
+            }
+            out.push(Candidate {
+                agent: *id,
+                idle_since: agent.idle_since,
+                answered: agent.answered,
+                talk: agent.talk,
+                level: skill.map_or(0, |s| agent.level(s)),
+                tried: false,
+            });
+        }
+        out
+    }
+
+    /// The first caller of queue `q` that a free agent may take, and whom to offer it to.
+    fn find_match(&self, q: usize, now: Instant, needs: &[Option<u8>]) -> Option<(CallRef, Vec<AgentId>)> {
+        let cands = self.candidates(q, needs);
+        let top = cands.iter().map(|c| c.level).max()?;
+        let queue = &self.queues[q];
+        for &call in queue.waiting.values() {
+            let Some(c) = self.calls.get(&call) else { continue };
+            let need = queue.cfg.min_level(now.saturating_duration_since(c.queue_entered)).unwrap_or(0);
+            if need > top {
+                continue;
+            }
+            let mut eligible: Vec<Candidate> = cands
+                .iter()
+                .filter(|cand| cand.level >= need)
+                .map(|cand| Candidate { tried: c.tried.contains(&cand.agent), ..*cand })
+                .collect();
+            let strat = &queue.cfg.strategy;
+            let agents = if *strat == Strategy::RingAll && c.callback.is_none() {
+                strategy::rank(strat, queue.rr_last, &mut eligible)
+            } else {
+                strategy::best(strat, queue.rr_last, &eligible).into_iter().collect()
+            };
+            return Some((call, agents));
+        }
+        None
+    }
+
+    /// Offers `call` to `agents`, reserving them until the offer's deadline.
+    fn offer(&mut self, now: Instant, q: usize, call: CallRef, agents: Vec<AgentId>) {
+        let Some(c) = self.calls.get_mut(&call).filter(|_| !agents.is_empty()) else { return };
+        let queue = &mut self.queues[q];
+        let timeout = if c.callback.is_some() { queue.cfg.callback_timeout_secs } else { queue.cfg.offer_timeout_secs };
+        let until = now + std::time::Duration::from_secs(u64::from(timeout));
+        queue.waiting.remove(&c.key());
+        queue.offering += 1;
+        queue.dirty = true;
+        if queue.cfg.strategy == Strategy::RoundRobin {
+            queue.rr_last = agents.first().copied();
+        }
+        c.phase = Phase::Offered { agents: agents.clone(), until };
+        c.gen += 1;
+        self.timers.push(until, Timer::Offer(call, c.gen));
+        self.offered.insert(call);
+        let (callback, caller) = (c.callback.clone(), c.caller.clone());
+        for &agent in &agents {
+            self.set_state(now, agent, AgentState::Reserved { call, until }, Cause::Routing);
+        }
+        self.event(now, q, call, QueueEventKind::Offered { agents: agents.clone() });
+        let queue = self.queues[q].cfg.name.clone();
+        let out = match (callback, agents.as_slice()) {
+            (Some(number), [agent, ..]) => Output::DialCallback { call, agent: *agent, number, queue, until },
+            _ if self.queues[q].cfg.strategy == Strategy::RingAll => {
+                Output::OfferRingAll { call, agents, queue, caller, until }
+            }
+            (_, [agent, ..]) => Output::Offer { call, agent: *agent, queue, caller, until },
+            (_, []) => return,
+        };
+        self.outputs.push_back(out);
+    }
+}
