@@ -340,11 +340,14 @@ impl Acd {
                 return self.set_state(now, agent, AgentState::LoggedOut, cause);
             }
             _ if !a.connected => AgentState::LoggedOut,
+            // A pending not-ready stays pending through the wrap-up.
             _ if !wrap.is_zero() => AgentState::WrapUp { until: now + wrap },
             Some(AfterCall::NotReady(reason)) => AgentState::NotReady { reason },
             None => AgentState::Ready,
         };
-        a.after_call = None;
+        if !matches!(to, AgentState::WrapUp { .. }) {
+            a.after_call = None;
+        }
         let cause = if a.connected { Cause::Engine } else { Cause::Disconnected };
         self.set_state(now, agent, to, cause);
     }

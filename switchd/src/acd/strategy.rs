@@ -67,7 +67,8 @@ mod tests {
     use crate::acd::queue::SkillStage;
 
     fn cand(id: i64, idle_secs_ago: u64, answered: u32, talk_secs: u64, level: u8) -> Candidate {
-        let base = Instant::now() + Duration::from_secs(10_000);
+        thread_local!(static BASE: Instant = Instant::now() + Duration::from_secs(10_000));
+        let base = BASE.with(|b| *b);
         Candidate {
             agent: AgentId(id),
             idle_since: base - Duration::from_secs(idle_secs_ago),
