@@ -23,8 +23,10 @@ mod strategy;
 mod timers;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod sim_tests;
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
