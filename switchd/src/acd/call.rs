@@ -63,6 +63,11 @@ impl Call {
         (Reverse(self.priority), self.seq)
     }
 
+    /// The call's entry in its queue's waiting list.
+    pub(super) fn waiter(&self, id: CallRef) -> super::queue::Waiter {
+        super::queue::Waiter { call: id, entered: self.queue_entered, callback: self.callback.is_some() }
+    }
+
     /// The offered agents, if the call is offered.
     pub(super) fn offered_to(&self) -> &[AgentId] {
         match &self.phase {

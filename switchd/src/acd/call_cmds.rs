@@ -60,7 +60,7 @@ impl Acd {
     fn join_queue(&mut self, now: Instant, call: CallRef, q: usize, entered: QueueEventKind) {
         let Some(c) = self.calls.get(&call) else { return };
         let queue = &mut self.queues[q];
-        queue.waiting.insert(c.key(), call);
+        queue.waiting.insert(c.key(), c.waiter(call));
         queue.counters.entered += 1;
         queue.dirty = true;
         self.event(now, q, call, entered);
@@ -94,11 +94,11 @@ impl Acd {
         }
         c.phase = Phase::Waiting;
         c.gen += 1;
-        let (q, key) = (c.queue, c.key());
+        let (q, key, waiter) = (c.queue, c.key(), c.waiter(call));
         self.offered.remove(&call);
         let queue = &mut self.queues[q];
         queue.offering = queue.offering.saturating_sub(1);
-        queue.waiting.insert(key, call);
+        queue.waiting.insert(key, waiter);
         queue.dirty = true;
         self.arm_waiting(now, call);
     }
@@ -171,7 +171,7 @@ impl Acd {
     /// Puts a call whose offer was cancelled back into its queue's list.
     fn requeue(&mut self, call: CallRef) {
         if let Some(c) = self.calls.get(&call) {
-            self.queues[c.queue].waiting.insert(c.key(), call);
+            self.queues[c.queue].waiting.insert(c.key(), c.waiter(call));
         }
     }
 
@@ -181,9 +181,12 @@ impl Acd {
         let first = c.callback.is_none();
         c.callback = Some(number.clone());
         c.gen += 1;
-        let q = c.queue;
+        let (q, key) = (c.queue, c.key());
         let queue = &mut self.queues[q];
         queue.dirty = true;
+        if let Some(w) = queue.waiting.get_mut(&key) {
+            w.callback = true;
+        }
         if first {
             queue.counters.callbacks_requested += 1;
         }

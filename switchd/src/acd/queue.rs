@@ -2,7 +2,7 @@
 //! waiting in each.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::agent::AgentId;
 use super::call::{CallRef, WaitKey};
@@ -210,12 +210,23 @@ fn validate_queue(q: &QueueConfig, names: &HashSet<&QueueId>) -> Result<(), Conf
     Ok(())
 }
 
+/// A call in a queue's waiting list, with what scans of the list need (so they look up no
+/// call records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Waiter {
+    pub(super) call: CallRef,
+    /// When the call entered this queue.
+    pub(super) entered: Instant,
+    /// The call is a callback (the caller has hung up).
+    pub(super) callback: bool,
+}
+
 /// A queue at run time.
 #[derive(Debug)]
 pub(super) struct Queue {
     pub(super) cfg: QueueConfig,
     /// Calls in [`Phase::Waiting`](super::call::Phase::Waiting), in queue order.
-    pub(super) waiting: BTreeMap<WaitKey, CallRef>,
+    pub(super) waiting: BTreeMap<WaitKey, Waiter>,
     /// How many of this queue's calls are being offered now.
     pub(super) offering: usize,
     /// The agent last offered a call by round-robin.

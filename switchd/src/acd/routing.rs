@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::agent::AgentId;
 use super::call::{CallRef, Phase};
 use super::output::{Output, QueueEventKind};
-use super::queue::Strategy;
+use super::queue::{Strategy, Waiter};
 use super::strategy::{self, Candidate};
 use super::timers::Timer;
 use super::{Acd, AgentState, Cause};
@@ -25,13 +25,13 @@ impl Acd {
 
     /// Makes one offer if any call can be matched.
     fn route_one(&mut self, now: Instant) -> bool {
-        let needs = self.needs(now);
         let mut order: Vec<_> = (0..self.queues.len())
             .filter_map(|q| self.queues[q].waiting.keys().next().map(|k| (*k, q)))
             .collect();
         order.sort_unstable();
+        let mut needs = vec![None; self.queues.len()];
         for (_, q) in order {
-            if let Some((call, agents)) = self.find_match(q, now, &needs) {
+            if let Some((call, agents)) = self.find_match(q, now, &mut needs) {
                 self.offer(now, q, call, agents);
                 return true;
             }
@@ -39,32 +39,29 @@ impl Acd {
         false
     }
 
-    /// Per queue, the lowest proficiency any of its waiting calls needs now (0 for queues
-    /// without skills); `None` when nobody waits.
-    fn needs(&self, now: Instant) -> Vec<Option<u8>> {
-        self.queues
-            .iter()
-            .map(|queue| {
-                let levels = queue.waiting.values().filter_map(|c| self.calls.get(c)).map(|c| {
-                    queue.cfg.min_level(now.saturating_duration_since(c.queue_entered)).unwrap_or(0)
-                });
-                levels.min()
-            })
-            .collect()
+    /// The lowest proficiency any waiting call of queue `q` needs now (0 for queues without
+    /// skills; `None` when nobody waits), computed once per round into `cache`.
+    fn need(&self, q: usize, now: Instant, cache: &mut [Option<Option<u8>>]) -> Option<u8> {
+        *cache[q].get_or_insert_with(|| {
+            let queue = &self.queues[q];
+            let waited = |w: &Waiter| now.saturating_duration_since(w.entered);
+            queue.waiting.values().map(|w| queue.cfg.min_level(waited(w)).unwrap_or(0)).min()
+        })
     }
 
-    /// Free agents who take part in queue `q` now.
-    fn candidates(&self, q: usize, needs: &[Option<u8>]) -> Vec<Candidate> {
+    /// Free agents who take part in queue `q` now: those with no waiting call they may take in
+    /// a queue they put before `q`.
+    fn candidates(&self, q: usize, now: Instant, cache: &mut [Option<Option<u8>>]) -> Vec<Candidate> {
         let skill = self.queues[q].cfg.skill();
         let mut out = Vec::new();
         for id in &self.ready {
             let Some(agent) = self.agents.get(id) else { continue };
             let Some(order) = agent.order_in(q) else { continue };
-            let busy_elsewhere = agent.queues.iter().any(|&(other, o)| {
-                o < order
-                    && needs[other].is_some_and(|need| {
-                        need == 0 || self.queues[other].cfg.skill().is_some_and(|s| agent.level(s) >= need)
-                    })
+            let mut earlier = agent.queues.iter().filter(|&&(_, o)| o < order);
+            let busy_elsewhere = earlier.any(|&(other, _)| {
+                self.need(other, now, cache).is_some_and(|need| {
+                    need == 0 || self.queues[other].cfg.skill().is_some_and(|s| agent.level(s) >= need)
+                })
             });
             if busy_elsewhere {
                 continue;
@@ -82,28 +79,33 @@ impl Acd {
     }
 
     /// The first caller of queue `q` that a free agent may take, and whom to offer it to.
-    fn find_match(&self, q: usize, now: Instant, needs: &[Option<u8>]) -> Option<(CallRef, Vec<AgentId>)> {
-        let cands = self.candidates(q, needs);
+    fn find_match(
+        &self,
+        q: usize,
+        now: Instant,
+        cache: &mut [Option<Option<u8>>],
+    ) -> Option<(CallRef, Vec<AgentId>)> {
+        let cands = self.candidates(q, now, cache);
         let top = cands.iter().map(|c| c.level).max()?;
         let queue = &self.queues[q];
-        for &call in queue.waiting.values() {
-            let Some(c) = self.calls.get(&call) else { continue };
-            let need = queue.cfg.min_level(now.saturating_duration_since(c.queue_entered)).unwrap_or(0);
+        for w in queue.waiting.values() {
+            let need = queue.cfg.min_level(now.saturating_duration_since(w.entered)).unwrap_or(0);
             if need > top {
                 continue;
             }
+            let Some(c) = self.calls.get(&w.call) else { continue };
             let mut eligible: Vec<Candidate> = cands
                 .iter()
                 .filter(|cand| cand.level >= need)
                 .map(|cand| Candidate { tried: c.tried.contains(&cand.agent), ..*cand })
                 .collect();
             let strat = &queue.cfg.strategy;
-            let agents = if *strat == Strategy::RingAll && c.callback.is_none() {
+            let agents = if *strat == Strategy::RingAll && !w.callback {
                 strategy::rank(strat, queue.rr_last, &mut eligible)
             } else {
                 strategy::best(strat, queue.rr_last, &eligible).into_iter().collect()
             };
-            return Some((call, agents));
+            return Some((w.call, agents));
         }
         None
     }

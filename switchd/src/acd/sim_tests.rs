@@ -307,8 +307,8 @@ impl Sim {
         let acd = &self.acd;
         let mut reserved_for = BTreeMap::new();
         let mut listed: BTreeMap<CallRef, usize> = BTreeMap::new();
-        for c in acd.queues.iter().flat_map(|q| q.waiting.values()) {
-            *listed.entry(*c).or_default() += 1;
+        for w in acd.queues.iter().flat_map(|q| q.waiting.values()) {
+            *listed.entry(w.call).or_default() += 1;
         }
         for (id, call) in &acd.calls {
             let leg = &self.legs[id];
@@ -317,7 +317,7 @@ impl Sim {
             match &call.phase {
                 Phase::Waiting => {
                     assert_eq!(in_lists, 1, "{id} waits in exactly one list");
-                    assert_eq!(acd.queues[call.queue].waiting.get(&call.key()), Some(id));
+                    assert_eq!(acd.queues[call.queue].waiting.get(&call.key()).map(|w| w.call), Some(*id));
                     assert!(leg.ringing.is_empty() && leg.bridged.is_none(), "{id} waiting but engine has {leg:?}");
                     assert!(!acd.offered.contains(id));
                 }
@@ -363,9 +363,10 @@ impl Sim {
     fn check_queues(&self) {
         let acd = &self.acd;
         for (q, queue) in acd.queues.iter().enumerate() {
-            for (key, call) in &queue.waiting {
-                let c = &acd.calls[call];
+            for (key, w) in &queue.waiting {
+                let c = &acd.calls[&w.call];
                 assert_eq!((c.queue, c.key(), &c.phase), (q, *key, &Phase::Waiting));
+                assert_eq!(*w, c.waiter(w.call), "waiting-list entry out of date");
             }
             let offering = acd.offered.iter().filter(|c| acd.calls[c].queue == q).count();
             assert_eq!(queue.offering, offering, "queue {q}: offering count");

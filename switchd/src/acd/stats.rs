@@ -185,15 +185,16 @@ impl Acd {
     pub(super) fn waiting_figures(&self, q: usize) -> (u32, u32, Option<Instant>) {
         let (mut live, mut callbacks, mut oldest) = (0u32, 0u32, None::<Instant>);
         let queue = &self.queues[q];
-        let held = queue.waiting.values().filter_map(|c| self.calls.get(c));
-        let offered = self.offered.iter().filter_map(|c| self.calls.get(c)).filter(|c| c.queue == q);
-        for call in held.chain(offered) {
-            if call.callback.is_some() {
+        let held = queue.waiting.values().copied();
+        let offered = self.offered.iter().filter_map(|c| self.calls.get(c).map(|call| (c, call)));
+        let offered = offered.filter(|(_, c)| c.queue == q).map(|(id, c)| c.waiter(*id));
+        for w in held.chain(offered) {
+            if w.callback {
                 callbacks += 1;
                 continue;
             }
             live += 1;
-            oldest = Some(oldest.map_or(call.queue_entered, |o: Instant| o.min(call.queue_entered)));
+            oldest = Some(oldest.map_or(w.entered, |o: Instant| o.min(w.entered)));
         }
         (live, callbacks, oldest)
     }
