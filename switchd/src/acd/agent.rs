@@ -2,7 +2,6 @@
 //! the ACD keeps. State changes themselves are made by [`Acd`](super::Acd), which reports each
 //! one as [`Output::AgentStateChanged`](super::Output::AgentStateChanged).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -157,6 +156,18 @@ pub(super) enum AfterCall {
     Logout(Cause),
 }
 
+/// One queue an agent serves, resolved at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Seat {
+    /// Queue index.
+    pub(super) queue: usize,
+    /// The agent's order for it (lower first).
+    pub(super) order: u8,
+    /// Proficiency in the queue's skill (0 when the queue routes without skills or the agent
+    /// lacks the skill).
+    pub(super) level: u8,
+}
+
 /// The ACD's record of one agent.
 #[derive(Debug, Clone)]
 pub(super) struct Agent {
@@ -167,10 +178,8 @@ pub(super) struct Agent {
     pub(super) gen: u64,
     /// Whether the desk is connected (false after [`Command::Disconnected`](super::Command)).
     pub(super) connected: bool,
-    /// Queues served: (queue index, order), sorted by order then index.
-    pub(super) queues: Vec<(usize, u8)>,
-    /// Skill name → proficiency 1..=5.
-    pub(super) skills: HashMap<String, u8>,
+    /// Queues served, sorted by order then queue index.
+    pub(super) queues: Vec<Seat>,
     /// When the agent last became ready (for longest-idle).
     pub(super) idle_since: Instant,
     /// Offers missed in a row (reset by an answer or by the agent choosing ready).
@@ -194,7 +203,6 @@ impl Agent {
             gen: 0,
             connected: false,
             queues: Vec::new(),
-            skills: HashMap::new(),
             idle_since: now,
             missed: 0,
             answered: 0,
@@ -205,13 +213,8 @@ impl Agent {
         }
     }
 
-    /// The agent's order for queue `q`, if it serves it.
-    pub(super) fn order_in(&self, q: usize) -> Option<u8> {
-        self.queues.iter().find(|(i, _)| *i == q).map(|(_, o)| *o)
-    }
-
-    /// Proficiency in `skill` (0 without it).
-    pub(super) fn level(&self, skill: &str) -> u8 {
-        self.skills.get(skill).copied().unwrap_or(0)
+    /// The agent's seat in queue `q`, if it serves it.
+    pub(super) fn seat(&self, q: usize) -> Option<&Seat> {
+        self.queues.iter().find(|s| s.queue == q)
     }
 }

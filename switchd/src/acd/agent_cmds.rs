@@ -1,9 +1,9 @@
 //! What agent and supervisor commands do (AGT-7, SUP-2's force state/logout).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use super::agent::{AfterCall, Agent, AgentId, AgentState, Cause, Membership, NotReadyReason};
+use super::agent::{AfterCall, Agent, AgentId, AgentState, Cause, Membership, NotReadyReason, Seat};
 use super::call::{CallRef, Phase};
 use super::output::{CancelReason, Output, QueueEventKind};
 use super::{Acd, AcdError};
@@ -17,21 +17,22 @@ impl Acd {
         skills: Vec<(String, u8)>,
         not_ready: Option<NotReadyReason>,
     ) -> Result<(), AcdError> {
-        let mut memberships = Vec::with_capacity(queues.len());
+        if let Some((skill, level)) = skills.iter().find(|(_, l)| !(1..=5).contains(l)) {
+            return Err(AcdError::InvalidSkillLevel { skill: skill.clone(), level: *level });
+        }
+        let skills: HashMap<String, u8> = skills.into_iter().collect();
+        let mut seats = Vec::with_capacity(queues.len());
         let mut seen = HashSet::new();
         for m in queues {
             let q = self.queue_index(&m.queue)?;
             if seen.insert(q) {
-                memberships.push((q, m.order));
+                let level = self.queues[q].cfg.skill().and_then(|s| skills.get(s)).copied().unwrap_or(0);
+                seats.push(Seat { queue: q, order: m.order, level });
             }
         }
-        memberships.sort_by_key(|&(q, order)| (order, q));
-        if let Some((skill, level)) = skills.iter().find(|(_, l)| !(1..=5).contains(l)) {
-            return Err(AcdError::InvalidSkillLevel { skill: skill.clone(), level: *level });
-        }
+        seats.sort_by_key(|s| (s.order, s.queue));
         let agent = self.agents.entry(id).or_insert_with(|| Agent::new(now));
-        agent.queues = memberships;
-        agent.skills = skills.into_iter().collect();
+        agent.queues = seats;
         agent.connected = true;
         if agent.after_call == Some(AfterCall::Logout(Cause::Disconnected)) {
             agent.after_call = None;

@@ -234,8 +234,8 @@ impl Acd {
             self.ready.remove(&id)
         };
         if ready_changed {
-            for &(q, _) in &agent.queues {
-                self.queues[q].dirty = true;
+            for seat in &agent.queues {
+                self.queues[seat.queue].dirty = true;
             }
         }
         self.outputs.push_back(Output::AgentStateChanged { agent: id, from, to, at: now, cause });

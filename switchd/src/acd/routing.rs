@@ -52,17 +52,13 @@ impl Acd {
     /// Free agents who take part in queue `q` now: those with no waiting call they may take in
     /// a queue they put before `q`.
     fn candidates(&self, q: usize, now: Instant, cache: &mut [Option<Option<u8>>]) -> Vec<Candidate> {
-        let skill = self.queues[q].cfg.skill();
         let mut out = Vec::new();
         for id in &self.ready {
             let Some(agent) = self.agents.get(id) else { continue };
-            let Some(order) = agent.order_in(q) else { continue };
-            let mut earlier = agent.queues.iter().filter(|&&(_, o)| o < order);
-            let busy_elsewhere = earlier.any(|&(other, _)| {
-                self.need(other, now, cache).is_some_and(|need| {
-                    need == 0 || self.queues[other].cfg.skill().is_some_and(|s| agent.level(s) >= need)
-                })
-            });
+            let Some(seat) = agent.seat(q) else { continue };
+            let mut earlier = agent.queues.iter().filter(|s| s.order < seat.order);
+            let busy_elsewhere =
+                earlier.any(|other| self.need(other.queue, now, cache).is_some_and(|need| other.level >= need));
             if busy_elsewhere {
                 continue;
             }
@@ -71,7 +67,7 @@ impl Acd {
                 idle_since: agent.idle_since,
                 answered: agent.answered,
                 talk: agent.talk,
-                level: skill.map_or(0, |s| agent.level(s)),
+                level: seat.level,
                 tried: false,
             });
         }

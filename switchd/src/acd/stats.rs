@@ -165,7 +165,7 @@ impl Acd {
         let queue = &self.queues[q];
         let (waiting, callbacks, oldest) = self.waiting_figures(q);
         let logged_in = self.agents.values().filter(|a| {
-            a.state != AgentState::LoggedOut && a.order_in(q).is_some()
+            a.state != AgentState::LoggedOut && a.seat(q).is_some()
         });
         QueueView {
             queue: queue.cfg.name.clone(),
@@ -201,7 +201,7 @@ impl Acd {
 
     /// Ready agents who serve queue `q`.
     pub(super) fn ready_in(&self, q: usize) -> u32 {
-        let serves = |id: &AgentId| self.agents.get(id).is_some_and(|a| a.order_in(q).is_some());
+        let serves = |id: &AgentId| self.agents.get(id).is_some_and(|a| a.seat(q).is_some());
         self.ready.iter().filter(|id| serves(id)).count() as u32
     }
 
