@@ -209,6 +209,9 @@ impl Sim {
         let cmd = self.random_command();
         let _ = self.command(cmd);
         self.check();
+        if self.offers & 7 == 0 {
+            self.check_seats();
+        }
         self.peak = self.peak.max(self.acd.call_count());
     }
 
@@ -287,6 +290,17 @@ impl Sim {
             3 => Command::SetReady { agent: AgentId(-5) },
             _ => Command::Abandon { call },
         }
+    }
+
+    /// The seat board's counts agree with the agents' states.
+    fn check_seats(&self) {
+        let acd = &self.acd;
+        let seats = acd.snapshot(self.now).seats;
+        let count = |k: &[StateKind]| acd.agents.values().filter(|a| k.contains(&a.state.kind())).count() as u32;
+        let serving = count(&[StateKind::Reserved, StateKind::OnCall, StateKind::WrapUp]);
+        assert_eq!(seats.serving, serving);
+        assert_eq!((seats.idle, seats.not_ready), (count(&[StateKind::Ready]), count(&[StateKind::NotReady])));
+        assert_eq!(seats.idle + seats.not_ready + seats.logged_out + serving, acd.agents.len() as u32);
     }
 
     /// Every invariant, after every step.
@@ -370,7 +384,12 @@ impl Sim {
             }
             let offering = acd.offered.iter().filter(|c| acd.calls[c].queue == q).count();
             assert_eq!(queue.offering, offering, "queue {q}: offering count");
+            // ACD-5: the figures last pushed to agents are the current ones.
+            let (waiting, callbacks, oldest_since) = acd.waiting_figures(q);
+            let pushed = queue.last_status.as_ref().map(|s| (s.waiting, s.callbacks, s.oldest_since, s.ready_agents));
+            assert_eq!(pushed, Some((waiting, callbacks, oldest_since, acd.ready_in(q))), "queue {q}: stale status");
         }
+
         assert!(acd.timers.len() < 64 + 16 * (acd.calls.len() + acd.agents.len()) + 10_000);
     }
 

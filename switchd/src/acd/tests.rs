@@ -441,3 +441,42 @@ fn queue_status_is_pushed_when_waiting_figures_change() {
     h.advance(1);
     assert!(h.out.iter().all(|o| !matches!(o, Output::QueueStatus(_))), "unchanged figures are not pushed");
 }
+
+#[test]
+fn going_not_ready_while_ringing_returns_the_call_without_a_miss() {
+    let mut h = Harness::new(vec![QueueConfig { max_missed_offers: 1, ..queue("q", Strategy::LongestIdle) }]);
+    h.login(1, &[("q", 0)], &[]);
+    h.enter(1, "q", 0);
+    h.ok(Command::SetNotReady { agent: AgentId(1), reason: NotReadyReason::Break });
+    assert!(h.out.iter().any(|o| matches!(o, Output::CancelOffer { reason: CancelReason::AgentLeft, .. })));
+    assert_eq!(h.acd.position(CallRef(1)), Some(1));
+    h.out.clear();
+    h.ok(Command::ForceReady { agent: AgentId(1), by: AgentId(50) });
+    assert_eq!(h.take_offers(), [(1, vec![1])], "offered again: not ready was no miss");
+    h.ok(Command::ForceNotReady { agent: AgentId(1), by: AgentId(50), reason: NotReadyReason::Meeting });
+    assert_eq!(h.state(1), AgentState::NotReady { reason: NotReadyReason::Meeting });
+    assert_eq!(h.acd.snapshot(h.now).agents[0].missed_offers, 0);
+}
+
+#[test]
+fn the_queue_event_log_tells_the_story_of_a_call() {
+    let mut h = Harness::new(vec![queue("q", Strategy::LongestIdle)]);
+    h.login(1, &[("q", 0)], &[]);
+    h.ok(Command::SetNotReady { agent: AgentId(1), reason: NotReadyReason::Other });
+    h.enter(1, "q", 0);
+    h.advance(3);
+    h.ok(Command::SetReady { agent: AgentId(1) });
+    h.advance(2);
+    h.answer(1, 1);
+    h.advance(60);
+    h.end(1);
+    h.advance(5);
+    let kinds: Vec<String> = h.out.iter().filter_map(|o| match o {
+        Output::QueueEvent(e) => Some(format!("{:?}", e.kind).split([' ', '{']).next().unwrap_or("").to_string()),
+        _ => None,
+    }).collect();
+    assert_eq!(kinds, ["Entered", "Offered", "Answered", "Ended", "WrapUp"]);
+    let c = h.acd.snapshot(h.now).queues[0].counters;
+    assert_eq!(c.asa(), Some(Duration::from_secs(5)));
+    assert_eq!(c.aht(), Some(Duration::from_secs(65)));
+}
