@@ -34,7 +34,8 @@ impl Acd {
         let agent = self.agents.entry(id).or_insert_with(|| Agent::new(now));
         agent.queues = seats;
         agent.connected = true;
-        if agent.after_call == Some(AfterCall::Logout(Cause::Disconnected)) {
+        // Logging in again cancels a logout still waiting for the current call to end.
+        if matches!(agent.after_call, Some(AfterCall::Logout(_))) {
             agent.after_call = None;
         }
         let logged_out = agent.state == AgentState::LoggedOut;

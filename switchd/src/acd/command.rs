@@ -10,8 +10,8 @@ use super::queue::QueueId;
 pub enum Command {
     /// The agent logs in to these queues with these skills (name → proficiency 1..=5), ready
     /// or not ready for `not_ready`. Logging in again while logged in replaces queues and
-    /// skills and keeps the state; after a lost connection it re-attaches the desk (an agent
-    /// still on a call stays on it).
+    /// skills, keeps the state and cancels a logout waiting for the current call to end; after
+    /// a lost connection it re-attaches the desk (an agent still on a call stays on it).
     Login { agent: AgentId, queues: Vec<Membership>, skills: Vec<(String, u8)>, not_ready: Option<NotReadyReason> },
     /// The agent logs out; while on a call, as soon as the call ends. An offer it holds goes
     /// back to the queue.
@@ -44,7 +44,8 @@ pub enum Command {
     RequestCallback { call: CallRef, number: String },
     /// The agent's desk answered the offer; for a callback, the caller answered switchd's dial.
     OfferAnswered { call: CallRef, agent: AgentId },
-    /// The agent declined the offer, or its desk could not be reached; counts as missed.
+    /// The agent declined the offer, or its desk could not be reached; counts as missed. For a
+    /// callback the driver stops its dial; the callback goes back to its place.
     OfferDeclined { call: CallRef, agent: AgentId },
     /// The call ended, whatever its state (for a callback being dialled: the caller was not
     /// reached). A connected agent goes to wrap-up.
