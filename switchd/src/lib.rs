@@ -3,8 +3,10 @@
 //! layer; `store` · `calendar` → `cases` (tickets, workflow, deadlines, knowledge base, callers)
 //! → `auth` → `desk` (the QUIC server) → `daemon` (wiring, background tasks, metrics) and the
 //! admin `cli`. `cdr` holds the call detail record types (which the store reads and writes) and
-//! the store methods the telephony engine records calls with.
+//! the store methods the telephony engine records calls with. `acd` is the sans-IO automatic call
+//! distributor (queues, agent states, routing), not yet driven by an actor task.
 
+pub mod acd;
 pub mod auth;
 pub mod calendar;
 pub mod cases;
