@@ -927,7 +927,8 @@ impl Call {
                         return Ok(Input::DeskHangup);
                     }
                 },
-                _ = self.tick.tick() => {
+                scheduled = self.tick.tick() => {
+                    self.shared.metrics.media_ticks.observe(Instant::now().saturating_duration_since(scheduled));
                     let now = std::time::Instant::now();
                     self.rtp.dtmf_tick().await;
                     let inband = self.rtp.take_audio(now, &mut self.heard);
