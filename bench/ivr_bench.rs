@@ -92,6 +92,7 @@ fn step(callers: u32, rate: u32, probes: u32) -> Result<()> {
     wait_for_log(&daemon, "IVR: prompts rendered", Duration::from_secs(120))?;
     println!("--- {callers} IVR callers at {rate}/s (switchd {pid}, release build, prompts rendered)");
     let (cpu0, _) = cpu_and_rss(pid)?;
+    let machine0 = machine_cpu();
 
     let dir = tempfile::tempdir()?;
     let scenario = dir.path().join("ivr-caller.xml");
@@ -114,7 +115,7 @@ fn step(callers: u32, rate: u32, probes: u32) -> Result<()> {
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("sipp.err"))?)
         .spawn()
         .context("run sipp (Debian package sip-tester)")?;
     let started = Instant::now();
@@ -140,9 +141,13 @@ fn step(callers: u32, rate: u32, probes: u32) -> Result<()> {
 
     // The most calls up at once, sampled twice a second while SIPp runs.
     let mut peak = 0.0f64;
+    let mut sipp_cpu = 0.0;
     let status = loop {
         if let Some(status) = sipp.try_wait()? {
             break status;
+        }
+        if let Ok((cpu, _)) = cpu_and_rss(sipp.id()) {
+            sipp_cpu = cpu;
         }
         if let Ok(text) = metrics_text(&daemon) {
             peak = peak.max(metric_in(&text, "rexian_calls_active").unwrap_or(0.0));
@@ -155,6 +160,7 @@ fn step(callers: u32, rate: u32, probes: u32) -> Result<()> {
     // Let the last calls' records close.
     std::thread::sleep(Duration::from_secs(3));
     let (cpu1, _) = cpu_and_rss(pid)?;
+    let machine1 = machine_cpu();
     let metrics = metrics_text(&daemon)?;
 
     let ok = stat_count(&screen, "Successful call");
@@ -162,10 +168,7 @@ fn step(callers: u32, rate: u32, probes: u32) -> Result<()> {
     println!("callers in the IVR at once: {peak} (calls active, sampled every 0.5 s; includes the probes)");
     println!("SIPp calls: {ok} completed, {failed} failed of {callers} in {elapsed:.0} s (sipp {status})");
     if ok == 0 {
-        let mut err = String::new();
-        if let Some(mut e) = sipp.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
+        let err = std::fs::read_to_string(dir.path().join("sipp.err")).unwrap_or_default();
         bail!("no SIPp call completed:\n{}\n{}", tail(screen.as_bytes()), tail(err.as_bytes()));
     }
     let call_minutes = f64::from(ok + probes) * call_ms() as f64 / 60_000.0;
@@ -175,11 +178,55 @@ fn step(callers: u32, rate: u32, probes: u32) -> Result<()> {
         (cpu1 - cpu0) / call_minutes,
         call_ms() as f64 / 1000.0
     );
+    let (busy, steal) = machine1.share_since(&machine0);
+    let measured = started.elapsed().as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    let all = busy * cores * measured;
+    println!(
+        "machine: {cores} cores {:.0} % busy over {measured:.0} s (steal {:.1} %): {all:.1} CPU s, of which switchd {:.1}, SIPp {sipp_cpu:.1}, \
+         everything else (this program, the kernel's softirqs, other work on the machine) {:.1}",
+        busy * 100.0,
+        steal * 100.0,
+        cpu1 - cpu0,
+        all - (cpu1 - cpu0) - sipp_cpu
+    );
     report_ticks(&metrics);
     report_probes(&results);
     report_digits(&daemon, callers + probes, ok + failed + probes)?;
     report_recordings(&daemon.data_dir, ok)?;
     Ok(())
+}
+
+/// The machine's CPU time so far, from the `cpu` line of /proc/stat (clock ticks).
+#[derive(Default)]
+struct MachineCpu {
+    total: u64,
+    idle: u64,
+    steal: u64,
+}
+
+fn machine_cpu() -> MachineCpu {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let at = |i: usize| fields.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    MachineCpu { total: (0..8).map(at).sum(), idle: at(3) + at(4), steal: at(7) }
+}
+
+impl MachineCpu {
+    /// (busy share, steal share) of all cores between `earlier` and now.
+    fn share_since(&self, earlier: &MachineCpu) -> (f64, f64) {
+        let total = self.total.saturating_sub(earlier.total).max(1) as f64;
+        let idle = self.idle.saturating_sub(earlier.idle) as f64;
+        (1.0 - idle / total, self.steal.saturating_sub(earlier.steal) as f64 / total)
+    }
 }
 
 fn report_ticks(metrics: &str) {
