@@ -22,44 +22,12 @@
 //! socket overflows — compare "RTP in" with what SIPp sent (1,180 packets per call) for loss
 //! inside switchd.
 
+mod common;
+
 use anyhow::{bail, Context, Result};
+use common::{cpu_and_rss, env_u32, metric, stat_count};
 use rexian_tests::{sipp_command, tail, Daemon};
 use std::time::{Duration, Instant};
-
-fn env_u32(name: &str, default: u32) -> Result<u32> {
-    match std::env::var(name) {
-        Ok(v) => v.parse().with_context(|| format!("{name} must be a number")),
-        Err(_) => Ok(default),
-    }
-}
-
-/// (user + system CPU seconds, resident bytes) of a process, from /proc.
-fn cpu_and_rss(pid: u32) -> Result<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Ok((ticks / 100.0, rss_kb * 1024))
-}
-
-fn metric(daemon: &Daemon, name: &str) -> Result<f64> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(daemon.metrics_addr)?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-    let mut body = String::new();
-    s.read_to_string(&mut body)?;
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .with_context(|| format!("metric {name} missing"))
-}
 
 /// UDP receive-buffer drops on this machine so far (kernel-wide, /proc/net/snmp).
 fn udp_rcvbuf_errors() -> u64 {
@@ -91,16 +59,6 @@ fn setups(daemon: &Daemon, calls: u32, rate: u32) -> Result<()> {
         bail!("sipp failed:\n{}\n{}", tail(&out.stdout), tail(&out.stderr));
     }
     Ok(())
-}
-
-/// The cumulative column of a SIPp final-statistics row such as `Successful call`.
-fn stat_count(screen: &str, row: &str) -> u32 {
-    screen
-        .lines()
-        .rfind(|l| l.trim_start().starts_with(row))
-        .and_then(|l| l.split('|').nth(2))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// How long each call of `bench/sipp/media.xml` talks: the capture (7.1 s) five times.

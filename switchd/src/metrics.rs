@@ -34,6 +34,61 @@ pub struct Metrics {
     pub desk_audio_frames: AtomicU64,
     /// Desk datagrams dropped: not logged in, malformed, or no engine (or a full one) to take them.
     pub desk_audio_dropped: AtomicU64,
+    /// How late each call's 20 ms media tick fired after its scheduled instant.
+    pub media_ticks: TickLateness,
+}
+
+/// Upper bounds (microseconds) of the [`TickLateness`] buckets; a tick 20 ms late or more has
+/// missed its frame's slot entirely.
+const LATENESS_BOUNDS_MICROS: [u64; 6] = [1_000, 5_000, 20_000, 60_000, 200_000, 1_000_000];
+
+/// A histogram of media-tick lateness: a tick that fires late sends its frame late (the caller
+/// hears a gap, then the catch-up burst), whether the runtime was busy or the application was
+/// not waiting on the tick (a store write between two prompts).
+#[derive(Default)]
+pub struct TickLateness {
+    /// Per bucket, not cumulative; the last one is everything above the largest bound.
+    buckets: [AtomicU64; LATENESS_BOUNDS_MICROS.len() + 1],
+    sum_micros: AtomicU64,
+    max_micros: AtomicU64,
+}
+
+impl TickLateness {
+    pub fn observe(&self, late: std::time::Duration) {
+        let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        let bucket = LATENESS_BOUNDS_MICROS.iter().position(|b| micros <= *b).unwrap_or(LATENESS_BOUNDS_MICROS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        if micros > 0 {
+            self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+            if micros > self.max_micros.load(Ordering::Relaxed) {
+                self.max_micros.fetch_max(micros, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        let name = "rexian_media_tick_lateness_seconds";
+        let _ = writeln!(out, "# HELP {name} How late calls' 20 ms media ticks fired after their scheduled instant\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            match LATENESS_BOUNDS_MICROS.get(i) {
+                Some(bound) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let _ = writeln!(out, "{name}_sum {}\n{name}_count {cumulative}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let max = "rexian_media_tick_lateness_max_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {max} The latest any media tick fired since start\n# TYPE {max} gauge\n{max} {}",
+            self.max_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+    }
 }
 
 impl Metrics {
@@ -73,6 +128,7 @@ impl Metrics {
         for (name, help, v) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
         }
+        self.media_ticks.render(&mut out);
         out
     }
 }
@@ -105,4 +161,33 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn tick_lateness_renders_cumulative_buckets_and_the_max() {
+        let m = Metrics::default();
+        for ms in [0, 0, 3, 25, 70, 2_000] {
+            m.media_ticks.observe(Duration::from_millis(ms));
+        }
+        let text = m.render();
+        for line in [
+            "rexian_media_tick_lateness_seconds_bucket{le=\"0.001\"} 2",
+            "rexian_media_tick_lateness_seconds_bucket{le=\"0.005\"} 3",
+            "rexian_media_tick_lateness_seconds_bucket{le=\"0.02\"} 3",
+            "rexian_media_tick_lateness_seconds_bucket{le=\"0.06\"} 4",
+            "rexian_media_tick_lateness_seconds_bucket{le=\"0.2\"} 5",
+            "rexian_media_tick_lateness_seconds_bucket{le=\"1\"} 5",
+            "rexian_media_tick_lateness_seconds_bucket{le=\"+Inf\"} 6",
+            "rexian_media_tick_lateness_seconds_count 6",
+            "rexian_media_tick_lateness_seconds_sum 2.098",
+            "rexian_media_tick_lateness_max_seconds 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
+    }
 }

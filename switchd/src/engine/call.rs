@@ -432,12 +432,18 @@ impl Call {
     /// Plays 8 kHz samples. With `barge_in`, a digit stops playback and is returned (it stays
     /// queued for [`Call::collect`]).
     pub async fn play(&mut self, samples: &[i16], barge_in: bool) -> Result<Option<char>, CallError> {
-        let mut frames = samples.chunks(FRAME_SAMPLES);
+        let mut frames = samples.chunks(FRAME_SAMPLES).peekable();
         loop {
             if barge_in {
                 if let Some(&d) = self.pending.front() {
                     return Ok(Some(d));
                 }
+            }
+            // Done before waiting for a tick with nothing to send: that tick belongs to
+            // whatever comes next (a prompt, the silence of a menu). Consuming it here left a
+            // 40 ms hole in the stream after every prompt.
+            if frames.peek().is_none() {
+                break;
             }
             if let Input::Tick = self.next().await? {
                 let Some(frame) = frames.next() else { break };
@@ -934,7 +940,8 @@ impl Call {
                         return Ok(Input::DeskHangup);
                     }
                 },
-                _ = self.tick.tick() => {
+                scheduled = self.tick.tick() => {
+                    self.shared.metrics.media_ticks.observe(Instant::now().saturating_duration_since(scheduled));
                     let now = std::time::Instant::now();
                     self.rtp.dtmf_tick().await;
                     let inband = self.rtp.take_audio(now, &mut self.heard);
