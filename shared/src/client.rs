@@ -289,6 +289,28 @@ impl DeskClient {
         expect_reply!(self.request(Request::TransferToFlow { call, flow: flow.into() }).await?, Response::Ok => ())
     }
 
+    /// Logs in to the ACD's queues.
+    pub async fn agent_login(&self, ready: bool) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::AgentLogin { ready }).await?, Response::Ok => ())
+    }
+
+    pub async fn agent_ready(&self) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::AgentReady).await?, Response::Ok => ())
+    }
+
+    pub async fn agent_not_ready(&self, reason: &str) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::AgentNotReady { reason: reason.into() }).await?, Response::Ok => ())
+    }
+
+    pub async fn agent_logout(&self) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::AgentLogout).await?, Response::Ok => ())
+    }
+
+    /// Supervisors: the seat board.
+    pub async fn seat_board(&self) -> Result<SeatBoard, ClientError> {
+        expect_reply!(self.request(Request::GetSeatBoard).await?, Response::SeatBoard { board } => board)
+    }
+
     /// Administrators: the IVR's flows (latest versions).
     pub async fn list_flows(&self) -> Result<Vec<FlowInfo>, ClientError> {
         expect_reply!(self.request(Request::ListFlows).await?, Response::Flows { flows } => flows)

@@ -190,6 +190,16 @@ pub enum Request {
     /// `satisfaction` flow at the end of a call; the desk gets `CallEnded` with cause
     /// `transferred`.
     TransferToFlow { call: u64, flow: String },
+    /// Agents (and supervisors taking calls): log in to the ACD's queues, ready or not.
+    AgentLogin { ready: bool },
+    /// Log out of the queues (after the current call, if any).
+    AgentLogout,
+    /// Ready for calls (示闲); from wrap-up, ends it.
+    AgentReady,
+    /// Not ready (示忙 / 临时闭席) with a reason: `break`, `meeting`, `training`, `meal`, `other`.
+    AgentNotReady { reason: String },
+    /// Supervisors: the seat board (SUP-1) — seat counts, each agent, each queue.
+    GetSeatBoard,
     /// Supervisors (SUP-2): the calls connected to or ringing at desks now.
     ListCalls,
     /// Supervisors (SUP-2): listen to a desk call, whisper to the agent, or barge in; audio
@@ -295,6 +305,11 @@ impl Request {
             Request::Conference { .. } => "conference",
             Request::SendDtmf { .. } => "send_dtmf",
             Request::TransferToFlow { .. } => "transfer_to_flow",
+            Request::AgentLogin { .. } => "agent_login",
+            Request::AgentLogout => "agent_logout",
+            Request::AgentReady => "agent_ready",
+            Request::AgentNotReady { .. } => "agent_not_ready",
+            Request::GetSeatBoard => "get_seat_board",
             Request::ListCalls => "list_calls",
             Request::Snoop { .. } => "snoop",
             Request::ListFlows => "list_flows",
@@ -340,6 +355,7 @@ pub enum Response {
     Survey { survey: Survey },
     SurveyResults { results: SurveyResults },
     CallbackRequests { requests: Vec<CallbackRequest> },
+    SeatBoard { board: SeatBoard },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -363,6 +379,12 @@ pub enum Event {
     CallRinging { call: u64 },
     /// A third party joined (or left) this desk's call.
     ConferenceChanged { call: u64, joined: bool },
+    /// This agent's ACD state changed: `state` is `logged_out`, `ready`, `reserved` (ringing),
+    /// `on_call`, `wrap_up` or `not_ready` (with `reason`: `break`, `meeting`, `training`,
+    /// `meal`, `other`, `missed_offers`).
+    AgentStateChanged { state: String, reason: Option<String> },
+    /// Callers waiting in one of my queues (ACD-5 call-waiting indication).
+    QueueWaiting { queue: String, waiting: u32, longest_wait_secs: Option<u32> },
     /// The call is connected; audio frames for it flow both ways.
     CallConnected { call: u64 },
     /// The call is over; `cause` is a CDR end-cause code (`caller_hangup`, `switch_hangup`,
@@ -898,4 +920,36 @@ pub struct CallbackRequest {
     /// The article asked for.
     pub article_id: Option<i64>,
     pub done: bool,
+}
+
+/// The seat board (SUP-1): who is serving, idle, not ready or logged out, and the queues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatBoard {
+    pub serving: u32,
+    pub idle: u32,
+    pub not_ready: u32,
+    pub logged_out: u32,
+    pub agents: Vec<SeatAgent>,
+    pub queues: Vec<SeatQueue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatAgent {
+    pub user_id: i64,
+    /// As in `Event::AgentStateChanged`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub in_state_secs: u32,
+    pub caller: Option<String>,
+    pub queue: Option<String>,
+    pub missed_offers: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatQueue {
+    pub queue: String,
+    pub waiting: u32,
+    pub longest_wait_secs: Option<u32>,
+    pub ready_agents: u32,
+    pub logged_in_agents: u32,
 }

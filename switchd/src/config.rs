@@ -39,6 +39,7 @@ pub struct Config {
     pub limits: Limits,
     pub telephony: TelephonyConfig,
     pub ivr: crate::ivr::IvrConfig,
+    pub acd: crate::acd::actor::AcdSettings,
 }
 
 impl Default for Config {
@@ -57,6 +58,7 @@ impl Default for Config {
             limits: Limits::default(),
             telephony: TelephonyConfig::default(),
             ivr: crate::ivr::IvrConfig::default(),
+            acd: crate::acd::actor::AcdSettings::default(),
         }
     }
 }

@@ -58,6 +58,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let auth = Auth::new(store.clone(), config.auth.clone())?;
     let desk_link = DeskLink::new();
     let prompts = prompts_of(&config);
+    let (desk_out_tx, desk_out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let acd_config = config.acd.to_config().context("invalid [acd] configuration")?;
+    let acd = crate::acd::actor::spawn(acd_config, desk_out_tx.clone()).context("invalid [acd] queues")?;
     let ctx = Arc::new(DeskContext {
         auth: auth.clone(),
         cases: cases.clone(),
@@ -67,6 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         audio_in: Some(desk_link.audio_tx.clone()),
         calls: Some(desk_link.control_tx.clone()),
         prompts: Some(prompts.clone()),
+        acd: Some(acd.clone()),
     });
     if first_start {
         first_start_accounts(&config, &auth, &cases, ctx.now()).await?;
@@ -110,10 +114,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     };
     repair_recordings(&store, &data_dir).await;
-    let (desk_out_tx, desk_out_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(desk::deliver(ctx.clone(), desk_out_rx));
     let sip = SipListeners { socket: sip_socket, local: sip_addr, streams: listeners, tls_port: sip_tls_addr.map(|a| a.port()) };
-    let ivr = start_ivr(&ctx, &config.ivr, prompts.clone()).await;
+    let ivr = start_ivr(&ctx, &config.ivr, prompts.clone(), acd).await;
     start_telephony(&config, store.clone(), sip, ctx.metrics.clone(), desk_link, desk_out_tx, prompts, ivr);
     tokio::spawn(background_checks(ctx.clone(), Duration::from_secs(config.reminder_interval_secs.max(1))));
     write_ready(&data_dir, desk_addr, metrics_addr, sip_addr, sip_tls_addr, &fingerprint)?;
@@ -247,7 +250,12 @@ fn prompts_of(config: &Config) -> crate::media::prompt::Prompts {
 
 /// The IVR behind the hotline number: the shipped 12365 flow is stored on first start, and
 /// every flow's fixed prompts are rendered in the background.
-async fn start_ivr(ctx: &Arc<DeskContext>, config: &crate::ivr::IvrConfig, prompts: crate::media::prompt::Prompts) -> Arc<crate::ivr::runner::Ivr> {
+async fn start_ivr(
+    ctx: &Arc<DeskContext>,
+    config: &crate::ivr::IvrConfig,
+    prompts: crate::media::prompt::Prompts,
+    acd: crate::acd::actor::AcdHandle,
+) -> Arc<crate::ivr::runner::Ivr> {
     use crate::ivr::{records, runner};
     if let Err(e) = records::seed_default_flows(ctx.cases.store(), ctx.now()).await {
         tracing::error!(error = %e, "IVR: cannot install the default flow");
@@ -267,6 +275,7 @@ async fn start_ivr(ctx: &Arc<DeskContext>, config: &crate::ivr::IvrConfig, promp
         utc_offset_hours: ctx.utc_offset_hours,
         entry_flow: config.entry_flow.clone(),
         simulate_time: config.simulate_time,
+        acd: Some(acd),
     })
 }
 

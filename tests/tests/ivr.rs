@@ -161,6 +161,7 @@ async fn a_caller_who_presses_0_reaches_a_logged_in_agent() {
     let (_, yaml) = admin.get_flow("main", None).await.expect("flow");
     admin.save_flow(&yaml.replace("users: []", "users: [agent1]")).await.expect("night bell set");
     let desk = daemon.login_demo("agent1").await;
+    desk.agent_login(true).await.expect("agent1 logs in to the queues, ready");
     let (target, steps) = (daemon.sip_addr, vec![Pause(1500), keys("0"), Pause(12000)]);
     let caller = tokio::task::spawn_blocking(move || sipp_caller(target, "12365", CALLER, &steps, false));
     let Event::CallOffered { call, caller: from, callee, .. } = rexian_tests::next_call_event(&desk).await else {

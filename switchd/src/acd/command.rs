@@ -85,4 +85,7 @@ pub enum AcdError {
     /// The queue is closed and has no `when_closed` target.
     #[error("队列非服务时间 / queue {0} is closed")]
     QueueClosed(QueueId),
+    /// The ACD task is gone (switchd is stopping).
+    #[error("排队服务已停止 / the ACD has stopped")]
+    Stopped,
 }

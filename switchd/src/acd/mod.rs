@@ -10,6 +10,7 @@
 //! enums).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod actor;
 mod agent;
 mod agent_cmds;
 mod call;

@@ -46,6 +46,7 @@ async fn start(audio_in: Option<AudioSink>) -> Server {
         audio_in,
         calls: None,
         prompts: None,
+        acd: None,
     });
     let agent = NewUser {
         username: "agent1".into(),

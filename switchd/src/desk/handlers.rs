@@ -118,6 +118,9 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         | Request::GetSurveyResults { .. }
         | Request::ListCallbackRequests { .. }
         | Request::FinishCallbackRequest { .. }) => super::ivr_handlers::handle(ctx, &actor, req).await,
+        req @ (Request::AgentLogin { .. } | Request::AgentLogout | Request::AgentReady | Request::AgentNotReady { .. } | Request::GetSeatBoard) => {
+            super::acd_handlers::handle(ctx, &actor, req).await
+        }
         Request::ListUsers => {
             require(&actor, &[Role::Admin, Role::Supervisor])?;
             let users = store.read(move |db| db.users(now)).await.map_err(store_err)?;

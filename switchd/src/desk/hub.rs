@@ -69,6 +69,11 @@ impl Hub {
         }
     }
 
+    /// The user logged in on connection `conn_id`.
+    pub fn user_of(&self, conn_id: u64) -> Option<i64> {
+        self.sessions.lock().ok()?.get(&conn_id).map(|(uid, _)| *uid)
+    }
+
     /// The ids of the connections `user_id` is logged in on, lowest (oldest) first.
     pub fn connections_of(&self, user_id: i64) -> Vec<u64> {
         let Ok(sessions) = self.sessions.lock() else { return Vec::new() };

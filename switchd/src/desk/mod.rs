@@ -2,6 +2,7 @@
 //! requests with their role checks, pushed events, and call audio in QUIC datagrams ([`audio`]).
 
 pub mod audio;
+mod acd_handlers;
 mod handlers;
 mod ivr_handlers;
 mod hub;
@@ -40,6 +41,8 @@ pub struct DeskContext {
     /// The prompts the IVR plays (for checking flows and installing recordings); `None` in
     /// tests without telephony.
     pub prompts: Option<crate::media::prompt::Prompts>,
+    /// The ACD (agent states, queues); `None` in tests without telephony.
+    pub acd: Option<crate::acd::actor::AcdHandle>,
 }
 
 /// Carries what the engine sends desks — call events to a user's desktops, audio frames to one
@@ -118,7 +121,14 @@ async fn run_connection(ctx: Arc<DeskContext>, conn: quinn::Connection, id: u64)
     ctx.metrics.desk_connections.fetch_add(1, Ordering::Relaxed);
     tracing::info!("desk connected");
     let result = converse(&ctx, &conn, id).await;
+    let user = ctx.hub.user_of(id);
     ctx.hub.remove(id);
+    // The agent's last desk is gone: the ACD takes back an offer and logs the agent out.
+    if let (Some(user), Some(acd)) = (user, &ctx.acd) {
+        if ctx.hub.connections_of(user).is_empty() {
+            acd.tell(crate::acd::Command::Disconnected { agent: crate::acd::AgentId(user) });
+        }
+    }
     ctx.metrics.desk_connections.fetch_sub(1, Ordering::Relaxed);
     match result {
         Ok(()) => tracing::info!("desk disconnected"),

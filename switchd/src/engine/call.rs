@@ -466,6 +466,26 @@ impl Call {
         self.play(&samples, barge_in).await
     }
 
+    /// Sends one 20 ms frame of hold audio on the next media tick (for a caller waiting on
+    /// something outside the call, such as the ACD). Digits keep queueing meanwhile.
+    pub async fn hold_tick(&mut self, frame: &[i16]) -> Result<(), CallError> {
+        loop {
+            if let Input::Tick = self.next().await? {
+                let mut frame = frame.to_vec();
+                frame.resize(FRAME_SAMPLES, 0);
+                self.rtp.send_samples(&frame).await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes `key` from the digits keyed so far, if it is among them.
+    pub fn take_key(&mut self, key: char) -> bool {
+        let had = self.pending.contains(&key);
+        self.pending.retain(|d| *d != key);
+        had
+    }
+
     /// Plays silence for `duration` (keeps the RTP stream alive for NAT and the peer).
     pub async fn pause(&mut self, duration: Duration) -> Result<(), CallError> {
         let silence = vec![0i16; (duration.as_millis() as usize) * 8];

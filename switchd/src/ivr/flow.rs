@@ -172,6 +172,10 @@ pub enum Node {
     /// answered within `max_wait_secs` goes to `on_fail`. The call ends when the person and
     /// the caller are done.
     Queue {
+        /// An ACD queue (`[[acd.queues]]`): callers wait for the ACD to offer them to a
+        /// logged-in, ready agent. Without it, `users` (or `all_agents`) ring in turn.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue: Option<String>,
         #[serde(default)]
         users: Vec<String>,
         #[serde(default)]

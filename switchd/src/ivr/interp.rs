@@ -69,7 +69,7 @@ pub enum Command {
     /// Load the active survey. Awaits [`Input::Survey`].
     LoadSurvey,
     /// Ring people for the caller. Awaits [`Input::Queue`].
-    Queue { users: Vec<String>, all_agents: bool, ring: Duration, max_wait: Duration, leave_key: Option<char>, hold: Option<Say> },
+    Queue { queue: Option<String>, users: Vec<String>, all_agents: bool, ring: Duration, max_wait: Duration, leave_key: Option<char>, hold: Option<Say> },
     /// Bridge the caller to a number. Awaits [`Input::Transferred`].
     Transfer { number: String },
     /// Put the caller on the callback list (no result).
@@ -240,6 +240,9 @@ pub struct Interpreter {
     pub(super) articles: Vec<ArticleBrief>,
     /// The survey being answered, once loaded.
     pub(super) survey: Option<SurveyDef>,
+    /// The node to enter once the current step is done (a trampoline: a chain of nodes that
+    /// do not wait for the caller is walked in a loop, not by recursion).
+    next_node: Option<String>,
 }
 
 impl Interpreter {
@@ -261,6 +264,7 @@ impl Interpreter {
             trail: Vec::new(),
             articles: Vec::new(),
             survey: None,
+            next_node: None,
         }
     }
 
@@ -271,7 +275,15 @@ impl Interpreter {
         self.vars.insert("callback".into(), start.caller);
         self.vars.insert("hotline".into(), start.hotline);
         let first = self.node.clone();
-        self.enter(&first);
+        self.goto(&first);
+        self.settle();
+    }
+
+    /// Enters the nodes the last step went to, until one waits for something.
+    fn settle(&mut self) {
+        while let Some(node) = self.next_node.take() {
+            self.enter(&node);
+        }
     }
 
     pub fn poll_command(&mut self) -> Option<Command> {
@@ -310,6 +322,7 @@ impl Interpreter {
                 self.wait = wait;
             }
         }
+        self.settle();
     }
 
     // ------------------------------------------------------------------ helpers for sub-menus
@@ -379,10 +392,9 @@ impl Interpreter {
         self.wait = Wait::Finished;
     }
 
-    /// Goes to `node` of the current flow.
+    /// Goes to `node` of the current flow, once the current step is done.
     pub(super) fn goto(&mut self, node: &str) {
-        let node = node.to_owned();
-        self.enter(&node);
+        self.next_node = Some(node.to_owned());
     }
 
     // ------------------------------------------------------------------ nodes
@@ -461,10 +473,15 @@ impl Interpreter {
                 self.goto(&target);
             }
             Node::Goto { flow, node } => self.goto_flow(&flow, node.as_deref()),
-            Node::Queue { users, all_agents, ring_secs, max_wait_secs, leave_key, hold_prompt, .. } => {
+            Node::Queue { queue, users, all_agents, ring_secs, max_wait_secs, leave_key, hold_prompt, .. } => {
                 let hold = hold_prompt.as_ref().map(|p| self.say(p));
-                self.note(format!("queue {}", if all_agents { "all agents".to_owned() } else { users.join(",") }));
-                self.push(Command::Queue { users, all_agents, ring: secs(ring_secs), max_wait: secs(max_wait_secs), leave_key, hold });
+                let whom = match (&queue, all_agents) {
+                    (Some(q), _) => format!("ACD queue {q}"),
+                    (None, true) => "all agents".to_owned(),
+                    (None, false) => users.join(","),
+                };
+                self.note(format!("queue {whom}"));
+                self.push(Command::Queue { queue, users, all_agents, ring: secs(ring_secs), max_wait: secs(max_wait_secs), leave_key, hold });
                 self.wait = Wait::Queue;
             }
             Node::Transfer { number, .. } => {
@@ -516,7 +533,7 @@ impl Interpreter {
         };
         let start = node.unwrap_or(&target.start).to_owned();
         self.flow = target;
-        self.enter(&start);
+        self.goto(&start);
     }
 
     fn is_open(&self, hours: &[String]) -> bool {

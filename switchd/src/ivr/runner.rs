@@ -12,6 +12,8 @@ use rexian_shared::{CallbackRequest, CallerInfo, Channel, NewTicket, PhoneNumber
 
 use super::interp::{ArticleBrief, Command, Input, Interpreter, QueueOutcome, Say, Start};
 use super::records;
+use crate::acd::actor::{AcdHandle, QueueSignal};
+use crate::acd::{AgentId, CallRef, Command as AcdCommand, QueueId};
 use crate::cases::service::{Actor, Cases};
 use crate::engine::call::{Call, CallError, CallInfo, Offer};
 use crate::engine::{apps, FlowHook, HotlineHook};
@@ -30,6 +32,8 @@ pub struct Ivr {
     pub entry_flow: String,
     /// Rehearsal: business hours are judged as if every call came at this local time.
     pub simulate_time: Option<NaiveDateTime>,
+    /// The ACD, for `queue` nodes naming a queue.
+    pub acd: Option<AcdHandle>,
 }
 
 impl Ivr {
@@ -150,13 +154,23 @@ async fn execute(call: &mut Call, ivr: &Ivr, command: Command, recordings: &mut 
             tracing::warn!(error = %e, "IVR: cannot load the survey");
             None
         })),
-        Command::Queue { users, all_agents, ring, max_wait, leave_key, hold } => {
+        Command::Queue { queue: name, users, all_agents, ring, max_wait, leave_key, hold } => {
             let hold = match hold {
                 Some(say) => hold_audio(call.prompts(), &say).await,
                 None => Vec::new(),
             };
-            let people = candidates(call, ivr, &users, all_agents).await;
-            Input::Queue(queue(call, ivr, &people, ring, max_wait, leave_key, &hold).await?)
+            let outcome = match (name, &ivr.acd) {
+                (Some(name), Some(acd)) => acd_queue(call, acd, &name, max_wait, leave_key, &hold).await?,
+                (Some(name), None) => {
+                    tracing::warn!(queue = name, "IVR: no ACD for the queue");
+                    QueueOutcome::NoAnswer
+                }
+                (None, _) => {
+                    let people = candidates(call, ivr, &users, all_agents).await;
+                    queue(call, ivr, &people, ring, max_wait, leave_key, &hold).await?
+                }
+            };
+            Input::Queue(outcome)
         }
         Command::Transfer { number } => {
             let ring = Duration::from_secs(u64::from(call.desk_ring_secs()));
@@ -306,19 +320,89 @@ async fn queue(
         match call.offer_holding(user, ring.min(left), hold, leave_key).await? {
             Offer::Answered(conn_id) => {
                 tracing::info!(leg = %call.info.leg, user, "IVR: an agent took the call");
-                call.record_if_configured().await;
-                let transfer = call.talk_with_desk(conn_id).await;
-                let result = match transfer {
-                    Ok(t) => apps::transfer_if_asked(call, t).await,
-                    Err(e) => Err(e),
-                };
-                call.stop_call_recording().await;
-                return result.map(|()| QueueOutcome::Connected);
+                return talk_to_agent(call, conn_id).await.map(|()| QueueOutcome::Connected);
             }
             Offer::Left => return Ok(QueueOutcome::Left),
             Offer::NotAnswered => {}
         }
     }
+}
+
+/// Waits in ACD queue `name` while the caller hears `hold`, taking the offers the ACD makes:
+/// each rings the agent's desk; an answer connects caller and agent (and ends the wait), a
+/// miss goes back to the ACD, which offers the next agent. The caller's leave key, the ACD's
+/// overflow and `max_wait` end the wait without an agent.
+async fn acd_queue(call: &mut Call, acd: &AcdHandle, name: &str, max_wait: Duration, leave_key: Option<char>, hold: &[i16]) -> Result<QueueOutcome, CallError> {
+    let id = CallRef(call.info.leg.0);
+    // Nobody logged in to the queue: there is no one to wait for.
+    let staffed = acd.snapshot().await.and_then(|s| s.queues.into_iter().find(|q| q.queue.as_str() == name)).is_some_and(|q| q.logged_in_agents > 0);
+    if !staffed {
+        tracing::info!(leg = %call.info.leg, queue = name, "IVR: no agent logged in to the queue");
+        return Ok(QueueOutcome::NoAnswer);
+    }
+    let mut signals = match acd.enter(id, QueueId::new(name), call.info.caller.clone()).await {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::warn!(leg = %call.info.leg, queue = name, error = %e, "IVR: the ACD refused the call");
+            return Ok(QueueOutcome::NoAnswer);
+        }
+    };
+    let ringback = if hold.is_empty() { hold_ringback() } else { hold.to_vec() };
+    let mut frames = ringback.chunks(160).cycle();
+    let deadline = Instant::now() + max_wait;
+    let result = loop {
+        if Instant::now() >= deadline {
+            break Ok(QueueOutcome::NoAnswer);
+        }
+        if leave_key.is_some_and(|k| call.take_key(k)) {
+            break Ok(QueueOutcome::Left);
+        }
+        match signals.try_recv() {
+            Ok(QueueSignal::Offer { agent, until }) => {
+                // Stop ringing a little before the ACD's own deadline, so the ACD never takes
+                // back an offer the desk is still able to answer.
+                let ring = until.saturating_duration_since(Instant::now()).saturating_sub(Duration::from_millis(300));
+                match call.offer_holding(agent, ring, &ringback, leave_key).await {
+                    Ok(Offer::Answered(conn_id)) => {
+                        acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
+                        let talked = talk_to_agent(call, conn_id).await;
+                        acd.tell(AcdCommand::CallEnded { call: id });
+                        return talked.map(|()| QueueOutcome::Connected);
+                    }
+                    Ok(Offer::NotAnswered) => acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) }),
+                    Ok(Offer::Left) => break Ok(QueueOutcome::Left),
+                    Err(e) => break Err(e),
+                }
+            }
+            Ok(QueueSignal::Cancel) => {}
+            Ok(QueueSignal::Overflow) | Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return Ok(QueueOutcome::NoAnswer),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                if let Err(e) = call.hold_tick(frames.next().unwrap_or(&[])).await {
+                    break Err(e);
+                }
+            }
+        }
+    };
+    acd.tell(AcdCommand::Abandon { call: id });
+    result
+}
+
+/// Caller and agent talk; a hand-over the desk asks for is carried out.
+async fn talk_to_agent(call: &mut Call, conn_id: u64) -> Result<(), CallError> {
+    call.record_if_configured().await;
+    let result = match call.talk_with_desk(conn_id).await {
+        Ok(t) => apps::transfer_if_asked(call, t).await,
+        Err(e) => Err(e),
+    };
+    call.stop_call_recording().await;
+    result
+}
+
+/// Chinese ringback, for a caller waiting without a hold prompt.
+fn hold_ringback() -> Vec<i16> {
+    let mut samples = tone(450.0, 1000, 4000);
+    samples.resize(5 * 8000, 0);
+    samples
 }
 
 async fn create_ticket(

@@ -1,0 +1,281 @@
+//! The ACD's one owner as a task (DESIGN.md decision 4): it holds the sans-IO [`Acd`], feeds it
+//! desk commands and call events through an [`AcdHandle`], fires its deadlines, and carries its
+//! outputs out — offers go to the waiting call's task, state changes and queue figures to the
+//! desks. No other task touches agent or queue state.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Acd, AcdConfig, AcdError, AgentId, AgentState, CallRef, Command, ConfigError, Output, QueueConfig, QueueId, Snapshot, Strategy};
+use crate::engine::desk_leg::DeskOut;
+
+/// The `[acd]` section of the config: the queues. Every agent who logs in to the ACD joins
+/// every queue, in this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcdSettings {
+    pub queues: Vec<QueueSettings>,
+}
+
+/// One queue (`[[acd.queues]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    pub name: String,
+    /// `longest_idle`, `round_robin`, `ring_all`, `fewest_calls` or `least_talk_time`.
+    pub strategy: String,
+    /// How long an offer rings at a desk before it goes to the next agent.
+    pub offer_secs: u32,
+    /// After-call work before the agent is ready again (话后处理).
+    pub wrap_up_secs: u32,
+    /// Missed offers in a row before the agent is set not ready (未接自动置忙).
+    pub max_missed_offers: u32,
+    /// Answered within this many seconds counts toward the service level.
+    pub service_level_secs: u32,
+}
+
+impl Default for AcdSettings {
+    fn default() -> Self {
+        Self { queues: vec![QueueSettings::default()] }
+    }
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            name: "hotline".into(),
+            strategy: "longest_idle".into(),
+            offer_secs: 20,
+            wrap_up_secs: 10,
+            max_missed_offers: 3,
+            service_level_secs: 15,
+        }
+    }
+}
+
+/// Why the `[acd]` section was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("未知的排队策略 {0} / unknown strategy {0} (longest_idle, round_robin, ring_all, fewest_calls, least_talk_time)")]
+    Strategy(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl AcdSettings {
+    /// The core's configuration.
+    pub fn to_config(&self) -> Result<AcdConfig, SettingsError> {
+        let queues = self.queues.iter().map(QueueSettings::to_config).collect::<Result<_, _>>()?;
+        Ok(AcdConfig { queues })
+    }
+}
+
+impl QueueSettings {
+    fn to_config(&self) -> Result<QueueConfig, SettingsError> {
+        let strategy = match self.strategy.as_str() {
+            "longest_idle" => Strategy::LongestIdle,
+            "round_robin" => Strategy::RoundRobin,
+            "ring_all" => Strategy::RingAll,
+            "fewest_calls" => Strategy::FewestCalls,
+            "least_talk_time" => Strategy::LeastTalkTime,
+            other => return Err(SettingsError::Strategy(other.into())),
+        };
+        let mut q = QueueConfig::new(self.name.clone(), strategy);
+        q.offer_timeout_secs = self.offer_secs;
+        q.wrap_up_secs = self.wrap_up_secs;
+        q.max_missed_offers = self.max_missed_offers;
+        q.service_level_secs = self.service_level_secs;
+        Ok(q)
+    }
+}
+
+/// What the ACD tells a waiting call's task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueSignal {
+    /// Ring this agent's desk until `until`.
+    Offer { agent: i64, until: Instant },
+    /// The offer is withdrawn (timed out, or the agent left).
+    Cancel,
+    /// The call leaves the queue by an overflow rule (to the mailbox, another target).
+    Overflow,
+}
+
+enum Msg {
+    Command { command: Command, reply: Option<oneshot::Sender<Result<(), AcdError>>> },
+    Enter { call: CallRef, queue: QueueId, caller: String, signals: mpsc::UnboundedSender<QueueSignal>, reply: oneshot::Sender<Result<(), AcdError>> },
+    Snapshot { reply: oneshot::Sender<Snapshot> },
+}
+
+/// The way to the ACD task. Cheap to clone.
+#[derive(Clone)]
+pub struct AcdHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    queues: std::sync::Arc<Vec<QueueId>>,
+}
+
+impl AcdHandle {
+    /// Runs `command` and says whether the ACD took it.
+    pub async fn command(&self, command: Command) -> Result<(), AcdError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Command { command, reply: Some(reply) }).map_err(|_| AcdError::Stopped)?;
+        rx.await.map_err(|_| AcdError::Stopped)?
+    }
+
+    /// Runs `command`; a refusal is only logged (for reports whose offer may be gone already).
+    pub fn tell(&self, command: Command) {
+        let _ = self.tx.send(Msg::Command { command, reply: None });
+    }
+
+    /// Puts `call` in `queue`; its offers come on the returned channel.
+    pub async fn enter(&self, call: CallRef, queue: QueueId, caller: String) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
+        let (signals, rx) = mpsc::unbounded_channel();
+        let (reply, done) = oneshot::channel();
+        self.tx.send(Msg::Enter { call, queue, caller, signals, reply }).map_err(|_| AcdError::Stopped)?;
+        done.await.map_err(|_| AcdError::Stopped)??;
+        Ok(rx)
+    }
+
+    /// The seat board now (SUP-1).
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Snapshot { reply }).ok()?;
+        rx.await.ok()
+    }
+
+    /// The configured queues, in order (agents log in to all of them).
+    pub fn queues(&self) -> &[QueueId] {
+        &self.queues
+    }
+}
+
+/// Starts the ACD task.
+pub fn spawn(config: AcdConfig, desk_out: mpsc::UnboundedSender<DeskOut>) -> Result<AcdHandle, ConfigError> {
+    let queues = config.queues.iter().map(|q| q.name.clone()).collect();
+    let acd = Acd::new(config)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(Owner { acd, desk_out, calls: HashMap::new() }.run(rx));
+    Ok(AcdHandle { tx, queues: std::sync::Arc::new(queues) })
+}
+
+struct Owner {
+    acd: Acd,
+    desk_out: mpsc::UnboundedSender<DeskOut>,
+    /// The task of every call in a queue.
+    calls: HashMap<CallRef, mpsc::UnboundedSender<QueueSignal>>,
+}
+
+impl Owner {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        loop {
+            let deadline = self.acd.poll_timeout().map(tokio::time::Instant::from_std);
+            let msg = match deadline {
+                Some(at) => tokio::select! {
+                    msg = rx.recv() => msg,
+                    () = tokio::time::sleep_until(at) => {
+                        self.acd.handle_timeout(Instant::now());
+                        self.drain();
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            let Some(msg) = msg else { return };
+            self.handle(msg);
+            self.drain();
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        let now = Instant::now();
+        match msg {
+            Msg::Command { command, reply } => {
+                if let Command::CallEnded { call } | Command::Abandon { call } = &command {
+                    self.calls.remove(call);
+                }
+                let result = self.acd.handle_command(now, command.clone());
+                if let Err(e) = &result {
+                    tracing::debug!(?command, error = %e, "ACD refused a command");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            Msg::Enter { call, queue, caller, signals, reply } => {
+                self.calls.insert(call, signals);
+                let result = self.acd.handle_command(now, Command::Enter { call, queue, priority: 0, caller, open: true });
+                if result.is_err() {
+                    self.calls.remove(&call);
+                }
+                let _ = reply.send(result);
+            }
+            Msg::Snapshot { reply } => {
+                let _ = reply.send(self.acd.snapshot(now));
+            }
+        }
+    }
+
+    /// Carries every output out, in order.
+    fn drain(&mut self) {
+        while let Some(output) = self.acd.poll_output() {
+            self.carry_out(output);
+        }
+    }
+
+    fn signal(&mut self, call: CallRef, signal: QueueSignal) {
+        if let Some(tx) = self.calls.get(&call) {
+            if tx.send(signal).is_err() {
+                self.calls.remove(&call);
+            }
+        }
+    }
+
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Offer { call, agent, until, .. } => self.signal(call, QueueSignal::Offer { agent: agent.0, until }),
+            // The engine rings one desk at a time: ring-all offers go to the first agent.
+            Output::OfferRingAll { call, agents, until, .. } => match agents.first() {
+                Some(agent) => self.signal(call, QueueSignal::Offer { agent: agent.0, until }),
+                None => tracing::warn!(?call, "ACD: ring-all offer without agents"),
+            },
+            Output::DialCallback { call, agent, .. } => {
+                tracing::warn!(?call, ?agent, "ACD: callbacks are not dialled yet; the callback is given back");
+                let _ = self.acd.handle_command(Instant::now(), Command::CallEnded { call });
+            }
+            Output::CancelOffer { call, .. } => self.signal(call, QueueSignal::Cancel),
+            Output::Overflow { call, to, .. } => {
+                tracing::info!(?call, ?to, "ACD: overflow");
+                self.signal(call, QueueSignal::Overflow);
+                self.calls.remove(&call);
+            }
+            Output::AgentStateChanged { agent, from, to, cause, .. } => {
+                tracing::info!(agent = agent.0, from = from.kind().code(), to = to.kind().code(), ?cause, "ACD: agent state");
+                self.push(agent, agent_event(&to));
+            }
+            Output::QueueStatus(status) => {
+                let longest_wait_secs = status.oldest_since.map(|t| Instant::now().saturating_duration_since(t).as_secs() as u32);
+                let event = rexian_shared::Event::QueueWaiting { queue: status.queue.0.clone(), waiting: status.waiting, longest_wait_secs };
+                let now = Instant::now();
+                for view in self.acd.snapshot(now).agents.iter().filter(|a| a.state != AgentState::LoggedOut) {
+                    self.push(view.agent, event.clone());
+                }
+            }
+            Output::QueueEvent(event) => tracing::info!(call = event.call.0, queue = %event.queue, kind = ?event.kind, "ACD: queue event"),
+        }
+    }
+
+    fn push(&self, agent: AgentId, event: rexian_shared::Event) {
+        let _ = self.desk_out.send(DeskOut::Event { user_id: agent.0, event });
+    }
+}
+
+/// What an agent's desk is told of its state.
+fn agent_event(state: &AgentState) -> rexian_shared::Event {
+    let reason = match state {
+        AgentState::NotReady { reason } => Some(reason.code().to_owned()),
+        _ => None,
+    };
+    rexian_shared::Event::AgentStateChanged { state: state.kind().code().to_owned(), reason }
+}

@@ -1,0 +1,96 @@
+//! The ACD with real desks: a SIPp caller presses 0 in the 12365 IVR and waits in the
+//! `hotline` queue; headless desk clients (the desktops' network core) log in to the queues
+//! as agents. Checked is what agents and supervisors see: offers in the strategy's order, the
+//! automatic not-ready after a missed offer, wrap-up, the call-waiting figure, the seat board.
+
+use std::time::Duration;
+
+use rexian_shared::client::DeskClient;
+use rexian_shared::Event;
+use rexian_tests::{sipp_caller, wait_for_log, CallerStep, Daemon};
+
+/// The next event matching `want`, skipping others; panics after 20 s.
+async fn wait_event(desk: &DeskClient, what: &str, want: impl Fn(&Event) -> bool) -> Event {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), desk.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within 20 s"))
+            .expect("the desk connection stays open");
+        if want(&event) {
+            return event;
+        }
+    }
+}
+
+fn state_is(state: &str) -> impl Fn(&Event) -> bool + '_ {
+    move |e| matches!(e, Event::AgentStateChanged { state: s, .. } if s == state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_next_agent_answers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[[acd.queues]]\nname = \"hotline\"\n\
+                  strategy = \"longest_idle\"\noffer_secs = 8\nwrap_up_secs = 2\nmax_missed_offers = 1\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    let agent1 = daemon.login_demo("agent1").await;
+    let agent2 = daemon.login_demo("agent2").await;
+    let supervisor = daemon.login_demo("supervisor").await;
+
+    // Not logged in to the queues yet: not ready is refused; then agent1 goes ready first.
+    assert!(agent1.agent_ready().await.is_err(), "ready needs a login to the queues");
+    agent1.agent_login(true).await.expect("agent1 login");
+    wait_event(&agent1, "agent1 ready", state_is("ready")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent2.agent_login(true).await.expect("agent2 login");
+    wait_event(&agent2, "agent2 ready", state_is("ready")).await;
+    let refused = agent2.agent_not_ready("sleeping").await.expect_err("unknown reason");
+    assert_eq!(refused.code(), Some(rexian_shared::ErrorCode::InvalidField));
+
+    let target = daemon.sip_addr;
+    let steps = vec![CallerStep::Pause(1500), CallerStep::Keys("0".into()), CallerStep::Pause(22000)];
+    let caller = tokio::task::spawn_blocking(move || sipp_caller(target, "12365", "13800138000", &steps, false));
+
+    // agent1 has been idle longest: offered first; it declines.
+    let waiting = wait_event(&agent1, "the call-waiting figure", |e| matches!(e, Event::QueueWaiting { waiting: 1, .. })).await;
+    assert!(matches!(waiting, Event::QueueWaiting { ref queue, .. } if queue == "hotline"), "{waiting:?}");
+    let Event::CallOffered { call, caller: from, .. } = wait_event(&agent1, "an offer", |e| matches!(e, Event::CallOffered { .. })).await else {
+        unreachable!()
+    };
+    assert_eq!(from, "13800138000");
+    agent1.hangup_call(call).await.expect("decline");
+    let not_ready = wait_event(&agent1, "not ready", state_is("not_ready")).await;
+    assert_eq!(not_ready, Event::AgentStateChanged { state: "not_ready".into(), reason: Some("missed_offers".into()) });
+
+    // agent2 is offered next and answers.
+    let Event::CallOffered { call: offered, .. } = wait_event(&agent2, "an offer", |e| matches!(e, Event::CallOffered { .. })).await else {
+        unreachable!()
+    };
+    assert_eq!(offered, call, "the same caller, kept in the queue");
+    agent2.answer_call(call).await.expect("answer");
+    // The call connects and the ACD marks agent2 on call, in either order.
+    let (mut connected, mut on_call) = (false, false);
+    while !(connected && on_call) {
+        let event = wait_event(&agent2, "connected and on call", |e| *e == Event::CallConnected { call } || state_is("on_call")(e)).await;
+        connected |= event == Event::CallConnected { call };
+        on_call |= state_is("on_call")(&event);
+    }
+
+    let board = supervisor.seat_board().await.expect("seat board");
+    assert_eq!((board.serving, board.idle, board.not_ready), (1, 0, 1), "{board:#?}");
+    let hotline = board.queues.iter().find(|q| q.queue == "hotline").expect("queue");
+    assert_eq!((hotline.waiting, hotline.logged_in_agents), (0, 2), "{board:#?}");
+    assert!(agent1.seat_board().await.is_err(), "agents do not read the seat board");
+
+    // The caller hangs up: agent2 wraps up, then is ready again.
+    caller.await.expect("caller");
+    wait_event(&agent2, "wrap-up", state_is("wrap_up")).await;
+    wait_event(&agent2, "ready after wrap-up", state_is("ready")).await;
+
+    // agent1 comes back; logging out is seen on the board.
+    agent1.agent_ready().await.expect("ready");
+    wait_event(&agent1, "ready", state_is("ready")).await;
+    agent2.agent_logout().await.expect("logout");
+    let board = supervisor.seat_board().await.expect("seat board");
+    assert_eq!((board.idle, board.logged_out), (1, 1), "{board:#?}");
+}
