@@ -125,21 +125,8 @@ fn echo_delay(daemon: &Daemon) -> Result<(f64, f64, f64)> {
     };
     let invite = format!("{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", head("INVITE", 1, "", "inv"), sdp.len());
     sip.send_to(invite.as_bytes(), target)?;
+    let to_tag = common::await_invite_ok(&sip)?;
     let mut buf = vec![0u8; 65536];
-    let to_tag = loop {
-        let n = sip.recv(&mut buf).context("waiting for the 200 to our INVITE")?;
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if text.starts_with("SIP/2.0 200") {
-            let tag = text
-                .lines()
-                .find(|l| l.starts_with("To:"))
-                .and_then(|l| l.split(";tag=").nth(1))
-                .context("To tag in the 200")?
-                .trim()
-                .to_owned();
-            break format!(";tag={tag}");
-        }
-    };
     sip.send_to(format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, &to_tag, "ack")).as_bytes(), target)?;
     // The echo test beeps for 200 ms first; the RTP port comes from where it sends.
     rtp.set_read_timeout(Some(Duration::from_secs(5)))?;

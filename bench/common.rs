@@ -61,3 +61,26 @@ pub fn stat_count(screen: &str, row: &str) -> u32 {
         .unwrap_or(0)
 }
 
+
+/// Waits on `sip` for the 200 to our INVITE and returns `;tag=…` of its To header, for the
+/// ACK and BYE; a 4xx or 5xx is an error.
+pub fn await_invite_ok(sip: &std::net::UdpSocket) -> Result<String> {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = sip.recv(&mut buf).context("waiting for the 200 to our INVITE")?;
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.starts_with("SIP/2.0 200") {
+            let tag = text
+                .lines()
+                .find(|l| l.starts_with("To:"))
+                .and_then(|l| l.split(";tag=").nth(1))
+                .context("To tag in the 200")?
+                .trim()
+                .to_owned();
+            return Ok(format!(";tag={tag}"));
+        }
+        if text.starts_with("SIP/2.0 4") || text.starts_with("SIP/2.0 5") {
+            anyhow::bail!("INVITE refused: {}", text.lines().next().unwrap_or_default());
+        }
+    }
+}

@@ -370,24 +370,8 @@ fn probe_call(target: SocketAddr, n: u32) -> Result<Probe> {
     let invite = format!("{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", head("INVITE", 1, ""), sdp.len());
     sip.send_to(invite.as_bytes(), target)?;
     sip.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let to_tag = common::await_invite_ok(&sip)?;
     let mut buf = vec![0u8; 65536];
-    let to_tag = loop {
-        let n = sip.recv(&mut buf).context("waiting for the 200 to our INVITE")?;
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if text.starts_with("SIP/2.0 200") {
-            let tag = text
-                .lines()
-                .find(|l| l.starts_with("To:"))
-                .and_then(|l| l.split(";tag=").nth(1))
-                .context("To tag in the 200")?
-                .trim()
-                .to_owned();
-            break format!(";tag={tag}");
-        }
-        if text.starts_with("SIP/2.0 4") || text.starts_with("SIP/2.0 5") {
-            bail!("INVITE refused: {}", text.lines().next().unwrap_or_default());
-        }
-    };
     sip.send_to(format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, &to_tag)).as_bytes(), target)?;
     let answered = Instant::now();
     sip.set_nonblocking(true)?;

@@ -184,25 +184,33 @@ pub fn mask_middle(s: &str, keep_head: usize, keep_tail: usize) -> String {
     out
 }
 
+/// An enum of fixed codes with Chinese and English labels: `code()` for the store and the wire
+/// (also its serde name), `zh()` shown first, `en()` alongside, `from_code`, `ALL`, `Display`.
+/// Exported so switchd's own labelled values (ACD reason codes, …) share one definition.
+#[macro_export]
 macro_rules! labelled_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $code:literal, $zh:literal, $en:literal;)+ }) => {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $code:literal, $zh:literal, $en:literal;)+ }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vm])* $variant),+ }
 
         impl $name {
+            /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
             /// Stable code used in the store, the CLI and the wire.
             pub fn code(self) -> &'static str { match self { $($name::$variant => $code),+ } }
+            /// Chinese label (shown first).
             pub fn zh(self) -> &'static str { match self { $($name::$variant => $zh),+ } }
+            /// English label (shown alongside).
             pub fn en(self) -> &'static str { match self { $($name::$variant => $en),+ } }
+            /// The value with this code.
             pub fn from_code(s: &str) -> Option<Self> {
                 match s { $($code => Some($name::$variant),)+ _ => None }
             }
         }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.code()) }
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result { f.write_str(self.code()) }
         }
     };
 }

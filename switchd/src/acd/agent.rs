@@ -18,32 +18,7 @@ impl std::fmt::Display for AgentId {
     }
 }
 
-/// An enum of fixed codes with Chinese and English labels (as `rexian_shared`'s labelled enums).
-macro_rules! labelled {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $code:literal, $zh:literal, $en:literal;)+ }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $variant),+ }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// Stable code used in the store and on the wire.
-            pub fn code(self) -> &'static str { match self { $($name::$variant => $code),+ } }
-            /// Chinese label (shown first).
-            pub fn zh(self) -> &'static str { match self { $($name::$variant => $zh),+ } }
-            /// English label (shown alongside).
-            pub fn en(self) -> &'static str { match self { $($name::$variant => $en),+ } }
-            /// The value with this code.
-            pub fn from_code(s: &str) -> Option<Self> {
-                match s { $($code => Some($name::$variant),)+ _ => None }
-            }
-        }
-    };
-}
-
-labelled!(
+rexian_shared::labelled_enum!(
     /// Why an agent is not ready (临时闭席 reason codes).
     NotReadyReason {
         /// A short break.
@@ -61,7 +36,7 @@ labelled!(
     }
 );
 
-labelled!(
+rexian_shared::labelled_enum!(
     /// The kind of an [`AgentState`], without its data (for counts and labels).
     StateKind {
         /// Not logged in to the ACD.
