@@ -116,7 +116,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     repair_recordings(&store, &data_dir).await;
     tokio::spawn(desk::deliver(ctx.clone(), desk_out_rx));
     let sip = SipListeners { socket: sip_socket, local: sip_addr, streams: listeners, tls_port: sip_tls_addr.map(|a| a.port()) };
-    let ivr = start_ivr(&ctx, &config.ivr, prompts.clone(), acd).await;
+    let ivr = start_ivr(&ctx, &config, prompts.clone(), acd).await;
     start_telephony(&config, store.clone(), sip, ctx.metrics.clone(), desk_link, desk_out_tx, prompts, ivr);
     tokio::spawn(background_checks(ctx.clone(), Duration::from_secs(config.reminder_interval_secs.max(1))));
     write_ready(&data_dir, desk_addr, metrics_addr, sip_addr, sip_tls_addr, &fingerprint)?;
@@ -252,10 +252,11 @@ fn prompts_of(config: &Config) -> crate::media::prompt::Prompts {
 /// every flow's fixed prompts are rendered in the background.
 async fn start_ivr(
     ctx: &Arc<DeskContext>,
-    config: &crate::ivr::IvrConfig,
+    config: &Config,
     prompts: crate::media::prompt::Prompts,
     acd: crate::acd::actor::AcdHandle,
 ) -> Arc<crate::ivr::runner::Ivr> {
+    let (ivr_config, announcement) = (&config.ivr, config.acd.announcement.clone());
     use crate::ivr::{records, runner};
     if let Err(e) = records::seed_default_flows(ctx.cases.store(), ctx.now()).await {
         tracing::error!(error = %e, "IVR: cannot install the default flow");
@@ -266,16 +267,17 @@ async fn start_ivr(
     }
     let hub = ctx.clone();
     let online: runner::Online = Arc::new(move |user_id| !hub.hub.connections_of(user_id).is_empty());
-    if let Some(at) = config.simulate_time {
+    if let Some(at) = ivr_config.simulate_time {
         tracing::warn!(%at, "IVR: business hours are judged at a simulated time (rehearsal)");
     }
     Arc::new(runner::Ivr {
         cases: ctx.cases.clone(),
         online,
         utc_offset_hours: ctx.utc_offset_hours,
-        entry_flow: config.entry_flow.clone(),
-        simulate_time: config.simulate_time,
+        entry_flow: ivr_config.entry_flow.clone(),
+        simulate_time: ivr_config.simulate_time,
         acd: Some(acd),
+        announcement,
     })
 }
 

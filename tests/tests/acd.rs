@@ -29,12 +29,12 @@ fn state_is(state: &str) -> impl Fn(&Event) -> bool + '_ {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_next_agent_answers() {
     let dir = tempfile::tempdir().expect("tmp");
-    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[[acd.queues]]\nname = \"hotline\"\n\
+    let config = "[telephony]\nrecord_calls = true\n\n[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[[acd.queues]]\nname = \"hotline\"\n\
                   strategy = \"longest_idle\"\noffer_secs = 8\nwrap_up_secs = 2\nmax_missed_offers = 1\n";
     let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
     wait_for_log(&daemon, "IVR: prompts rendered");
     let agent1 = daemon.login_demo("agent1").await;
-    let agent2 = daemon.login_demo("agent2").await;
+    let agent2 = std::sync::Arc::new(daemon.login_demo("agent2").await);
     let supervisor = daemon.login_demo("supervisor").await;
 
     // Not logged in to the queues yet: not ready is refused; then agent1 goes ready first.
@@ -75,6 +75,10 @@ async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_n
         connected |= event == Event::CallConnected { call };
         on_call |= state_is("on_call")(&event);
     }
+    // 自动报工号: the agent hears a short tone while the caller hears the agent's number.
+    let (heard, _) = rexian_tests::desk_talk(agent2.clone(), call, 2, None, 0).await;
+    let toned = heard.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, 1000.0) > 0.5).count();
+    assert!(toned >= 1, "the agent hears the announcement tone");
 
     let board = supervisor.seat_board().await.expect("seat board");
     assert_eq!((board.serving, board.idle, board.not_ready), (1, 0, 1), "{board:#?}");
@@ -86,6 +90,15 @@ async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_n
     caller.await.expect("caller");
     wait_event(&agent2, "wrap-up", state_is("wrap_up")).await;
     wait_event(&agent2, "ready after wrap-up", state_is("ready")).await;
+
+    // The call's recording: right is what the caller heard — the announcement first, while
+    // the agent was silent.
+    let cdr = &daemon.ended_calls()[0];
+    let path = cdr["recordings"].as_array().and_then(|r| r.iter().find(|r| r["kind"] == "call")).and_then(|r| r["path"].as_str()).expect("a call recording");
+    let (_, samples) = switchd::media::wav::read_wav(daemon.data_dir.join(path)).expect("wav");
+    let right: Vec<i16> = samples.chunks(2).map(|s| s[1]).take(8000 * 2).collect();
+    let voiced = right.chunks(160).filter(|f| (f.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / 160.0).sqrt() > 300.0).count();
+    assert!(voiced > 25, "the caller heard the agent's number announced ({voiced} voiced frames)");
 
     // agent1 comes back; logging out is seen on the board.
     agent1.agent_ready().await.expect("ready");

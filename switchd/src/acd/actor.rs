@@ -17,6 +17,9 @@ use crate::engine::desk_leg::DeskOut;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AcdSettings {
+    /// What the caller hears when an agent answers (自动报工号); `{agent_no}` is the agent's
+    /// number, spoken digit by digit. Empty: no announcement.
+    pub announcement: String,
     pub queues: Vec<QueueSettings>,
 }
 
@@ -39,7 +42,7 @@ pub struct QueueSettings {
 
 impl Default for AcdSettings {
     fn default() -> Self {
-        Self { queues: vec![QueueSettings::default()] }
+        Self { announcement: "工号{agent_no}，为您服务。".into(), queues: vec![QueueSettings::default()] }
     }
 }
 

@@ -166,6 +166,9 @@ pub struct Call {
     bridge_rtp: Option<RtpLeg>,
     bridge_signals: Option<mpsc::UnboundedReceiver<LegSignal>>,
     bridge: Option<BridgeState>,
+    /// What the caller hears first once connected to a desk (自动报工号), mixed over the
+    /// agent's voice, and the tone the agent hears meanwhile.
+    announcement: Option<(VecDeque<i16>, VecDeque<i16>)>,
 }
 
 /// The bridged leg's id and state.
@@ -224,6 +227,7 @@ impl Call {
             bridge_rtp: None,
             bridge_signals: None,
             bridge: None,
+            announcement: None,
         }
     }
 
@@ -667,6 +671,13 @@ impl Call {
         }
     }
 
+    /// Plays `to_caller` (e.g. "工号一零二六，为您服务") to the caller at the start of the next
+    /// desk conversation, while the agent hears a short tone that says the caller is listening.
+    pub fn announce_on_connect(&mut self, to_caller: &[i16]) {
+        let tone = crate::media::prompt::tone(1000.0, 250, 4000);
+        self.announcement = Some((to_caller.iter().copied().collect(), tone.into_iter().collect()));
+    }
+
     /// Connects the caller with the desk on connection `conn_id` until either hangs up or the
     /// desk transfers the call: `Ok(None)` when the desk hung up (the engine then hangs up the
     /// caller), `Ok(Some(number))` when it asked to transfer the caller there, `Err(Ended)`
@@ -984,6 +995,17 @@ impl Call {
         media.take(now, &mut self.desk_pcm);
         let mut to_agent = self.heard.clone();
         let mut to_caller = self.desk_pcm.clone();
+        if let Some((caller_side, agent_side)) = self.announcement.as_mut() {
+            let n = FRAME_SAMPLES.min(caller_side.len());
+            let frame: Vec<i16> = caller_side.drain(..n).collect();
+            mix_into(&mut to_caller, &frame);
+            let n = FRAME_SAMPLES.min(agent_side.len());
+            let frame: Vec<i16> = agent_side.drain(..n).collect();
+            mix_into(&mut to_agent, &frame);
+            if caller_side.is_empty() && agent_side.is_empty() {
+                self.announcement = None;
+            }
+        }
         // A third party conferenced in: everyone hears the other two.
         if let (Some(b), Some(third)) = (self.bridge.as_mut().filter(|b| b.up), self.bridge_rtp.as_mut()) {
             third.take_audio(now, &mut b.heard);

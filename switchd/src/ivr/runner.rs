@@ -34,6 +34,8 @@ pub struct Ivr {
     pub simulate_time: Option<NaiveDateTime>,
     /// The ACD, for `queue` nodes naming a queue.
     pub acd: Option<AcdHandle>,
+    /// Said to the caller when an ACD agent answers; `{agent_no}` is the agent's number.
+    pub announcement: String,
 }
 
 impl Ivr {
@@ -160,7 +162,7 @@ async fn execute(call: &mut Call, ivr: &Ivr, command: Command, recordings: &mut 
                 None => Vec::new(),
             };
             let outcome = match (name, &ivr.acd) {
-                (Some(name), Some(acd)) => acd_queue(call, acd, &name, max_wait, leave_key, &hold).await?,
+                (Some(name), Some(acd)) => acd_queue(call, ivr, acd, &name, max_wait, leave_key, &hold).await?,
                 (Some(name), None) => {
                     tracing::warn!(queue = name, "IVR: no ACD for the queue");
                     QueueOutcome::NoAnswer
@@ -332,7 +334,15 @@ async fn queue(
 /// each rings the agent's desk; an answer connects caller and agent (and ends the wait), a
 /// miss goes back to the ACD, which offers the next agent. The caller's leave key, the ACD's
 /// overflow and `max_wait` end the wait without an agent.
-async fn acd_queue(call: &mut Call, acd: &AcdHandle, name: &str, max_wait: Duration, leave_key: Option<char>, hold: &[i16]) -> Result<QueueOutcome, CallError> {
+async fn acd_queue(
+    call: &mut Call,
+    ivr: &Ivr,
+    acd: &AcdHandle,
+    name: &str,
+    max_wait: Duration,
+    leave_key: Option<char>,
+    hold: &[i16],
+) -> Result<QueueOutcome, CallError> {
     let id = CallRef(call.info.leg.0);
     // Nobody logged in to the queue: there is no one to wait for.
     let staffed = acd.snapshot().await.and_then(|s| s.queues.into_iter().find(|q| q.queue.as_str() == name)).is_some_and(|q| q.logged_in_agents > 0);
@@ -365,6 +375,7 @@ async fn acd_queue(call: &mut Call, acd: &AcdHandle, name: &str, max_wait: Durat
                 match call.offer_holding(agent, ring, &ringback, leave_key).await {
                     Ok(Offer::Answered(conn_id)) => {
                         acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
+                        announce_agent(call, ivr, agent).await;
                         let talked = talk_to_agent(call, conn_id).await;
                         acd.tell(AcdCommand::CallEnded { call: id });
                         return talked.map(|()| QueueOutcome::Connected);
@@ -385,6 +396,22 @@ async fn acd_queue(call: &mut Call, acd: &AcdHandle, name: &str, max_wait: Durat
     };
     acd.tell(AcdCommand::Abandon { call: id });
     result
+}
+
+/// Tells the caller the answering agent's number (自动报工号), when configured and the agent
+/// has one.
+async fn announce_agent(call: &mut Call, ivr: &Ivr, agent: i64) {
+    if ivr.announcement.trim().is_empty() {
+        return;
+    }
+    let now = ivr.local_now();
+    let users = ivr.cases.store().read(move |db| db.users(now)).await.unwrap_or_default();
+    let Some(agent_no) = users.into_iter().find(|u| u.id == agent).and_then(|u| u.agent_no) else { return };
+    let text = ivr.announcement.replace("{agent_no}", agent_no.as_ref());
+    match rendered(call.prompts(), &Say::text(text)).await {
+        Ok(samples) => call.announce_on_connect(&samples),
+        Err(e) => tracing::warn!(leg = %call.info.leg, error = %e, "IVR: cannot render the agent announcement"),
+    }
 }
 
 /// Caller and agent talk; a hand-over the desk asks for is carried out.
