@@ -306,6 +306,12 @@ impl DeskClient {
         expect_reply!(self.request(Request::AgentLogout).await?, Response::Ok => ())
     }
 
+    /// Supervisors: force an agent's state (`ready`, `not_ready` with a reason, `logged_out`).
+    pub async fn force_agent_state(&self, user_id: i64, state: &str, reason: Option<&str>) -> Result<(), ClientError> {
+        let req = Request::ForceAgentState { user_id, state: state.into(), reason: reason.map(Into::into) };
+        expect_reply!(self.request(req).await?, Response::Ok => ())
+    }
+
     /// Supervisors: the seat board.
     pub async fn seat_board(&self) -> Result<SeatBoard, ClientError> {
         expect_reply!(self.request(Request::GetSeatBoard).await?, Response::SeatBoard { board } => board)

@@ -200,6 +200,9 @@ pub enum Request {
     AgentNotReady { reason: String },
     /// Supervisors: the seat board (SUP-1) — seat counts, each agent, each queue.
     GetSeatBoard,
+    /// Supervisors: set an agent ready (强制示闲), not ready with `reason` (强制示忙) or logged
+    /// out of the queues (强制签出): `state` is `ready`, `not_ready` or `logged_out`.
+    ForceAgentState { user_id: i64, state: String, reason: Option<String> },
     /// Supervisors (SUP-2): the calls connected to or ringing at desks now.
     ListCalls,
     /// Supervisors (SUP-2): listen to a desk call, whisper to the agent, or barge in; audio
@@ -310,6 +313,7 @@ impl Request {
             Request::AgentReady => "agent_ready",
             Request::AgentNotReady { .. } => "agent_not_ready",
             Request::GetSeatBoard => "get_seat_board",
+            Request::ForceAgentState { .. } => "force_agent_state",
             Request::ListCalls => "list_calls",
             Request::Snoop { .. } => "snoop",
             Request::ListFlows => "list_flows",

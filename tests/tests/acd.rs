@@ -100,9 +100,13 @@ async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_n
     let voiced = right.chunks(160).filter(|f| (f.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / 160.0).sqrt() > 300.0).count();
     assert!(voiced > 25, "the caller heard the agent's number announced ({voiced} voiced frames)");
 
-    // agent1 comes back; logging out is seen on the board.
-    agent1.agent_ready().await.expect("ready");
+    // The supervisor puts agent1 back to ready (强制示闲), and can set it not ready again.
+    let agent1_id = board.agents.iter().find(|a| a.reason.as_deref() == Some("missed_offers")).map(|a| a.user_id).expect("agent1 on the board");
+    assert!(agent2.force_agent_state(agent1_id, "ready", None).await.is_err(), "agents may not force states");
+    supervisor.force_agent_state(agent1_id, "ready", None).await.expect("force ready");
     wait_event(&agent1, "ready", state_is("ready")).await;
+    let bad = supervisor.force_agent_state(agent1_id, "asleep", None).await.expect_err("bad state");
+    assert_eq!(bad.code(), Some(rexian_shared::ErrorCode::InvalidField));
     agent2.agent_logout().await.expect("logout");
     let board = supervisor.seat_board().await.expect("seat board");
     assert_eq!((board.idle, board.logged_out), (1, 1), "{board:#?}");

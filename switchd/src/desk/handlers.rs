@@ -118,7 +118,12 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         | Request::GetSurveyResults { .. }
         | Request::ListCallbackRequests { .. }
         | Request::FinishCallbackRequest { .. }) => super::ivr_handlers::handle(ctx, &actor, req).await,
-        req @ (Request::AgentLogin { .. } | Request::AgentLogout | Request::AgentReady | Request::AgentNotReady { .. } | Request::GetSeatBoard) => {
+        req @ (Request::AgentLogin { .. }
+        | Request::AgentLogout
+        | Request::AgentReady
+        | Request::AgentNotReady { .. }
+        | Request::GetSeatBoard
+        | Request::ForceAgentState { .. }) => {
             super::acd_handlers::handle(ctx, &actor, req).await
         }
         Request::ListUsers => {
