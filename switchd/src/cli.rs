@@ -9,6 +9,7 @@ use crate::store::{Store, Visibility};
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 
+mod acd;
 mod ivr;
 use rexian_shared::*;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,9 @@ pub enum Command {
     /// Call detail records, read-only.
     #[command(subcommand)]
     Call(CallCmd),
+    /// The ACD's records: agent state changes and the queue event log.
+    #[command(subcommand)]
+    Acd(acd::AcdCmd),
     /// IVR flows (export, edit, import), the callback list and call trails.
     #[command(subcommand)]
     Ivr(ivr::IvrCmd),
@@ -245,6 +249,7 @@ pub async fn admin(config: Config, command: Command) -> anyhow::Result<()> {
         Command::Ticket(cmd) => ticket(&config, cmd, now).await,
         Command::Call(cmd) => call(&config, cmd).await,
         Command::Ivr(cmd) => ivr::run(&config, open_store(&config)?, cmd, now).await,
+        Command::Acd(cmd) => acd::run(open_store(&config)?, cmd, now).await,
         Command::Cert(CertCmd::Show) => {
             println!("{}", crate::certs::load_or_create(&config.data_dir)?.fingerprint());
             Ok(())

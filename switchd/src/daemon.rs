@@ -60,7 +60,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let prompts = prompts_of(&config);
     let (desk_out_tx, desk_out_rx) = tokio::sync::mpsc::unbounded_channel();
     let acd_config = config.acd.to_config().context("invalid [acd] configuration")?;
-    let acd = crate::acd::actor::spawn(acd_config, desk_out_tx.clone()).context("invalid [acd] queues")?;
+    let acd = crate::acd::actor::spawn(acd_config, desk_out_tx.clone(), store.clone(), config.utc_offset_hours).context("invalid [acd] queues")?;
     let ctx = Arc::new(DeskContext {
         auth: auth.clone(),
         cases: cases.clone(),

@@ -100,6 +100,22 @@ async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_n
     let voiced = right.chunks(160).filter(|f| (f.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / 160.0).sqrt() > 300.0).count();
     assert!(voiced > 25, "the caller heard the agent's number announced ({voiced} voiced frames)");
 
+    // Every state change and the queue's events are stored (ACD-2, RPT-4).
+    let out = daemon.cli(&["acd", "states", "--user", "agent1", "--json"]);
+    let states: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("states json");
+    assert!(
+        states.iter().any(|s| s["to_state"] == "not_ready" && s["reason"] == "missed_offers" && s["cause"] == "missed_offers"),
+        "{states:#?}"
+    );
+    let out = daemon.cli(&["acd", "events", "--json"]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("events json");
+    let kinds: Vec<&str> = events.iter().rev().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["entered", "offered", "missed", "answered", "ended", "wrap_up"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let record = cdr["id"].as_i64();
+    assert!(events.iter().all(|e| e["call_id"].as_i64() == record), "events name the call record: {events:#?}");
+
     // The supervisor puts agent1 back to ready (强制示闲), and can set it not ready again.
     let agent1_id = board.agents.iter().find(|a| a.reason.as_deref() == Some("missed_offers")).map(|a| a.user_id).expect("agent1 on the board");
     assert!(agent2.force_agent_state(agent1_id, "ready", None).await.is_err(), "agents may not force states");

@@ -9,8 +9,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Acd, AcdConfig, AcdError, AgentId, AgentState, CallRef, Command, ConfigError, Output, QueueConfig, QueueId, Snapshot, Strategy};
+use chrono::NaiveDateTime;
+
+use super::{Acd, AcdConfig, AcdError, AgentId, AgentState, CallRef, Cause, Command, ConfigError, Output, QueueConfig, QueueEvent, QueueEventKind, QueueId, Snapshot, Strategy};
 use crate::engine::desk_leg::DeskOut;
+use crate::store::{AgentStateRow, QueueEventRow, Store};
 
 /// The `[acd]` section of the config: the queues. Every agent who logs in to the ACD joins
 /// every queue, in this order.
@@ -108,7 +111,14 @@ pub enum QueueSignal {
 
 enum Msg {
     Command { command: Command, reply: Option<oneshot::Sender<Result<(), AcdError>>> },
-    Enter { call: CallRef, queue: QueueId, caller: String, signals: mpsc::UnboundedSender<QueueSignal>, reply: oneshot::Sender<Result<(), AcdError>> },
+    Enter {
+        call: CallRef,
+        record: Option<i64>,
+        queue: QueueId,
+        caller: String,
+        signals: mpsc::UnboundedSender<QueueSignal>,
+        reply: oneshot::Sender<Result<(), AcdError>>,
+    },
     Snapshot { reply: oneshot::Sender<Snapshot> },
 }
 
@@ -132,11 +142,12 @@ impl AcdHandle {
         let _ = self.tx.send(Msg::Command { command, reply: None });
     }
 
-    /// Puts `call` in `queue`; its offers come on the returned channel.
-    pub async fn enter(&self, call: CallRef, queue: QueueId, caller: String) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
+    /// Puts `call` (with call record `record`) in `queue`; its offers come on the returned
+    /// channel.
+    pub async fn enter(&self, call: CallRef, record: Option<i64>, queue: QueueId, caller: String) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
         let (signals, rx) = mpsc::unbounded_channel();
         let (reply, done) = oneshot::channel();
-        self.tx.send(Msg::Enter { call, queue, caller, signals, reply }).map_err(|_| AcdError::Stopped)?;
+        self.tx.send(Msg::Enter { call, record, queue, caller, signals, reply }).map_err(|_| AcdError::Stopped)?;
         done.await.map_err(|_| AcdError::Stopped)??;
         Ok(rx)
     }
@@ -154,13 +165,35 @@ impl AcdHandle {
     }
 }
 
-/// Starts the ACD task.
-pub fn spawn(config: AcdConfig, desk_out: mpsc::UnboundedSender<DeskOut>) -> Result<AcdHandle, ConfigError> {
+/// Starts the ACD task; state changes and queue events are written to `store` (in order, by a
+/// recorder task of their own, so a slow disk never delays routing).
+pub fn spawn(config: AcdConfig, desk_out: mpsc::UnboundedSender<DeskOut>, store: Store, utc_offset_hours: i32) -> Result<AcdHandle, ConfigError> {
     let queues = config.queues.iter().map(|q| q.name.clone()).collect();
     let acd = Acd::new(config)?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(Owner { acd, desk_out, calls: HashMap::new() }.run(rx));
+    let (records, pending) = mpsc::unbounded_channel();
+    tokio::spawn(record(store, pending));
+    let owner = Owner { acd, desk_out, calls: HashMap::new(), call_records: HashMap::new(), records, utc_offset_hours };
+    tokio::spawn(owner.run(rx));
     Ok(AcdHandle { tx, queues: std::sync::Arc::new(queues) })
+}
+
+/// What the ACD keeps in the store.
+enum Record {
+    State(AgentStateRow),
+    Event(QueueEventRow),
+}
+
+async fn record(store: Store, mut pending: mpsc::UnboundedReceiver<Record>) {
+    while let Some(r) = pending.recv().await {
+        let result = match r {
+            Record::State(row) => store.write(move |db| db.insert_agent_state(&row)).await,
+            Record::Event(row) => store.write(move |db| db.insert_queue_event(&row)).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "ACD: cannot store a record");
+        }
+    }
 }
 
 struct Owner {
@@ -168,6 +201,10 @@ struct Owner {
     desk_out: mpsc::UnboundedSender<DeskOut>,
     /// The task of every call in a queue.
     calls: HashMap<CallRef, mpsc::UnboundedSender<QueueSignal>>,
+    /// Each queued call's record id, for the queue event log (dropped at its last event).
+    call_records: HashMap<CallRef, i64>,
+    records: mpsc::UnboundedSender<Record>,
+    utc_offset_hours: i32,
 }
 
 impl Owner {
@@ -206,8 +243,11 @@ impl Owner {
                     let _ = reply.send(result);
                 }
             }
-            Msg::Enter { call, queue, caller, signals, reply } => {
+            Msg::Enter { call, record, queue, caller, signals, reply } => {
                 self.calls.insert(call, signals);
+                if let Some(id) = record {
+                    self.call_records.insert(call, id);
+                }
                 let result = self.acd.handle_command(now, Command::Enter { call, queue, priority: 0, caller, open: true });
                 if result.is_err() {
                     self.calls.remove(&call);
@@ -253,9 +293,18 @@ impl Owner {
                 self.signal(call, QueueSignal::Overflow);
                 self.calls.remove(&call);
             }
-            Output::AgentStateChanged { agent, from, to, cause, .. } => {
+            Output::AgentStateChanged { agent, from, to, cause, at } => {
                 tracing::info!(agent = agent.0, from = from.kind().code(), to = to.kind().code(), ?cause, "ACD: agent state");
                 self.push(agent, agent_event(&to));
+                let row = AgentStateRow {
+                    user_id: agent.0,
+                    at: self.wall(at),
+                    from_state: from.kind().code().into(),
+                    to_state: to.kind().code().into(),
+                    reason: reason_of(&to),
+                    cause: cause_code(cause),
+                };
+                let _ = self.records.send(Record::State(row));
             }
             Output::QueueStatus(status) => {
                 let longest_wait_secs = status.oldest_since.map(|t| Instant::now().saturating_duration_since(t).as_secs() as u32);
@@ -265,7 +314,49 @@ impl Owner {
                     self.push(view.agent, event.clone());
                 }
             }
-            Output::QueueEvent(event) => tracing::info!(call = event.call.0, queue = %event.queue, kind = ?event.kind, "ACD: queue event"),
+            Output::QueueEvent(event) => {
+                tracing::info!(call = event.call.0, queue = %event.queue, kind = ?event.kind, "ACD: queue event");
+                let row = self.event_row(&event);
+                if matches!(row.kind.as_str(), "abandoned" | "overflowed" | "callback_failed" | "wrap_up") {
+                    self.call_records.remove(&event.call);
+                }
+                let _ = self.records.send(Record::Event(row));
+            }
+        }
+    }
+
+    /// Local wall-clock time of `at`.
+    fn wall(&self, at: Instant) -> NaiveDateTime {
+        let now = chrono::Utc::now().naive_utc() + chrono::Duration::hours(i64::from(self.utc_offset_hours));
+        now - chrono::Duration::from_std(Instant::now().saturating_duration_since(at)).unwrap_or_default()
+    }
+
+    fn event_row(&self, event: &QueueEvent) -> QueueEventRow {
+        let ms = |d: std::time::Duration| Some(d.as_millis() as i64);
+        let (kind, agent, wait_ms, detail) = match &event.kind {
+            QueueEventKind::Entered { priority, caller, overflowed_in } => {
+                ("entered", None, None, format!("priority {priority}, caller {caller}, overflowed in {overflowed_in}"))
+            }
+            QueueEventKind::Offered { agents } => ("offered", agents.first().map(|a| a.0), None, format!("{} agent(s)", agents.len())),
+            QueueEventKind::Missed { agent } => ("missed", Some(agent.0), None, String::new()),
+            QueueEventKind::Answered { agent, wait, total_wait, callback } => {
+                ("answered", Some(agent.0), ms(*wait), format!("total wait {} ms, callback {callback}", total_wait.as_millis()))
+            }
+            QueueEventKind::Abandoned { wait, total_wait } => ("abandoned", None, ms(*wait), format!("total wait {} ms", total_wait.as_millis())),
+            QueueEventKind::Overflowed { to, wait } => ("overflowed", None, ms(*wait), format!("{to:?}")),
+            QueueEventKind::CallbackRequested { number } => ("callback_requested", None, None, number.clone()),
+            QueueEventKind::CallbackFailed => ("callback_failed", None, None, String::new()),
+            QueueEventKind::Ended { agent, talk } => ("ended", Some(agent.0), ms(*talk), "talk time".into()),
+            QueueEventKind::WrapUp { agent, duration } => ("wrap_up", Some(agent.0), ms(*duration), "wrap-up time".into()),
+        };
+        QueueEventRow {
+            at: self.wall(event.at),
+            call_id: self.call_records.get(&event.call).copied(),
+            queue: event.queue.0.clone(),
+            kind: kind.into(),
+            agent_id: agent,
+            wait_ms,
+            detail,
         }
     }
 
@@ -276,9 +367,24 @@ impl Owner {
 
 /// What an agent's desk is told of its state.
 fn agent_event(state: &AgentState) -> rexian_shared::Event {
-    let reason = match state {
+    rexian_shared::Event::AgentStateChanged { state: state.kind().code().to_owned(), reason: reason_of(state) }
+}
+
+fn reason_of(state: &AgentState) -> Option<String> {
+    match state {
         AgentState::NotReady { reason } => Some(reason.code().to_owned()),
         _ => None,
-    };
-    rexian_shared::Event::AgentStateChanged { state: state.kind().code().to_owned(), reason }
+    }
+}
+
+fn cause_code(cause: Cause) -> String {
+    match cause {
+        Cause::Agent => "agent".into(),
+        Cause::Supervisor { by } => format!("supervisor {}", by.0),
+        Cause::Routing => "routing".into(),
+        Cause::Engine => "engine".into(),
+        Cause::Timeout => "timeout".into(),
+        Cause::MissedOffers => "missed_offers".into(),
+        Cause::Disconnected => "disconnected".into(),
+    }
 }

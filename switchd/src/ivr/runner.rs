@@ -350,7 +350,7 @@ async fn acd_queue(
         tracing::info!(leg = %call.info.leg, queue = name, "IVR: no agent logged in to the queue");
         return Ok(QueueOutcome::NoAnswer);
     }
-    let mut signals = match acd.enter(id, QueueId::new(name), call.info.caller.clone()).await {
+    let mut signals = match acd.enter(id, call.info.cdr, QueueId::new(name), call.info.caller.clone()).await {
         Ok(rx) => rx,
         Err(e) => {
             tracing::warn!(leg = %call.info.leg, queue = name, error = %e, "IVR: the ACD refused the call");

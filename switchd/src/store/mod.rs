@@ -8,10 +8,12 @@
 //! share one fsync.
 
 mod db;
+mod acd;
 mod ivr;
 pub mod text;
 mod schema;
 
+pub use acd::{AgentStateRow, QueueEventRow};
 pub use ivr::TrailRow;
 pub use db::*;
 

@@ -257,4 +257,29 @@ CREATE INDEX ivr_trail_by_call ON ivr_trail(call_id, seq);
     r#"
 ALTER TABLE calls ADD COLUMN satisfaction TEXT;
 "#,
+    // 5: the ACD's records (ACD-2, RPT-4): every agent state change, and the queue event log
+    // from which service level, ASA, abandonment and handling times are computed. Local times.
+    r#"
+CREATE TABLE agent_states (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    at TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    reason TEXT,
+    cause TEXT NOT NULL
+);
+CREATE INDEX agent_states_by_user ON agent_states(user_id, at);
+CREATE TABLE queue_events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    call_id INTEGER REFERENCES calls(id),
+    queue TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    agent_id INTEGER,
+    wait_ms INTEGER,
+    detail TEXT NOT NULL
+);
+CREATE INDEX queue_events_by_queue ON queue_events(queue, at);
+"#,
 ];
