@@ -387,6 +387,8 @@ pub enum Event {
     /// `on_call`, `wrap_up` or `not_ready` (with `reason`: `break`, `meeting`, `training`,
     /// `meal`, `other`, `missed_offers`).
     AgentStateChanged { state: String, reason: Option<String> },
+    /// Supervisors (subscribed): the seat board changed; sent at most once a second.
+    SeatBoardChanged { board: SeatBoard },
     /// Callers waiting in one of my queues (ACD-5 call-waiting indication).
     QueueWaiting { queue: String, waiting: u32, longest_wait_secs: Option<u32> },
     /// The call is connected; audio frames for it flow both ways.

@@ -127,3 +127,43 @@ async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_n
     let board = supervisor.seat_board().await.expect("seat board");
     assert_eq!((board.idle, board.logged_out), (1, 1), "{board:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_that_drops_while_ringing_loses_the_offer_at_once_and_supervisors_see_the_board_change() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[[acd.queues]]\nname = \"hotline\"\noffer_secs = 15\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    let agent1 = daemon.login_demo("agent1").await;
+    let agent2 = daemon.login_demo("agent2").await;
+    let supervisor = daemon.login_demo("supervisor").await;
+    supervisor.request(rexian_shared::Request::Subscribe).await.expect("subscribe");
+    agent1.agent_login(true).await.expect("login");
+    wait_event(&agent1, "ready", state_is("ready")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent2.agent_login(true).await.expect("login");
+    wait_event(&agent2, "ready", state_is("ready")).await;
+
+    let target = daemon.sip_addr;
+    let steps = vec![CallerStep::Pause(1500), CallerStep::Keys("0".into()), CallerStep::Pause(15000)];
+    let caller = tokio::task::spawn_blocking(move || sipp_caller(target, "12365", "13800138000", &steps, false));
+    let Event::CallOffered { call, .. } = wait_event(&agent1, "an offer", |e| matches!(e, Event::CallOffered { .. })).await else {
+        unreachable!()
+    };
+    // agent1's desktop vanishes while its phone rings: the offer goes to agent2 at once, not
+    // after the 15 s ring.
+    let dropped = std::time::Instant::now();
+    agent1.close().await;
+    let Event::CallOffered { call: again, .. } = wait_event(&agent2, "the offer", |e| matches!(e, Event::CallOffered { .. })).await else {
+        unreachable!()
+    };
+    assert_eq!(again, call);
+    assert!(dropped.elapsed() < Duration::from_secs(5), "offered on after {:?}", dropped.elapsed());
+    agent2.answer_call(call).await.expect("answer");
+
+    // The supervisor is pushed the board: agent1 logged out, agent2 serving.
+    let board = wait_event(&supervisor, "the seat board", |e| matches!(e, Event::SeatBoardChanged { board } if board.serving == 1 && board.logged_out == 1)).await;
+    let Event::SeatBoardChanged { board } = board else { unreachable!() };
+    assert_eq!(board.agents.iter().filter(|a| a.state == "on_call").count(), 1, "{board:#?}");
+    caller.await.expect("caller");
+}

@@ -173,7 +173,7 @@ pub fn spawn(config: AcdConfig, desk_out: mpsc::UnboundedSender<DeskOut>, store:
     let (tx, rx) = mpsc::unbounded_channel();
     let (records, pending) = mpsc::unbounded_channel();
     tokio::spawn(record(store, pending));
-    let owner = Owner { acd, desk_out, calls: HashMap::new(), call_records: HashMap::new(), records, utc_offset_hours };
+    let owner = Owner { acd, desk_out, calls: HashMap::new(), call_records: HashMap::new(), records, utc_offset_hours, board_changed: false };
     tokio::spawn(owner.run(rx));
     Ok(AcdHandle { tx, queues: std::sync::Arc::new(queues) })
 }
@@ -205,26 +205,34 @@ struct Owner {
     call_records: HashMap<CallRef, i64>,
     records: mpsc::UnboundedSender<Record>,
     utc_offset_hours: i32,
+    /// Something on the seat board changed since supervisors were last sent it.
+    board_changed: bool,
 }
 
 impl Owner {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        // Supervisors get the seat board at most once a second, when it changed (SUP-1).
+        let mut board_tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.acd.poll_timeout().map(tokio::time::Instant::from_std);
-            let msg = match deadline {
-                Some(at) => tokio::select! {
-                    msg = rx.recv() => msg,
-                    () = tokio::time::sleep_until(at) => {
-                        self.acd.handle_timeout(Instant::now());
-                        self.drain();
-                        continue;
-                    }
-                },
-                None => rx.recv().await,
-            };
-            let Some(msg) = msg else { return };
-            self.handle(msg);
+            let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { return };
+                    self.handle(msg);
+                }
+                () = tokio::time::sleep_until(deadline.unwrap_or(far)) => self.acd.handle_timeout(Instant::now()),
+                _ = board_tick.tick() => self.publish_board(),
+            }
             self.drain();
+        }
+    }
+
+    fn publish_board(&mut self) {
+        if std::mem::take(&mut self.board_changed) {
+            let board = seat_board(&self.acd.snapshot(Instant::now()));
+            let _ = self.desk_out.send(DeskOut::Supervisors { event: rexian_shared::Event::SeatBoardChanged { board } });
         }
     }
 
@@ -276,6 +284,9 @@ impl Owner {
     }
 
     fn carry_out(&mut self, output: Output) {
+        if matches!(output, Output::AgentStateChanged { .. } | Output::QueueStatus(_)) {
+            self.board_changed = true;
+        }
         match output {
             Output::Offer { call, agent, until, .. } => self.signal(call, QueueSignal::Offer { agent: agent.0, until }),
             // The engine rings one desk at a time: ring-all offers go to the first agent.
@@ -387,4 +398,34 @@ fn cause_code(cause: Cause) -> String {
         Cause::MissedOffers => "missed_offers".into(),
         Cause::Disconnected => "disconnected".into(),
     }
+}
+
+/// The seat board as the desks see it.
+pub fn seat_board(s: &Snapshot) -> rexian_shared::SeatBoard {
+    use rexian_shared::{SeatAgent, SeatBoard, SeatQueue};
+    let agents = s
+        .agents
+        .iter()
+        .map(|a| SeatAgent {
+            user_id: a.agent.0,
+            state: a.state.kind().code().to_owned(),
+            reason: reason_of(&a.state),
+            in_state_secs: a.in_state.as_secs() as u32,
+            caller: a.caller.clone(),
+            queue: a.queue.as_ref().map(|q| q.0.clone()),
+            missed_offers: a.missed_offers,
+        })
+        .collect();
+    let queues = s
+        .queues
+        .iter()
+        .map(|q| SeatQueue {
+            queue: q.queue.0.clone(),
+            waiting: q.waiting,
+            longest_wait_secs: q.longest_wait.map(|d| d.as_secs() as u32),
+            ready_agents: q.ready_agents,
+            logged_in_agents: q.logged_in_agents,
+        })
+        .collect();
+    SeatBoard { serving: s.seats.serving, idle: s.seats.idle, not_ready: s.seats.not_ready, logged_out: s.seats.logged_out, agents, queues }
 }

@@ -5,7 +5,7 @@ use rexian_shared::*;
 
 use super::handlers::require;
 use super::DeskContext;
-use crate::acd::{AcdError, AgentId, AgentState, Command, Membership, NotReadyReason, Snapshot};
+use crate::acd::{AcdError, AgentId, Command, Membership, NotReadyReason};
 use crate::cases::Actor;
 
 type Reply = Result<Response, DeskError>;
@@ -19,7 +19,7 @@ pub(super) async fn handle(ctx: &DeskContext, actor: &Actor, req: Request) -> Re
         Request::GetSeatBoard => {
             require(actor, &[Role::Admin, Role::Supervisor])?;
             let snapshot = acd.snapshot().await.ok_or_else(|| acd_err(AcdError::Stopped))?;
-            return Ok(Response::SeatBoard { board: board(&snapshot) });
+            return Ok(Response::SeatBoard { board: crate::acd::actor::seat_board(&snapshot) });
         }
         Request::ForceAgentState { user_id, state, reason } => {
             require(actor, &[Role::Admin, Role::Supervisor])?;
@@ -62,35 +62,4 @@ fn acd_err(e: AcdError) -> DeskError {
         AcdError::Stopped => DeskError::new(ErrorCode::Internal, e.to_string()),
         other => DeskError::new(ErrorCode::InvalidTransition, other.to_string()),
     }
-}
-
-fn board(s: &Snapshot) -> SeatBoard {
-    let agents = s
-        .agents
-        .iter()
-        .map(|a| SeatAgent {
-            user_id: a.agent.0,
-            state: a.state.kind().code().to_owned(),
-            reason: match a.state {
-                AgentState::NotReady { reason } => Some(reason.code().to_owned()),
-                _ => None,
-            },
-            in_state_secs: a.in_state.as_secs() as u32,
-            caller: a.caller.clone(),
-            queue: a.queue.as_ref().map(|q| q.0.clone()),
-            missed_offers: a.missed_offers,
-        })
-        .collect();
-    let queues = s
-        .queues
-        .iter()
-        .map(|q| SeatQueue {
-            queue: q.queue.0.clone(),
-            waiting: q.waiting,
-            longest_wait_secs: q.longest_wait.map(|d| d.as_secs() as u32),
-            ready_agents: q.ready_agents,
-            logged_in_agents: q.logged_in_agents,
-        })
-        .collect();
-    SeatBoard { serving: s.seats.serving, idle: s.seats.idle, not_ready: s.seats.not_ready, logged_out: s.seats.logged_out, agents, queues }
 }

@@ -105,6 +105,16 @@ impl Hub {
         }
     }
 
+    /// Sends `event` to every subscribed connection of a user with one of `roles`.
+    pub fn send_to_roles(&self, roles: &[Role], event: &Event) {
+        let Ok(subs) = self.subscribers.lock() else { return };
+        for sub in subs.values().filter(|s| roles.contains(&s.role)) {
+            if let Some(conn) = sub.conn.upgrade() {
+                let _ = conn.outgoing.send(ServerMsg::Event { event: event.clone() });
+            }
+        }
+    }
+
     pub fn publish(&self, event: Event, audience: &Audience) {
         let Ok(subs) = self.subscribers.lock() else { return };
         for sub in subs.values() {

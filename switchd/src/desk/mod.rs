@@ -52,6 +52,7 @@ pub async fn deliver(ctx: Arc<DeskContext>, mut from_engine: mpsc::UnboundedRece
     while let Some(out) = from_engine.recv().await {
         match out {
             DeskOut::Event { user_id, event } => ctx.hub.send_to_user(user_id, &event),
+            DeskOut::Supervisors { event } => ctx.hub.send_to_roles(&[rexian_shared::Role::Supervisor, rexian_shared::Role::Admin], &event),
             DeskOut::Audio { conn_id, frame } => {
                 if let Err(e) = ctx.hub.send_audio(conn_id, &frame) {
                     Metrics::inc(&ctx.metrics.desk_audio_dropped);

@@ -619,6 +619,35 @@ impl Call {
     /// `leave_key` stops the offer ([`Offer::Left`]; the key is consumed). An offer not taken is
     /// withdrawn: the desk hears `CallEnded` with cause `not_answered` and can no longer take it.
     pub async fn offer_holding(&mut self, user_id: i64, ring: Duration, hold: &[i16], leave_key: Option<char>) -> Result<Offer, CallError> {
+        self.start_offer(user_id);
+        let ringback = if hold.is_empty() { ringback_tone() } else { hold.to_vec() };
+        let mut frames = ringback.chunks(FRAME_SAMPLES).cycle();
+        let deadline = Instant::now() + ring;
+        let outcome = loop {
+            if Instant::now() >= deadline {
+                break Offer::NotAnswered;
+            }
+            if leave_key.is_some_and(|k| self.take_key(k)) {
+                break Offer::Left;
+            }
+            match self.offer_tick(frames.next().unwrap_or(&[])).await {
+                Ok(Some(Offer::Answered(conn_id))) => return Ok(Offer::Answered(conn_id)),
+                Ok(Some(other)) => break other,
+                Ok(None) => {}
+                Err(e) => {
+                    self.withdraw_offer();
+                    return Err(e);
+                }
+            }
+        };
+        self.withdraw_offer();
+        Ok(outcome)
+    }
+
+    /// Offers the call to desk user `user_id` (`CallOffered` to their desktops) without
+    /// waiting: drive it with [`Call::offer_tick`] and end it with [`Call::withdraw_offer`]
+    /// unless it is answered — for a driver that watches something else meanwhile (the ACD).
+    pub fn start_offer(&mut self, user_id: i64) {
         let call = self.info.leg.0;
         self.desk_signals = Some(self.shared.desks.insert(call, user_id, None, &self.info.caller, &self.info.callee));
         self.desk_user = Some(user_id);
@@ -631,38 +660,27 @@ impl Call {
             record: self.info.cdr,
         };
         let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
-        let ringback = if hold.is_empty() { ringback_tone() } else { hold.to_vec() };
-        let mut frames = ringback.chunks(FRAME_SAMPLES).cycle();
-        let deadline = Instant::now() + ring;
-        let outcome = loop {
-            if Instant::now() >= deadline {
-                break Offer::NotAnswered;
-            }
-            if let Some(key) = leave_key.filter(|k| self.pending.contains(k)) {
-                self.pending.retain(|d| *d != key);
-                break Offer::Left;
-            }
-            match self.next().await {
-                Ok(Input::DeskAnswered(conn_id)) => return Ok(Offer::Answered(conn_id)),
-                Ok(Input::DeskHangup) => break Offer::NotAnswered,
-                Ok(Input::Tick) if self.answered => {
-                    let mut frame = frames.next().unwrap_or(&[]).to_vec();
-                    frame.resize(FRAME_SAMPLES, 0);
-                    self.rtp.send_samples(&frame).await;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.withdraw_offer();
-                    return Err(e);
-                }
-            }
-        };
-        self.withdraw_offer();
-        Ok(outcome)
     }
 
-    /// The desk offered this call no longer has it.
-    fn withdraw_offer(&mut self) {
+    /// Waits for the next media tick or desk signal of a started offer, sending `hold` (one
+    /// 20 ms frame) to an answered caller on the tick: `Some(Answered)` when the desk took the
+    /// call, `Some(NotAnswered)` when it declined, `None` otherwise.
+    pub async fn offer_tick(&mut self, hold: &[i16]) -> Result<Option<Offer>, CallError> {
+        match self.next().await? {
+            Input::DeskAnswered(conn_id) => Ok(Some(Offer::Answered(conn_id))),
+            Input::DeskHangup => Ok(Some(Offer::NotAnswered)),
+            Input::Tick if self.answered => {
+                let mut frame = hold.to_vec();
+                frame.resize(FRAME_SAMPLES, 0);
+                self.rtp.send_samples(&frame).await;
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The desk offered this call no longer has it: it is told `CallEnded` (not answered).
+    pub fn withdraw_offer(&mut self) {
         self.desk_signals = None;
         if let Some(user_id) = self.desk_user.take() {
             self.shared.desks.remove(self.info.leg.0);

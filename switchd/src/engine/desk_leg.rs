@@ -35,6 +35,8 @@ pub struct IncomingAudio {
 pub enum DeskOut {
     /// Push `event` to every connection `user_id` is logged in on.
     Event { user_id: i64, event: Event },
+    /// Push `event` to every subscribed supervisor and administrator (the seat board).
+    Supervisors { event: Event },
     /// Send one audio frame to one connection.
     Audio { conn_id: u64, frame: AudioFrame },
 }

@@ -13,6 +13,7 @@ use rexian_shared::{CallbackRequest, CallerInfo, Channel, NewTicket, PhoneNumber
 use super::interp::{ArticleBrief, Command, Input, Interpreter, QueueOutcome, Say, Start};
 use super::records;
 use crate::acd::actor::{AcdHandle, QueueSignal};
+use tokio::sync::mpsc::error::TryRecvError;
 use crate::acd::{AgentId, CallRef, Command as AcdCommand, QueueId};
 use crate::cases::service::{Actor, Cases};
 use crate::engine::call::{Call, CallError, CallInfo, Offer};
@@ -360,6 +361,8 @@ async fn acd_queue(
     let ringback = if hold.is_empty() { hold_ringback() } else { hold.to_vec() };
     let mut frames = ringback.chunks(160).cycle();
     let deadline = Instant::now() + max_wait;
+    // The desk being rung now, and until when: the ACD decides when an offer ends.
+    let mut ringing: Option<(i64, Instant)> = None;
     let result = loop {
         if Instant::now() >= deadline {
             break Ok(QueueOutcome::NoAnswer);
@@ -369,31 +372,49 @@ async fn acd_queue(
         }
         match signals.try_recv() {
             Ok(QueueSignal::Offer { agent, until }) => {
-                // Stop ringing a little before the ACD's own deadline, so the ACD never takes
-                // back an offer the desk is still able to answer.
-                let ring = until.saturating_duration_since(Instant::now()).saturating_sub(Duration::from_millis(300));
-                match call.offer_holding(agent, ring, &ringback, leave_key).await {
-                    Ok(Offer::Answered(conn_id)) => {
-                        acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
-                        announce_agent(call, ivr, agent).await;
-                        let talked = talk_to_agent(call, conn_id).await;
-                        acd.tell(AcdCommand::CallEnded { call: id });
-                        return talked.map(|()| QueueOutcome::Connected);
-                    }
-                    Ok(Offer::NotAnswered) => acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) }),
-                    Ok(Offer::Left) => break Ok(QueueOutcome::Left),
-                    Err(e) => break Err(e),
+                if ringing.is_some() {
+                    call.withdraw_offer();
+                }
+                call.start_offer(agent);
+                // Stop a little before the ACD's own deadline, so it never takes back an offer
+                // the desk is still able to answer.
+                ringing = Some((agent, until.checked_sub(Duration::from_millis(300)).unwrap_or(until)));
+            }
+            Ok(QueueSignal::Cancel) => {
+                if ringing.take().is_some() {
+                    call.withdraw_offer();
                 }
             }
-            Ok(QueueSignal::Cancel) => {}
-            Ok(QueueSignal::Overflow) | Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return Ok(QueueOutcome::NoAnswer),
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
-                if let Err(e) = call.hold_tick(frames.next().unwrap_or(&[])).await {
-                    break Err(e);
-                }
+            Ok(QueueSignal::Overflow) | Err(TryRecvError::Disconnected) => break Ok(QueueOutcome::NoAnswer),
+            Err(TryRecvError::Empty) => {}
+        }
+        if let Some((agent, _)) = ringing.filter(|(_, until)| Instant::now() >= *until) {
+            call.withdraw_offer();
+            ringing = None;
+            acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) });
+        }
+        let frame = frames.next().unwrap_or(&[]);
+        let tick = if ringing.is_some() { call.offer_tick(frame).await } else { call.hold_tick(frame).await.map(|()| None) };
+        match (tick, ringing) {
+            (Ok(Some(Offer::Answered(conn_id))), Some((agent, _))) => {
+                acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
+                announce_agent(call, ivr, agent).await;
+                let talked = talk_to_agent(call, conn_id).await;
+                acd.tell(AcdCommand::CallEnded { call: id });
+                return talked.map(|()| QueueOutcome::Connected);
             }
+            (Ok(Some(_)), Some((agent, _))) => {
+                call.withdraw_offer();
+                ringing = None;
+                acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) });
+            }
+            (Ok(_), _) => {}
+            (Err(e), _) => break Err(e),
         }
     };
+    if ringing.is_some() {
+        call.withdraw_offer();
+    }
     acd.tell(AcdCommand::Abandon { call: id });
     result
 }
