@@ -257,6 +257,7 @@ async fn start_ivr(
     acd: crate::acd::actor::AcdHandle,
 ) -> Arc<crate::ivr::runner::Ivr> {
     let (ivr_config, announcement) = (&config.ivr, config.acd.announcement.clone());
+    let position_every = Duration::from_secs(u64::from(config.acd.position_every_secs));
     use crate::ivr::{records, runner};
     if let Err(e) = records::seed_default_flows(ctx.cases.store(), ctx.now()).await {
         tracing::error!(error = %e, "IVR: cannot install the default flow");
@@ -278,6 +279,7 @@ async fn start_ivr(
         simulate_time: ivr_config.simulate_time,
         acd: Some(acd),
         announcement,
+        position_every,
     })
 }
 

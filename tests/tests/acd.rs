@@ -167,3 +167,30 @@ async fn a_desk_that_drops_while_ringing_loses_the_offer_at_once_and_supervisors
     assert_eq!(board.agents.iter().filter(|a| a.state == "on_call").count(), 1, "{board:#?}");
     caller.await.expect("caller");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_caller_is_told_their_place_and_is_offered_when_an_agent_becomes_ready() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[acd]\nposition_every_secs = 20\n\n[[acd.queues]]\nname = \"hotline\"\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    let agent1 = daemon.login_demo("agent1").await;
+    agent1.agent_login(false).await.expect("logged in, not ready");
+    let not_ready = wait_event(&agent1, "not ready", state_is("not_ready")).await;
+    assert_eq!(not_ready, Event::AgentStateChanged { state: "not_ready".into(), reason: Some("other".into()) });
+
+    let target = daemon.sip_addr;
+    let steps = vec![CallerStep::Pause(1500), CallerStep::Keys("0".into()), CallerStep::Pause(20000)];
+    let caller = tokio::task::spawn_blocking(move || sipp_caller(target, "12365", "13800138000", &steps, false));
+    wait_event(&agent1, "a caller waiting", |e| matches!(e, Event::QueueWaiting { waiting: 1, .. })).await;
+    // Five seconds into the wait the caller is told they are next (ACD-3).
+    wait_for_log(&daemon, "IVR: telling the caller their place");
+    assert!(daemon.log().contains("place=1"), "the only caller is next");
+    agent1.agent_ready().await.expect("ready");
+    let Event::CallOffered { call, .. } = wait_event(&agent1, "the offer", |e| matches!(e, Event::CallOffered { .. })).await else {
+        unreachable!()
+    };
+    agent1.answer_call(call).await.expect("answer");
+    wait_event(&agent1, "connected", |e| *e == Event::CallConnected { call }).await;
+    caller.await.expect("caller");
+}

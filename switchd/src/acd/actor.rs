@@ -23,6 +23,9 @@ pub struct AcdSettings {
     /// What the caller hears when an agent answers (自动报工号); `{agent_no}` is the agent's
     /// number, spoken digit by digit. Empty: no announcement.
     pub announcement: String,
+    /// A waiting caller is told their place in line this often (and first after five seconds
+    /// of waiting); 0 turns it off.
+    pub position_every_secs: u32,
     pub queues: Vec<QueueSettings>,
 }
 
@@ -45,7 +48,7 @@ pub struct QueueSettings {
 
 impl Default for AcdSettings {
     fn default() -> Self {
-        Self { announcement: "工号{agent_no}，为您服务。".into(), queues: vec![QueueSettings::default()] }
+        Self { announcement: "工号{agent_no}，为您服务。".into(), position_every_secs: 30, queues: vec![QueueSettings::default()] }
     }
 }
 
@@ -120,6 +123,7 @@ enum Msg {
         reply: oneshot::Sender<Result<(), AcdError>>,
     },
     Snapshot { reply: oneshot::Sender<Snapshot> },
+    Position { call: CallRef, reply: oneshot::Sender<Option<usize>> },
 }
 
 /// The way to the ACD task. Cheap to clone.
@@ -157,6 +161,13 @@ impl AcdHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Snapshot { reply }).ok()?;
         rx.await.ok()
+    }
+
+    /// `call`'s place in its queue (1 = next), while it waits.
+    pub async fn position(&self, call: CallRef) -> Option<usize> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Position { call, reply }).ok()?;
+        rx.await.ok().flatten()
     }
 
     /// The configured queues, in order (agents log in to all of them).
@@ -264,6 +275,9 @@ impl Owner {
             }
             Msg::Snapshot { reply } => {
                 let _ = reply.send(self.acd.snapshot(now));
+            }
+            Msg::Position { call, reply } => {
+                let _ = reply.send(self.acd.position(call));
             }
         }
     }

@@ -37,6 +37,8 @@ pub struct Ivr {
     pub acd: Option<AcdHandle>,
     /// Said to the caller when an ACD agent answers; `{agent_no}` is the agent's number.
     pub announcement: String,
+    /// How often a caller waiting in an ACD queue is told their place (zero: never).
+    pub position_every: Duration,
 }
 
 impl Ivr {
@@ -358,9 +360,9 @@ async fn acd_queue(
             return Ok(QueueOutcome::NoAnswer);
         }
     };
-    let ringback = if hold.is_empty() { hold_ringback() } else { hold.to_vec() };
-    let mut frames = ringback.chunks(160).cycle();
+    let mut audio = HoldAudio::new(if hold.is_empty() { hold_ringback() } else { hold.to_vec() });
     let deadline = Instant::now() + max_wait;
+    let mut next_position = (!ivr.position_every.is_zero()).then(|| Instant::now() + Duration::from_secs(5));
     // The desk being rung now, and until when: the ACD decides when an offer ends.
     let mut ringing: Option<(i64, Instant)> = None;
     let result = loop {
@@ -393,8 +395,14 @@ async fn acd_queue(
             ringing = None;
             acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) });
         }
-        let frame = frames.next().unwrap_or(&[]);
-        let tick = if ringing.is_some() { call.offer_tick(frame).await } else { call.hold_tick(frame).await.map(|()| None) };
+        if let Some(at) = next_position.filter(|at| ringing.is_none() && Instant::now() >= *at) {
+            next_position = Some(at + ivr.position_every);
+            if let Some(place) = acd.position(id).await {
+                tell_position(call, &mut audio, place).await;
+            }
+        }
+        let frame = audio.next_frame();
+        let tick = if ringing.is_some() { call.offer_tick(&frame).await } else { call.hold_tick(&frame).await.map(|()| None) };
         match (tick, ringing) {
             (Ok(Some(Offer::Answered(conn_id))), Some((agent, _))) => {
                 acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
@@ -417,6 +425,46 @@ async fn acd_queue(
     }
     acd.tell(AcdCommand::Abandon { call: id });
     result
+}
+
+/// What a waiting caller hears: the hold audio in a loop, with an announcement spliced in
+/// frame by frame (so the wait keeps watching the ACD while it plays).
+struct HoldAudio {
+    hold: Vec<i16>,
+    at: usize,
+    insert: std::collections::VecDeque<i16>,
+}
+
+impl HoldAudio {
+    fn new(hold: Vec<i16>) -> Self {
+        Self { hold, at: 0, insert: Default::default() }
+    }
+
+    fn next_frame(&mut self) -> Vec<i16> {
+        if !self.insert.is_empty() {
+            let n = self.insert.len().min(160);
+            return self.insert.drain(..n).collect();
+        }
+        if self.hold.is_empty() {
+            return vec![0; 160];
+        }
+        let frame: Vec<i16> = self.hold.iter().cycle().skip(self.at).take(160).copied().collect();
+        self.at = (self.at + 160) % self.hold.len();
+        frame
+    }
+}
+
+/// Tells a waiting caller their place in line (ACD-3).
+async fn tell_position(call: &mut Call, audio: &mut HoldAudio, place: usize) {
+    let text = match place {
+        0 | 1 => "您是下一位，请稍候，坐席将尽快为您服务。".to_owned(),
+        n => format!("您前面还有{}位来电者，请耐心等待。", super::speech::zh_count(n as u32 - 1)),
+    };
+    tracing::info!(leg = %call.info.leg, place, "IVR: telling the caller their place");
+    match rendered(call.prompts(), &Say::text(text)).await {
+        Ok(samples) => audio.insert.extend(samples.iter().copied()),
+        Err(e) => tracing::warn!(leg = %call.info.leg, error = %e, "IVR: cannot render the position announcement"),
+    }
 }
 
 /// Tells the caller the answering agent's number (自动报工号), when configured and the agent
