@@ -23,3 +23,5 @@ pub mod media;
 pub mod metrics;
 pub mod sip;
 pub mod store;
+#[cfg(test)]
+mod test_rng;

@@ -334,9 +334,8 @@ impl Owner {
             Output::QueueStatus(status) => {
                 let longest_wait_secs = status.oldest_since.map(|t| Instant::now().saturating_duration_since(t).as_secs() as u32);
                 let event = rexian_shared::Event::QueueWaiting { queue: status.queue.0.clone(), waiting: status.waiting, longest_wait_secs };
-                let now = Instant::now();
-                for view in self.acd.snapshot(now).agents.iter().filter(|a| a.state != AgentState::LoggedOut) {
-                    self.push(view.agent, event.clone());
+                for agent in self.acd.logged_in_agents() {
+                    self.push(agent, event.clone());
                 }
             }
             Output::QueueEvent(event) => {

@@ -140,22 +140,10 @@ impl Acd {
     pub(super) fn disconnected(&mut self, now: Instant, id: AgentId) -> Result<(), AcdError> {
         let agent = self.agents.get_mut(&id).ok_or(AcdError::UnknownAgent(id))?;
         agent.connected = false;
-        let cause = Cause::Disconnected;
-        let state = agent.state;
-        match state {
-            AgentState::LoggedOut => {}
-            AgentState::OnCall { .. } => agent.after_call = Some(AfterCall::Logout(cause)),
-            AgentState::Reserved { call, .. } => {
-                self.withdraw(now, call, id);
-                self.set_state(now, id, AgentState::LoggedOut, cause);
-            }
-            AgentState::WrapUp { .. } => {
-                self.log_wrap_up(now, id);
-                self.set_state(now, id, AgentState::LoggedOut, cause);
-            }
-            _ => self.set_state(now, id, AgentState::LoggedOut, cause),
+        if agent.state == AgentState::LoggedOut {
+            return Ok(());
         }
-        Ok(())
+        self.logout(now, id, Cause::Disconnected)
     }
 
     /// Ends an agent's wrap-up: ready if `ready` or nothing is pending, else the pending

@@ -8,34 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::call::Phase;
 use super::*;
-
-/// xorshift64*: small, deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
-        (!items.is_empty()).then(|| items[self.below(items.len() as u64) as usize])
-    }
-}
+use crate::test_rng::Rng;
 
 /// The engine's view of one call.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -75,7 +48,7 @@ fn random_config(rng: &mut Rng) -> AcdConfig {
     queues[0].overflow = vec![OverflowRule { after_secs: 40, target: OverflowTarget::Queue(QueueId::new("b")) }];
     queues[0].when_closed = Some(OverflowTarget::Queue(QueueId::new("c")));
     let mailbox = OverflowTarget::Mailbox("m".into());
-    queues[1].overflow = if rng.chance(50) {
+    queues[1].overflow = if rng.percent(50) {
         let callback = OverflowRule { after_secs: 30, target: OverflowTarget::Callback };
         vec![callback, OverflowRule { after_secs: 90, target: mailbox }]
     } else {
@@ -216,7 +189,7 @@ impl Sim {
     }
 
     fn random_command(&mut self) -> Command {
-        if self.rng.chance(self.arrivals) {
+        if self.rng.percent(self.arrivals) {
             return self.arrival();
         }
         let roll = self.rng.below(100);
@@ -248,7 +221,7 @@ impl Sim {
         self.next_call += 1;
         let queue = QueueId::new(QUEUES[self.rng.below(3) as usize]);
         let priority = self.rng.below(3) as i32;
-        Command::Enter { call, queue, priority, caller: "13800000000".into(), open: self.rng.chance(90) }
+        Command::Enter { call, queue, priority, caller: "13800000000".into(), open: self.rng.percent(90) }
     }
 
     fn agent_command(&mut self, agent: AgentId) -> Command {
@@ -271,12 +244,12 @@ impl Sim {
     fn login(&mut self, agent: AgentId) -> Command {
         let mut queues = Vec::new();
         for name in QUEUES {
-            if self.rng.chance(60) {
+            if self.rng.percent(60) {
                 queues.push(Membership { queue: QueueId::new(name), order: self.rng.below(3) as u8 });
             }
         }
         let skills = vec![("s".to_string(), 1 + self.rng.below(5) as u8)];
-        let not_ready = self.rng.chance(20).then_some(NotReadyReason::Other);
+        let not_ready = self.rng.percent(20).then_some(NotReadyReason::Other);
         Command::Login { agent, queues, skills, not_ready }
     }
 
@@ -397,7 +370,7 @@ impl Sim {
     fn drain_and_check_nothing_stuck(&mut self) {
         let calls: Vec<(CallRef, bool)> = self.legs.iter().map(|(c, l)| (*c, l.bridged.is_some())).collect();
         for (call, bridged) in calls {
-            let cmd = if bridged || self.rng.chance(50) { Command::CallEnded { call } } else { Command::Abandon { call } };
+            let cmd = if bridged || self.rng.percent(50) { Command::CallEnded { call } } else { Command::Abandon { call } };
             self.command(cmd).unwrap();
             self.check();
         }

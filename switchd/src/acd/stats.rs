@@ -130,6 +130,11 @@ pub struct Snapshot {
 }
 
 impl Acd {
+    /// The agents logged in now, without building a snapshot.
+    pub fn logged_in_agents(&self) -> impl Iterator<Item = AgentId> + '_ {
+        self.agents.iter().filter(|(_, a)| a.state != AgentState::LoggedOut).map(|(id, _)| *id)
+    }
+
     /// The seat board (SUP-1) at `now`. Costs one pass over agents and calls.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let mut seats = SeatCounts::default();

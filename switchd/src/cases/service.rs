@@ -22,6 +22,11 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The automatic service, as ticket histories name it.
+    pub fn ivr() -> Actor {
+        Actor { user_id: 0, username: "ivr".into(), role: Role::Agent, department_id: None }
+    }
+
     /// Department handlers see only their department's tickets.
     pub fn visibility(&self) -> Visibility {
         match self.role {
@@ -290,7 +295,7 @@ impl Cases {
                 db.set_call_satisfaction(call, satisfaction)?;
                 let tickets = db.tickets_of_call(&call.to_string())?;
                 let note = format!("来电人对服务的评价：{} / caller's rating: {}", satisfaction.zh(), satisfaction.en());
-                let ivr = Actor { user_id: 0, username: "ivr".into(), role: Role::Agent, department_id: None };
+                let ivr = Actor::ivr();
                 for (id, _, state) in &tickets {
                     db.append_history(*id, &history(&ivr, now, "caller_rating", Some(*state), *state, &note))?;
                 }

@@ -65,7 +65,7 @@ pub async fn run(config: &Config, store: Store, cmd: IvrCmd, now: chrono::NaiveD
             println!("流程 {} 有效 / valid ({} nodes)", flow.name, flow.nodes.len());
         }
         IvrCmd::Import { file } => {
-            let info = records::save_flow(&store, read(&file)?, "cli".into(), now, &prompt_exists).await?;
+            let (info, _) = records::save_flow(&store, read(&file)?, "cli".into(), now, &prompt_exists).await?;
             println!("已保存流程 {} 第{}版 / saved {} version {}", info.name, info.version, info.name, info.version);
         }
         IvrCmd::Callbacks { all, json } => {

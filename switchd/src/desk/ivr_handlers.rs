@@ -31,10 +31,13 @@ pub(super) async fn handle(ctx: &DeskContext, actor: &Actor, req: Request) -> Re
             require(actor, &[Role::Admin])?;
             let prompts = ctx.prompts.clone();
             let exists = move |name: &str| prompts.as_ref().is_some_and(|p| p.has_file(name));
-            let flow = records::save_flow(store, yaml, actor.username.clone(), now, &exists).await.map_err(ivr_err)?;
-            tracing::info!(flow = flow.name, version = flow.version, by = actor.username, "IVR flow saved");
-            prerender(ctx, &flow.name).await;
-            Ok(Response::FlowSaved { flow })
+            let (info, flow) = records::save_flow(store, yaml, actor.username.clone(), now, &exists).await.map_err(ivr_err)?;
+            tracing::info!(flow = info.name, version = info.version, by = actor.username, "IVR flow saved");
+            // Render its fixed texts in the background, so its first caller does not wait.
+            if let Some(prompts) = ctx.prompts.clone() {
+                crate::ivr::runner::prerender(prompts, flow.static_texts());
+            }
+            Ok(Response::FlowSaved { flow: info })
         }
         Request::SetPromptAudio { name, wav_base64 } => {
             require(actor, &[Role::Admin])?;
@@ -92,17 +95,6 @@ async fn set_prompt_audio(ctx: &DeskContext, name: &str, wav_base64: &str) -> Re
             Err(DeskError::new(ErrorCode::Internal, "服务器内部错误，已记录 / internal error, logged"))
         }
         Err(e) => Err(DeskError::new(ErrorCode::Internal, e.to_string())),
-    }
-}
-
-/// Renders the saved flow's fixed texts in the background, so its first caller does not wait
-/// for espeak-ng.
-async fn prerender(ctx: &DeskContext, name: &str) {
-    let Some(prompts) = ctx.prompts.clone() else { return };
-    if let Ok(flows) = records::load_flows(ctx.cases.store()).await {
-        if let Some(flow) = flows.get(name) {
-            crate::ivr::runner::prerender(prompts, flow.static_texts());
-        }
     }
 }
 

@@ -102,7 +102,7 @@ pub enum Offer {
 }
 
 /// Chinese ringback (GB 9004 / YD/T 1014): 450 Hz, one second on, four off.
-fn ringback_tone() -> Vec<i16> {
+pub fn ringback_tone() -> Vec<i16> {
     let mut samples = crate::media::prompt::tone(450.0, 1000, 4000);
     samples.resize(5 * 8000, 0);
     samples

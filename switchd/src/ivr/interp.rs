@@ -426,11 +426,11 @@ impl Interpreter {
             }
             Node::Menu { prompt, choices, timeout_secs, retries, invalid_prompt, .. } => {
                 let keys: String = choices.keys().map(String::as_str).collect();
+                let say = self.say(&prompt);
                 if prompt.text().is_some_and(|t| t.contains('{')) {
-                    let said = self.fill(prompt.text().unwrap_or_default());
-                    self.note(said);
+                    self.note(say.text.clone().unwrap_or_default());
                 }
-                let mut ask = Ask::key(vec![self.say(&prompt)], &keys, secs(timeout_secs), retries, Purpose::Node);
+                let mut ask = Ask::key(vec![say], &keys, secs(timeout_secs), retries, Purpose::Node);
                 ask.invalid = self.say_opt(invalid_prompt.as_ref(), INVALID_INPUT);
                 self.ask(ask);
             }

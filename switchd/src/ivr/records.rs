@@ -54,21 +54,23 @@ pub async fn flow_yaml(store: &Store, name: String, version: Option<i64>) -> Res
 }
 
 /// Parses, validates and saves `yaml` as the next version of its flow; it applies from the
-/// next call. `prompt_exists` tells whether a prompt file is there.
+/// next call. `prompt_exists` tells whether a prompt file is there. Returns what was saved and
+/// the flow itself.
 pub async fn save_flow(
     store: &Store,
     yaml: String,
     by: String,
     at: NaiveDateTime,
     prompt_exists: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<FlowInfo, IvrError> {
+) -> Result<(FlowInfo, Flow), IvrError> {
     let flow = Flow::from_yaml(&yaml)?;
     let names: BTreeSet<String> = list_flows(store).await?.into_iter().map(|f| f.name).collect();
     flow.validate(&names, prompt_exists)?;
     let (name, description) = (flow.name.clone(), flow.description.clone());
     let saved_by = by.clone();
     let version = store.write(move |db| db.save_flow(&name, &description, &yaml, at, &by)).await?;
-    Ok(FlowInfo { name: flow.name, version, description: flow.description, saved_at: at, saved_by })
+    let info = FlowInfo { name: flow.name.clone(), version, description: flow.description.clone(), saved_at: at, saved_by };
+    Ok((info, flow))
 }
 
 /// Stores each shipped flow (the 12365 main flow, the post-call satisfaction flow) that does

@@ -16,7 +16,7 @@ use crate::acd::actor::{AcdHandle, QueueSignal};
 use tokio::sync::mpsc::error::TryRecvError;
 use crate::acd::{AgentId, CallRef, Command as AcdCommand, QueueId};
 use crate::cases::service::{Actor, Cases};
-use crate::engine::call::{Call, CallError, CallInfo, Offer};
+use crate::engine::call::{ringback_tone, Call, CallError, CallInfo, Offer};
 use crate::engine::{apps, FlowHook, HotlineHook};
 use crate::media::prompt::{tone, PromptError, Prompts};
 use crate::store::TrailRow;
@@ -62,11 +62,6 @@ impl Ivr {
 
     fn local_now(&self) -> NaiveDateTime {
         (chrono::Utc::now() + chrono::Duration::hours(i64::from(self.utc_offset_hours))).naive_utc()
-    }
-
-    /// Who the IVR acts as in the case system (the tickets' history says `ivr`).
-    fn actor() -> Actor {
-        Actor { user_id: 0, username: "ivr".into(), role: Role::Agent, department_id: None }
     }
 }
 
@@ -249,7 +244,7 @@ async fn play(call: &mut Call, says: &[Say], barge_in: bool) -> Result<(), CallE
     Ok(())
 }
 
-/// The hold prompt followed by four seconds of Chinese ringback, played in a loop.
+/// The hold prompt followed by one cycle of Chinese ringback, played in a loop.
 async fn hold_audio(prompts: &Prompts, say: &Say) -> Vec<i16> {
     let mut samples = match rendered(prompts, say).await {
         Ok(s) => s.to_vec(),
@@ -258,8 +253,7 @@ async fn hold_audio(prompts: &Prompts, say: &Say) -> Vec<i16> {
             Vec::new()
         }
     };
-    samples.extend(tone(450.0, 1000, 4000));
-    samples.extend(std::iter::repeat_n(0, 3 * 8000));
+    samples.extend(ringback_tone());
     samples
 }
 
@@ -360,7 +354,7 @@ async fn acd_queue(
             return Ok(QueueOutcome::NoAnswer);
         }
     };
-    let mut audio = HoldAudio::new(if hold.is_empty() { hold_ringback() } else { hold.to_vec() });
+    let mut audio = HoldAudio::new(if hold.is_empty() { ringback_tone() } else { hold.to_vec() });
     let deadline = Instant::now() + max_wait;
     let mut next_position = (!ivr.position_every.is_zero()).then(|| Instant::now() + Duration::from_secs(5));
     // The desk being rung now, and until when: the ACD decides when an offer ends.
@@ -448,8 +442,13 @@ impl HoldAudio {
         if self.hold.is_empty() {
             return vec![0; 160];
         }
-        let frame: Vec<i16> = self.hold.iter().cycle().skip(self.at).take(160).copied().collect();
-        self.at = (self.at + 160) % self.hold.len();
+        // Slices, not `cycle().skip(at)`: that walks the whole buffer up to `at` every tick.
+        let mut frame = Vec::with_capacity(160);
+        while frame.len() < 160 {
+            let take = (160 - frame.len()).min(self.hold.len() - self.at);
+            frame.extend_from_slice(&self.hold[self.at..self.at + take]);
+            self.at = (self.at + take) % self.hold.len();
+        }
         frame
     }
 }
@@ -473,9 +472,8 @@ async fn announce_agent(call: &mut Call, ivr: &Ivr, agent: i64) {
     if ivr.announcement.trim().is_empty() {
         return;
     }
-    let now = ivr.local_now();
-    let users = ivr.cases.store().read(move |db| db.users(now)).await.unwrap_or_default();
-    let Some(agent_no) = users.into_iter().find(|u| u.id == agent).and_then(|u| u.agent_no) else { return };
+    let user = ivr.cases.store().read(move |db| db.user_by_id(agent)).await.ok().flatten();
+    let Some(agent_no) = user.and_then(|u| u.info.agent_no) else { return };
     let text = ivr.announcement.replace("{agent_no}", agent_no.as_ref());
     match rendered(call.prompts(), &Say::text(text)).await {
         Ok(samples) => call.announce_on_connect(&samples),
@@ -494,13 +492,6 @@ async fn talk_to_agent(call: &mut Call, conn_id: u64) -> Result<(), CallError> {
     result
 }
 
-/// Chinese ringback, for a caller waiting without a hold prompt.
-fn hold_ringback() -> Vec<i16> {
-    let mut samples = tone(450.0, 1000, 4000);
-    samples.resize(5 * 8000, 0);
-    samples
-}
-
 async fn create_ticket(
     info: &CallInfo,
     data_dir: &std::path::Path,
@@ -510,7 +501,7 @@ async fn create_ticket(
     callback: &str,
     reply_wanted: Option<bool>,
 ) -> Result<(String, String), Box<dyn std::error::Error + Send + Sync>> {
-    let actor = Ivr::actor();
+    let actor = Actor::ivr();
     let now = ivr.local_now();
     let caller = info.caller.clone();
     let reply = match reply_wanted {
@@ -553,7 +544,7 @@ async fn create_ticket(
 async fn ticket_status(ivr: &Ivr, number: &str, code: &str, caller: &str) -> Option<String> {
     let no = TicketNo::parse(number).ok()?;
     let today = ivr.local_now().date();
-    let ticket = ivr.cases.get(&Ivr::actor(), no, today).await.ok()?;
+    let ticket = ivr.cases.get(&Actor::ivr(), no, today).await.ok()?;
     let verified = if code.is_empty() {
         let caller = PhoneNumber::parse(caller).ok();
         caller.is_some() && ticket.caller.phone == caller

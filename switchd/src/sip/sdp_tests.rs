@@ -1,4 +1,5 @@
 use super::*;
+use crate::test_rng::Rng;
 
 const SIPP_INVITE: &str = include_str!("vectors/sipp_invite.sip");
 /// `sipp -sd uac` body with its `[...]` keywords filled in.
@@ -419,25 +420,6 @@ fn every_truncation_is_an_error_or_a_valid_prefix_never_a_panic() {
     }
 }
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
 const INTERESTING: &[&str] = &[
     "\r",
     "\n",
@@ -470,35 +452,35 @@ const INTERESTING: &[&str] = &[
 
 fn mutate(rng: &mut Rng, input: &str) -> String {
     let mut b = input.as_bytes().to_vec();
-    for _ in 0..=rng.below(4) {
-        let at = rng.below(b.len() + 1);
-        match rng.below(7) {
+    for _ in 0..=rng.index(4) {
+        let at = rng.index(b.len() + 1);
+        match rng.index(7) {
             0 if at < b.len() => b[at] = rng.next() as u8,
             1 if at < b.len() => {
                 b.remove(at);
             }
             2 => b.insert(at, rng.next() as u8),
             3 => {
-                let s = INTERESTING[rng.below(INTERESTING.len())];
+                let s = INTERESTING[rng.index(INTERESTING.len())];
                 b.splice(at..at, s.bytes());
             }
             4 => {
-                let end = (at + rng.below(40)).min(b.len());
+                let end = (at + rng.index(40)).min(b.len());
                 b.drain(at..end);
             }
             5 => {
                 // Duplicate a random slice elsewhere (lines, fields).
-                let start = rng.below(b.len());
-                let end = (start + rng.below(60)).min(b.len());
+                let start = rng.index(b.len());
+                let end = (start + rng.index(60)).min(b.len());
                 let chunk: Vec<u8> = b[start..end].to_vec();
-                let to = rng.below(b.len() + 1);
+                let to = rng.index(b.len() + 1);
                 b.splice(to..to, chunk);
             }
             _ => {
                 // Swap two lines.
                 let s = String::from_utf8_lossy(&b).into_owned();
                 let mut lines: Vec<&str> = s.split('\n').collect();
-                let (i, j) = (rng.below(lines.len()), rng.below(lines.len()));
+                let (i, j) = (rng.index(lines.len()), rng.index(lines.len()));
                 lines.swap(i, j);
                 b = lines.join("\n").into_bytes();
             }

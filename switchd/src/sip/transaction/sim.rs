@@ -11,6 +11,7 @@ use rsip::{Method, Request, Response, SipMessage, StatusCode};
 use super::*;
 use crate::sip::message::{ack_for, response_for};
 use crate::sip::Timers;
+use crate::test_rng::Rng;
 
 pub fn invite() -> Request {
     Request::try_from(include_str!("../vectors/sipp_invite.sip")).unwrap()
@@ -40,20 +41,6 @@ pub fn drain<T: Transaction + ?Sized>(tx: &mut T) -> (Vec<SipMessage>, Vec<Trans
     (sent, events)
 }
 
-/// xorshift64*: tiny deterministic PRNG.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn percent(&mut self) -> u64 {
-        self.next() % 100
-    }
-}
-
 /// The lossy network: datagrams in flight ordered by delivery time.
 struct Net {
     rng: Rng,
@@ -65,9 +52,9 @@ struct Net {
 
 impl Net {
     fn send(&mut self, now: Instant, from: SocketAddr, t: LayerTransmit) {
-        let copies = if self.rng.percent() < self.dup { 2 } else { 1 };
+        let copies = if self.rng.below(100) < self.dup { 2 } else { 1 };
         for _ in 0..copies {
-            if self.rng.percent() < self.loss {
+            if self.rng.below(100) < self.loss {
                 continue;
             }
             let delay = Duration::from_millis(10 + self.rng.next() % 50);
