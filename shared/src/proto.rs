@@ -954,8 +954,18 @@ pub struct SeatAgent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatQueue {
     pub queue: String,
+    /// Live callers waiting (being offered included).
     pub waiting: u32,
+    /// Callbacks keeping their place.
+    pub callbacks: u32,
     pub longest_wait_secs: Option<u32>,
     pub ready_agents: u32,
     pub logged_in_agents: u32,
+    /// Today: calls answered, abandoned, and answered within the queue's threshold as a share
+    /// of answered plus abandoned after it (GB/T 33358), in percent; `None` before the first.
+    pub answered_today: u32,
+    pub abandoned_today: u32,
+    pub service_level_pct: Option<u32>,
+    /// Today's average speed of answer.
+    pub asa_secs: Option<u32>,
 }

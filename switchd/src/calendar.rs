@@ -94,6 +94,14 @@ pub struct Calendar {
     years: BTreeSet<i32>,
 }
 
+/// `08:30-17:30` as a half-open range.
+pub fn parse_hours(range: &str) -> Option<(chrono::NaiveTime, chrono::NaiveTime)> {
+    let (from, to) = range.split_once('-')?;
+    let from = chrono::NaiveTime::parse_from_str(from.trim(), "%H:%M").ok()?;
+    let to = chrono::NaiveTime::parse_from_str(to.trim(), "%H:%M").ok()?;
+    (from < to).then_some((from, to))
+}
+
 impl Calendar {
     /// Build a calendar. If a date occurs more than once, the last entry wins (the
     /// database is expected to hold one row per date already).
@@ -127,6 +135,11 @@ impl Calendar {
 
     /// Holiday override => false; Workday override => true; otherwise Mon–Fri true,
     /// Sat/Sun false.
+    /// Whether `local` falls on a working day within one of `hours` (`08:30-17:30` each).
+    pub fn is_open(&self, local: chrono::NaiveDateTime, hours: &[String]) -> bool {
+        self.is_working_day(local.date()) && hours.iter().filter_map(|h| parse_hours(h)).any(|(from, to)| local.time() >= from && local.time() < to)
+    }
+
     pub fn is_working_day(&self, date: NaiveDate) -> bool {
         match self.overrides.get(&date) {
             Some(entry) => entry.kind.is_working(),

@@ -59,8 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let desk_link = DeskLink::new();
     let prompts = prompts_of(&config);
     let (desk_out_tx, desk_out_rx) = tokio::sync::mpsc::unbounded_channel();
-    let acd_config = config.acd.to_config().context("invalid [acd] configuration")?;
-    let acd = crate::acd::actor::spawn(acd_config, desk_out_tx.clone(), store.clone(), config.utc_offset_hours).context("invalid [acd] queues")?;
+    let acd = crate::acd::actor::spawn(&config.acd, desk_out_tx.clone(), store.clone(), config.utc_offset_hours).context("invalid [acd] configuration")?;
     let ctx = Arc::new(DeskContext {
         auth: auth.clone(),
         cases: cases.clone(),
@@ -344,13 +343,17 @@ fn start_telephony(
         commands: command_tx,
         events: tokio::sync::broadcast::channel(1024).0,
         hotline: ivr.clone().hook(),
-        flows: ivr.flow_hook(),
+        flows: ivr.clone().flow_hook(),
         metrics,
         desks,
         desk_out,
         legs: Default::default(),
         next_outbound: Default::default(),
     });
+    if let Some(acd) = &ivr.acd {
+        let dialer = shared.clone();
+        acd.set_dialer(Arc::new(move |job| engine::callback::spawn(dialer.clone(), job)));
+    }
     tokio::spawn(engine::desk_leg::route(shared.clone(), desk_link.audio_rx, desk_link.control_rx));
     tokio::spawn(engine::run(shared, event_rx));
 }

@@ -11,7 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use chrono::NaiveDateTime;
 
-use super::{Acd, AcdConfig, AcdError, AgentId, AgentState, CallRef, Cause, Command, ConfigError, Output, QueueConfig, QueueEvent, QueueEventKind, QueueId, Snapshot, Strategy};
+use super::{Acd, AcdConfig, AcdError, AgentId, AgentState, CallRef, Cause, Command, ConfigError, Output, OverflowRule, OverflowTarget, QueueConfig, QueueEvent, QueueEventKind, QueueId, Snapshot, Strategy};
+use crate::engine::callback::{CallbackJob, CallbackReport};
 use crate::engine::desk_leg::DeskOut;
 use crate::store::{AgentStateRow, QueueEventRow, Store};
 
@@ -26,6 +27,10 @@ pub struct AcdSettings {
     /// A waiting caller is told their place in line this often (and first after five seconds
     /// of waiting); 0 turns it off.
     pub position_every_secs: u32,
+    /// Recording policy (REC-1): when not empty, only these agents' (usernames) queue calls
+    /// are recorded; queues opt out with `record = false`. `[telephony] record_calls = false`
+    /// turns all call recording off.
+    pub record_agents: Vec<String>,
     pub queues: Vec<QueueSettings>,
 }
 
@@ -44,11 +49,39 @@ pub struct QueueSettings {
     pub max_missed_offers: u32,
     /// Answered within this many seconds counts toward the service level.
     pub service_level_secs: u32,
+    /// How long switchd tries to reach a caller who asked to be called back (回呼).
+    pub callback_secs: u32,
+    /// Open hours on the calendar's working days (`["08:30-12:00", "13:30-17:30"]`); empty:
+    /// always open.
+    pub hours: Vec<String>,
+    /// Where callers go while the queue is closed: `mailbox`, `callback` or `queue:NAME` (the
+    /// night bell: a queue its duty agents serve); empty: the flow's `on_fail`.
+    pub when_closed: String,
+    /// Overflow by waiting time, in increasing `after_secs`.
+    pub overflow: Vec<OverflowSettings>,
+    /// The usernames of the agents who serve this queue; empty: every agent.
+    pub agents: Vec<String>,
+    /// What waiting callers hear: a WAV under the data directory's `prompts/` (8 kHz mono);
+    /// empty: the flow's hold prompt, or ringback.
+    pub music_on_hold: String,
+    /// Record the calls agents answer from this queue (REC-1).
+    pub record: bool,
+}
+
+/// One overflow rule (`[[acd.queues.overflow]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverflowSettings {
+    /// After this long waiting in the queue…
+    pub after_secs: u32,
+    /// …the caller goes to `mailbox` (leaves a message that becomes a ticket), `callback` (is
+    /// called back keeping their place) or `queue:NAME`.
+    pub to: String,
 }
 
 impl Default for AcdSettings {
     fn default() -> Self {
-        Self { announcement: "工号{agent_no}，为您服务。".into(), position_every_secs: 30, queues: vec![QueueSettings::default()] }
+        Self { announcement: "工号{agent_no}，为您服务。".into(), position_every_secs: 30, record_agents: Vec::new(), queues: vec![QueueSettings::default()] }
     }
 }
 
@@ -61,6 +94,13 @@ impl Default for QueueSettings {
             wrap_up_secs: 10,
             max_missed_offers: 3,
             service_level_secs: 15,
+            callback_secs: 45,
+            hours: Vec::new(),
+            when_closed: String::new(),
+            overflow: Vec::new(),
+            agents: Vec::new(),
+            music_on_hold: String::new(),
+            record: true,
         }
     }
 }
@@ -70,6 +110,10 @@ impl Default for QueueSettings {
 pub enum SettingsError {
     #[error("未知的排队策略 {0} / unknown strategy {0} (longest_idle, round_robin, ring_all, fewest_calls, least_talk_time)")]
     Strategy(String),
+    #[error("队列 {queue} 的目标 {target} 无效，应为 mailbox、callback 或 queue:名称 / queue {queue}: bad target {target} (mailbox, callback or queue:NAME)")]
+    Target { queue: String, target: String },
+    #[error("队列 {queue} 的服务时间 {hours} 无效，应为 08:30-17:30 / queue {queue}: bad hours {hours}")]
+    Hours { queue: String, hours: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -78,7 +122,9 @@ impl AcdSettings {
     /// The core's configuration.
     pub fn to_config(&self) -> Result<AcdConfig, SettingsError> {
         let queues = self.queues.iter().map(QueueSettings::to_config).collect::<Result<_, _>>()?;
-        Ok(AcdConfig { queues })
+        let config = AcdConfig { queues };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -97,8 +143,43 @@ impl QueueSettings {
         q.wrap_up_secs = self.wrap_up_secs;
         q.max_missed_offers = self.max_missed_offers;
         q.service_level_secs = self.service_level_secs;
+        q.callback_timeout_secs = self.callback_secs;
+        if let Some(bad) = self.hours.iter().find(|h| crate::calendar::parse_hours(h).is_none()) {
+            return Err(SettingsError::Hours { queue: self.name.clone(), hours: bad.clone() });
+        }
+        q.when_closed = match self.when_closed.trim() {
+            "" => None,
+            target => Some(self.target(target)?),
+        };
+        q.overflow = self.overflow.iter().map(|r| Ok(OverflowRule { after_secs: r.after_secs, target: self.target(&r.to)? })).collect::<Result<_, SettingsError>>()?;
         Ok(q)
     }
+
+    fn target(&self, text: &str) -> Result<OverflowTarget, SettingsError> {
+        match text.trim() {
+            "mailbox" => Ok(OverflowTarget::Mailbox("mailbox".into())),
+            "callback" => Ok(OverflowTarget::Callback),
+            other => match other.strip_prefix("queue:") {
+                Some(name) if !name.trim().is_empty() => Ok(OverflowTarget::Queue(QueueId::new(name.trim()))),
+                _ => Err(SettingsError::Target { queue: self.name.clone(), target: text.into() }),
+            },
+        }
+    }
+
+    /// What the engine side needs of this queue beyond the core's configuration.
+    fn rules(&self) -> QueueRules {
+        QueueRules { agents: self.agents.clone(), hours: self.hours.clone(), music_on_hold: self.music_on_hold.clone(), record: self.record }
+    }
+}
+
+/// A queue's settings the ACD core does not use: who serves it, when it is open, what
+/// waiting callers hear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRules {
+    pub agents: Vec<String>,
+    pub hours: Vec<String>,
+    pub music_on_hold: String,
+    pub record: bool,
 }
 
 /// What the ACD tells a waiting call's task.
@@ -108,9 +189,14 @@ pub enum QueueSignal {
     Offer { agent: i64, until: Instant },
     /// The offer is withdrawn (timed out, or the agent left).
     Cancel,
-    /// The call leaves the queue by an overflow rule (to the mailbox, another target).
-    Overflow,
+    /// An overflow rule (or the queue being closed) sends the call on: to another queue (it
+    /// waits on, its signals keep coming here), the mailbox (it leaves the ACD), or a callback
+    /// (confirm the number with the caller, then [`Command::RequestCallback`]).
+    Overflow(OverflowTarget),
 }
+
+/// Carries a callback out (the engine's [`callback::spawn`]); set once telephony runs.
+pub type Dialer = std::sync::Arc<dyn Fn(CallbackJob) + Send + Sync>;
 
 enum Msg {
     Command { command: Command, reply: Option<oneshot::Sender<Result<(), AcdError>>> },
@@ -119,18 +205,21 @@ enum Msg {
         record: Option<i64>,
         queue: QueueId,
         caller: String,
+        open: bool,
         signals: mpsc::UnboundedSender<QueueSignal>,
         reply: oneshot::Sender<Result<(), AcdError>>,
     },
     Snapshot { reply: oneshot::Sender<Snapshot> },
-    Position { call: CallRef, reply: oneshot::Sender<Option<usize>> },
+    SetDialer(Dialer),
+    Position { call: CallRef, reply: oneshot::Sender<Option<(usize, std::time::Duration)>> },
 }
 
 /// The way to the ACD task. Cheap to clone.
 #[derive(Clone)]
 pub struct AcdHandle {
     tx: mpsc::UnboundedSender<Msg>,
-    queues: std::sync::Arc<Vec<QueueId>>,
+    queues: std::sync::Arc<Vec<(QueueId, QueueRules)>>,
+    record_agents: std::sync::Arc<Vec<String>>,
 }
 
 impl AcdHandle {
@@ -146,12 +235,12 @@ impl AcdHandle {
         let _ = self.tx.send(Msg::Command { command, reply: None });
     }
 
-    /// Puts `call` (with call record `record`) in `queue`; its offers come on the returned
-    /// channel.
-    pub async fn enter(&self, call: CallRef, record: Option<i64>, queue: QueueId, caller: String) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
+    /// Puts `call` (with call record `record`) in `queue`, `open` or closed by its hours; its
+    /// offers come on the returned channel.
+    pub async fn enter(&self, call: CallRef, record: Option<i64>, queue: QueueId, caller: String, open: bool) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
         let (signals, rx) = mpsc::unbounded_channel();
         let (reply, done) = oneshot::channel();
-        self.tx.send(Msg::Enter { call, record, queue, caller, signals, reply }).map_err(|_| AcdError::Stopped)?;
+        self.tx.send(Msg::Enter { call, record, queue, caller, open, signals, reply }).map_err(|_| AcdError::Stopped)?;
         done.await.map_err(|_| AcdError::Stopped)??;
         Ok(rx)
     }
@@ -163,30 +252,58 @@ impl AcdHandle {
         rx.await.ok()
     }
 
-    /// `call`'s place in its queue (1 = next), while it waits.
-    pub async fn position(&self, call: CallRef) -> Option<usize> {
+    /// `call`'s place in its queue (1 = next) and its estimated wait, while it waits.
+    pub async fn position(&self, call: CallRef) -> Option<(usize, std::time::Duration)> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Position { call, reply }).ok()?;
         rx.await.ok().flatten()
     }
 
-    /// The configured queues, in order (agents log in to all of them).
-    pub fn queues(&self) -> &[QueueId] {
+    /// From now on callbacks are dialled by `dialer`; until then they are given back.
+    pub fn set_dialer(&self, dialer: Dialer) {
+        let _ = self.tx.send(Msg::SetDialer(dialer));
+    }
+
+    /// The configured queues in order, with who serves them and when.
+    pub fn queues(&self) -> &[(QueueId, QueueRules)] {
         &self.queues
+    }
+
+    /// Whether a call answered from queue `name` by `agent` (username) is recorded (REC-1).
+    pub fn records(&self, name: &str, agent: &str) -> bool {
+        let queue = self.rules(name).is_none_or(|r| r.record);
+        queue && (self.record_agents.is_empty() || self.record_agents.iter().any(|a| a == agent))
+    }
+
+    /// Queue `name`'s rules, if it exists.
+    pub fn rules(&self, name: &str) -> Option<&QueueRules> {
+        self.queues.iter().find(|(q, _)| q.as_str() == name).map(|(_, r)| r)
     }
 }
 
 /// Starts the ACD task; state changes and queue events are written to `store` (in order, by a
 /// recorder task of their own, so a slow disk never delays routing).
-pub fn spawn(config: AcdConfig, desk_out: mpsc::UnboundedSender<DeskOut>, store: Store, utc_offset_hours: i32) -> Result<AcdHandle, ConfigError> {
-    let queues = config.queues.iter().map(|q| q.name.clone()).collect();
-    let acd = Acd::new(config)?;
+pub fn spawn(settings: &AcdSettings, desk_out: mpsc::UnboundedSender<DeskOut>, store: Store, utc_offset_hours: i32) -> Result<AcdHandle, SettingsError> {
+    let queues = settings.queues.iter().map(|q| (QueueId::new(q.name.clone()), q.rules())).collect();
+    let acd = Acd::new(settings.to_config()?)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (records, pending) = mpsc::unbounded_channel();
     tokio::spawn(record(store, pending));
-    let owner = Owner { acd, desk_out, calls: HashMap::new(), call_records: HashMap::new(), records, utc_offset_hours, board_changed: false };
+    let me = tx.downgrade();
+    let owner = Owner {
+        acd,
+        desk_out,
+        calls: HashMap::new(),
+        call_records: HashMap::new(),
+        records,
+        utc_offset_hours,
+        board_changed: false,
+        dialer: None,
+        callbacks: HashMap::new(),
+        me,
+    };
     tokio::spawn(owner.run(rx));
-    Ok(AcdHandle { tx, queues: std::sync::Arc::new(queues) })
+    Ok(AcdHandle { tx, queues: std::sync::Arc::new(queues), record_agents: std::sync::Arc::new(settings.record_agents.clone()) })
 }
 
 /// What the ACD keeps in the store.
@@ -218,6 +335,11 @@ struct Owner {
     utc_offset_hours: i32,
     /// Something on the seat board changed since supervisors were last sent it.
     board_changed: bool,
+    dialer: Option<Dialer>,
+    /// The callbacks being carried out, to withdraw them (dropping the sender cancels).
+    callbacks: HashMap<CallRef, oneshot::Sender<()>>,
+    /// Our own mailbox, for the reports of callbacks (weak: it must not keep the task alive).
+    me: mpsc::WeakUnboundedSender<Msg>,
 }
 
 impl Owner {
@@ -262,12 +384,12 @@ impl Owner {
                     let _ = reply.send(result);
                 }
             }
-            Msg::Enter { call, record, queue, caller, signals, reply } => {
+            Msg::Enter { call, record, queue, caller, open, signals, reply } => {
                 self.calls.insert(call, signals);
                 if let Some(id) = record {
                     self.call_records.insert(call, id);
                 }
-                let result = self.acd.handle_command(now, Command::Enter { call, queue, priority: 0, caller, open: true });
+                let result = self.acd.handle_command(now, Command::Enter { call, queue, priority: 0, caller, open });
                 if result.is_err() {
                     self.calls.remove(&call);
                 }
@@ -276,8 +398,9 @@ impl Owner {
             Msg::Snapshot { reply } => {
                 let _ = reply.send(self.acd.snapshot(now));
             }
+            Msg::SetDialer(dialer) => self.dialer = Some(dialer),
             Msg::Position { call, reply } => {
-                let _ = reply.send(self.acd.position(call));
+                let _ = reply.send(self.acd.estimated_wait(call));
             }
         }
     }
@@ -308,15 +431,18 @@ impl Owner {
                 Some(agent) => self.signal(call, QueueSignal::Offer { agent: agent.0, until }),
                 None => tracing::warn!(?call, "ACD: ring-all offer without agents"),
             },
-            Output::DialCallback { call, agent, .. } => {
-                tracing::warn!(?call, ?agent, "ACD: callbacks are not dialled yet; the callback is given back");
-                let _ = self.acd.handle_command(Instant::now(), Command::CallEnded { call });
+            Output::DialCallback { call, agent, number, queue, until } => self.dial_callback(call, agent, number, queue, until),
+            Output::CancelOffer { call, .. } => {
+                self.callbacks.remove(&call);
+                self.signal(call, QueueSignal::Cancel);
             }
-            Output::CancelOffer { call, .. } => self.signal(call, QueueSignal::Cancel),
             Output::Overflow { call, to, .. } => {
                 tracing::info!(?call, ?to, "ACD: overflow");
-                self.signal(call, QueueSignal::Overflow);
-                self.calls.remove(&call);
+                let moved = matches!(to, OverflowTarget::Queue(_));
+                self.signal(call, QueueSignal::Overflow(to));
+                if !moved {
+                    self.calls.remove(&call);
+                }
             }
             Output::AgentStateChanged { agent, from, to, cause, at } => {
                 tracing::info!(agent = agent.0, from = from.kind().code(), to = to.kind().code(), ?cause, "ACD: agent state");
@@ -344,9 +470,39 @@ impl Owner {
                 if matches!(row.kind.as_str(), "abandoned" | "overflowed" | "callback_failed" | "wrap_up") {
                     self.call_records.remove(&event.call);
                 }
+                if matches!(row.kind.as_str(), "answered" | "callback_failed") {
+                    self.callbacks.remove(&event.call);
+                }
                 let _ = self.records.send(Record::Event(row));
             }
         }
+    }
+
+    /// Hands a callback to the engine; its reports come back as the ACD's commands.
+    fn dial_callback(&mut self, call: CallRef, agent: AgentId, number: String, queue: QueueId, until: Instant) {
+        let (Some(dialer), Some(me)) = (self.dialer.clone(), self.me.upgrade()) else {
+            tracing::warn!(?call, "ACD: no telephony to dial a callback; it is given back");
+            let _ = self.acd.handle_command(Instant::now(), Command::OfferDeclined { call, agent });
+            return;
+        };
+        tracing::info!(call = call.0, agent = agent.0, number, "ACD: dialling a callback");
+        let (reports, mut rx) = mpsc::unbounded_channel();
+        let (cancel_tx, cancel) = oneshot::channel();
+        self.callbacks.insert(call, cancel_tx);
+        let record = self.call_records.get(&call).copied();
+        dialer(CallbackJob { agent: agent.0, number, queue: queue.0, until, record, reports, cancel });
+        tokio::spawn(async move {
+            while let Some(report) = rx.recv().await {
+                let command = match report {
+                    CallbackReport::Declined => Command::OfferDeclined { call, agent },
+                    CallbackReport::Reached => Command::OfferAnswered { call, agent },
+                    CallbackReport::NotReached | CallbackReport::Ended => Command::CallEnded { call },
+                };
+                if me.send(Msg::Command { command, reply: None }).is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// Local wall-clock time of `at`.
@@ -435,10 +591,51 @@ pub fn seat_board(s: &Snapshot) -> rexian_shared::SeatBoard {
         .map(|q| SeatQueue {
             queue: q.queue.0.clone(),
             waiting: q.waiting,
+            callbacks: q.callbacks,
             longest_wait_secs: q.longest_wait.map(|d| d.as_secs() as u32),
             ready_agents: q.ready_agents,
             logged_in_agents: q.logged_in_agents,
+            answered_today: q.counters.answered,
+            abandoned_today: q.counters.abandoned,
+            service_level_pct: q.service_level.map(|sl| (sl * 100.0).round() as u32),
+            asa_secs: q.counters.asa().map(|d| d.as_secs() as u32),
         })
         .collect();
     SeatBoard { serving: s.seats.serving, idle: s.seats.idle, not_ready: s.seats.not_ready, logged_out: s.seats.logged_out, agents, queues }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(queue: &str) -> AcdSettings {
+        let text = format!("[[queues]]\nname = \"hotline\"\n{queue}\n[[queues]]\nname = \"night\"\nagents = [\"agent2\"]\n");
+        toml::from_str(&text).expect("settings parse")
+    }
+
+    #[test]
+    fn queue_settings_become_overflow_rules_hours_and_night_bell() {
+        let s = settings("hours = [\"08:30-17:30\"]\nwhen_closed = \"queue:night\"\n[[queues.overflow]]\nafter_secs = 60\nto = \"callback\"\n[[queues.overflow]]\nafter_secs = 300\nto = \"mailbox\"");
+        let config = s.to_config().expect("valid");
+        let hotline = &config.queues[0];
+        assert_eq!(hotline.when_closed, Some(OverflowTarget::Queue(QueueId::new("night"))));
+        assert_eq!(hotline.overflow, [
+            OverflowRule { after_secs: 60, target: OverflowTarget::Callback },
+            OverflowRule { after_secs: 300, target: OverflowTarget::Mailbox("mailbox".into()) },
+        ]);
+        assert_eq!(s.queues[1].rules().agents, ["agent2"]);
+    }
+
+    #[test]
+    fn bad_targets_hours_and_unknown_queues_are_refused_naming_the_queue() {
+        for (queue, needle) in [
+            ("when_closed = \"voicemail\"", "voicemail"),
+            ("hours = [\"17:30-08:30\"]", "17:30-08:30"),
+            ("[[queues.overflow]]\nafter_secs = 60\nto = \"queue:nowhere\"", "nowhere"),
+            ("[[queues.overflow]]\nafter_secs = 60\nto = \"queue:\"", "queue:"),
+        ] {
+            let e = settings(queue).to_config().expect_err(queue).to_string();
+            assert!(e.contains("hotline") && e.contains(needle), "{queue}: {e}");
+        }
+    }
 }

@@ -217,4 +217,20 @@ impl Acd {
         let queue = self.queues.get(c.queue)?;
         Some(queue.waiting.range(..c.key()).count() + 1)
     }
+
+    /// A waiting call's place and estimated wait: the calls ahead of it (and itself) shared
+    /// among the agents logged in to its queue, each taking today's average handling time
+    /// (talk and wrap-up; [`DEFAULT_HANDLE_TIME`] before the first call is handled). A rough
+    /// figure for the caller ("about three minutes"), as call centres announce it.
+    pub fn estimated_wait(&self, call: CallRef) -> Option<(usize, Duration)> {
+        let place = self.position(call)?;
+        let q = self.calls.get(&call)?.queue;
+        let queue = self.queues.get(q)?;
+        let agents = self.agents.values().filter(|a| a.state != AgentState::LoggedOut && a.seat(q).is_some()).count();
+        let handle = queue.counters.aht().unwrap_or(DEFAULT_HANDLE_TIME);
+        Some((place, handle * place as u32 / agents.max(1) as u32))
+    }
 }
+
+/// The handling time assumed before a queue has handled a call today.
+pub const DEFAULT_HANDLE_TIME: Duration = Duration::from_secs(180);

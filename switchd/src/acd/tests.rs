@@ -480,3 +480,30 @@ fn the_queue_event_log_tells_the_story_of_a_call() {
     assert_eq!(c.asa(), Some(Duration::from_secs(5)));
     assert_eq!(c.aht(), Some(Duration::from_secs(65)));
 }
+
+#[test]
+fn estimated_wait_shares_the_calls_ahead_among_the_queues_agents() {
+    let mut h = Harness::new(vec![QueueConfig { wrap_up_secs: 0, ..queue("q", Strategy::LongestIdle) }]);
+    h.login(1, &[("q", 0)], &[]);
+    h.login(2, &[("q", 0)], &[]);
+    // Both agents busy with a call each, so later callers wait.
+    for call in [1, 2] {
+        h.enter(call, "q", 0);
+        let (call, agents) = h.take_offers()[0].clone();
+        h.answer(call, agents[0]);
+    }
+    for call in [3, 4, 5] {
+        h.enter(call, "q", 0);
+    }
+    // Nothing handled yet today: three minutes a call, two agents.
+    assert_eq!(h.acd.estimated_wait(CallRef(3)), Some((1, Duration::from_secs(90))));
+    assert_eq!(h.acd.estimated_wait(CallRef(5)), Some((3, Duration::from_secs(270))));
+    // One call handled in 60 s of talk: the figure follows today's handling time.
+    h.advance(60);
+    h.end(1);
+    let (call, agents) = h.take_offers()[0].clone();
+    assert_eq!(call, 3);
+    h.answer(call, agents[0]);
+    assert_eq!(h.acd.estimated_wait(CallRef(4)), Some((1, Duration::from_secs(30))));
+    assert_eq!(h.acd.estimated_wait(CallRef(3)), None, "a connected call has no wait");
+}

@@ -35,7 +35,10 @@ pub(super) async fn handle(ctx: &DeskContext, actor: &Actor, req: Request) -> Re
             return Ok(Response::Ok);
         }
         Request::AgentLogin { ready } => {
-            let queues = acd.queues().iter().enumerate().map(|(i, q)| Membership { queue: q.clone(), order: i as u8 }).collect();
+            // Queues that name their agents take only those; the others take everyone.
+            let serves = |agents: &[String]| agents.is_empty() || agents.iter().any(|a| *a == actor.username);
+            let queues = acd.queues().iter().enumerate().filter(|(_, (_, rules))| serves(&rules.agents));
+            let queues = queues.map(|(i, (q, _))| Membership { queue: q.clone(), order: i as u8 }).collect();
             let not_ready = (!ready).then_some(NotReadyReason::Other);
             Command::Login { agent, queues, skills: Vec::new(), not_ready }
         }

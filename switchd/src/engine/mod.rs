@@ -12,6 +12,7 @@
 
 pub mod apps;
 pub mod call;
+pub mod callback;
 pub mod config;
 pub mod desk_leg;
 pub mod outbound;

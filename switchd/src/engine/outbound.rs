@@ -32,13 +32,22 @@ pub struct OutboundLeg {
 /// Places a call to `number` through the outbound trunk: picks the leg id, binds its RTP
 /// port, offers G.711 and registers the leg for its SIP events.
 pub fn place(shared: &Shared, number: &str) -> Result<OutboundLeg, DeskCallError> {
+    place_as(shared, next_leg(shared), number)
+}
+
+/// A fresh outbound leg id.
+pub fn next_leg(shared: &Shared) -> LegId {
+    LegId::engine(shared.next_outbound.fetch_add(1, Ordering::Relaxed) + 1)
+}
+
+/// [`place`] with a leg id chosen already (the desk knew the call by it before it was placed).
+pub fn place_as(shared: &Shared, leg: LegId, number: &str) -> Result<OutboundLeg, DeskCallError> {
     let cfg = &shared.config;
     let trunk = cfg.outbound().ok_or(DeskCallError::NoTrunk)?.clone();
     let destination = trunk
         .proxy
         .or_else(|| trunk.addresses.first().map(|ip| SocketAddr::new(*ip, 5060)))
         .ok_or(DeskCallError::NoTrunk)?;
-    let leg = LegId::engine(shared.next_outbound.fetch_add(1, Ordering::Relaxed) + 1);
     let socket = rtp_leg::bind_rtp(cfg.rtp_ip, cfg.rtp_port_min, cfg.rtp_port_max).map_err(|_| DeskCallError::NoMedia)?;
     let port = socket.local_addr().map_err(|_| DeskCallError::NoMedia)?.port();
     let socket = tokio::net::UdpSocket::from_std(socket).map_err(|_| DeskCallError::NoMedia)?;

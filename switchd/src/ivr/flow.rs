@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 
 /// Why a flow was refused. Messages name the node, Chinese first.
@@ -186,6 +185,10 @@ pub enum Node {
         max_wait_secs: u32,
         #[serde(default = "d_leave_key")]
         leave_key: Option<char>,
+        /// In an ACD queue: the key that asks to be called back keeping one's place (ACD-4);
+        /// the caller confirms the number and hangs up.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        callback_key: Option<char>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hold_prompt: Option<Prompt>,
         on_fail: String,
@@ -249,13 +252,7 @@ fn is_name(s: &str) -> bool {
 
 const KEYS: &str = "0123456789*#";
 
-/// `08:30-17:30` as a half-open range.
-pub fn parse_hours(range: &str) -> Option<(NaiveTime, NaiveTime)> {
-    let (from, to) = range.split_once('-')?;
-    let from = NaiveTime::parse_from_str(from.trim(), "%H:%M").ok()?;
-    let to = NaiveTime::parse_from_str(to.trim(), "%H:%M").ok()?;
-    (from < to).then_some((from, to))
-}
+pub use crate::calendar::parse_hours;
 
 impl Flow {
     pub fn from_yaml(text: &str) -> Result<Flow, FlowError> {
@@ -306,6 +303,12 @@ impl Flow {
             Node::Goto { flow, node } => check_goto(name, &self.name, flow, node.as_deref(), flows),
             Node::CreateTicket { kind, .. } if !kind.contains('{') && rexian_shared::TicketKind::from_code(kind).is_none() => {
                 Err(invalid(name, format!("工单类别 {kind} 无效 / unknown ticket kind {kind}")))
+            }
+            Node::Queue { leave_key, callback_key: Some(key), .. } if !KEYS.contains(*key) || *leave_key == Some(*key) => {
+                Err(invalid(name, "回呼键（callback_key）须为一个按键且不同于留言键 / callback_key must be one key other than leave_key"))
+            }
+            Node::Queue { queue: None, callback_key: Some(_), .. } => {
+                Err(invalid(name, "回呼键只用于排队队列（queue）/ callback_key needs an ACD queue"))
             }
             Node::Record { max_secs, .. } if *max_secs == 0 || *max_secs > 3600 => {
                 Err(invalid(name, "录音时长须为1至3600秒 / max_secs must be 1..=3600"))
@@ -454,6 +457,8 @@ mod tests {
             ("    { type: goto, flow: nowhere }", "nowhere"),
             ("    { type: play, prompt: \"  \", next: end }", "为空"),
             ("    { type: collect, prompt: 输入, var: x, min_digits: 4, max_digits: 2, next: end, on_fail: end }", "位数"),
+            ("    { type: queue, queue: hotline, callback_key: \"1\", on_fail: end }", "回呼键"),
+            ("    { type: queue, users: [agent1], callback_key: \"2\", on_fail: end }", "回呼键"),
         ];
         for (node, needle) in cases {
             let flow = Flow::from_yaml(&format!("{base}{node}\n")).expect("parses");

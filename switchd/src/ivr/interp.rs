@@ -21,7 +21,7 @@ use rexian_shared::{ArticleKind, Satisfaction, TicketKind};
 
 use super::consult::{Consult, SurveyStep};
 use rexian_shared::Survey as SurveyDef;
-use super::flow::{override_name, parse_hours, Flow, Node, Prompt};
+use super::flow::{override_name, Flow, Node, Prompt};
 use crate::calendar::Calendar;
 
 /// Digits wait this long after the first one.
@@ -69,7 +69,7 @@ pub enum Command {
     /// Load the active survey. Awaits [`Input::Survey`].
     LoadSurvey,
     /// Ring people for the caller. Awaits [`Input::Queue`].
-    Queue { queue: Option<String>, users: Vec<String>, all_agents: bool, ring: Duration, max_wait: Duration, leave_key: Option<char>, hold: Option<Say> },
+    Queue { queue: Option<String>, users: Vec<String>, all_agents: bool, ring: Duration, max_wait: Duration, leave_key: Option<char>, callback_key: Option<char>, hold: Option<Say> },
     /// Bridge the caller to a number. Awaits [`Input::Transferred`].
     Transfer { number: String },
     /// Put the caller on the callback list (no result).
@@ -103,6 +103,8 @@ pub enum QueueOutcome {
     Left,
     /// Nobody answered in time (or nobody could be rung).
     NoAnswer,
+    /// The caller will be called back keeping their place, and has been hung up.
+    Callback,
 }
 
 /// An article the consultation menus offer.
@@ -473,7 +475,7 @@ impl Interpreter {
                 self.goto(&target);
             }
             Node::Goto { flow, node } => self.goto_flow(&flow, node.as_deref()),
-            Node::Queue { queue, users, all_agents, ring_secs, max_wait_secs, leave_key, hold_prompt, .. } => {
+            Node::Queue { queue, users, all_agents, ring_secs, max_wait_secs, leave_key, callback_key, hold_prompt, .. } => {
                 let hold = hold_prompt.as_ref().map(|p| self.say(p));
                 let whom = match (&queue, all_agents) {
                     (Some(q), _) => format!("ACD queue {q}"),
@@ -481,7 +483,8 @@ impl Interpreter {
                     (None, false) => users.join(","),
                 };
                 self.note(format!("queue {whom}"));
-                self.push(Command::Queue { queue, users, all_agents, ring: secs(ring_secs), max_wait: secs(max_wait_secs), leave_key, hold });
+                let (ring, max_wait) = (secs(ring_secs), secs(max_wait_secs));
+                self.push(Command::Queue { queue, users, all_agents, ring, max_wait, leave_key, callback_key, hold });
                 self.wait = Wait::Queue;
             }
             Node::Transfer { number, .. } => {
@@ -540,8 +543,7 @@ impl Interpreter {
         let Some((t0, local0)) = self.started else { return false };
         let elapsed = self.now.map_or(Duration::ZERO, |n| n.saturating_duration_since(t0));
         let local = local0 + chrono::Duration::from_std(elapsed).unwrap_or_default();
-        self.calendar.is_working_day(local.date())
-            && hours.iter().filter_map(|h| parse_hours(h)).any(|(from, to)| local.time() >= from && local.time() < to)
+        self.calendar.is_open(local, hours)
     }
 
     fn create_ticket(&mut self, kind: &str, recording: &str, callback: Option<&str>, reply: Option<&str>, on_error: &str) {
@@ -681,7 +683,7 @@ impl Interpreter {
         };
         self.note(format!("{outcome:?}"));
         match outcome {
-            QueueOutcome::Connected => self.finish(),
+            QueueOutcome::Connected | QueueOutcome::Callback => self.finish(),
             QueueOutcome::Left => self.goto(on_leave.as_ref().unwrap_or(&on_fail)),
             QueueOutcome::NoAnswer => self.goto(&on_fail),
         }

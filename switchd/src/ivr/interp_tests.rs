@@ -170,7 +170,7 @@ fn silence_and_wrong_keys_repeat_the_menu_then_go_to_an_agent_then_the_mailbox()
     sim.key("");
     assert!(sim.said.iter().any(|s| s.contains("输入有误")));
     let queue = sim.next();
-    assert!(matches!(queue, Command::Queue { queue: Some(ref q), leave_key: Some('1'), .. } if q == "hotline"), "{queue:?}");
+    assert!(matches!(queue, Command::Queue { queue: Some(ref q), leave_key: Some('1'), callback_key: Some('2'), .. } if q == "hotline"), "{queue:?}");
     sim.reply(Input::Queue(QueueOutcome::NoAnswer));
     assert!(matches!(sim.next(), Command::Record { .. }));
     assert!(sim.said.iter().any(|s| s.contains("坐席正忙")));

@@ -14,6 +14,7 @@ mod interp_tests;
 pub mod records;
 pub mod runner;
 pub mod speech;
+pub mod waiting;
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};

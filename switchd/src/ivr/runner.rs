@@ -12,9 +12,7 @@ use rexian_shared::{CallbackRequest, CallerInfo, Channel, NewTicket, PhoneNumber
 
 use super::interp::{ArticleBrief, Command, Input, Interpreter, QueueOutcome, Say, Start};
 use super::records;
-use crate::acd::actor::{AcdHandle, QueueSignal};
-use tokio::sync::mpsc::error::TryRecvError;
-use crate::acd::{AgentId, CallRef, Command as AcdCommand, QueueId};
+use crate::acd::actor::AcdHandle;
 use crate::cases::service::{Actor, Cases};
 use crate::engine::call::{ringback_tone, Call, CallError, CallInfo, Offer};
 use crate::engine::{apps, FlowHook, HotlineHook};
@@ -60,7 +58,7 @@ impl Ivr {
         })
     }
 
-    fn local_now(&self) -> NaiveDateTime {
+    pub(super) fn local_now(&self) -> NaiveDateTime {
         (chrono::Utc::now() + chrono::Duration::hours(i64::from(self.utc_offset_hours))).naive_utc()
     }
 }
@@ -154,13 +152,16 @@ async fn execute(call: &mut Call, ivr: &Ivr, command: Command, recordings: &mut 
             tracing::warn!(error = %e, "IVR: cannot load the survey");
             None
         })),
-        Command::Queue { queue: name, users, all_agents, ring, max_wait, leave_key, hold } => {
+        Command::Queue { queue: name, users, all_agents, ring, max_wait, leave_key, callback_key, hold } => {
             let hold = match hold {
                 Some(say) => hold_audio(call.prompts(), &say).await,
                 None => Vec::new(),
             };
             let outcome = match (name, &ivr.acd) {
-                (Some(name), Some(acd)) => acd_queue(call, ivr, acd, &name, max_wait, leave_key, &hold).await?,
+                (Some(name), Some(acd)) => {
+                    let keys = super::waiting::Keys { leave: leave_key, callback: callback_key };
+                    super::waiting::acd_queue(call, ivr, acd, &name, max_wait, keys, &hold).await?
+                }
                 (Some(name), None) => {
                     tracing::warn!(queue = name, "IVR: no ACD for the queue");
                     QueueOutcome::NoAnswer
@@ -222,7 +223,7 @@ fn render(prompts: &Prompts, say: &Say) -> Result<Arc<[i16]>, PromptError> {
     }
 }
 
-async fn rendered(prompts: &Prompts, say: &Say) -> Result<Arc<[i16]>, CallError> {
+pub(super) async fn rendered(prompts: &Prompts, say: &Say) -> Result<Arc<[i16]>, CallError> {
     let (prompts, say) = (prompts.clone(), say.clone());
     tokio::task::spawn_blocking(move || render(&prompts, &say)).await.map_err(|e| CallError::Task(e.to_string()))?.map_err(CallError::from)
 }
@@ -319,7 +320,7 @@ async fn queue(
         match call.offer_holding(user, ring.min(left), hold, leave_key).await? {
             Offer::Answered(conn_id) => {
                 tracing::info!(leg = %call.info.leg, user, "IVR: an agent took the call");
-                return talk_to_agent(call, conn_id).await.map(|()| QueueOutcome::Connected);
+                return talk_to_agent(call, conn_id, true).await.map(|()| QueueOutcome::Connected);
             }
             Offer::Left => return Ok(QueueOutcome::Left),
             Offer::NotAnswered => {}
@@ -327,148 +328,9 @@ async fn queue(
     }
 }
 
-/// Waits in ACD queue `name` while the caller hears `hold`, taking the offers the ACD makes:
-/// each rings the agent's desk; an answer connects caller and agent (and ends the wait), a
-/// miss goes back to the ACD, which offers the next agent. The caller's leave key, the ACD's
-/// overflow and `max_wait` end the wait without an agent.
-async fn acd_queue(
-    call: &mut Call,
-    ivr: &Ivr,
-    acd: &AcdHandle,
-    name: &str,
-    max_wait: Duration,
-    leave_key: Option<char>,
-    hold: &[i16],
-) -> Result<QueueOutcome, CallError> {
-    let id = CallRef(call.info.leg.0);
-    // Nobody logged in to the queue: there is no one to wait for.
-    let staffed = acd.snapshot().await.and_then(|s| s.queues.into_iter().find(|q| q.queue.as_str() == name)).is_some_and(|q| q.logged_in_agents > 0);
-    if !staffed {
-        tracing::info!(leg = %call.info.leg, queue = name, "IVR: no agent logged in to the queue");
-        return Ok(QueueOutcome::NoAnswer);
-    }
-    let mut signals = match acd.enter(id, call.info.cdr, QueueId::new(name), call.info.caller.clone()).await {
-        Ok(rx) => rx,
-        Err(e) => {
-            tracing::warn!(leg = %call.info.leg, queue = name, error = %e, "IVR: the ACD refused the call");
-            return Ok(QueueOutcome::NoAnswer);
-        }
-    };
-    let mut audio = HoldAudio::new(if hold.is_empty() { ringback_tone() } else { hold.to_vec() });
-    let deadline = Instant::now() + max_wait;
-    let mut next_position = (!ivr.position_every.is_zero()).then(|| Instant::now() + Duration::from_secs(5));
-    // The desk being rung now, and until when: the ACD decides when an offer ends.
-    let mut ringing: Option<(i64, Instant)> = None;
-    let result = loop {
-        if Instant::now() >= deadline {
-            break Ok(QueueOutcome::NoAnswer);
-        }
-        if leave_key.is_some_and(|k| call.take_key(k)) {
-            break Ok(QueueOutcome::Left);
-        }
-        match signals.try_recv() {
-            Ok(QueueSignal::Offer { agent, until }) => {
-                if ringing.is_some() {
-                    call.withdraw_offer();
-                }
-                call.start_offer(agent);
-                // Stop a little before the ACD's own deadline, so it never takes back an offer
-                // the desk is still able to answer.
-                ringing = Some((agent, until.checked_sub(Duration::from_millis(300)).unwrap_or(until)));
-            }
-            Ok(QueueSignal::Cancel) => {
-                if ringing.take().is_some() {
-                    call.withdraw_offer();
-                }
-            }
-            Ok(QueueSignal::Overflow) | Err(TryRecvError::Disconnected) => break Ok(QueueOutcome::NoAnswer),
-            Err(TryRecvError::Empty) => {}
-        }
-        if let Some((agent, _)) = ringing.filter(|(_, until)| Instant::now() >= *until) {
-            call.withdraw_offer();
-            ringing = None;
-            acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) });
-        }
-        if let Some(at) = next_position.filter(|at| ringing.is_none() && Instant::now() >= *at) {
-            next_position = Some(at + ivr.position_every);
-            if let Some(place) = acd.position(id).await {
-                tell_position(call, &mut audio, place).await;
-            }
-        }
-        let frame = audio.next_frame();
-        let tick = if ringing.is_some() { call.offer_tick(&frame).await } else { call.hold_tick(&frame).await.map(|()| None) };
-        match (tick, ringing) {
-            (Ok(Some(Offer::Answered(conn_id))), Some((agent, _))) => {
-                acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
-                announce_agent(call, ivr, agent).await;
-                let talked = talk_to_agent(call, conn_id).await;
-                acd.tell(AcdCommand::CallEnded { call: id });
-                return talked.map(|()| QueueOutcome::Connected);
-            }
-            (Ok(Some(_)), Some((agent, _))) => {
-                call.withdraw_offer();
-                ringing = None;
-                acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) });
-            }
-            (Ok(_), _) => {}
-            (Err(e), _) => break Err(e),
-        }
-    };
-    if ringing.is_some() {
-        call.withdraw_offer();
-    }
-    acd.tell(AcdCommand::Abandon { call: id });
-    result
-}
-
-/// What a waiting caller hears: the hold audio in a loop, with an announcement spliced in
-/// frame by frame (so the wait keeps watching the ACD while it plays).
-struct HoldAudio {
-    hold: Vec<i16>,
-    at: usize,
-    insert: std::collections::VecDeque<i16>,
-}
-
-impl HoldAudio {
-    fn new(hold: Vec<i16>) -> Self {
-        Self { hold, at: 0, insert: Default::default() }
-    }
-
-    fn next_frame(&mut self) -> Vec<i16> {
-        if !self.insert.is_empty() {
-            let n = self.insert.len().min(160);
-            return self.insert.drain(..n).collect();
-        }
-        if self.hold.is_empty() {
-            return vec![0; 160];
-        }
-        // Slices, not `cycle().skip(at)`: that walks the whole buffer up to `at` every tick.
-        let mut frame = Vec::with_capacity(160);
-        while frame.len() < 160 {
-            let take = (160 - frame.len()).min(self.hold.len() - self.at);
-            frame.extend_from_slice(&self.hold[self.at..self.at + take]);
-            self.at = (self.at + take) % self.hold.len();
-        }
-        frame
-    }
-}
-
-/// Tells a waiting caller their place in line (ACD-3).
-async fn tell_position(call: &mut Call, audio: &mut HoldAudio, place: usize) {
-    let text = match place {
-        0 | 1 => "您是下一位，请稍候，坐席将尽快为您服务。".to_owned(),
-        n => format!("您前面还有{}位来电者，请耐心等待。", super::speech::zh_count(n as u32 - 1)),
-    };
-    tracing::info!(leg = %call.info.leg, place, "IVR: telling the caller their place");
-    match rendered(call.prompts(), &Say::text(text)).await {
-        Ok(samples) => audio.insert.extend(samples.iter().copied()),
-        Err(e) => tracing::warn!(leg = %call.info.leg, error = %e, "IVR: cannot render the position announcement"),
-    }
-}
-
 /// Tells the caller the answering agent's number (自动报工号), when configured and the agent
 /// has one.
-async fn announce_agent(call: &mut Call, ivr: &Ivr, agent: i64) {
+pub(super) async fn announce_agent(call: &mut Call, ivr: &Ivr, agent: i64) {
     if ivr.announcement.trim().is_empty() {
         return;
     }
@@ -481,9 +343,12 @@ async fn announce_agent(call: &mut Call, ivr: &Ivr, agent: i64) {
     }
 }
 
-/// Caller and agent talk; a hand-over the desk asks for is carried out.
-async fn talk_to_agent(call: &mut Call, conn_id: u64) -> Result<(), CallError> {
-    call.record_if_configured().await;
+/// Caller and agent talk, recorded when `record` (and calls are recorded at all); a
+/// hand-over the desk asks for is carried out.
+pub(super) async fn talk_to_agent(call: &mut Call, conn_id: u64, record: bool) -> Result<(), CallError> {
+    if record {
+        call.record_if_configured().await;
+    }
     let result = match call.talk_with_desk(conn_id).await {
         Ok(t) => apps::transfer_if_asked(call, t).await,
         Err(e) => Err(e),
