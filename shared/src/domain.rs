@@ -70,7 +70,11 @@ impl TicketNo {
 }
 
 /// A telephone number in national form: digits only, 3 to 20 of them (mobile, fixed line with
-/// area code, 400/800 or short service numbers). `+86`/`0086` prefixes and separators are removed.
+/// area code, 400/800 or short service numbers), as carriers present them in many ways:
+/// separators are removed; `+86` / `0086` (and a bare `86` before a mobile number) dropped,
+/// a fixed line after it getting its trunk prefix back (`+86 10 6552 9988` → `01065529988`);
+/// a mobile number with a long-distance `0` in front (`013800138000`) loses it. 400/800 and
+/// short service numbers are kept as they are.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PhoneNumber(String);
@@ -79,10 +83,8 @@ string_newtype!(PhoneNumber);
 impl PhoneNumber {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let cleaned: String = s.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
-        let national = cleaned
-            .strip_prefix("+86")
-            .or_else(|| cleaned.strip_prefix("0086"))
-            .unwrap_or(&cleaned);
+        let national = national_form(&cleaned);
+        let national = national.as_str();
         if !(3..=20).contains(&national.len()) || !national.bytes().all(|b| b.is_ascii_digit()) {
             return Err(InvalidValue::new("phone", "电话号码", "应为3至20位数字 / must be 3 to 20 digits"));
         }
@@ -94,9 +96,48 @@ impl PhoneNumber {
         Ok(Self(national.to_owned()))
     }
 
+    /// The number in E.164 (`+8613800138000`, `+861065529988`, `+864001234567`), for trunks
+    /// that want it; short service numbers (fewer than 7 digits) stay as they are.
+    pub fn e164(&self) -> String {
+        let n = self.0.as_str();
+        match n.strip_prefix('0') {
+            Some(rest) if !rest.is_empty() => format!("+86{rest}"),
+            _ if n.len() >= 7 => format!("+86{n}"),
+            _ => n.to_owned(),
+        }
+    }
+
     /// The number as a department handler may see it: 138****1234.
     pub fn masked(&self) -> String {
         mask_middle(&self.0, 3, 4)
+    }
+}
+
+/// A mainland mobile number: 1[3-9] and nine more digits.
+fn is_mobile(n: &str) -> bool {
+    n.len() == 11 && n.as_bytes()[0] == b'1' && (b'3'..=b'9').contains(&n.as_bytes()[1]) && n.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_fixed_line_after_country_code(rest: &str) -> bool {
+    let area = rest.starts_with("10") || rest.starts_with(|c: char| ('2'..='9').contains(&c));
+    (9..=11).contains(&rest.len()) && area && !is_mobile(rest) && !rest.starts_with("400") && !rest.starts_with("800")
+}
+
+/// See [`PhoneNumber`]: the national form of a number without separators.
+fn national_form(cleaned: &str) -> String {
+    let international = cleaned.strip_prefix("+86").or_else(|| cleaned.strip_prefix("0086"));
+    let international = international.or_else(|| cleaned.strip_prefix("86").filter(|rest| is_mobile(rest)));
+    match international {
+        // After the country code a fixed line's area code (10 for Beijing, else 2–9…) comes
+        // without its trunk prefix 0; 400/800 numbers have none.
+        Some(rest) if is_fixed_line_after_country_code(rest) => {
+            format!("0{rest}")
+        }
+        Some(rest) => rest.to_owned(),
+        None => match cleaned.strip_prefix('0') {
+            Some(rest) if is_mobile(rest) => rest.to_owned(),
+            _ => cleaned.to_owned(),
+        },
     }
 }
 
@@ -335,6 +376,28 @@ mod tests {
         assert!(PhoneNumber::parse("00860086").is_err(), "fuzz regression");
         assert!(PhoneNumber::parse("+860086123").is_err(), "fuzz regression");
         assert_eq!(PhoneNumber::parse("008601012365").map(|p| p.to_string()), Ok("01012365".into()));
+        let national = |s: &str| PhoneNumber::parse(s).map(|p| p.to_string());
+        for (raw, want) in [
+            ("+8613800138000", "13800138000"),
+            ("8613800138000", "13800138000"),
+            ("013800138000", "13800138000"),
+            ("+86 10 6552 9988", "01065529988"),
+            ("0086 20-8888-6666", "02088886666"),
+            ("010-65529988", "01065529988"),
+            ("+864001234567", "4001234567"),
+            ("8001234567", "8001234567"),
+            ("+8612365", "12365"),
+            ("12365", "12365"),
+            ("95588", "95588"),
+        ] {
+            assert_eq!(national(raw), Ok(want.into()), "{raw}");
+            assert_eq!(national(want), Ok(want.into()), "{want} stays as it is");
+        }
+        let e164 = |s: &str| PhoneNumber::parse(s).map(|p| p.e164());
+        assert_eq!(e164("13800138000"), Ok("+8613800138000".into()));
+        assert_eq!(e164("010-65529988"), Ok("+861065529988".into()));
+        assert_eq!(e164("4001234567"), Ok("+864001234567".into()));
+        assert_eq!(e164("12365"), Ok("12365".into()));
         let e = PhoneNumber::parse("").expect_err("empty");
         assert!(e.to_string().contains("电话号码"));
     }

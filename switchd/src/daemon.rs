@@ -308,6 +308,7 @@ fn start_telephony(
             username: t.username.clone(),
             password: t.password.clone(),
             register: t.register.then_some(t.register_expires_secs),
+            e164: t.number_format == crate::engine::config::NumberFormat::E164,
             // Listening on an unspecified address: REGISTER's Contact needs the address this
             // trunk reaches us on (the routing table knows).
             local_ip: t

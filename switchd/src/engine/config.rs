@@ -111,6 +111,19 @@ pub struct TrunkConfig {
     /// carrier grants.
     #[serde(default = "default_register_expires")]
     pub register_expires_secs: u32,
+    /// How numbers go to this carrier: `national` (13800138000, 01065529988) or `e164`
+    /// (+8613800138000, +861065529988). Numbers from it are read in either form.
+    #[serde(default)]
+    pub number_format: NumberFormat,
+}
+
+/// How a trunk writes numbers (see [`TrunkConfig::number_format`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberFormat {
+    #[default]
+    National,
+    E164,
 }
 
 fn default_register_expires() -> u32 {
@@ -127,6 +140,7 @@ impl std::fmt::Debug for TrunkConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("register", &self.register)
             .field("register_expires_secs", &self.register_expires_secs)
+            .field("number_format", &self.number_format)
             .finish()
     }
 }
@@ -212,6 +226,7 @@ impl TelephonyConfig {
             password: None,
             register: false,
             register_expires_secs: default_register_expires(),
+            number_format: NumberFormat::National,
         }
     }
 }

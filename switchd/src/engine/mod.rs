@@ -342,7 +342,8 @@ mod tests {
     #[test]
     fn caller_numbers_are_keyed_nationally_and_names_kept() {
         assert_eq!(national_number("+8613800138000"), "13800138000");
-        assert_eq!(national_number("0086 10 6512 3456"), "1065123456");
+        assert_eq!(national_number("0086 10 6512 3456"), "01065123456", "a Beijing line gets its trunk prefix back");
+        assert_eq!(national_number("013800138000"), "13800138000", "a long-distance 0 before a mobile is dropped");
         assert_eq!(national_number("4008123123"), "4008123123");
         assert_eq!(national_number("anonymous"), "anonymous");
         assert_eq!(national_number("sipp"), "sipp");

@@ -101,9 +101,21 @@ pub struct TrunkPeer {
     /// Our IP as this trunk should see it in REGISTER and OPTIONS, used when our own SIP
     /// address is unspecified (the driver looks it up; sans-IO code cannot).
     pub local_ip: Option<IpAddr>,
+    /// The carrier wants numbers in E.164 (`+8613800138000`) rather than national form.
+    pub e164: bool,
 }
 
 impl TrunkPeer {
+    /// `number` as this trunk wants it in the Request-URI and From (national or E.164);
+    /// anything that is no phone number goes as it is.
+    pub fn dial_string(&self, number: &str) -> String {
+        match rexian_shared::PhoneNumber::parse(number) {
+            Ok(n) if self.e164 => n.e164(),
+            Ok(n) => n.as_ref().to_owned(),
+            Err(_) => number.to_owned(),
+        }
+    }
+
     /// Where outbound calls go: the proxy, else the first address at port 5060.
     pub fn outbound_destination(&self) -> Option<SocketAddr> {
         self.proxy
@@ -862,9 +874,10 @@ impl Calls {
         let trunk = peer.name.clone();
         let host = bracket(&self.local.ip().to_string());
         let port = self.local.port();
+        let (to_number, from_number) = (peer.dial_string(&route.to_number), peer.dial_string(&route.from_number));
         let uris = (
-            Uri::try_from(format!("sip:{}@{}", route.to_number, sip_host_port(destination)).as_str()),
-            Uri::try_from(format!("sip:{}@{host}", route.from_number).as_str()),
+            Uri::try_from(format!("sip:{to_number}@{}", sip_host_port(destination)).as_str()),
+            Uri::try_from(format!("sip:{from_number}@{host}").as_str()),
             Uri::try_from(format!("sip:switchd@{host}:{port}").as_str()),
         );
         let (Ok(request_uri), Ok(from), Ok(local_contact)) = uris else {

@@ -559,3 +559,20 @@ fn folded_record_route_is_reversed_into_the_route_set() {
     let routes: Vec<String> = ack.headers.iter().map(|h| h.to_string()).filter(|h| h.starts_with("Route:")).collect();
     assert_eq!(routes, vec!["Route: <sip:203.0.113.5:5080;lr>", "Route: <sip:192.0.2.200;lr>"]);
 }
+
+#[test]
+fn a_trunk_that_wants_e164_gets_numbers_in_e164() {
+    let trunk = TrunkPeer { name: "carrier".into(), proxy: Some(PROXY.parse().unwrap()), e164: true, ..Default::default() };
+    let calls = Calls::new(Timers::default(), "198.51.100.1:5060".parse().unwrap(), vec![trunk], 4);
+    let mut c = UdpCore::new(Timers::default(), Limits::default(), Arc::new(Metrics::default()), calls);
+    let (_, invite) = originate(&mut c, Instant::now(), 1);
+    assert_eq!(invite.uri.to_string(), "sip:+8613800138000@203.0.113.5:5060");
+    let from = invite.headers.iter().find_map(|h| match h {
+        rsip::Header::From(f) => Some(f.to_string()),
+        _ => None,
+    });
+    assert!(from.is_some_and(|f| f.contains("sip:+864008123456@")), "the caller ID too");
+    // The national default leaves them as the engine gave them.
+    let (_, invite) = originate(&mut core(), Instant::now(), 2);
+    assert_eq!(invite.uri.to_string(), "sip:13800138000@203.0.113.5:5060");
+}
