@@ -185,7 +185,14 @@ fuzz_target!(|data: &[u8]| {
     let calls = Calls::new(
         Timers::default(),
         "127.0.0.1:5060".parse().unwrap(),
-        vec![TrunkPeer { name: "fuzz".into(), addresses: vec![trunk.ip()], ..TrunkPeer::default() }],
+        // Inbound credentials: INVITEs from the stranger take the digest path (401, and
+        // their Authorization headers parsed and checked).
+        vec![TrunkPeer {
+            name: "fuzz".into(),
+            addresses: vec![trunk.ip()],
+            inbound: Some(switchd::sip::digest::Credentials::new("fuzz", "fuzz")),
+            ..TrunkPeer::default()
+        }],
         MAX_CALLS,
     );
     let t0 = Instant::now();

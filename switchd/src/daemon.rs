@@ -309,6 +309,10 @@ fn start_telephony(
             password: t.password.clone(),
             register: t.register.then_some(t.register_expires_secs),
             e164: t.number_format == crate::engine::config::NumberFormat::E164,
+            inbound: match (&t.inbound_username, &t.inbound_password) {
+                (Some(u), Some(p)) => Some(crate::sip::digest::Credentials::new(u.clone(), p.clone())),
+                _ => None,
+            },
             // Listening on an unspecified address: REGISTER's Contact needs the address this
             // trunk reaches us on (the routing table knows).
             local_ip: t

@@ -173,3 +173,22 @@ fn a_flood_from_one_source_is_rate_limited() {
         String::from_utf8_lossy(&buf[..n])
     );
 }
+
+#[test]
+fn a_trunk_peer_from_an_unknown_address_is_admitted_by_its_digest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The trunk's known address is elsewhere; SIPp calls from 127.0.0.1 with its credentials.
+    let config = "[telephony]\n[[telephony.trunks]]\nname = \"pbx\"\naddresses = [\"192.0.2.99\"]\n\
+                  inbound_username = \"pbx\"\ninbound_password = \"s3cret\"\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &[]);
+    rexian_tests::sipp_with("invite_auth.xml", daemon.sip_addr, "9196", 1, &["-au", "pbx", "-ap", "s3cret"]);
+    let cdr = daemon.ended_calls().remove(0);
+    assert_eq!((cdr["trunk"].as_str(), cdr["route"].as_str()), (Some("pbx"), Some("echo")), "{cdr:#}");
+    assert_eq!(cdr["caller"], "13800138000");
+    // A wrong password never gets a call.
+    let (mut cmd, _scratch) = rexian_tests::sipp_command("invite_auth.xml", daemon.sip_addr, "9196", 1);
+    let output = cmd.args(["-au", "pbx", "-ap", "guess"]).output().expect("run sipp");
+    assert!(!output.status.success(), "a wrong password must not be answered");
+    assert!(daemon.log().contains("SIP: INVITE digest refused, 403"), "{}", daemon.log());
+    assert_eq!(daemon.ended_calls().len(), 1, "no second call record");
+}

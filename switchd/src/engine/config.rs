@@ -115,6 +115,12 @@ pub struct TrunkConfig {
     /// (+8613800138000, +861065529988). Numbers from it are read in either form.
     #[serde(default)]
     pub number_format: NumberFormat,
+    /// A peer calling from an address not in `addresses` is this trunk when it answers our
+    /// digest challenge with this user name and password (a PBX on a dynamic address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_password: Option<String>,
 }
 
 /// How a trunk writes numbers (see [`TrunkConfig::number_format`]).
@@ -141,6 +147,8 @@ impl std::fmt::Debug for TrunkConfig {
             .field("register", &self.register)
             .field("register_expires_secs", &self.register_expires_secs)
             .field("number_format", &self.number_format)
+            .field("inbound_username", &self.inbound_username)
+            .field("inbound_password", &self.inbound_password.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -227,6 +235,8 @@ impl TelephonyConfig {
             register: false,
             register_expires_secs: default_register_expires(),
             number_format: NumberFormat::National,
+            inbound_username: None,
+            inbound_password: None,
         }
     }
 }

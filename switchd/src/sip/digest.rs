@@ -317,7 +317,7 @@ fn quote(s: &str) -> String {
 
 /// `name=value` pairs separated by commas; values are tokens or quoted strings (commas inside
 /// quotes, as in `qop="auth,auth-int"`, do not split).
-fn params(s: &str) -> Result<Vec<(String, String)>, DigestError> {
+pub(super) fn params(s: &str) -> Result<Vec<(String, String)>, DigestError> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
     loop {

@@ -27,6 +27,7 @@
 
 pub mod dialog;
 pub mod digest;
+pub mod digest_server;
 pub mod message;
 pub mod sdp;
 pub mod stream;

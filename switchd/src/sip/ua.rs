@@ -103,6 +103,8 @@ pub struct TrunkPeer {
     pub local_ip: Option<IpAddr>,
     /// The carrier wants numbers in E.164 (`+8613800138000`) rather than national form.
     pub e164: bool,
+    /// A peer from any address that answers our digest challenge with these is this trunk.
+    pub inbound: Option<Credentials>,
 }
 
 impl TrunkPeer {
@@ -141,6 +143,7 @@ impl std::fmt::Debug for TrunkPeer {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("register", &self.register)
             .field("local_ip", &self.local_ip)
+            .field("inbound", &self.inbound)
             .finish()
     }
 }
@@ -394,6 +397,10 @@ pub struct Calls {
     /// Client transactions of the monitor's REGISTERs and OPTIONS.
     probe_keys: HashMap<TransactionKey, (usize, Probe)>,
     events: VecDeque<CallEvent>,
+    /// Digest challenges to peers of trunks with inbound credentials, and the clock's origin
+    /// for their nonces (the first INVITE seen).
+    verifier: super::digest_server::Verifier,
+    epoch: Option<Instant>,
 }
 
 impl std::fmt::Debug for Calls {
@@ -427,6 +434,8 @@ impl Calls {
             uac_keys: HashMap::new(),
             by_call_id: HashMap::new(),
             events: VecDeque::new(),
+            verifier: super::digest_server::Verifier::new(random_secret()),
+            epoch: None,
         }
     }
 
@@ -682,10 +691,12 @@ impl Calls {
         source: SocketAddr,
         layer: &mut TransactionLayer,
     ) {
-        let Some(trunk) = self.trunk_of(source.ip()) else {
-            tracing::info!(%source, "SIP: INVITE from no configured trunk, refused 403");
-            send(layer, now, &key, response_for(&invite, StatusCode::Forbidden));
-            return;
+        let trunk = match self.trunk_of(source.ip()) {
+            Some(trunk) => trunk,
+            None => match self.authenticate(now, &invite, source) {
+                Ok(trunk) => trunk,
+                Err(refusal) => return send(layer, now, &key, refusal),
+            },
         };
         let unsupported = unsupported_requirements(&invite);
         if !unsupported.is_empty() {
@@ -1234,6 +1245,41 @@ impl Calls {
         self.trunks.iter().any(|t| t.addresses.iter().any(|a| canonical(*a) == ip))
     }
 
+    /// A peer from no trunk's address: the trunk whose inbound credentials it proves, or the
+    /// response refusing it — 401 with a challenge (none or a stale answer), 403 otherwise.
+    fn authenticate(&mut self, now: Instant, invite: &Request, source: SocketAddr) -> Result<String, rsip::Response> {
+        use super::digest_server::AuthError;
+        if self.trunks.iter().all(|t| t.inbound.is_none()) {
+            tracing::info!(%source, "SIP: INVITE from no configured trunk, refused 403");
+            return Err(response_for(invite, StatusCode::Forbidden));
+        }
+        let now_secs = now.saturating_duration_since(*self.epoch.get_or_insert(now)).as_secs();
+        let challenge = |stale: bool| {
+            let mut r = response_for(invite, StatusCode::Unauthorized);
+            r.headers.push(Header::WwwAuthenticate(rsip::headers::WwwAuthenticate::new(self.verifier.challenge(now_secs, stale))));
+            r
+        };
+        let answer = invite.headers.iter().find_map(|h| match h {
+            Header::Authorization(a) => Some(a.value().to_owned()),
+            _ => None,
+        });
+        let Some(answer) = answer else { return Err(challenge(false)) };
+        let credentials_of = |user: &str| self.trunks.iter().find_map(|t| t.inbound.clone().filter(|c| c.username == user));
+        match self.verifier.verify(&answer, "INVITE", now_secs, credentials_of) {
+            Ok(user) => {
+                let trunk = self.trunks.iter().find(|t| t.inbound.as_ref().is_some_and(|c| c.username == user)).map(|t| t.name.clone());
+                tracing::info!(%source, user, ?trunk, "SIP: INVITE authenticated by digest");
+                trunk.ok_or_else(|| response_for(invite, StatusCode::Forbidden))
+            }
+            Err(AuthError::Stale) => Err(challenge(true)),
+            Err(AuthError::ForeignNonce) => Err(challenge(false)),
+            Err(e) => {
+                tracing::warn!(%source, error = %e, "SIP: INVITE digest refused, 403");
+                Err(response_for(invite, StatusCode::Forbidden))
+            }
+        }
+    }
+
     fn trunk_of(&self, ip: IpAddr) -> Option<String> {
         let ip = canonical(ip);
         self.trunks
@@ -1363,6 +1409,18 @@ pub fn info_digit(request: &Request) -> Option<char> {
 }
 
 /// A fresh random tag (falls back to a counter if the system RNG fails).
+/// A secret for the nonces of our digest challenges.
+fn random_secret() -> [u8; 16] {
+    match ring::rand::generate::<[u8; 16]>(&ring::rand::SystemRandom::new()) {
+        Ok(r) => r.expose(),
+        // Without an entropy source the nonces are still bound to this process's start.
+        Err(_) => {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            t.to_le_bytes()
+        }
+    }
+}
+
 pub fn new_tag() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

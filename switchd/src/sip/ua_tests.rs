@@ -290,3 +290,46 @@ fn an_invite_requiring_an_extension_we_lack_gets_420_and_one_merely_supporting_i
     c.handle_datagram(t0, TRUNK.parse().unwrap(), supported.as_bytes());
     assert!(matches!(events(&mut c).as_slice(), [CallEvent::Incoming(_)]));
 }
+
+#[test]
+fn a_peer_from_another_address_is_challenged_and_admitted_by_its_digest() {
+    use crate::sip::digest::{authorization_value, Challenge, Credentials};
+    let trunk = TrunkPeer {
+        name: "pbx".into(),
+        addresses: vec!["192.0.2.99".parse().unwrap()],
+        inbound: Some(Credentials::new("pbx", "s3cret")),
+        ..Default::default()
+    };
+    let calls = Calls::new(Timers::default(), "198.51.100.1:5060".parse().unwrap(), vec![trunk], 2);
+    let mut c = UdpCore::new(Timers::default(), Limits::default(), Arc::new(Metrics::default()), calls);
+    let now = Instant::now();
+    // 192.0.2.7 is no trunk's address: challenged, not refused.
+    c.handle_datagram(now, TRUNK.parse().unwrap(), message("INVITE", "a", 1, None, SDP, "").as_bytes());
+    let reply = replies(&mut c).pop().expect("a reply");
+    assert_eq!(reply.status_code, StatusCode::Unauthorized);
+    let value = reply.headers.iter().find_map(|h| match h {
+        Header::WwwAuthenticate(w) => Some(w.value().to_owned()),
+        _ => None,
+    });
+    let challenge = Challenge::parse(&value.expect("a challenge"), false).expect("parses");
+    assert!(events(&mut c).is_empty(), "no call before authentication");
+
+    let answer = |password: &str| {
+        let auth = authorization_value(&challenge, &Credentials::new("pbx", password), "INVITE", "sip:12365@198.51.100.1", "c0ffee", 1);
+        format!("Authorization: {auth}\r\n")
+    };
+    // A wrong password is refused outright.
+    c.handle_datagram(now, TRUNK.parse().unwrap(), message("INVITE", "b", 2, None, SDP, &answer("guess")).as_bytes());
+    assert_eq!(replies(&mut c).pop().map(|r| r.status_code), Some(StatusCode::Forbidden));
+    // The right one makes the call the trunk's.
+    c.handle_datagram(now + Duration::from_secs(2), TRUNK.parse().unwrap(), message("INVITE", "c", 3, None, SDP, &answer("s3cret")).as_bytes());
+    match events(&mut c).as_slice() {
+        [CallEvent::Incoming(i)] => assert_eq!(i.trunk, "pbx"),
+        other => panic!("expected the call, got {other:?}"),
+    }
+    // Long after, the same answer is stale: challenged again, stale=true.
+    let later = now + Duration::from_secs(crate::sip::digest_server::NONCE_LIFETIME + 10);
+    c.handle_datagram(later, TRUNK.parse().unwrap(), message("INVITE", "d", 4, None, SDP, &answer("s3cret")).as_bytes());
+    let reply = replies(&mut c).into_iter().find(|r| r.status_code == StatusCode::Unauthorized).expect("a fresh challenge");
+    assert!(reply.to_string().contains("stale=true"));
+}
