@@ -56,6 +56,12 @@ pub enum DeskCallError {
     NoMedia,
     #[error("通话尚未接通 / the call is not connected yet")]
     NotConnected,
+    #[error("此通话不是排队来电，不能转座席、队列或班长 / only calls from an ACD queue go to an agent, a queue or a supervisor")]
+    NotQueued,
+    #[error("没有进行中的咨询 / no consultation is going on")]
+    NoConsult,
+    #[error("已在咨询中 / a consultation or third party is in the call already")]
+    Consulting,
 }
 
 /// A desk user's call control, from the desk server.
@@ -77,6 +83,25 @@ pub enum DeskControl {
     Transfer { call: u64, user_id: i64, number: String, keep: bool, reply: oneshot::Sender<Result<(), DeskCallError>> },
     /// The agent hands the caller to IVR flow `flow` (人工转自动).
     TransferToFlow { call: u64, user_id: i64, flow: String, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// The agent hands the caller of a queue call to another desk user or queue.
+    Handover { call: u64, user_id: i64, to: Handover, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// The agent holds or mutes a connected call, or steers a consultation.
+    Control { call: u64, user_id: i64, control: Control, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// A supervisor ends a desk call (强拆). The role is checked by the desk server.
+    ForceHangup { call: u64, by: i64, reply: oneshot::Sender<Result<(), DeskCallError>> },
+}
+
+/// What an agent does to a connected call besides talking (AGT-1, AGT-2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    Hold(bool),
+    Mute(bool),
+    /// Hold the caller and call this number (attended transfer).
+    Consult(String),
+    /// The consulted party takes the caller over.
+    CompleteConsult,
+    /// The consulted party is dropped; back to the caller.
+    CancelConsult,
 }
 
 /// Where a desk hands its caller on.
@@ -86,6 +111,13 @@ pub enum Handover {
     Number(String),
     /// An IVR flow.
     Flow(String),
+    /// Another desk user (by user id): rung; unanswered, the caller goes back to the queue.
+    Agent(i64),
+    /// An ACD queue, ahead of the callers waiting there.
+    Queue(String),
+    /// The party the desk consulted (attended transfer) takes the caller over; the two are
+    /// bridged already.
+    Consulted,
 }
 
 /// What the desk side tells a call task.
@@ -111,6 +143,12 @@ pub enum DeskSignal {
     SnoopStop { conn_id: u64 },
     /// Audio from a supervisor's connection.
     SnoopAudio { conn_id: u64, frame: AudioFrame },
+    /// The user hands the caller of a queue call on.
+    Handover(Handover),
+    /// Hold, mute or consultation.
+    Control(Control),
+    /// A supervisor ends the call.
+    ForceHangup { by: i64 },
 }
 
 struct Entry {
@@ -120,6 +158,9 @@ struct Entry {
     callee: String,
     /// Supervisors in the call: (user, connection).
     snoopers: Vec<(i64, u64)>,
+    /// The ACD queue the call came from (transfers to agents and queues need one).
+    queue: Option<String>,
+    held: bool,
     tx: mpsc::UnboundedSender<DeskSignal>,
 }
 
@@ -135,10 +176,28 @@ impl DeskRegistry {
     pub fn insert(&self, call: u64, user_id: i64, answered_on: Option<u64>, caller: &str, callee: &str) -> mpsc::UnboundedReceiver<DeskSignal> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut legs) = self.legs.lock() {
-            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), tx };
+            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, tx };
             legs.insert(call, entry);
         }
         rx
+    }
+
+    /// Notes the ACD queue a desk leg's call came from.
+    pub fn set_queue(&self, call: u64, queue: Option<String>) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                e.queue = queue;
+            }
+        }
+    }
+
+    /// Notes whether a desk call's caller is on hold (for supervisors' `ListCalls`).
+    pub fn set_held(&self, call: u64, held: bool) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                e.held = held;
+            }
+        }
     }
 
     pub fn remove(&self, call: u64) {
@@ -212,6 +271,33 @@ impl DeskRegistry {
                 };
                 let _ = reply.send(result);
             }
+            DeskControl::Handover { call, user_id, to, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) if e.queue.is_none() => Err(DeskCallError::NotQueued),
+                    Some(e) => e.tx.send(DeskSignal::Handover(to)).map_err(|_| DeskCallError::NotFound),
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::Control { call, user_id, control, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => e.tx.send(DeskSignal::Control(control)).map_err(|_| DeskCallError::NotFound),
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::ForceHangup { call, by, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => e.tx.send(DeskSignal::ForceHangup { by }).map_err(|_| DeskCallError::NotFound),
+                };
+                let _ = reply.send(result);
+            }
             DeskControl::Dtmf { call, user_id, digits, reply } => {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
@@ -230,6 +316,7 @@ impl DeskRegistry {
                         caller: e.caller.clone(),
                         callee: e.callee.clone(),
                         connected: e.answered_on.is_some(),
+                        held: e.held,
                     })
                     .collect();
                 calls.sort_by_key(|c| c.call);

@@ -14,9 +14,10 @@ use super::interp::{ArticleBrief, Command, Input, Interpreter, QueueOutcome, Say
 use super::records;
 use crate::acd::actor::{AcdHandle, QueueSignal};
 use tokio::sync::mpsc::error::TryRecvError;
-use crate::acd::{AgentId, CallRef, Command as AcdCommand, QueueId};
+use crate::acd::{AcdError, AgentId, CallRef, Command as AcdCommand, QueueId};
 use crate::cases::service::{Actor, Cases};
 use crate::engine::call::{ringback_tone, Call, CallError, CallInfo, Offer};
+use crate::engine::desk_leg::Handover;
 use crate::engine::{apps, FlowHook, HotlineHook};
 use crate::media::prompt::{tone, PromptError, Prompts};
 use crate::store::TrailRow;
@@ -319,7 +320,12 @@ async fn queue(
         match call.offer_holding(user, ring.min(left), hold, leave_key).await? {
             Offer::Answered(conn_id) => {
                 tracing::info!(leg = %call.info.leg, user, "IVR: an agent took the call");
-                return talk_to_agent(call, conn_id).await.map(|()| QueueOutcome::Connected);
+                let result = match talk_to_agent(call, conn_id).await {
+                    Ok(handover) => apps::transfer_if_asked(call, handover).await,
+                    Err(e) => Err(e),
+                };
+                call.stop_call_recording().await;
+                return result.map(|()| QueueOutcome::Connected);
             }
             Offer::Left => return Ok(QueueOutcome::Left),
             Offer::NotAnswered => {}
@@ -327,10 +333,27 @@ async fn queue(
     }
 }
 
+/// The priority of a caller an agent handed to another agent or a queue: ahead of new callers.
+const TRANSFER_PRIORITY: i32 = 10;
+
+/// How a wait in an ACD queue ended.
+enum Waited {
+    /// The ACD's offer to `agent` was answered on desk connection `conn_id`.
+    Agent { agent: i64, conn_id: u64 },
+    /// A desk user outside the ACD, rung directly after a transfer, answered.
+    Desk { conn_id: u64 },
+    /// The desk user a transfer named did not answer: the caller waits in the queue.
+    Requeue,
+    Done(QueueOutcome),
+}
+
 /// Waits in ACD queue `name` while the caller hears `hold`, taking the offers the ACD makes:
-/// each rings the agent's desk; an answer connects caller and agent (and ends the wait), a
-/// miss goes back to the ACD, which offers the next agent. The caller's leave key, the ACD's
-/// overflow and `max_wait` end the wait without an agent.
+/// each rings the agent's desk; an answer connects caller and agent, a miss goes back to the
+/// ACD, which offers the next agent. The caller's leave key, the ACD's overflow and `max_wait`
+/// end the wait without an agent. An agent who hands the caller to another agent or queue
+/// (AGT-2) goes to wrap-up and the caller enters the ACD again, ahead of new callers: offered
+/// to that agent first, or waiting in that queue. A named agent who does not answer leaves the
+/// caller waiting in the queue they first came to.
 async fn acd_queue(
     call: &mut Call,
     ivr: &Ivr,
@@ -347,11 +370,86 @@ async fn acd_queue(
         tracing::info!(leg = %call.info.leg, queue = name, "IVR: no agent logged in to the queue");
         return Ok(QueueOutcome::NoAnswer);
     }
-    let mut signals = match acd.enter(id, call.info.cdr, QueueId::new(name), call.info.caller.clone()).await {
-        Ok(rx) => rx,
-        Err(e) => {
-            tracing::warn!(leg = %call.info.leg, queue = name, error = %e, "IVR: the ACD refused the call");
-            return Ok(QueueOutcome::NoAnswer);
+    call.set_acd_queue(Some(name.to_owned()));
+    // The queue to wait in, and for a transfer the agent to offer the caller to first.
+    let (mut queue, mut transfer) = (name.to_owned(), None::<Option<i64>>);
+    let result = loop {
+        let (conn_id, in_acd) = match wait_for_agent(call, ivr, acd, &queue, transfer, max_wait, leave_key, hold).await {
+            Ok(Waited::Agent { agent, conn_id }) => {
+                announce_agent(call, ivr, agent).await;
+                (conn_id, true)
+            }
+            Ok(Waited::Desk { conn_id }) => (conn_id, false),
+            Ok(Waited::Requeue) => {
+                (queue, transfer) = (name.to_owned(), Some(None));
+                continue;
+            }
+            Ok(Waited::Done(outcome)) => break Ok(outcome),
+            Err(e) => break Err(e),
+        };
+        let talked = talk_to_agent(call, conn_id).await;
+        if in_acd {
+            // The agent is done with this caller whatever comes next: wrap-up.
+            acd.tell(AcdCommand::CallEnded { call: id });
+        }
+        match talked {
+            Ok(Some(Handover::Agent(user))) => {
+                tracing::info!(leg = %call.info.leg, user, "IVR: the agent hands the caller to another agent");
+                call.leave_desk();
+                (queue, transfer) = (name.to_owned(), Some(Some(user)));
+            }
+            Ok(Some(Handover::Queue(to))) => {
+                tracing::info!(leg = %call.info.leg, queue = to, "IVR: the agent hands the caller to a queue");
+                call.leave_desk();
+                call.set_acd_queue(Some(to.clone()));
+                (queue, transfer) = (to, Some(None));
+            }
+            Ok(other) => break apps::transfer_if_asked(call, other).await.map(|()| QueueOutcome::Connected),
+            Err(e) => break Err(e),
+        }
+    };
+    call.set_acd_queue(None);
+    call.stop_call_recording().await;
+    result
+}
+
+/// One wait in ACD queue `queue` (see [`acd_queue`]); `transfer` is `Some` for a caller an
+/// agent handed on, with the agent to offer it to first.
+#[allow(clippy::too_many_arguments)]
+async fn wait_for_agent(
+    call: &mut Call,
+    ivr: &Ivr,
+    acd: &AcdHandle,
+    queue: &str,
+    transfer: Option<Option<i64>>,
+    max_wait: Duration,
+    leave_key: Option<char>,
+    hold: &[i16],
+) -> Result<Waited, CallError> {
+    let id = CallRef(call.info.leg.0);
+    let (record, caller) = (call.info.cdr, call.info.caller.clone());
+    let entered = match transfer {
+        None => acd.enter(id, record, QueueId::new(queue), caller).await,
+        Some(agent) => acd.enter_transferred(id, record, QueueId::new(queue), caller, TRANSFER_PRIORITY, agent.map(AgentId)).await,
+    };
+    let mut signals = match (entered, transfer) {
+        (Ok(rx), _) => rx,
+        // A desk user who does not take queue calls (a supervisor watching the board): their
+        // desk rings directly.
+        (Err(AcdError::UnknownAgent(_) | AcdError::NotLoggedIn(_)), Some(Some(user))) => {
+            let ring = Duration::from_secs(u64::from(call.desk_ring_secs()));
+            let hold = if hold.is_empty() { ringback_tone() } else { hold.to_vec() };
+            return Ok(match call.offer_holding(user, ring, &hold, leave_key).await? {
+                Offer::Answered(conn_id) => Waited::Desk { conn_id },
+                Offer::NotAnswered => Waited::Requeue,
+                Offer::Left => Waited::Done(QueueOutcome::Left),
+            });
+        }
+        // Busy since the agent asked: the caller waits in the queue instead.
+        (Err(AcdError::AgentBusy(_)), Some(Some(_))) => return Ok(Waited::Requeue),
+        (Err(e), _) => {
+            tracing::warn!(leg = %call.info.leg, queue, error = %e, "IVR: the ACD refused the call");
+            return Ok(Waited::Done(QueueOutcome::NoAnswer));
         }
     };
     let mut audio = HoldAudio::new(if hold.is_empty() { ringback_tone() } else { hold.to_vec() });
@@ -400,10 +498,7 @@ async fn acd_queue(
         match (tick, ringing) {
             (Ok(Some(Offer::Answered(conn_id))), Some((agent, _))) => {
                 acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
-                announce_agent(call, ivr, agent).await;
-                let talked = talk_to_agent(call, conn_id).await;
-                acd.tell(AcdCommand::CallEnded { call: id });
-                return talked.map(|()| QueueOutcome::Connected);
+                return Ok(Waited::Agent { agent, conn_id });
             }
             (Ok(Some(_)), Some((agent, _))) => {
                 call.withdraw_offer();
@@ -418,7 +513,7 @@ async fn acd_queue(
         call.withdraw_offer();
     }
     acd.tell(AcdCommand::Abandon { call: id });
-    result
+    result.map(Waited::Done)
 }
 
 /// What a waiting caller hears: the hold audio in a loop, with an announcement spliced in
@@ -481,15 +576,11 @@ async fn announce_agent(call: &mut Call, ivr: &Ivr, agent: i64) {
     }
 }
 
-/// Caller and agent talk; a hand-over the desk asks for is carried out.
-async fn talk_to_agent(call: &mut Call, conn_id: u64) -> Result<(), CallError> {
+/// Caller and agent talk (recorded when configured) until either hangs up or the agent
+/// hands the caller on; the recording goes on through a hand-over.
+async fn talk_to_agent(call: &mut Call, conn_id: u64) -> Result<Option<Handover>, CallError> {
     call.record_if_configured().await;
-    let result = match call.talk_with_desk(conn_id).await {
-        Ok(t) => apps::transfer_if_asked(call, t).await,
-        Err(e) => Err(e),
-    };
-    call.stop_call_recording().await;
-    result
+    call.talk_with_desk(conn_id).await
 }
 
 async fn create_ticket(
