@@ -389,3 +389,69 @@ async fn an_attended_transfer_consults_while_the_caller_hears_music_then_hands_o
     let (agent_heard, caller_reached) = (blocks_of(&at_target, 1000.0), blocks_of(&at_target, 440.0));
     assert!(agent_heard >= 20 && caller_reached >= 20, "the target heard the agent in {agent_heard} blocks and the caller in {caller_reached}");
 }
+
+/// 100 ms blocks in which `freq` is clearly present among others (a mix of up to three tones).
+fn blocks_with(samples: &[i16], freq: f64) -> usize {
+    samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.2).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consultation_is_cancelled_then_another_becomes_a_three_way_call() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (tone440, tone2k) = (scratch.path().join("440.wav"), scratch.path().join("2k.wav"));
+    tone_wav(&tone440, 440.0, 40);
+    tone_wav(&tone2k, 2000.0, 40);
+    let far_port = free_udp_port();
+    let (mut target, target_dir) = baresip_answerer("13900139000", far_port, &tone2k, 30);
+    let config = format!(
+        "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{far_port}\"\n"
+    );
+    let daemon = Daemon::start_with_config(dir.path(), &config, &["--demo"]);
+    let agent = Arc::new(daemon.login_demo("agent1").await);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let phone = tokio::task::spawn_blocking(move || baresip_call(&uri, &tone440, 24));
+    let Event::CallOffered { call, .. } = wait_event(&agent, "the offer", offered).await else { unreachable!() };
+    agent.answer_call(call).await.expect("answer");
+    wait_event(&agent, "connected", |e| *e == Event::CallConnected { call }).await;
+    let number = PhoneNumber::parse("13900139000").expect("number");
+
+    // A consultation, cancelled: the consulted party is hung up and the caller taken back.
+    agent.consult(call, &number).await.expect("consult");
+    wait_event(&agent, "the consulted party", |e| *e == Event::ConferenceChanged { call, joined: true }).await;
+    let (consulting, next) = desk_talk(agent.clone(), call, 2, Some(1000.0), 0).await;
+    agent.cancel_consult(call).await.expect("cancel");
+    wait_event(&agent, "the consulted party gone", |e| *e == Event::ConferenceChanged { call, joined: false }).await;
+    wait_event(&agent, "the caller back", |e| *e == Event::CallHeld { call, held: false }).await;
+    let (back, next) = desk_talk(agent.clone(), call, 3, Some(1000.0), next).await;
+    assert!(blocks_of(&consulting, 2000.0) >= 10, "consulting, the agent heard the target");
+    let (target_after, caller_after) = (blocks_with(&back, 2000.0), blocks_of(&back, 440.0));
+    assert!(target_after <= 2 && caller_after >= 20, "after cancelling: target in {target_after} blocks, caller in {caller_after}");
+
+    // Another, turned into a three-way call by taking the caller off hold.
+    agent.consult(call, &number).await.expect("consult again");
+    wait_event(&agent, "the consulted party", |e| *e == Event::ConferenceChanged { call, joined: true }).await;
+    agent.hold_call(call, false).await.expect("resume: three-way");
+    wait_event(&agent, "the caller back", |e| *e == Event::CallHeld { call, held: false }).await;
+    let (three_way, _) = desk_talk(agent.clone(), call, 5, Some(1000.0), next).await;
+    agent.hangup_call(call).await.expect("hang up");
+    let heard = (blocks_with(&three_way, 440.0), blocks_with(&three_way, 2000.0));
+    assert!(heard.0 >= 25 && heard.1 >= 25, "in the three-way call the agent heard caller and target in {heard:?} blocks");
+
+    let phone = phone.await.expect("baresip ran");
+    let _ = target.wait();
+    let at_phone = dumped_samples(&file_ending(phone.path(), "-dec.wav").expect("caller's dump"));
+    assert!(blocks_with(&at_phone, 2000.0) >= 25, "the caller heard the target in the three-way call");
+    // The target's dumps (one per call): the first consultation heard only the agent; the
+    // three-way call the caller too.
+    let dumps: Vec<Vec<i16>> = std::fs::read_dir(target_dir.path())
+        .expect("target dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .map(|p| dumped_samples(&p))
+        .collect();
+    assert_eq!(dumps.len(), 2, "the target was called twice");
+    let caller_at_target: Vec<usize> = dumps.iter().map(|d| blocks_with(d, 440.0)).collect();
+    assert!(caller_at_target.iter().any(|n| *n <= 2) && caller_at_target.iter().any(|n| *n >= 25), "the caller reached the target only in the three-way call: {caller_at_target:?}");
+}

@@ -358,8 +358,7 @@ fn desk_call_error(e: DeskCallError) -> DeskError {
         DeskCallError::AlreadyAnswered => ErrorCode::Conflict,
         DeskCallError::NotFound => ErrorCode::NotFound,
         DeskCallError::NoTrunk | DeskCallError::NoMedia => ErrorCode::Internal,
-        DeskCallError::NotConnected | DeskCallError::NotQueued | DeskCallError::NoConsult => ErrorCode::InvalidTransition,
-        DeskCallError::Consulting => ErrorCode::Conflict,
+        DeskCallError::NotConnected | DeskCallError::NotQueued => ErrorCode::InvalidTransition,
     };
     DeskError::new(code, e.to_string())
 }

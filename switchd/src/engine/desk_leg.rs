@@ -58,10 +58,6 @@ pub enum DeskCallError {
     NotConnected,
     #[error("此通话不是排队来电，不能转座席、队列或班长 / only calls from an ACD queue go to an agent, a queue or a supervisor")]
     NotQueued,
-    #[error("没有进行中的咨询 / no consultation is going on")]
-    NoConsult,
-    #[error("已在咨询中 / a consultation or third party is in the call already")]
-    Consulting,
 }
 
 /// A desk user's call control, from the desk server.

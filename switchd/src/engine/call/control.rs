@@ -63,14 +63,19 @@ impl Call {
         }
         self.set_held(true);
         let ring = Duration::from_secs(u64::from(self.desk_ring_secs()));
-        match self.connect_number(number, ring).await? {
-            None => self.conference_changed(true),
-            Some(status) => {
-                tracing::info!(leg = %self.info.leg, number, status, "the consulted party did not answer");
-                self.tell_desk(Event::ConferenceChanged { call: self.info.leg.0, joined: false });
-                self.set_held(false);
+        let failed = match self.connect_number(number, ring).await {
+            Ok(None) => {
+                self.conference_changed(true);
+                return Ok(());
             }
-        }
+            Ok(Some(status)) => status.to_string(),
+            Err(CallError::Ended) => return Err(CallError::Ended),
+            // No trunk or no media port: the consultation fails, the call goes on.
+            Err(e) => e.to_string(),
+        };
+        tracing::info!(leg = %self.info.leg, number, failed, "the consulted party did not answer");
+        self.tell_desk(Event::ConferenceChanged { call: self.info.leg.0, joined: false });
+        self.set_held(false);
         Ok(())
     }
 
