@@ -218,7 +218,7 @@ pub enum Request {
     /// `CancelConsult`, or `HoldCall { hold: false }` to make it a three-way call.
     Consult { call: u64, number: PhoneNumber },
     /// Attended transfer: the consulted party takes over the caller; the agent leaves (`CallEnded`
-    /// with cause `transferred`).
+    /// with cause `transferred`). Without a consultation going on it changes nothing.
     CompleteTransfer { call: u64 },
     /// Attended transfer: the consulted party is hung up and the agent is back with the caller.
     CancelConsult { call: u64 },
