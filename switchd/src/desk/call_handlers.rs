@@ -118,7 +118,7 @@ async fn free(ctx: &DeskContext, user: i64) -> Result<bool, DeskError> {
 async fn free_supervisor(ctx: &DeskContext, asking: i64) -> Result<Option<i64>, DeskError> {
     let now = ctx.now();
     let users = ctx.cases.store().read(move |db| db.users(now)).await.map_err(store_err)?;
-    let mut best: Option<(bool, i64)> = None;
+    let mut free_ones = Vec::new();
     for u in users.iter().filter(|u| u.active && u.role == Role::Supervisor && u.id != asking) {
         if !free(ctx, u.id).await? {
             continue;
@@ -127,15 +127,29 @@ async fn free_supervisor(ctx: &DeskContext, asking: i64) -> Result<Option<i64>, 
             Some(acd) => acd.agent_state(u.id).await.is_some_and(|s| s.kind() == StateKind::Ready),
             None => false,
         };
-        // Ready in the queues sorts first; then the lower id.
-        let key = (!ready, u.id);
-        if best.is_none_or(|b| key < b) {
-            best = Some(key);
-        }
+        free_ones.push((u.id, ready));
     }
-    Ok(best.map(|(_, id)| id))
+    Ok(pick_supervisor(&free_ones))
+}
+
+/// Among free supervisors `(user id, ready in the queues)`: one ready in the queues first,
+/// then the lowest user id.
+fn pick_supervisor(free: &[(i64, bool)]) -> Option<i64> {
+    free.iter().min_by_key(|(id, ready)| (!ready, *id)).map(|(id, _)| *id)
 }
 
 fn acd_down() -> DeskError {
     DeskError::new(ErrorCode::Internal, "电话功能不可用 / telephony is not running")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_supervisor;
+
+    #[test]
+    fn a_supervisor_ready_in_the_queues_is_called_first_then_the_lowest_id() {
+        assert_eq!(pick_supervisor(&[]), None);
+        assert_eq!(pick_supervisor(&[(7, false), (4, false)]), Some(4));
+        assert_eq!(pick_supervisor(&[(3, false), (9, true), (5, true)]), Some(5));
+    }
 }

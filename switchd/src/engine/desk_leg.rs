@@ -455,6 +455,44 @@ mod tests {
         AudioFrame { call: 1, seq, timestamp: u32::from(seq) * TIMESTAMP_TICKS_PER_FRAME, payload: enc.encode(pcm).unwrap() }
     }
 
+    /// Runs one control on `registry` and returns its verdict.
+    fn verdict(registry: &DeskRegistry, make: impl FnOnce(oneshot::Sender<Result<(), DeskCallError>>) -> DeskControl) -> Result<(), DeskCallError> {
+        let (reply, mut rx) = oneshot::channel();
+        registry.control(make(reply));
+        rx.try_recv().unwrap()
+    }
+
+    #[test]
+    fn call_control_is_for_the_users_own_connected_calls_and_hand_overs_for_queue_calls() {
+        let registry = DeskRegistry::default();
+        let mut signals = registry.insert(7, 1, None, "13800138000", "12365");
+        let hold = |user_id| move |reply| DeskControl::Control { call: 7, user_id, control: Control::Hold(true), reply };
+        assert_eq!(verdict(&registry, hold(1)), Err(DeskCallError::NotConnected), "ringing");
+        assert_eq!(verdict(&registry, |reply| DeskControl::ForceHangup { call: 7, by: 9, reply }), Err(DeskCallError::NotConnected));
+        verdict(&registry, |reply| DeskControl::Answer { call: 7, user_id: 1, conn_id: 3, reply }).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Answered { conn_id: 3 });
+        assert_eq!(verdict(&registry, hold(2)), Err(DeskCallError::NotYours));
+        verdict(&registry, hold(1)).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Control(Control::Hold(true)));
+
+        // Not from a queue: no hand-over to an agent or queue; from one, it reaches the call.
+        let to_agent = |reply| DeskControl::Handover { call: 7, user_id: 1, to: Handover::Agent(2), reply };
+        assert_eq!(verdict(&registry, to_agent), Err(DeskCallError::NotQueued));
+        registry.set_queue(7, Some("hotline".into()));
+        let to_queue = |reply| DeskControl::Handover { call: 7, user_id: 1, to: Handover::Queue("experts".into()), reply };
+        verdict(&registry, to_queue).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Handover(Handover::Queue("experts".into())));
+
+        // Supervisors see the hold; any supervisor may force the end.
+        registry.set_held(7, true);
+        let (reply, mut calls) = oneshot::channel();
+        registry.control(DeskControl::List { reply });
+        assert!(calls.try_recv().unwrap().iter().any(|c| c.call == 7 && c.held));
+        verdict(&registry, |reply| DeskControl::ForceHangup { call: 7, by: 9, reply }).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::ForceHangup { by: 9 });
+        assert_eq!(verdict(&registry, |reply| DeskControl::ForceHangup { call: 8, by: 9, reply }), Err(DeskCallError::NotFound));
+    }
+
     /// A desktop that restarts its stream (numbers from 0 again) is heard at once, not after
     /// its new numbers have caught up with the old ones.
     #[test]
