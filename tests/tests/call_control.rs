@@ -455,3 +455,30 @@ async fn a_consultation_is_cancelled_then_another_becomes_a_three_way_call() {
     let caller_at_target: Vec<usize> = dumps.iter().map(|d| blocks_with(d, 440.0)).collect();
     assert!(caller_at_target.iter().any(|n| *n <= 2) && caller_at_target.iter().any(|n| *n >= 25), "the caller reached the target only in the three-way call: {caller_at_target:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_administrators_hold_music_file_is_what_a_held_caller_hears() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("prompts")).expect("prompts folder");
+    tone_wav(&dir.path().join("prompts").join("hold-music.wav"), 300.0, 5);
+    let daemon = Daemon::start_with_config(dir.path(), "[telephony]\nhold_music = \"hold-music\"\n", &["--demo"]);
+    let agent = Arc::new(daemon.login_demo("agent1").await);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let source = scratch.path().join("tone440.wav");
+    tone_wav(&source, 440.0, 20);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let phone = tokio::task::spawn_blocking(move || baresip_call(&uri, &source, 10));
+    let Event::CallOffered { call, .. } = wait_event(&agent, "the offer", offered).await else { unreachable!() };
+    agent.answer_call(call).await.expect("answer");
+    wait_event(&agent, "connected", |e| *e == Event::CallConnected { call }).await;
+    agent.hold_call(call, true).await.expect("hold");
+    wait_event(&agent, "held", |e| *e == Event::CallHeld { call, held: true }).await;
+    let _ = desk_talk(agent.clone(), call, 4, Some(1000.0), 0).await;
+    agent.hangup_call(call).await.expect("hang up");
+
+    let phone = phone.await.expect("baresip ran");
+    let heard = dumped_samples(&file_ending(phone.path(), "-dec.wav").expect("baresip kept what it heard"));
+    let (file, melody) = (blocks_of(&heard, 300.0), count(&classify(&heard, 1000.0), Heard::Music));
+    assert!(file >= 25 && melody == 0, "held, the caller heard the file in {file} blocks and the built-in melody in {melody}");
+    assert!(blocks_of(&heard, 1000.0) <= 2, "and not the agent");
+}

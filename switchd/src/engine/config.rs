@@ -41,7 +41,7 @@ pub struct TelephonyConfig {
     /// How long a call offered to a desk user rings before it is given up (seconds).
     pub desk_ring_secs: u32,
     /// What a caller on hold hears: an administrator's prompt (a WAV in the prompts folder,
-    /// by name); empty: the built-in soft melody.
+    /// by name), read when switchd starts; empty: the built-in soft melody.
     pub hold_music: String,
     /// Record every connected call (at a desk, or forwarded to a number) as stereo WAV:
     /// the caller left, the other side right.
