@@ -289,6 +289,51 @@ impl DeskClient {
         expect_reply!(self.request(Request::TransferToFlow { call, flow: flow.into() }).await?, Response::Ok => ())
     }
 
+    /// Puts a connected call on hold (`true`) or takes it back (`false`).
+    pub async fn hold_call(&self, call: u64, hold: bool) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::HoldCall { call, hold }).await?, Response::Ok => ())
+    }
+
+    /// Mutes (`true`) or unmutes this desk towards the caller.
+    pub async fn mute_call(&self, call: u64, mute: bool) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::MuteCall { call, mute }).await?, Response::Ok => ())
+    }
+
+    /// Hands the caller of a queue call to another desk user (user name or agent number).
+    pub async fn transfer_to_agent(&self, call: u64, agent: &str) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::TransferToAgent { call, agent: agent.into() }).await?, Response::Ok => ())
+    }
+
+    /// Hands the caller of a queue call to ACD queue `queue`.
+    pub async fn transfer_to_queue(&self, call: u64, queue: &str) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::TransferToQueue { call, queue: queue.into() }).await?, Response::Ok => ())
+    }
+
+    /// Hands the caller of a queue call to a free supervisor (呼叫班长).
+    pub async fn transfer_to_supervisor(&self, call: u64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::TransferToSupervisor { call }).await?, Response::Ok => ())
+    }
+
+    /// Attended transfer: holds the caller and calls `number` to consult.
+    pub async fn consult(&self, call: u64, number: &PhoneNumber) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::Consult { call, number: number.clone() }).await?, Response::Ok => ())
+    }
+
+    /// Attended transfer: the consulted party takes over the caller.
+    pub async fn complete_transfer(&self, call: u64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::CompleteTransfer { call }).await?, Response::Ok => ())
+    }
+
+    /// Attended transfer: drops the consulted party and returns to the caller.
+    pub async fn cancel_consult(&self, call: u64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::CancelConsult { call }).await?, Response::Ok => ())
+    }
+
+    /// Supervisors: ends a desk call (强拆).
+    pub async fn force_hangup(&self, call: u64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::ForceHangup { call }).await?, Response::Ok => ())
+    }
+
     /// Logs in to the ACD's queues.
     pub async fn agent_login(&self, ready: bool) -> Result<(), ClientError> {
         expect_reply!(self.request(Request::AgentLogin { ready }).await?, Response::Ok => ())

@@ -63,6 +63,8 @@ pub enum ErrorCode {
     WeakPassword,
     /// Something failed inside switchd; it has been logged.
     Internal,
+    /// The person asked for (an agent, a supervisor) is busy or not at a desk now.
+    Busy,
 }
 
 impl ErrorCode {
@@ -80,6 +82,7 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::WeakPassword,
         ErrorCode::Internal,
+        ErrorCode::Busy,
     ];
 
     /// The Chinese text a desktop shows for this code.
@@ -98,6 +101,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "内容过大",
             ErrorCode::WeakPassword => "密码强度不足（至少8位）",
             ErrorCode::Internal => "服务器内部错误",
+            ErrorCode::Busy => "对方忙或不在线，请稍后再试",
         }
     }
 }
@@ -190,6 +194,37 @@ pub enum Request {
     /// `satisfaction` flow at the end of a call; the desk gets `CallEnded` with cause
     /// `transferred`.
     TransferToFlow { call: u64, flow: String },
+    /// Put a connected call on hold (保持) or take it back: while held the caller hears music on
+    /// hold, the agent hears nothing of the caller and the caller nothing of the agent; the
+    /// recording goes on. `CallHeld` follows.
+    HoldCall { call: u64, hold: bool },
+    /// Mute (静音) the agent towards the caller, or unmute: switchd drops the desk's audio
+    /// before it reaches the caller. `CallMuted` follows.
+    MuteCall { call: u64, mute: bool },
+    /// Hand the caller of a connected queue call to another desk user (转座席), by user name or
+    /// agent number: their desk rings; unanswered, the caller waits in the queue the call came
+    /// from, ahead of new callers. The desk gets `CallEnded` with cause `transferred`.
+    TransferToAgent { call: u64, agent: String },
+    /// Hand the caller of a connected queue call to ACD queue `queue` (转队列), ahead of the
+    /// callers waiting there.
+    TransferToQueue { call: u64, queue: String },
+    /// Hand the caller of a connected queue call to a supervisor (呼叫班长): a supervisor at a
+    /// desk and free — ready in the queues first, then one not taking queue calls — is rung
+    /// as by `TransferToAgent`.
+    TransferToSupervisor { call: u64 },
+    /// Attended transfer (咨询转接): put the caller on hold and call `number` through the
+    /// outbound trunk; the agent and that party talk while the caller hears music on hold.
+    /// `ConferenceChanged { joined: true }` when it answers. Then `CompleteTransfer`,
+    /// `CancelConsult`, or `HoldCall { hold: false }` to make it a three-way call.
+    Consult { call: u64, number: PhoneNumber },
+    /// Attended transfer: the consulted party takes over the caller; the agent leaves (`CallEnded`
+    /// with cause `transferred`). Without a consultation going on it changes nothing.
+    CompleteTransfer { call: u64 },
+    /// Attended transfer: the consulted party is hung up and the agent is back with the caller.
+    CancelConsult { call: u64 },
+    /// Supervisors and administrators (SUP-2, 强拆): end a desk call; the caller is told and
+    /// hung up, the agent gets `CallEnded` with cause `forced_hangup`.
+    ForceHangup { call: u64 },
     /// Agents (and supervisors taking calls): log in to the ACD's queues, ready or not.
     AgentLogin { ready: bool },
     /// Log out of the queues (after the current call, if any).
@@ -263,6 +298,9 @@ pub struct ActiveCall {
     pub caller: String,
     pub callee: String,
     pub connected: bool,
+    /// The agent has the caller on hold.
+    #[serde(default)]
+    pub held: bool,
 }
 
 impl Request {
@@ -308,6 +346,15 @@ impl Request {
             Request::Conference { .. } => "conference",
             Request::SendDtmf { .. } => "send_dtmf",
             Request::TransferToFlow { .. } => "transfer_to_flow",
+            Request::HoldCall { .. } => "hold_call",
+            Request::MuteCall { .. } => "mute_call",
+            Request::TransferToAgent { .. } => "transfer_to_agent",
+            Request::TransferToQueue { .. } => "transfer_to_queue",
+            Request::TransferToSupervisor { .. } => "transfer_to_supervisor",
+            Request::Consult { .. } => "consult",
+            Request::CompleteTransfer { .. } => "complete_transfer",
+            Request::CancelConsult { .. } => "cancel_consult",
+            Request::ForceHangup { .. } => "force_hangup",
             Request::AgentLogin { .. } => "agent_login",
             Request::AgentLogout => "agent_logout",
             Request::AgentReady => "agent_ready",
@@ -393,8 +440,12 @@ pub enum Event {
     QueueWaiting { queue: String, waiting: u32, longest_wait_secs: Option<u32> },
     /// The call is connected; audio frames for it flow both ways.
     CallConnected { call: u64 },
+    /// The call was put on hold (`held`) or taken back.
+    CallHeld { call: u64, held: bool },
+    /// The agent's audio towards the caller was muted (`muted`) or unmuted.
+    CallMuted { call: u64, muted: bool },
     /// The call is over; `cause` is a CDR end-cause code (`caller_hangup`, `switch_hangup`,
-    /// `cancelled`, `no_answer`, …).
+    /// `cancelled`, `no_answer`, `forced_hangup`, …) or `transferred`.
     CallEnded { call: u64, cause: String },
 }
 

@@ -55,6 +55,8 @@ pub enum EndCause {
     Failed,
     /// The call was still open when switchd (re)started: it was cut off by a crash or stop.
     SwitchRestart,
+    /// A supervisor ended the call (强拆, SUP-2).
+    ForcedHangup,
 }
 
 impl EndCause {
@@ -66,6 +68,7 @@ impl EndCause {
         EndCause::NoAnswer,
         EndCause::Failed,
         EndCause::SwitchRestart,
+        EndCause::ForcedHangup,
     ];
 
     /// Stable code used in the store, the CLI and JSON (the same as the serde name).
@@ -78,6 +81,7 @@ impl EndCause {
             EndCause::NoAnswer => "no_answer",
             EndCause::Failed => "failed",
             EndCause::SwitchRestart => "switch_restart",
+            EndCause::ForcedHangup => "forced_hangup",
         }
     }
 
@@ -90,6 +94,7 @@ impl EndCause {
             EndCause::NoAnswer => "无人接听",
             EndCause::Failed => "呼叫失败",
             EndCause::SwitchRestart => "系统重启中断",
+            EndCause::ForcedHangup => "班长强拆",
         }
     }
 

@@ -339,6 +339,14 @@ fn start_telephony(
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
     spawn_sip_thread(socket, streams, core, event_tx, command_rx);
     let desks = Arc::new(engine::desk_leg::DeskRegistry::default());
+    let hold_music: Arc<[i16]> = if tel.hold_music.is_empty() {
+        engine::hold::melody().into()
+    } else {
+        prompts.file(&tel.hold_music).unwrap_or_else(|e| {
+            tracing::warn!(file = tel.hold_music, error = %e, "hold music unreadable; the built-in melody plays");
+            engine::hold::melody().into()
+        })
+    };
     let shared = Arc::new(Shared {
         config: tel.clone(),
         store,
@@ -354,6 +362,7 @@ fn start_telephony(
         desk_out,
         legs: Default::default(),
         next_outbound: Default::default(),
+        hold_music,
     });
     if let Some(acd) = &ivr.acd {
         let dialer = shared.clone();

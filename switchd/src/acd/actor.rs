@@ -207,6 +207,8 @@ enum Msg {
         caller: String,
         open: bool,
         signals: mpsc::UnboundedSender<QueueSignal>,
+        /// A caller an agent handed on: its priority, and the agent to offer it to first.
+        transfer: Option<(i32, Option<AgentId>)>,
         reply: oneshot::Sender<Result<(), AcdError>>,
     },
     Snapshot { reply: oneshot::Sender<Snapshot> },
@@ -238,11 +240,43 @@ impl AcdHandle {
     /// Puts `call` (with call record `record`) in `queue`, `open` or closed by its hours; its
     /// offers come on the returned channel.
     pub async fn enter(&self, call: CallRef, record: Option<i64>, queue: QueueId, caller: String, open: bool) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
+        self.enter_with(call, record, queue, caller, open, None).await
+    }
+
+    /// Puts `call`, which an agent handed on (its [`Command::CallEnded`] told first), into
+    /// `queue` with `priority`, offered to `agent` first when named ([`Command::Transfer`]).
+    pub async fn enter_transferred(
+        &self,
+        call: CallRef,
+        record: Option<i64>,
+        queue: QueueId,
+        caller: String,
+        priority: i32,
+        agent: Option<AgentId>,
+    ) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
+        self.enter_with(call, record, queue, caller, true, Some((priority, agent))).await
+    }
+
+    async fn enter_with(
+        &self,
+        call: CallRef,
+        record: Option<i64>,
+        queue: QueueId,
+        caller: String,
+        open: bool,
+        transfer: Option<(i32, Option<AgentId>)>,
+    ) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
         let (signals, rx) = mpsc::unbounded_channel();
         let (reply, done) = oneshot::channel();
-        self.tx.send(Msg::Enter { call, record, queue, caller, open, signals, reply }).map_err(|_| AcdError::Stopped)?;
+        self.tx.send(Msg::Enter { call, record, queue, caller, open, signals, transfer, reply }).map_err(|_| AcdError::Stopped)?;
         done.await.map_err(|_| AcdError::Stopped)??;
         Ok(rx)
+    }
+
+    /// The state of agent `user` now, if it ever logged in to the queues.
+    pub async fn agent_state(&self, user: i64) -> Option<AgentState> {
+        let snapshot = self.snapshot().await?;
+        snapshot.agents.into_iter().find(|a| a.agent.0 == user).map(|a| a.state)
     }
 
     /// The seat board now (SUP-1).
@@ -407,12 +441,16 @@ impl Owner {
                     let _ = reply.send(result);
                 }
             }
-            Msg::Enter { call, record, queue, caller, open, signals, reply } => {
+            Msg::Enter { call, record, queue, caller, open, signals, transfer, reply } => {
                 self.calls.insert(call, signals);
                 if let Some(id) = record {
                     self.call_records.insert(call, id);
                 }
-                let result = self.acd.handle_command(now, Command::Enter { call, queue, priority: 0, caller, open });
+                let command = match transfer {
+                    None => Command::Enter { call, queue, priority: 0, caller, open },
+                    Some((priority, agent)) => Command::Transfer { call, queue, priority, caller, agent },
+                };
+                let result = self.acd.handle_command(now, command);
                 if result.is_err() {
                     self.calls.remove(&call);
                 }

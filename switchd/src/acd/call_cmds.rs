@@ -56,6 +56,33 @@ impl Acd {
         Ok(())
     }
 
+    /// A call an agent handed on enters `queue` again, offered to `agent` first when named.
+    pub(super) fn transfer(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        queue: &QueueId,
+        priority: i32,
+        caller: String,
+        agent: Option<AgentId>,
+    ) -> Result<(), AcdError> {
+        let q = self.queue_index(queue)?;
+        if let Some(a) = agent {
+            match self.agents.get(&a).map(|x| x.state) {
+                None => return Err(AcdError::UnknownAgent(a)),
+                Some(AgentState::Ready) => {}
+                Some(AgentState::LoggedOut) => return Err(AcdError::NotLoggedIn(a)),
+                Some(_) => return Err(AcdError::AgentBusy(a)),
+            }
+        }
+        self.enter(now, call, queue, priority, caller, true)?;
+        if let Some(a) = agent {
+            // Offered before routing runs, so no other agent is picked for it.
+            self.offer(now, q, call, vec![a]);
+        }
+        Ok(())
+    }
+
     /// Puts a waiting call into queue `q`'s list, counts and logs its entry.
     fn join_queue(&mut self, now: Instant, call: CallRef, q: usize, entered: QueueEventKind) {
         let Some(c) = self.calls.get(&call) else { return };

@@ -37,6 +37,11 @@ pub enum Command {
     /// first, equal in arrival order. `open` is the caller's decision from business hours and
     /// the calendar; closed queues send the call to their `when_closed` target.
     Enter { call: CallRef, queue: QueueId, priority: i32, caller: String, open: bool },
+    /// An agent handed its caller on (AGT-3; the call's [`Command::CallEnded`] came first, so
+    /// that agent is in wrap-up): the call enters `queue` with `priority` (above new arrivals)
+    /// and, with `agent`, is offered to that agent at once — who must be ready. An offer the
+    /// agent misses returns the call to its place in `queue`, so the caller is never lost.
+    Transfer { call: CallRef, queue: QueueId, priority: i32, caller: String, agent: Option<AgentId> },
     /// The caller hung up while waiting or being offered.
     Abandon { call: CallRef },
     /// The caller asked to be called back on `number` and hangs up; the call keeps its place.
@@ -79,6 +84,9 @@ pub enum AcdError {
     /// The call is connected to an agent, so it cannot be abandoned or turned into a callback.
     #[error("来电不在排队中 / {0} is not waiting")]
     CallNotWaiting(CallRef),
+    /// The agent is logged in but not ready (on a call, ringing, wrap-up, not ready).
+    #[error("座席忙 / {0} is busy")]
+    AgentBusy(AgentId),
     /// The agent holds no offer of this call.
     #[error("座席没有此来电的振铃 / {agent} holds no offer of {call}")]
     NoSuchOffer { call: CallRef, agent: AgentId },

@@ -159,6 +159,7 @@ impl Acd {
             }
             C::ForceLogout { agent, by } => self.logout(now, agent, Cause::Supervisor { by }),
             C::Enter { call, queue, priority, caller, open } => self.enter(now, call, &queue, priority, caller, open),
+            C::Transfer { call, queue, priority, caller, agent } => self.transfer(now, call, &queue, priority, caller, agent),
             C::Abandon { call } => self.abandon(now, call),
             C::RequestCallback { call, number } => self.request_callback(now, call, number),
             C::OfferAnswered { call, agent } => self.answered(now, call, agent),

@@ -107,7 +107,7 @@ impl Acd {
     }
 
     /// Offers `call` to `agents`, reserving them until the offer's deadline.
-    fn offer(&mut self, now: Instant, q: usize, call: CallRef, agents: Vec<AgentId>) {
+    pub(super) fn offer(&mut self, now: Instant, q: usize, call: CallRef, agents: Vec<AgentId>) {
         let Some(c) = self.calls.get_mut(&call).filter(|_| !agents.is_empty()) else { return };
         let queue = &mut self.queues[q];
         let timeout = if c.callback.is_some() { queue.cfg.callback_timeout_secs } else { queue.cfg.offer_timeout_secs };

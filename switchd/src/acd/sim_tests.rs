@@ -110,7 +110,7 @@ impl Sim {
     /// What the engine and desks know after a command they sent was accepted.
     fn engine_saw(&mut self, cmd: &Command) {
         match cmd {
-            Command::Enter { call, .. } => {
+            Command::Enter { call, .. } | Command::Transfer { call, .. } => {
                 self.legs.insert(*call, Leg::default());
             }
             Command::Abandon { call } | Command::CallEnded { call } => {
@@ -208,7 +208,11 @@ impl Sim {
                 Some((call, agent)) => Command::OfferDeclined { call, agent },
                 None => Command::NewDay,
             },
-            40..=51 => Command::CallEnded { call: call(&mut self.rng, &bridged) },
+            40..=47 => Command::CallEnded { call: call(&mut self.rng, &bridged) },
+            48..=51 => {
+                let handed = call(&mut self.rng, &bridged);
+                self.transfer(handed, agent)
+            }
             52..=57 => Command::Abandon { call: call(&mut self.rng, &unbridged) },
             58..=60 => Command::RequestCallback { call: call(&mut self.rng, &unbridged), number: "12365".into() },
             61..=62 => Command::CallEnded { call: call(&mut self.rng, &unbridged) },
@@ -222,6 +226,17 @@ impl Sim {
         let queue = QueueId::new(QUEUES[self.rng.below(3) as usize]);
         let priority = self.rng.below(3) as i32;
         Command::Enter { call, queue, priority, caller: "13800000000".into(), open: self.rng.percent(90) }
+    }
+
+    /// The agent on `call` hands it on, as the engine does: the call ends for that agent, then
+    /// enters a queue again, offered to `to` first (or not) — refused while `to` is not ready.
+    fn transfer(&mut self, call: CallRef, to: AgentId) -> Command {
+        if self.command(Command::CallEnded { call }).is_ok() {
+            self.check();
+        }
+        let queue = QueueId::new(QUEUES[self.rng.below(3) as usize]);
+        let agent = self.rng.percent(70).then_some(to);
+        Command::Transfer { call, queue, priority: 10, caller: "13800000000".into(), agent }
     }
 
     fn agent_command(&mut self, agent: AgentId) -> Command {
@@ -415,6 +430,8 @@ fn command_kind(cmd: &Command) -> &'static str {
         Command::ForceLogout { .. } => "force_logout",
         Command::RequestCallback { .. } => "request_callback",
         Command::OfferDeclined { .. } => "declined",
+        Command::Transfer { agent: Some(_), .. } => "transfer_to_agent",
+        Command::Transfer { agent: None, .. } => "transfer_to_queue",
         _ => "other_command",
     }
 }
@@ -443,7 +460,7 @@ fn random_simulation_keeps_acd_and_engine_in_agreement() {
     let missing: Vec<_> = ["offer", "offer_ring_all", "dial_callback", "cancel_timeout", "cancel_agent_left",
         "cancel_caller_left", "cancel_answered_elsewhere", "overflow_queue", "overflow_mailbox", "overflow_callback",
         "auto_not_ready", "wrap_up", "queue_status", "callback_failed", "callback_answered", "disconnected",
-        "force_logout", "request_callback", "declined"]
+        "force_logout", "request_callback", "declined", "transfer_to_agent", "transfer_to_queue"]
         .into_iter()
         .filter(|k| !seen.contains(k))
         .collect();

@@ -482,6 +482,69 @@ fn the_queue_event_log_tells_the_story_of_a_call() {
 }
 
 #[test]
+fn a_transfer_to_an_agent_rings_that_agent_and_the_transferring_agent_wraps_up() {
+    let mut h = Harness::new(vec![queue("q", Strategy::LongestIdle)]);
+    for id in [1, 2, 3] {
+        h.login(id, &[("q", 0)], &[]);
+        h.advance(1);
+    }
+    h.enter(10, "q", 0);
+    assert_eq!(h.take_offers(), [(10, vec![1])]);
+    h.answer(10, 1);
+    // Agent 1 hands the caller to agent 3 (agent 2 has been idle longer).
+    h.end(10);
+    assert!(matches!(h.state(1), AgentState::WrapUp { .. }));
+    let transfer = Command::Transfer { call: CallRef(10), queue: QueueId::new("q"), priority: 10, caller: "138".into(), agent: Some(AgentId(3)) };
+    h.ok(transfer);
+    assert_eq!(h.take_offers(), [(10, vec![3])]);
+    assert!(matches!(h.state(3), AgentState::Reserved { call: CallRef(10), .. }));
+    assert_eq!(h.state(2), AgentState::Ready);
+    h.answer(10, 3);
+    assert_eq!(h.state(3), AgentState::OnCall { call: CallRef(10) });
+    assert!(matches!(h.state(1), AgentState::WrapUp { .. }));
+}
+
+#[test]
+fn a_transfer_nobody_answers_waits_in_the_queue_ahead_of_earlier_callers() {
+    let mut h = Harness::new(vec![queue("q", Strategy::LongestIdle), queue("other", Strategy::LongestIdle)]);
+    // Agent 1 serves another queue only; a transfer may still name it.
+    h.login(1, &[("other", 0)], &[]);
+    h.login(2, &[("q", 0)], &[]);
+    h.enter(20, "q", 0);
+    assert_eq!(h.take_offers(), [(20, vec![2])]);
+    h.answer(20, 2);
+    h.enter(22, "q", 0);
+    // A busy agent is refused, and nothing changes.
+    let to_busy = Command::Transfer { call: CallRef(21), queue: QueueId::new("q"), priority: 10, caller: "139".into(), agent: Some(AgentId(2)) };
+    assert_eq!(h.cmd(to_busy), Err(AcdError::AgentBusy(AgentId(2))));
+    assert_eq!(h.acd.call_count(), 2);
+    // Agent 2 hands call 20 to agent 1 and takes a break after it.
+    h.end(20);
+    h.ok(Command::SetNotReady { agent: AgentId(2), reason: NotReadyReason::Break });
+    let transfer = Command::Transfer { call: CallRef(20), queue: QueueId::new("q"), priority: 10, caller: "138".into(), agent: Some(AgentId(1)) };
+    h.ok(transfer);
+    assert_eq!(h.take_offers(), [(20, vec![1])]);
+    // Agent 1 does not answer: the caller waits in the queue, ahead of call 22 that came first.
+    h.advance(10);
+    assert_eq!(h.state(1), AgentState::Ready);
+    assert_eq!((h.acd.position(CallRef(20)), h.acd.position(CallRef(22))), (Some(1), Some(2)));
+    h.ok(Command::SetReady { agent: AgentId(2) });
+    assert_eq!(h.take_offers().first().map(|o| o.0), Some(20));
+}
+
+#[test]
+fn a_transfer_to_a_queue_goes_ahead_of_new_arrivals() {
+    let mut h = Harness::new(vec![queue("q", Strategy::LongestIdle), queue("experts", Strategy::LongestIdle)]);
+    h.enter(30, "experts", 0);
+    h.enter(31, "experts", 0);
+    let transfer = Command::Transfer { call: CallRef(32), queue: QueueId::new("experts"), priority: 10, caller: "138".into(), agent: None };
+    h.ok(transfer);
+    assert_eq!(h.acd.position(CallRef(32)), Some(1));
+    h.login(5, &[("experts", 0)], &[]);
+    assert_eq!(h.take_offers(), [(32, vec![5])]);
+}
+
+#[test]
 fn estimated_wait_shares_the_calls_ahead_among_the_queues_agents() {
     let mut h = Harness::new(vec![QueueConfig { wrap_up_secs: 0, ..queue("q", Strategy::LongestIdle) }]);
     h.login(1, &[("q", 0)], &[]);

@@ -126,6 +126,15 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         | Request::ForceAgentState { .. }) => {
             super::acd_handlers::handle(ctx, &actor, req).await
         }
+        req @ (Request::HoldCall { .. }
+        | Request::MuteCall { .. }
+        | Request::TransferToAgent { .. }
+        | Request::TransferToQueue { .. }
+        | Request::TransferToSupervisor { .. }
+        | Request::Consult { .. }
+        | Request::CompleteTransfer { .. }
+        | Request::CancelConsult { .. }
+        | Request::ForceHangup { .. }) => super::call_handlers::handle(ctx, &actor, req).await,
         Request::ListUsers => {
             require(&actor, &[Role::Admin, Role::Supervisor])?;
             let users = store.read(move |db| db.users(now)).await.map_err(store_err)?;
@@ -329,7 +338,7 @@ fn telephony_down() -> DeskError {
 
 /// Hands a desk's call request to the engine and waits for its verdict. Ownership (the call
 /// was offered to this user) is checked there, where the calls are.
-async fn call_control(
+pub(super) async fn call_control(
     ctx: &Arc<DeskContext>,
     make: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), DeskCallError>>) -> DeskControl,
 ) -> Reply {
@@ -349,7 +358,7 @@ fn desk_call_error(e: DeskCallError) -> DeskError {
         DeskCallError::AlreadyAnswered => ErrorCode::Conflict,
         DeskCallError::NotFound => ErrorCode::NotFound,
         DeskCallError::NoTrunk | DeskCallError::NoMedia => ErrorCode::Internal,
-        DeskCallError::NotConnected => ErrorCode::InvalidTransition,
+        DeskCallError::NotConnected | DeskCallError::NotQueued => ErrorCode::InvalidTransition,
     };
     DeskError::new(code, e.to_string())
 }

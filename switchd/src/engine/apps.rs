@@ -93,10 +93,21 @@ pub async fn desk_user(mut call: Call, username: String) -> Call {
 }
 
 /// After a desk call: if the agent handed the caller on, the desk lets go and the caller is
-/// bridged to the number (told so if nobody answers there) or walked through the IVR flow.
+/// bridged to the number (told so if nobody answers there), walked through the IVR flow, or
+/// left talking with the party the agent consulted. Hand-overs to agents and queues are the
+/// ACD's (the IVR's queue carries them out); the desk server refuses them for other calls.
 pub async fn transfer_if_asked(call: &mut Call, transfer: Option<Handover>) -> Result<(), CallError> {
     let number = match transfer {
         None => return Ok(()),
+        Some(Handover::Consulted) => {
+            tracing::info!(leg = %call.info.leg, "the consulted party takes the caller over");
+            call.leave_desk();
+            return call.talk_with_consulted().await;
+        }
+        Some(Handover::Agent(_) | Handover::Queue(_)) => {
+            tracing::warn!(leg = %call.info.leg, "a hand-over to an agent or queue outside the ACD");
+            return Ok(());
+        }
         Some(Handover::Flow(flow)) => {
             tracing::info!(leg = %call.info.leg, flow, "desk hands the caller to an IVR flow");
             call.leave_desk();

@@ -15,13 +15,16 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::desk_leg::{DeskMedia, DeskOut, DeskSignal, Handover};
+use super::desk_leg::{Control, DeskMedia, DeskOut, DeskSignal, Handover};
+use super::hold::Controls;
 use super::rtp_leg::{Handling, Received, RtpLeg, FRAME_SAMPLES};
 use super::{EngineEvent, Shared};
 use crate::media::prompt::PromptError;
 use crate::media::wav::{WavError, WavFormat, WavWriter};
 use crate::sip::sdp::{self, LocalMedia, SessionDescription};
 use crate::sip::ua::{CallCommand, EndReason, LegId};
+
+mod control;
 
 /// Why a primitive stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,8 @@ pub(super) struct Outcome {
     pub digits: String,
     pub answered: bool,
     pub sip_status: Option<u16>,
+    /// A supervisor ended the call (强拆).
+    pub forced: bool,
 }
 
 /// How a recording ended.
@@ -120,6 +125,10 @@ enum Input {
     DeskTransfer(Handover),
     /// The desk user asked to add this number to the call.
     DeskConference(String),
+    /// The desk user holds, mutes or consults.
+    DeskControl(Control),
+    /// A supervisor ends the call.
+    ForceHangup(i64),
     /// Outbound: the far end rings.
     Ringing,
     /// Outbound: the far end answered.
@@ -169,6 +178,12 @@ pub struct Call {
     /// What the caller hears first once connected to a desk (自动报工号), mixed over the
     /// agent's voice, and the tone the agent hears meanwhile.
     announcement: Option<(VecDeque<i16>, VecDeque<i16>)>,
+    /// Hold and mute of the desk conversation.
+    controls: Controls,
+    /// A supervisor ended the call (强拆).
+    forced: bool,
+    /// The ACD queue the caller waited in, for transfers to agents and queues.
+    acd_queue: Option<String>,
 }
 
 /// The bridged leg's id and state.
@@ -205,7 +220,6 @@ impl Call {
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         Self {
             info,
-            shared,
             rtp,
             local,
             answer_sdp,
@@ -228,6 +242,10 @@ impl Call {
             bridge_signals: None,
             bridge: None,
             announcement: None,
+            controls: Controls::new(shared.hold_music.clone()),
+            forced: false,
+            acd_queue: None,
+            shared,
         }
     }
 
@@ -351,6 +369,16 @@ impl Call {
                     self.desk_signals = None;
                     return Ok(Some(487));
                 }
+                Ok(Input::DeskControl(Control::CancelConsult)) => {
+                    self.drop_bridge();
+                    return Ok(Some(487));
+                }
+                Ok(Input::DeskControl(Control::Hold(on))) => self.set_held(on),
+                Ok(Input::DeskControl(Control::Mute(on))) => self.set_muted(on),
+                Ok(Input::ForceHangup(by)) => {
+                    self.drop_bridge();
+                    return Err(self.forced_off(by).await);
+                }
                 Ok(_) => {}
                 Err(e) => {
                     self.drop_bridge();
@@ -358,6 +386,13 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// After an attended transfer: the caller and the consulted party talk until either hangs
+    /// up (`Ok` when the consulted party did).
+    pub async fn talk_with_consulted(&mut self) -> Result<(), CallError> {
+        self.controls.reset();
+        self.talk_bridged().await
     }
 
     /// Both bridged legs talk until the far end hangs up (`Ok`) or the caller does (`Err`).
@@ -650,6 +685,7 @@ impl Call {
     pub fn start_offer(&mut self, user_id: i64) {
         let call = self.info.leg.0;
         self.desk_signals = Some(self.shared.desks.insert(call, user_id, None, &self.info.caller, &self.info.callee));
+        self.shared.desks.set_queue(call, self.acd_queue.clone());
         self.desk_user = Some(user_id);
         self.ring();
         let event = rexian_shared::Event::CallOffered {
@@ -719,12 +755,31 @@ impl Call {
                         break Ok(None); // the desk hung up while the third party rang
                     }
                 }
+                Ok(Input::DeskControl(Control::CompleteConsult)) => {
+                    if self.consulting() {
+                        // The consulted party stays bridged to the caller: not dropped below.
+                        self.desk = None;
+                        self.controls.reset();
+                        return Ok(Some(Handover::Consulted));
+                    }
+                    tracing::info!(leg = %self.info.leg, "no consultation to complete");
+                }
+                Ok(Input::DeskControl(control)) => {
+                    if let Err(e) = self.control(control).await {
+                        break Err(e);
+                    }
+                    if self.desk_signals.is_none() {
+                        break Ok(None); // the desk hung up while the consulted party rang
+                    }
+                }
+                Ok(Input::ForceHangup(by)) => break Err(self.forced_off(by).await),
                 Ok(Input::BridgeEnded) => self.conference_changed(false),
                 Ok(_) => {}
                 Err(e) => break Err(e),
             }
         };
         self.desk = None;
+        self.controls.reset();
         self.drop_bridge();
         result
     }
@@ -874,6 +929,12 @@ impl Call {
         self.shared.config.record_calls
     }
 
+    /// Notes the ACD queue the caller waits in (offers made from now on may be handed to
+    /// other agents and queues).
+    pub fn set_acd_queue(&mut self, queue: Option<String>) {
+        self.acd_queue = queue;
+    }
+
     /// The desk user this call was offered to, if any.
     pub fn desk_user(&self) -> Option<i64> {
         self.desk_user
@@ -972,6 +1033,9 @@ impl Call {
                     Some(DeskSignal::Transfer { number }) => return Ok(Input::DeskTransfer(Handover::Number(number))),
                     Some(DeskSignal::TransferToFlow { flow }) => return Ok(Input::DeskTransfer(Handover::Flow(flow))),
                     Some(DeskSignal::Conference { number }) => return Ok(Input::DeskConference(number)),
+                    Some(DeskSignal::Handover(to)) => return Ok(Input::DeskTransfer(to)),
+                    Some(DeskSignal::Control(control)) => return Ok(Input::DeskControl(control)),
+                    Some(DeskSignal::ForceHangup { by }) => return Ok(Input::ForceHangup(by)),
                     Some(DeskSignal::Dtmf { digits }) => {
                         if !self.rtp.queue_digits(&digits) {
                             tracing::info!(leg = %self.info.leg, "the far end takes no RFC 4733 digits; not sent");
@@ -1011,9 +1075,18 @@ impl Call {
     async fn desk_tick(&mut self, now: std::time::Instant) {
         let Some(media) = self.desk.as_mut() else { return };
         media.take(now, &mut self.desk_pcm);
-        let mut to_agent = self.heard.clone();
-        let mut to_caller = self.desk_pcm.clone();
-        if let Some((caller_side, agent_side)) = self.announcement.as_mut() {
+        // A third party conferenced in (or being consulted) speaks too; hold and mute decide
+        // who hears whom.
+        let third = match (self.bridge.as_mut().filter(|b| b.up), self.bridge_rtp.as_mut()) {
+            (Some(b), Some(rtp)) => {
+                rtp.take_audio(now, &mut b.heard);
+                Some(b.heard.as_slice())
+            }
+            _ => None,
+        };
+        let mixed = self.controls.mix(&self.heard, &self.desk_pcm, third);
+        let (mut to_agent, mut to_caller) = (mixed.to_agent, mixed.to_caller);
+        if let Some((caller_side, agent_side)) = self.announcement.as_mut().filter(|_| !self.controls.held()) {
             let n = FRAME_SAMPLES.min(caller_side.len());
             let frame: Vec<i16> = caller_side.drain(..n).collect();
             mix_into(&mut to_caller, &frame);
@@ -1024,14 +1097,8 @@ impl Call {
                 self.announcement = None;
             }
         }
-        // A third party conferenced in: everyone hears the other two.
-        if let (Some(b), Some(third)) = (self.bridge.as_mut().filter(|b| b.up), self.bridge_rtp.as_mut()) {
-            third.take_audio(now, &mut b.heard);
-            mix_into(&mut to_agent, &b.heard);
-            mix_into(&mut to_caller, &b.heard);
-            let mut to_third = self.heard.clone();
-            mix_into(&mut to_third, &self.desk_pcm);
-            third.send_samples(&to_third).await;
+        if let (Some(_), Some(third)) = (self.bridge.as_ref().filter(|b| b.up), self.bridge_rtp.as_mut()) {
+            third.send_samples(&mixed.to_third).await;
         }
         for s in &mut self.snoops {
             s.media.take(now, &mut s.pcm);
@@ -1143,7 +1210,7 @@ impl Call {
 
     /// What the engine writes into the CDR at the end.
     pub(super) fn into_outcome(self) -> Outcome {
-        Outcome { info: self.info, ended: self.ended, digits: self.digits, answered: self.answered, sip_status: self.sip_status }
+        Outcome { info: self.info, ended: self.ended, digits: self.digits, answered: self.answered, sip_status: self.sip_status, forced: self.forced }
     }
 }
 

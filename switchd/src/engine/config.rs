@@ -40,6 +40,9 @@ pub struct TelephonyConfig {
     pub voicemail_max_secs: u32,
     /// How long a call offered to a desk user rings before it is given up (seconds).
     pub desk_ring_secs: u32,
+    /// What a caller on hold hears: an administrator's prompt (a WAV in the prompts folder,
+    /// by name), read when switchd starts; empty: the built-in soft melody.
+    pub hold_music: String,
     /// Record every connected call (at a desk, or forwarded to a number) as stereo WAV:
     /// the caller left, the other side right.
     pub record_calls: bool,
@@ -79,6 +82,7 @@ impl Default for TelephonyConfig {
             tcp_idle_secs: 600,
             voicemail_max_secs: 120,
             desk_ring_secs: 30,
+            hold_music: String::new(),
             record_calls: true,
             tts_program: PathBuf::from("espeak-ng"),
             tts_voice: "cmn-latn-pinyin".into(),

@@ -56,6 +56,8 @@ pub enum DeskCallError {
     NoMedia,
     #[error("通话尚未接通 / the call is not connected yet")]
     NotConnected,
+    #[error("此通话不是排队来电，不能转座席、队列或班长 / only calls from an ACD queue go to an agent, a queue or a supervisor")]
+    NotQueued,
 }
 
 /// A desk user's call control, from the desk server.
@@ -77,6 +79,25 @@ pub enum DeskControl {
     Transfer { call: u64, user_id: i64, number: String, keep: bool, reply: oneshot::Sender<Result<(), DeskCallError>> },
     /// The agent hands the caller to IVR flow `flow` (人工转自动).
     TransferToFlow { call: u64, user_id: i64, flow: String, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// The agent hands the caller of a queue call to another desk user or queue.
+    Handover { call: u64, user_id: i64, to: Handover, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// The agent holds or mutes a connected call, or steers a consultation.
+    Control { call: u64, user_id: i64, control: Control, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// A supervisor ends a desk call (强拆). The role is checked by the desk server.
+    ForceHangup { call: u64, by: i64, reply: oneshot::Sender<Result<(), DeskCallError>> },
+}
+
+/// What an agent does to a connected call besides talking (AGT-1, AGT-2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    Hold(bool),
+    Mute(bool),
+    /// Hold the caller and call this number (attended transfer).
+    Consult(String),
+    /// The consulted party takes the caller over.
+    CompleteConsult,
+    /// The consulted party is dropped; back to the caller.
+    CancelConsult,
 }
 
 /// Where a desk hands its caller on.
@@ -86,6 +107,13 @@ pub enum Handover {
     Number(String),
     /// An IVR flow.
     Flow(String),
+    /// Another desk user (by user id): rung; unanswered, the caller goes back to the queue.
+    Agent(i64),
+    /// An ACD queue, ahead of the callers waiting there.
+    Queue(String),
+    /// The party the desk consulted (attended transfer) takes the caller over; the two are
+    /// bridged already.
+    Consulted,
 }
 
 /// What the desk side tells a call task.
@@ -111,6 +139,12 @@ pub enum DeskSignal {
     SnoopStop { conn_id: u64 },
     /// Audio from a supervisor's connection.
     SnoopAudio { conn_id: u64, frame: AudioFrame },
+    /// The user hands the caller of a queue call on.
+    Handover(Handover),
+    /// Hold, mute or consultation.
+    Control(Control),
+    /// A supervisor ends the call.
+    ForceHangup { by: i64 },
 }
 
 struct Entry {
@@ -120,6 +154,9 @@ struct Entry {
     callee: String,
     /// Supervisors in the call: (user, connection).
     snoopers: Vec<(i64, u64)>,
+    /// The ACD queue the call came from (transfers to agents and queues need one).
+    queue: Option<String>,
+    held: bool,
     tx: mpsc::UnboundedSender<DeskSignal>,
 }
 
@@ -135,10 +172,28 @@ impl DeskRegistry {
     pub fn insert(&self, call: u64, user_id: i64, answered_on: Option<u64>, caller: &str, callee: &str) -> mpsc::UnboundedReceiver<DeskSignal> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut legs) = self.legs.lock() {
-            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), tx };
+            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, tx };
             legs.insert(call, entry);
         }
         rx
+    }
+
+    /// Notes the ACD queue a desk leg's call came from.
+    pub fn set_queue(&self, call: u64, queue: Option<String>) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                e.queue = queue;
+            }
+        }
+    }
+
+    /// Notes whether a desk call's caller is on hold (for supervisors' `ListCalls`).
+    pub fn set_held(&self, call: u64, held: bool) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                e.held = held;
+            }
+        }
     }
 
     pub fn remove(&self, call: u64) {
@@ -212,6 +267,33 @@ impl DeskRegistry {
                 };
                 let _ = reply.send(result);
             }
+            DeskControl::Handover { call, user_id, to, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) if e.queue.is_none() => Err(DeskCallError::NotQueued),
+                    Some(e) => e.tx.send(DeskSignal::Handover(to)).map_err(|_| DeskCallError::NotFound),
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::Control { call, user_id, control, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => e.tx.send(DeskSignal::Control(control)).map_err(|_| DeskCallError::NotFound),
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::ForceHangup { call, by, reply } => {
+                let result = match legs.get(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => e.tx.send(DeskSignal::ForceHangup { by }).map_err(|_| DeskCallError::NotFound),
+                };
+                let _ = reply.send(result);
+            }
             DeskControl::Dtmf { call, user_id, digits, reply } => {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
@@ -230,6 +312,7 @@ impl DeskRegistry {
                         caller: e.caller.clone(),
                         callee: e.callee.clone(),
                         connected: e.answered_on.is_some(),
+                        held: e.held,
                     })
                     .collect();
                 calls.sort_by_key(|c| c.call);
@@ -370,6 +453,44 @@ mod tests {
 
     fn frame(seq: u16, pcm: &[i16], enc: &mut OpusEncoderVoip) -> AudioFrame {
         AudioFrame { call: 1, seq, timestamp: u32::from(seq) * TIMESTAMP_TICKS_PER_FRAME, payload: enc.encode(pcm).unwrap() }
+    }
+
+    /// Runs one control on `registry` and returns its verdict.
+    fn verdict(registry: &DeskRegistry, make: impl FnOnce(oneshot::Sender<Result<(), DeskCallError>>) -> DeskControl) -> Result<(), DeskCallError> {
+        let (reply, mut rx) = oneshot::channel();
+        registry.control(make(reply));
+        rx.try_recv().unwrap()
+    }
+
+    #[test]
+    fn call_control_is_for_the_users_own_connected_calls_and_hand_overs_for_queue_calls() {
+        let registry = DeskRegistry::default();
+        let mut signals = registry.insert(7, 1, None, "13800138000", "12365");
+        let hold = |user_id| move |reply| DeskControl::Control { call: 7, user_id, control: Control::Hold(true), reply };
+        assert_eq!(verdict(&registry, hold(1)), Err(DeskCallError::NotConnected), "ringing");
+        assert_eq!(verdict(&registry, |reply| DeskControl::ForceHangup { call: 7, by: 9, reply }), Err(DeskCallError::NotConnected));
+        verdict(&registry, |reply| DeskControl::Answer { call: 7, user_id: 1, conn_id: 3, reply }).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Answered { conn_id: 3 });
+        assert_eq!(verdict(&registry, hold(2)), Err(DeskCallError::NotYours));
+        verdict(&registry, hold(1)).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Control(Control::Hold(true)));
+
+        // Not from a queue: no hand-over to an agent or queue; from one, it reaches the call.
+        let to_agent = |reply| DeskControl::Handover { call: 7, user_id: 1, to: Handover::Agent(2), reply };
+        assert_eq!(verdict(&registry, to_agent), Err(DeskCallError::NotQueued));
+        registry.set_queue(7, Some("hotline".into()));
+        let to_queue = |reply| DeskControl::Handover { call: 7, user_id: 1, to: Handover::Queue("experts".into()), reply };
+        verdict(&registry, to_queue).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Handover(Handover::Queue("experts".into())));
+
+        // Supervisors see the hold; any supervisor may force the end.
+        registry.set_held(7, true);
+        let (reply, mut calls) = oneshot::channel();
+        registry.control(DeskControl::List { reply });
+        assert!(calls.try_recv().unwrap().iter().any(|c| c.call == 7 && c.held));
+        verdict(&registry, |reply| DeskControl::ForceHangup { call: 7, by: 9, reply }).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::ForceHangup { by: 9 });
+        assert_eq!(verdict(&registry, |reply| DeskControl::ForceHangup { call: 8, by: 9, reply }), Err(DeskCallError::NotFound));
     }
 
     /// A desktop that restarts its stream (numbers from 0 again) is heard at once, not after

@@ -15,6 +15,7 @@ pub mod call;
 pub mod callback;
 pub mod config;
 pub mod desk_leg;
+pub mod hold;
 pub mod outbound;
 pub mod rtp_leg;
 
@@ -67,6 +68,8 @@ pub struct Shared {
     pub legs: std::sync::Mutex<HashMap<LegId, mpsc::UnboundedSender<LegSignal>>>,
     /// Numbers outbound legs ([`LegId::engine`]).
     pub next_outbound: std::sync::atomic::AtomicU64,
+    /// What a caller on hold hears (`hold_music`, or the built-in melody).
+    pub hold_music: Arc<[i16]>,
 }
 
 impl Shared {
@@ -308,6 +311,7 @@ pub(super) async fn finish(shared: &Shared, mut call: Call) {
     let outcome = call.into_outcome();
     let reason = outcome.ended.unwrap_or(EndReason::Local);
     let cause = match (outcome.sip_status, reason) {
+        _ if outcome.forced => EndCause::ForcedHangup,
         (Some(486 | 600 | 603 | 403), _) => EndCause::Rejected,
         (Some(408 | 480 | 487), _) => EndCause::NoAnswer,
         (Some(_), _) => EndCause::Failed,

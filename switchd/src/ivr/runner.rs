@@ -15,6 +15,7 @@ use super::records;
 use crate::acd::actor::AcdHandle;
 use crate::cases::service::{Actor, Cases};
 use crate::engine::call::{ringback_tone, Call, CallError, CallInfo, Offer};
+use crate::engine::desk_leg::Handover;
 use crate::engine::{apps, FlowHook, HotlineHook};
 use crate::media::prompt::{tone, PromptError, Prompts};
 use crate::store::TrailRow;
@@ -320,7 +321,12 @@ async fn queue(
         match call.offer_holding(user, ring.min(left), hold, leave_key).await? {
             Offer::Answered(conn_id) => {
                 tracing::info!(leg = %call.info.leg, user, "IVR: an agent took the call");
-                return talk_to_agent(call, conn_id, true).await.map(|()| QueueOutcome::Connected);
+                let result = match talk_to_agent(call, conn_id, true).await {
+                    Ok(handover) => apps::transfer_if_asked(call, handover).await,
+                    Err(e) => Err(e),
+                };
+                call.stop_call_recording().await;
+                return result.map(|()| QueueOutcome::Connected);
             }
             Offer::Left => return Ok(QueueOutcome::Left),
             Offer::NotAnswered => {}
@@ -343,18 +349,13 @@ pub(super) async fn announce_agent(call: &mut Call, ivr: &Ivr, agent: i64) {
     }
 }
 
-/// Caller and agent talk, recorded when `record` (and calls are recorded at all); a
-/// hand-over the desk asks for is carried out.
-pub(super) async fn talk_to_agent(call: &mut Call, conn_id: u64, record: bool) -> Result<(), CallError> {
+/// Caller and agent talk (recorded when `record` and calls are recorded at all) until either
+/// hangs up or the agent hands the caller on; the recording goes on through a hand-over.
+pub(super) async fn talk_to_agent(call: &mut Call, conn_id: u64, record: bool) -> Result<Option<Handover>, CallError> {
     if record {
         call.record_if_configured().await;
     }
-    let result = match call.talk_with_desk(conn_id).await {
-        Ok(t) => apps::transfer_if_asked(call, t).await,
-        Err(e) => Err(e),
-    };
-    call.stop_call_recording().await;
-    result
+    call.talk_with_desk(conn_id).await
 }
 
 async fn create_ticket(

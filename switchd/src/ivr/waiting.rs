@@ -13,7 +13,9 @@ use super::runner::{announce_agent, rendered, talk_to_agent, Ivr};
 use super::interp::Say;
 use crate::acd::actor::{AcdHandle, QueueSignal};
 use crate::acd::{AcdError, AgentId, CallRef, Command as AcdCommand, OverflowTarget, QueueId};
+use crate::engine::apps;
 use crate::engine::call::{ringback_tone, Call, CallError, Offer};
+use crate::engine::desk_leg::Handover;
 use crate::media::prompt::spell_digits;
 
 /// The caller's keys while waiting.
@@ -25,10 +27,27 @@ pub struct Keys {
     pub callback: Option<char>,
 }
 
+/// The priority of a caller an agent handed to another agent or a queue: ahead of new callers.
+const TRANSFER_PRIORITY: i32 = 10;
+
+/// How a wait in an ACD queue ended.
+enum Waited {
+    /// The ACD's offer to `agent` was answered on desk connection `conn_id`.
+    Agent { agent: i64, conn_id: u64 },
+    /// A desk user outside the ACD, rung directly after a transfer, answered.
+    Desk { conn_id: u64 },
+    /// The desk user a transfer named did not answer: the caller waits in the queue.
+    Requeue,
+    Done(QueueOutcome),
+}
+
 /// Waits in ACD queue `name` while the caller hears `hold`, taking the offers the ACD makes:
-/// each rings the agent's desk; an answer connects caller and agent (and ends the wait), a
-/// miss goes back to the ACD, which offers the next agent. The caller's keys, the ACD's
-/// overflow and `max_wait` end the wait without an agent.
+/// each rings the agent's desk; an answer connects caller and agent, a miss goes back to the
+/// ACD, which offers the next agent. The caller's keys, the ACD's overflow and `max_wait` end
+/// the wait without an agent. An agent who hands the caller to another agent or queue (AGT-2)
+/// goes to wrap-up and the caller enters the ACD again, ahead of new callers: offered to that
+/// agent first, or waiting in that queue. A named agent who does not answer leaves the caller
+/// waiting in the queue they first came to.
 pub async fn acd_queue(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, name: &str, max_wait: Duration, keys: Keys, hold: &[i16]) -> Result<QueueOutcome, CallError> {
     let id = CallRef(call.info.leg.0);
     let open = is_open(ivr, acd, name);
@@ -38,20 +57,101 @@ pub async fn acd_queue(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, name: &str, 
         tracing::info!(leg = %call.info.leg, queue = name, "IVR: no agent logged in to the queue");
         return Ok(QueueOutcome::NoAnswer);
     }
-    let mut signals = match acd.enter(id, call.info.cdr, QueueId::new(name), call.info.caller.clone(), open).await {
-        Ok(rx) => rx,
-        Err(AcdError::QueueClosed(_)) => {
-            tracing::info!(leg = %call.info.leg, queue = name, "IVR: the queue is closed");
-            say(call, "对不起，现在不是人工服务时间。").await?;
-            return Ok(QueueOutcome::NoAnswer);
+    let hold = hold_loop(call, acd, name, hold);
+    call.set_acd_queue(Some(name.to_owned()));
+    // The queue to wait in, and for a transfer the agent to offer the caller to first.
+    let (mut queue, mut transfer) = (name.to_owned(), None::<Option<i64>>);
+    let result = loop {
+        let entry = Entry { queue: &queue, open, transfer, max_wait, keys };
+        let (conn_id, agent) = match wait_for_agent(call, ivr, acd, entry, &hold).await {
+            Ok(Waited::Agent { agent, conn_id }) => {
+                announce_agent(call, ivr, agent).await;
+                (conn_id, Some(agent))
+            }
+            Ok(Waited::Desk { conn_id }) => (conn_id, None),
+            Ok(Waited::Requeue) => {
+                (queue, transfer) = (name.to_owned(), Some(None));
+                continue;
+            }
+            Ok(Waited::Done(outcome)) => break Ok(outcome),
+            Err(e) => break Err(e),
+        };
+        let record = match agent {
+            Some(agent) => acd.records(&queue, &username_of(ivr, agent).await.unwrap_or_default()),
+            None => true,
+        };
+        let talked = talk_to_agent(call, conn_id, record).await;
+        if agent.is_some() {
+            // The agent is done with this caller whatever comes next: wrap-up.
+            acd.tell(AcdCommand::CallEnded { call: id });
         }
-        Err(e) => {
-            tracing::warn!(leg = %call.info.leg, queue = name, error = %e, "IVR: the ACD refused the call");
-            return Ok(QueueOutcome::NoAnswer);
+        match talked {
+            Ok(Some(Handover::Agent(user))) => {
+                tracing::info!(leg = %call.info.leg, user, "IVR: the agent hands the caller to another agent");
+                call.leave_desk();
+                (queue, transfer) = (name.to_owned(), Some(Some(user)));
+            }
+            Ok(Some(Handover::Queue(to))) => {
+                tracing::info!(leg = %call.info.leg, queue = to, "IVR: the agent hands the caller to a queue");
+                call.leave_desk();
+                call.set_acd_queue(Some(to.clone()));
+                (queue, transfer) = (to, Some(None));
+            }
+            Ok(other) => break apps::transfer_if_asked(call, other).await.map(|()| QueueOutcome::Connected),
+            Err(e) => break Err(e),
         }
     };
-    let mut audio = HoldAudio::new(hold_loop(call, acd, name, hold));
-    let deadline = Instant::now() + max_wait;
+    call.set_acd_queue(None);
+    call.stop_call_recording().await;
+    result
+}
+
+/// How a caller enters the ACD for one wait.
+#[derive(Clone, Copy)]
+struct Entry<'a> {
+    queue: &'a str,
+    /// The first entry: whether the queue is open by its hours (transfers ignore them).
+    open: bool,
+    /// `Some` for a caller an agent handed on, with the agent to offer it to first.
+    transfer: Option<Option<i64>>,
+    max_wait: Duration,
+    keys: Keys,
+}
+
+/// One wait in an ACD queue (see [`acd_queue`]).
+async fn wait_for_agent(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, entry: Entry<'_>, hold: &[i16]) -> Result<Waited, CallError> {
+    let id = CallRef(call.info.leg.0);
+    let (record, caller, queue) = (call.info.cdr, call.info.caller.clone(), entry.queue);
+    let entered = match entry.transfer {
+        None => acd.enter(id, record, QueueId::new(queue), caller, entry.open).await,
+        Some(agent) => acd.enter_transferred(id, record, QueueId::new(queue), caller, TRANSFER_PRIORITY, agent.map(AgentId)).await,
+    };
+    let mut signals = match (entered, entry.transfer) {
+        (Ok(rx), _) => rx,
+        // A desk user who does not take queue calls (a supervisor watching the board): their
+        // desk rings directly.
+        (Err(AcdError::UnknownAgent(_) | AcdError::NotLoggedIn(_)), Some(Some(user))) => {
+            let ring = Duration::from_secs(u64::from(call.desk_ring_secs()));
+            return Ok(match call.offer_holding(user, ring, hold, entry.keys.leave).await? {
+                Offer::Answered(conn_id) => Waited::Desk { conn_id },
+                Offer::NotAnswered => Waited::Requeue,
+                Offer::Left => Waited::Done(QueueOutcome::Left),
+            });
+        }
+        // Busy since the agent asked: the caller waits in the queue instead.
+        (Err(AcdError::AgentBusy(_)), Some(Some(_))) => return Ok(Waited::Requeue),
+        (Err(AcdError::QueueClosed(_)), _) => {
+            tracing::info!(leg = %call.info.leg, queue, "IVR: the queue is closed");
+            say(call, "对不起，现在不是人工服务时间。").await?;
+            return Ok(Waited::Done(QueueOutcome::NoAnswer));
+        }
+        (Err(e), _) => {
+            tracing::warn!(leg = %call.info.leg, queue, error = %e, "IVR: the ACD refused the call");
+            return Ok(Waited::Done(QueueOutcome::NoAnswer));
+        }
+    };
+    let mut audio = HoldAudio::new(hold.to_vec());
+    let deadline = Instant::now() + entry.max_wait;
     let mut next_position = (!ivr.position_every.is_zero()).then(|| Instant::now() + Duration::from_secs(5));
     // The desk being rung now, and until when: the ACD decides when an offer ends.
     let mut ringing: Option<(i64, Instant)> = None;
@@ -59,15 +159,15 @@ pub async fn acd_queue(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, name: &str, 
         if Instant::now() >= deadline {
             break Ok(QueueOutcome::NoAnswer);
         }
-        if keys.leave.is_some_and(|k| call.take_key(k)) {
+        if entry.keys.leave.is_some_and(|k| call.take_key(k)) {
             break Ok(QueueOutcome::Left);
         }
-        if keys.callback.is_some_and(|k| call.take_key(k)) {
+        if entry.keys.callback.is_some_and(|k| call.take_key(k)) {
             if ringing.take().is_some() {
                 call.withdraw_offer();
             }
             if let Some(number) = confirm_callback(call, call.info.caller.clone()).await? {
-                return called_back(call, acd, id, number, true).await;
+                return called_back(call, acd, id, number, true).await.map(Waited::Done);
             }
         }
         match signals.try_recv() {
@@ -87,17 +187,19 @@ pub async fn acd_queue(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, name: &str, 
             }
             Ok(QueueSignal::Overflow(OverflowTarget::Queue(to))) => {
                 tracing::info!(leg = %call.info.leg, queue = %to, "IVR: the caller moves to another queue");
+                call.set_acd_queue(Some(to.0));
             }
             Ok(QueueSignal::Overflow(OverflowTarget::Callback)) => {
                 // The ACD made the call a callback on the caller's number already; the caller
                 // may give another, and is hung up either way.
                 let number = confirm_callback(call, call.info.caller.clone()).await?;
                 let confirmed = number.is_some();
-                return called_back(call, acd, id, number.unwrap_or_else(|| call.info.caller.clone()), confirmed).await;
+                let number = number.unwrap_or_else(|| call.info.caller.clone());
+                return called_back(call, acd, id, number, confirmed).await.map(Waited::Done);
             }
             Ok(QueueSignal::Overflow(OverflowTarget::Mailbox(_))) | Err(TryRecvError::Disconnected) => {
                 // Out of the ACD already: the flow takes the message.
-                return Ok(QueueOutcome::NoAnswer);
+                return Ok(Waited::Done(QueueOutcome::NoAnswer));
             }
             Err(TryRecvError::Empty) => {}
         }
@@ -117,11 +219,7 @@ pub async fn acd_queue(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, name: &str, 
         match (tick, ringing) {
             (Ok(Some(Offer::Answered(conn_id))), Some((agent, _))) => {
                 acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
-                announce_agent(call, ivr, agent).await;
-                let record = acd.records(name, &username_of(ivr, agent).await.unwrap_or_default());
-                let talked = talk_to_agent(call, conn_id, record).await;
-                acd.tell(AcdCommand::CallEnded { call: id });
-                return talked.map(|()| QueueOutcome::Connected);
+                return Ok(Waited::Agent { agent, conn_id });
             }
             (Ok(Some(_)), Some((agent, _))) => {
                 call.withdraw_offer();
@@ -136,7 +234,7 @@ pub async fn acd_queue(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, name: &str, 
         call.withdraw_offer();
     }
     acd.tell(AcdCommand::Abandon { call: id });
-    result
+    result.map(Waited::Done)
 }
 
 async fn username_of(ivr: &Ivr, agent: i64) -> Option<String> {
