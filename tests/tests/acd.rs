@@ -337,3 +337,59 @@ async fn out_of_hours_the_night_bell_rings_only_the_duty_agent() {
     let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("events json");
     assert!(events.iter().any(|e| e["kind"] == "overflowed" && e["queue"] == "hotline"), "{events:#?}");
 }
+
+/// A desk that drops mid-call: the caller goes back to the queue ahead of the others and the
+/// next agent takes them; the dropped agent comes back, logs in and is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_that_drops_mid_call_sends_the_caller_back_to_the_queue_and_the_agent_returns_ready() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[acd]\nposition_every_secs = 0\n\n\
+                  [[acd.queues]]\nname = \"hotline\"\nwrap_up_secs = 1\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    let agent1 = std::sync::Arc::new(daemon.login_demo("agent1").await);
+    agent1.agent_login(true).await.expect("login");
+    wait_event(&agent1, "ready", state_is("ready")).await;
+    let agent2 = std::sync::Arc::new(daemon.login_demo("agent2").await);
+    agent2.agent_login(false).await.expect("login, not ready");
+
+    let target = daemon.sip_addr;
+    let steps = vec![CallerStep::Pause(1500), CallerStep::Keys("0".into()), CallerStep::Pause(25000)];
+    let caller = tokio::task::spawn_blocking(move || sipp_caller(target, "12365", "13800138000", &steps, false));
+    let Event::CallOffered { call, .. } = wait_event(&agent1, "the offer", |e| matches!(e, Event::CallOffered { .. })).await else {
+        unreachable!()
+    };
+    agent1.answer_call(call).await.expect("answer");
+    wait_event(&agent1, "connected", |e| *e == Event::CallConnected { call }).await;
+    rexian_tests::desk_talk(agent1.clone(), call, 1, Some(440.0), 0).await;
+    // agent1's desktop vanishes mid-call; agent2 becomes ready.
+    // (desk_talk's listener lets go of its handle once its abort lands.)
+    let mut agent1 = agent1;
+    let agent1 = loop {
+        match std::sync::Arc::try_unwrap(agent1) {
+            Ok(desk) => break desk,
+            Err(shared) => agent1 = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    agent1.close().await;
+    agent2.agent_ready().await.expect("ready");
+    let Event::CallOffered { call: again, caller: from, .. } = wait_event(&agent2, "the caller again", |e| matches!(e, Event::CallOffered { .. })).await else {
+        unreachable!()
+    };
+    assert_eq!((again, from.as_str()), (call, "13800138000"), "the same caller, back in the queue");
+    agent2.answer_call(call).await.expect("answer");
+    wait_event(&agent2, "connected", |e| *e == Event::CallConnected { call }).await;
+    let (heard, _) = rexian_tests::desk_talk(agent2.clone(), call, 2, None, 0).await;
+    assert!(heard.chunks(160).any(|f| f.iter().any(|&s| s.abs() > 500)), "agent2 hears the caller's side");
+
+    // agent1 comes back: logs in and is ready, its earlier call settled.
+    let agent1 = daemon.login_demo("agent1").await;
+    agent1.agent_login(true).await.expect("login again");
+    wait_event(&agent1, "ready again", state_is("ready")).await;
+    caller.await.expect("caller");
+    let out = daemon.cli(&["acd", "events", "--json"]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("events json");
+    let answered = events.iter().filter(|e| e["kind"] == "answered").count();
+    assert_eq!(answered, 2, "answered by agent1, then again by agent2: {events:#?}");
+}

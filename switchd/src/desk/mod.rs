@@ -131,6 +131,11 @@ async fn run_connection(ctx: Arc<DeskContext>, conn: quinn::Connection, id: u64)
             acd.tell(crate::acd::Command::Disconnected { agent: crate::acd::AgentId(user) });
         }
     }
+    // A call it talked on loses its desk (after the ACD heard of the agent, so the agent is
+    // logged out once that call's wrap-up ends).
+    if let Some(engine) = &ctx.calls {
+        let _ = engine.send(crate::engine::desk_leg::DeskControl::ConnectionLost { conn_id: id });
+    }
     ctx.metrics.desk_connections.fetch_sub(1, Ordering::Relaxed);
     match result {
         Ok(()) => tracing::info!("desk disconnected"),

@@ -96,6 +96,9 @@ pub async fn desk_user(mut call: Call, username: String) -> Call {
 /// bridged to the number (told so if nobody answers there), walked through the IVR flow, or
 /// left talking with the party the agent consulted. Hand-overs to agents and queues are the
 /// ACD's (the IVR's queue carries them out); the desk server refuses them for other calls.
+/// What a caller hears when the agent's desk vanished from a call outside the ACD.
+const DESK_LOST: &str = "对不起，坐席连接中断，请稍后再拨。";
+
 pub async fn transfer_if_asked(call: &mut Call, transfer: Option<Handover>) -> Result<(), CallError> {
     let number = match transfer {
         None => return Ok(()),
@@ -103,6 +106,11 @@ pub async fn transfer_if_asked(call: &mut Call, transfer: Option<Handover>) -> R
             tracing::info!(leg = %call.info.leg, "the consulted party takes the caller over");
             call.leave_desk();
             return call.talk_with_consulted().await;
+        }
+        Some(Handover::DeskLost) => {
+            call.leave_desk();
+            call.play_text(DESK_LOST, false).await?;
+            return Ok(());
         }
         Some(Handover::Agent(_) | Handover::Queue(_)) => {
             tracing::warn!(leg = %call.info.leg, "a hand-over to an agent or queue outside the ACD");

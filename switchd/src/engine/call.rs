@@ -129,6 +129,8 @@ enum Input {
     DeskControl(Control),
     /// A supervisor ends the call.
     ForceHangup(i64),
+    /// The connection the desk talked on is gone.
+    DeskLost,
     /// Outbound: the far end rings.
     Ringing,
     /// Outbound: the far end answered.
@@ -773,6 +775,10 @@ impl Call {
                     }
                 }
                 Ok(Input::ForceHangup(by)) => break Err(self.forced_off(by).await),
+                Ok(Input::DeskLost) => {
+                    tracing::warn!(leg = %self.info.leg, user = ?self.desk_user, "the desk's connection was lost mid-call");
+                    break Ok(Some(Handover::DeskLost));
+                }
                 Ok(Input::BridgeEnded) => self.conference_changed(false),
                 Ok(_) => {}
                 Err(e) => break Err(e),
@@ -1036,6 +1042,7 @@ impl Call {
                     Some(DeskSignal::Handover(to)) => return Ok(Input::DeskTransfer(to)),
                     Some(DeskSignal::Control(control)) => return Ok(Input::DeskControl(control)),
                     Some(DeskSignal::ForceHangup { by }) => return Ok(Input::ForceHangup(by)),
+                    Some(DeskSignal::Lost) => return Ok(Input::DeskLost),
                     Some(DeskSignal::Dtmf { digits }) => {
                         if !self.rtp.queue_digits(&digits) {
                             tracing::info!(leg = %self.info.leg, "the far end takes no RFC 4733 digits; not sent");

@@ -85,6 +85,9 @@ pub enum DeskControl {
     Control { call: u64, user_id: i64, control: Control, reply: oneshot::Sender<Result<(), DeskCallError>> },
     /// A supervisor ends a desk call (强拆). The role is checked by the desk server.
     ForceHangup { call: u64, by: i64, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// Desk connection `conn_id` is gone (network loss, a crashed desktop): the calls it
+    /// talked on lose their desk, and a supervisor listening on it leaves.
+    ConnectionLost { conn_id: u64 },
 }
 
 /// What an agent does to a connected call besides talking (AGT-1, AGT-2).
@@ -114,6 +117,9 @@ pub enum Handover {
     /// The party the desk consulted (attended transfer) takes the caller over; the two are
     /// bridged already.
     Consulted,
+    /// Not asked for: the desk's connection was lost mid-call. A queue call goes back to its
+    /// queue ahead of the others; any other call is told and ended.
+    DeskLost,
 }
 
 /// What the desk side tells a call task.
@@ -145,6 +151,8 @@ pub enum DeskSignal {
     Control(Control),
     /// A supervisor ends the call.
     ForceHangup { by: i64 },
+    /// The connection the call was answered on is gone.
+    Lost,
 }
 
 struct Entry {
@@ -205,6 +213,17 @@ impl DeskRegistry {
     fn control(&self, control: DeskControl) {
         let Ok(mut legs) = self.legs.lock() else { return };
         match control {
+            DeskControl::ConnectionLost { conn_id } => {
+                for e in legs.values_mut() {
+                    if e.answered_on == Some(conn_id) {
+                        let _ = e.tx.send(DeskSignal::Lost);
+                    }
+                    if e.snoopers.iter().any(|(_, c)| *c == conn_id) {
+                        e.snoopers.retain(|(_, c)| *c != conn_id);
+                        let _ = e.tx.send(DeskSignal::SnoopStop { conn_id });
+                    }
+                }
+            }
             DeskControl::Answer { call, user_id, conn_id, reply } => {
                 let result = match legs.get_mut(&call) {
                     None => Err(DeskCallError::NotFound),

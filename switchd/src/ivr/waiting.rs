@@ -91,6 +91,12 @@ pub async fn acd_queue(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, name: &str, 
                 call.leave_desk();
                 (queue, transfer) = (name.to_owned(), Some(Some(user)));
             }
+            Ok(Some(Handover::DeskLost)) => {
+                tracing::info!(leg = %call.info.leg, queue, "IVR: the agent's desk was lost; the caller goes back to the queue");
+                call.leave_desk();
+                say(call, "对不起，坐席连接中断，正在为您重新转接，请稍候。").await?;
+                transfer = Some(None);
+            }
             Ok(Some(Handover::Queue(to))) => {
                 tracing::info!(leg = %call.info.leg, queue = to, "IVR: the agent hands the caller to a queue");
                 call.leave_desk();
