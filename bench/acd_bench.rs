@@ -237,8 +237,8 @@ async fn through_the_actor(agents: usize, waiting: usize, rounds: usize) -> Resu
         queued.push_back((call, rx));
         if on_call.len() < agents {
             let (call, mut rx) = queued.pop_front().ok_or_else(|| anyhow!("no caller"))?;
-            let Some(QueueSignal::Offer { agent, .. }) = rx.recv().await else { return Err(anyhow!("no offer while filling")) };
-            acd.command(Command::OfferAnswered { call, agent: AgentId(agent) }).await?;
+            let Some(QueueSignal::Offer { agents, .. }) = rx.recv().await else { return Err(anyhow!("no offer while filling")) };
+            acd.command(Command::OfferAnswered { call, agent: AgentId(agents[0]) }).await?;
             on_call.push(call);
         }
     }
@@ -251,9 +251,9 @@ async fn through_the_actor(agents: usize, waiting: usize, rounds: usize) -> Resu
         let (call, mut rx) = queued.pop_front().ok_or_else(|| anyhow!("no caller"))?;
         let t = Instant::now();
         acd.tell(Command::CallEnded { call: ended });
-        let Some(QueueSignal::Offer { agent, .. }) = rx.recv().await else { return Err(anyhow!("the head of the line was not offered")) };
+        let Some(QueueSignal::Offer { agents, .. }) = rx.recv().await else { return Err(anyhow!("the head of the line was not offered")) };
         samples.push(t.elapsed());
-        acd.tell(Command::OfferAnswered { call, agent: AgentId(agent) });
+        acd.tell(Command::OfferAnswered { call, agent: AgentId(agents[0]) });
         on_call.push(call);
         let call = CallRef(next);
         next += 1;

@@ -393,3 +393,38 @@ async fn a_desk_that_drops_mid_call_sends_the_caller_back_to_the_queue_and_the_a
     let answered = events.iter().filter(|e| e["kind"] == "answered").count();
     assert_eq!(answered, 2, "answered by agent1, then again by agent2: {events:#?}");
 }
+
+/// ACD-1 ring-all: every free agent's desk rings at once; the first to answer takes the call,
+/// the others are told it was answered elsewhere and stay ready (not counted as a miss).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_all_queue_rings_every_free_desk_and_the_first_answer_wins() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[acd]\nposition_every_secs = 0\n\n\
+                  [[acd.queues]]\nname = \"hotline\"\nstrategy = \"ring_all\"\nmax_missed_offers = 1\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    let agent1 = daemon.login_demo("agent1").await;
+    let agent2 = daemon.login_demo("agent2").await;
+    let supervisor = daemon.login_demo("supervisor").await;
+    for agent in [&agent1, &agent2] {
+        agent.agent_login(true).await.expect("login");
+        wait_event(agent, "ready", state_is("ready")).await;
+    }
+    let target = daemon.sip_addr;
+    let steps = vec![CallerStep::Pause(1500), CallerStep::Keys("0".into()), CallerStep::Pause(10000)];
+    let caller = tokio::task::spawn_blocking(move || sipp_caller(target, "12365", "13800138000", &steps, false));
+    let offered = |e: &Event| matches!(e, Event::CallOffered { .. });
+    let Event::CallOffered { call, .. } = wait_event(&agent1, "agent1 rung", offered).await else { unreachable!() };
+    let Event::CallOffered { call: same, .. } = wait_event(&agent2, "agent2 rung", offered).await else { unreachable!() };
+    assert_eq!(call, same, "both desks ring with the one caller");
+    agent2.answer_call(call).await.expect("agent2 answers first");
+    wait_event(&agent2, "connected", |e| *e == Event::CallConnected { call }).await;
+    let ended = wait_event(&agent1, "the ring stops", |e| matches!(e, Event::CallEnded { .. })).await;
+    assert_eq!(ended, Event::CallEnded { call, cause: "answered_elsewhere".into() });
+    let late = agent1.answer_call(call).await.expect_err("too late");
+    assert_eq!(late.code(), Some(rexian_shared::ErrorCode::Conflict), "{late}");
+    let board = supervisor.seat_board().await.expect("board");
+    let states: Vec<(&str, u32)> = board.agents.iter().map(|a| (a.state.as_str(), a.missed_offers)).collect();
+    assert!(states.contains(&("on_call", 0)) && states.contains(&("ready", 0)), "{board:#?}");
+    caller.await.expect("caller");
+}

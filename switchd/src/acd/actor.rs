@@ -185,10 +185,11 @@ pub struct QueueRules {
 /// What the ACD tells a waiting call's task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueSignal {
-    /// Ring this agent's desk until `until`.
-    Offer { agent: i64, until: Instant },
-    /// The offer is withdrawn (timed out, or the agent left).
-    Cancel,
+    /// Ring these agents' desks until `until` (several for ring-all: the first answer wins).
+    Offer { agents: Vec<i64>, until: Instant },
+    /// The offer is withdrawn from these agents (timed out, the agent left, answered by
+    /// another).
+    Cancel { agents: Vec<i64> },
     /// An overflow rule (or the queue being closed) sends the call on: to another queue (it
     /// waits on, its signals keep coming here), the mailbox (it leaves the ACD), or a callback
     /// (confirm the number with the caller, then [`Command::RequestCallback`]).
@@ -486,16 +487,14 @@ impl Owner {
             self.board_changed = true;
         }
         match output {
-            Output::Offer { call, agent, until, .. } => self.signal(call, QueueSignal::Offer { agent: agent.0, until }),
-            // The engine rings one desk at a time: ring-all offers go to the first agent.
-            Output::OfferRingAll { call, agents, until, .. } => match agents.first() {
-                Some(agent) => self.signal(call, QueueSignal::Offer { agent: agent.0, until }),
-                None => tracing::warn!(?call, "ACD: ring-all offer without agents"),
-            },
+            Output::Offer { call, agent, until, .. } => self.signal(call, QueueSignal::Offer { agents: vec![agent.0], until }),
+            Output::OfferRingAll { call, agents, until, .. } => {
+                self.signal(call, QueueSignal::Offer { agents: agents.iter().map(|a| a.0).collect(), until });
+            }
             Output::DialCallback { call, agent, number, queue, until } => self.dial_callback(call, agent, number, queue, until),
-            Output::CancelOffer { call, .. } => {
+            Output::CancelOffer { call, agents, .. } => {
                 self.callbacks.remove(&call);
-                self.signal(call, QueueSignal::Cancel);
+                self.signal(call, QueueSignal::Cancel { agents: agents.iter().map(|a| a.0).collect() });
             }
             Output::Overflow { call, to, .. } => {
                 tracing::info!(?call, ?to, "ACD: overflow");

@@ -104,6 +104,8 @@ pub enum Offer {
     NotAnswered,
     /// The caller pressed the leave key.
     Left,
+    /// One of the several desks a ring-all offer rings declined; the others ring on.
+    DeclinedBy(i64),
 }
 
 /// Chinese ringback (GB 9004 / YD/T 1014): 450 Hz, one second on, four off.
@@ -131,6 +133,8 @@ enum Input {
     ForceHangup(i64),
     /// The connection the desk talked on is gone.
     DeskLost,
+    /// One desk of a ring-all offer declined.
+    DeskDeclined(i64),
     /// Outbound: the far end rings.
     Ringing,
     /// Outbound: the far end answered.
@@ -180,6 +184,8 @@ pub struct Call {
     /// What the caller hears first once connected to a desk (自动报工号), mixed over the
     /// agent's voice, and the tone the agent hears meanwhile.
     announcement: Option<(VecDeque<i16>, VecDeque<i16>)>,
+    /// The desk users a ringing offer rings (several for ring-all).
+    offered_to: Vec<i64>,
     /// Hold and mute of the desk conversation.
     controls: Controls,
     /// A supervisor ended the call (强拆).
@@ -244,6 +250,7 @@ impl Call {
             bridge_signals: None,
             bridge: None,
             announcement: None,
+            offered_to: Vec::new(),
             controls: Controls::new(shared.hold_music.clone()),
             forced: false,
             acd_queue: None,
@@ -647,7 +654,7 @@ impl Call {
     pub async fn offer_to_desk(&mut self, user_id: i64, ring: Duration) -> Result<Option<u64>, CallError> {
         match self.offer_holding(user_id, ring, &[], None).await? {
             Offer::Answered(conn_id) => Ok(Some(conn_id)),
-            Offer::NotAnswered | Offer::Left => Ok(None),
+            Offer::NotAnswered | Offer::DeclinedBy(_) | Offer::Left => Ok(None),
         }
     }
 
@@ -685,10 +692,19 @@ impl Call {
     /// waiting: drive it with [`Call::offer_tick`] and end it with [`Call::withdraw_offer`]
     /// unless it is answered — for a driver that watches something else meanwhile (the ACD).
     pub fn start_offer(&mut self, user_id: i64) {
+        self.start_offer_all(&[user_id]);
+    }
+
+    /// [`Call::start_offer`] to several desk users at once (ring-all): the first to answer
+    /// takes the call; a decline stops only that desk ([`Offer::DeclinedBy`]).
+    pub fn start_offer_all(&mut self, users: &[i64]) {
+        let Some(&first) = users.first() else { return };
         let call = self.info.leg.0;
-        self.desk_signals = Some(self.shared.desks.insert(call, user_id, None, &self.info.caller, &self.info.callee));
+        self.desk_signals = Some(self.shared.desks.insert(call, first, None, &self.info.caller, &self.info.callee));
+        self.shared.desks.ring_also(call, users);
         self.shared.desks.set_queue(call, self.acd_queue.clone());
-        self.desk_user = Some(user_id);
+        self.desk_user = Some(first);
+        self.offered_to = users.to_vec();
         self.ring();
         let event = rexian_shared::Event::CallOffered {
             call,
@@ -697,7 +713,34 @@ impl Call {
             trunk: self.info.trunk.clone(),
             record: self.info.cdr,
         };
+        for &user_id in users {
+            let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event: event.clone() });
+        }
+    }
+
+    /// One desk of a ring-all offer stops ringing (the ACD took it back from that agent); the
+    /// offer ends when it was the last.
+    pub fn stop_ringing(&mut self, user_id: i64) {
+        if !self.offered_to.contains(&user_id) {
+            return;
+        }
+        if self.offered_to.len() == 1 {
+            return self.withdraw_offer();
+        }
+        self.shared.desks.stop_ringing(self.info.leg.0, user_id);
+        self.offered_to.retain(|u| *u != user_id);
+        self.desk_user = self.shared.desks.user_of(self.info.leg.0).or(self.desk_user);
+        self.end_for_desk(user_id, "not_answered");
+    }
+
+    fn end_for_desk(&self, user_id: i64, cause: &str) {
+        let event = rexian_shared::Event::CallEnded { call: self.info.leg.0, cause: cause.into() };
         let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
+    }
+
+    /// The desk users a started offer rings now.
+    pub fn ringing(&self) -> &[i64] {
+        &self.offered_to
     }
 
     /// Waits for the next media tick or desk signal of a started offer, sending `hold` (one
@@ -705,7 +748,20 @@ impl Call {
     /// call, `Some(NotAnswered)` when it declined, `None` otherwise.
     pub async fn offer_tick(&mut self, hold: &[i16]) -> Result<Option<Offer>, CallError> {
         match self.next().await? {
-            Input::DeskAnswered(conn_id) => Ok(Some(Offer::Answered(conn_id))),
+            Input::DeskAnswered(conn_id) => {
+                let answered_by = self.shared.desks.user_of(self.info.leg.0).or(self.desk_user);
+                self.desk_user = answered_by;
+                for other in std::mem::take(&mut self.offered_to).into_iter().filter(|u| Some(*u) != answered_by) {
+                    self.end_for_desk(other, "answered_elsewhere");
+                }
+                Ok(Some(Offer::Answered(conn_id)))
+            }
+            Input::DeskDeclined(user_id) => {
+                self.offered_to.retain(|u| *u != user_id);
+                self.desk_user = self.shared.desks.user_of(self.info.leg.0).or(self.desk_user);
+                self.end_for_desk(user_id, "declined");
+                Ok(Some(Offer::DeclinedBy(user_id)))
+            }
             Input::DeskHangup => Ok(Some(Offer::NotAnswered)),
             Input::Tick if self.answered => {
                 let mut frame = hold.to_vec();
@@ -720,10 +776,12 @@ impl Call {
     /// The desk offered this call no longer has it: it is told `CallEnded` (not answered).
     pub fn withdraw_offer(&mut self) {
         self.desk_signals = None;
+        let ringing = std::mem::take(&mut self.offered_to);
         if let Some(user_id) = self.desk_user.take() {
             self.shared.desks.remove(self.info.leg.0);
-            let event = rexian_shared::Event::CallEnded { call: self.info.leg.0, cause: "not_answered".into() };
-            let _ = self.shared.desk_out.send(DeskOut::Event { user_id, event });
+            for user in ringing.into_iter().chain(std::iter::once(user_id)).collect::<std::collections::BTreeSet<_>>() {
+                self.end_for_desk(user, "not_answered");
+            }
         }
     }
 
@@ -1043,6 +1101,7 @@ impl Call {
                     Some(DeskSignal::Control(control)) => return Ok(Input::DeskControl(control)),
                     Some(DeskSignal::ForceHangup { by }) => return Ok(Input::ForceHangup(by)),
                     Some(DeskSignal::Lost) => return Ok(Input::DeskLost),
+                    Some(DeskSignal::Declined { user_id }) => return Ok(Input::DeskDeclined(user_id)),
                     Some(DeskSignal::Dtmf { digits }) => {
                         if !self.rtp.queue_digits(&digits) {
                             tracing::info!(leg = %self.info.leg, "the far end takes no RFC 4733 digits; not sent");

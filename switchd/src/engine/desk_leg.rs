@@ -153,6 +153,8 @@ pub enum DeskSignal {
     ForceHangup { by: i64 },
     /// The connection the call was answered on is gone.
     Lost,
+    /// One of several desks a ring-all offer rings declined; the others ring on.
+    Declined { user_id: i64 },
 }
 
 struct Entry {
@@ -165,6 +167,9 @@ struct Entry {
     /// The ACD queue the call came from (transfers to agents and queues need one).
     queue: Option<String>,
     held: bool,
+    /// Other users a ring-all offer rings besides `user_id`; whoever answers first becomes
+    /// `user_id`.
+    also: Vec<i64>,
     tx: mpsc::UnboundedSender<DeskSignal>,
 }
 
@@ -180,10 +185,33 @@ impl DeskRegistry {
     pub fn insert(&self, call: u64, user_id: i64, answered_on: Option<u64>, caller: &str, callee: &str) -> mpsc::UnboundedReceiver<DeskSignal> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut legs) = self.legs.lock() {
-            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, tx };
+            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, also: Vec::new(), tx };
             legs.insert(call, entry);
         }
         rx
+    }
+
+    /// A ringing offer rings these users too (ring-all).
+    pub fn ring_also(&self, call: u64, users: &[i64]) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call).filter(|e| e.answered_on.is_none()) {
+                e.also = users.iter().copied().filter(|u| *u != e.user_id).collect();
+            }
+        }
+    }
+
+    /// One user of a ring-all offer stops ringing (the others ring on).
+    pub fn stop_ringing(&self, call: u64, user_id: i64) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call).filter(|e| e.answered_on.is_none()) {
+                e.also.retain(|u| *u != user_id);
+            }
+        }
+    }
+
+    /// The user a desk leg belongs to (after a ring-all answer: who answered).
+    pub fn user_of(&self, call: u64) -> Option<i64> {
+        self.legs.lock().ok()?.get(&call).map(|e| e.user_id)
     }
 
     /// Notes the ACD queue a desk leg's call came from.
@@ -227,9 +255,16 @@ impl DeskRegistry {
             DeskControl::Answer { call, user_id, conn_id, reply } => {
                 let result = match legs.get_mut(&call) {
                     None => Err(DeskCallError::NotFound),
-                    Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
-                    Some(e) if e.answered_on.is_some() => Err(DeskCallError::AlreadyAnswered),
+                    Some(e) if e.answered_on.is_some() && (e.user_id == user_id || e.also.contains(&user_id)) => Err(DeskCallError::AlreadyAnswered),
+                    Some(e) if e.user_id != user_id && !e.also.contains(&user_id) => Err(DeskCallError::NotYours),
                     Some(e) => {
+                        // Ring-all: the first to answer takes the call (the others, kept in
+                        // `also`, are told it was answered if they try).
+                        if e.user_id != user_id {
+                            e.also.retain(|u| *u != user_id);
+                            e.also.push(e.user_id);
+                            e.user_id = user_id;
+                        }
                         e.answered_on = Some(conn_id);
                         e.tx.send(DeskSignal::Answered { conn_id }).map_err(|_| DeskCallError::NotFound)
                     }
@@ -247,6 +282,15 @@ impl DeskRegistry {
                             let _ = e.tx.send(DeskSignal::SnoopStop { conn_id });
                         }
                         Ok(())
+                    }
+                    // One of several ringing desks declines: the others ring on.
+                    Some(e) if e.answered_on.is_none() && !e.also.is_empty() && (e.user_id == user_id || e.also.contains(&user_id)) => {
+                        if e.user_id == user_id {
+                            e.user_id = e.also.remove(0);
+                        } else {
+                            e.also.retain(|u| *u != user_id);
+                        }
+                        e.tx.send(DeskSignal::Declined { user_id }).map_err(|_| DeskCallError::NotFound)
                     }
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
                     Some(e) => e.tx.send(DeskSignal::Hangup).map_err(|_| DeskCallError::NotFound),
@@ -479,6 +523,27 @@ mod tests {
         let (reply, mut rx) = oneshot::channel();
         registry.control(make(reply));
         rx.try_recv().unwrap()
+    }
+
+    #[test]
+    fn a_ring_all_offer_is_taken_by_the_first_answer_and_a_decline_stops_one_desk() {
+        let registry = DeskRegistry::default();
+        let mut signals = registry.insert(7, 1, None, "13800138000", "12365");
+        registry.ring_also(7, &[1, 2, 3]);
+        let hangup = |user_id| move |reply| DeskControl::Hangup { call: 7, user_id, reply };
+        let answer = |user_id, conn_id| move |reply| DeskControl::Answer { call: 7, user_id, conn_id, reply };
+        // Desk 1 declines: the others ring on.
+        verdict(&registry, hangup(1)).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Declined { user_id: 1 });
+        assert_eq!(verdict(&registry, answer(1, 9)), Err(DeskCallError::NotYours), "a declined desk is out");
+        // Desk 3 answers first and owns the call; desk 2 is too late.
+        verdict(&registry, answer(3, 30)).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Answered { conn_id: 30 });
+        assert_eq!(registry.user_of(7), Some(3));
+        assert_eq!(verdict(&registry, answer(2, 20)), Err(DeskCallError::AlreadyAnswered));
+        assert_eq!(verdict(&registry, hangup(2)), Err(DeskCallError::NotYours), "only the answering desk ends it");
+        verdict(&registry, hangup(3)).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Hangup);
     }
 
     #[test]

@@ -329,7 +329,7 @@ async fn queue(
                 return result.map(|()| QueueOutcome::Connected);
             }
             Offer::Left => return Ok(QueueOutcome::Left),
-            Offer::NotAnswered => {}
+            Offer::NotAnswered | Offer::DeclinedBy(_) => {}
         }
     }
 }

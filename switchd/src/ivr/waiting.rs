@@ -140,7 +140,7 @@ async fn wait_for_agent(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, entry: Entr
             let ring = Duration::from_secs(u64::from(call.desk_ring_secs()));
             return Ok(match call.offer_holding(user, ring, hold, entry.keys.leave).await? {
                 Offer::Answered(conn_id) => Waited::Desk { conn_id },
-                Offer::NotAnswered => Waited::Requeue,
+                Offer::NotAnswered | Offer::DeclinedBy(_) => Waited::Requeue,
                 Offer::Left => Waited::Done(QueueOutcome::Left),
             });
         }
@@ -159,8 +159,9 @@ async fn wait_for_agent(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, entry: Entr
     let mut audio = HoldAudio::new(hold.to_vec());
     let deadline = Instant::now() + entry.max_wait;
     let mut next_position = (!ivr.position_every.is_zero()).then(|| Instant::now() + Duration::from_secs(5));
-    // The desk being rung now, and until when: the ACD decides when an offer ends.
-    let mut ringing: Option<(i64, Instant)> = None;
+    // Until when the desks of the current offer ring (`call.ringing()` says which): the ACD
+    // decides when an offer ends.
+    let mut ringing: Option<Instant> = None;
     let result = loop {
         if Instant::now() >= deadline {
             break Ok(QueueOutcome::NoAnswer);
@@ -177,18 +178,21 @@ async fn wait_for_agent(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, entry: Entr
             }
         }
         match signals.try_recv() {
-            Ok(QueueSignal::Offer { agent, until }) => {
+            Ok(QueueSignal::Offer { agents, until }) => {
                 if ringing.is_some() {
                     call.withdraw_offer();
                 }
-                call.start_offer(agent);
+                call.start_offer_all(&agents);
                 // Stop a little before the ACD's own deadline, so it never takes back an offer
-                // the desk is still able to answer.
-                ringing = Some((agent, until.checked_sub(Duration::from_millis(300)).unwrap_or(until)));
+                // a desk is still able to answer.
+                ringing = Some(until.checked_sub(Duration::from_millis(300)).unwrap_or(until));
             }
-            Ok(QueueSignal::Cancel) => {
-                if ringing.take().is_some() {
-                    call.withdraw_offer();
+            Ok(QueueSignal::Cancel { agents }) => {
+                for agent in agents {
+                    call.stop_ringing(agent);
+                }
+                if call.ringing().is_empty() {
+                    ringing = None;
                 }
             }
             Ok(QueueSignal::Overflow(OverflowTarget::Queue(to))) => {
@@ -209,10 +213,9 @@ async fn wait_for_agent(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, entry: Entr
             }
             Err(TryRecvError::Empty) => {}
         }
-        if let Some((agent, _)) = ringing.filter(|(_, until)| Instant::now() >= *until) {
-            call.withdraw_offer();
+        if ringing.is_some_and(|until| Instant::now() >= until) {
+            decline_all(call, acd, id);
             ringing = None;
-            acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) });
         }
         if let Some(at) = next_position.filter(|at| ringing.is_none() && Instant::now() >= *at) {
             next_position = Some(at + ivr.position_every);
@@ -222,18 +225,21 @@ async fn wait_for_agent(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, entry: Entr
         }
         let frame = audio.next_frame();
         let tick = if ringing.is_some() { call.offer_tick(&frame).await } else { call.hold_tick(&frame).await.map(|()| None) };
-        match (tick, ringing) {
-            (Ok(Some(Offer::Answered(conn_id))), Some((agent, _))) => {
-                acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
-                return Ok(Waited::Agent { agent, conn_id });
-            }
-            (Ok(Some(_)), Some((agent, _))) => {
-                call.withdraw_offer();
+        match tick {
+            Ok(Some(Offer::Answered(conn_id))) => match call.desk_user() {
+                Some(agent) => {
+                    acd.tell(AcdCommand::OfferAnswered { call: id, agent: AgentId(agent) });
+                    return Ok(Waited::Agent { agent, conn_id });
+                }
+                None => break Err(CallError::Task("an answer from no desk user".into())),
+            },
+            Ok(Some(Offer::DeclinedBy(agent))) => acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) }),
+            Ok(Some(_)) if ringing.is_some() => {
+                decline_all(call, acd, id);
                 ringing = None;
-                acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) });
             }
-            (Ok(_), _) => {}
-            (Err(e), _) => break Err(e),
+            Ok(_) => {}
+            Err(e) => break Err(e),
         }
     };
     if ringing.is_some() {
@@ -241,6 +247,15 @@ async fn wait_for_agent(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, entry: Entr
     }
     acd.tell(AcdCommand::Abandon { call: id });
     result.map(Waited::Done)
+}
+
+/// Every desk the current offer rings missed it: the offer ends, and the ACD hears of each.
+fn decline_all(call: &mut Call, acd: &AcdHandle, id: CallRef) {
+    let agents = call.ringing().to_vec();
+    call.withdraw_offer();
+    for agent in agents {
+        acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) });
+    }
 }
 
 async fn username_of(ivr: &Ivr, agent: i64) -> Option<String> {
