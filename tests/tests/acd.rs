@@ -428,3 +428,30 @@ async fn a_ring_all_queue_rings_every_free_desk_and_the_first_answer_wins() {
     assert!(states.contains(&("on_call", 0)) && states.contains(&("ready", 0)), "{board:#?}");
     caller.await.expect("caller");
 }
+
+/// SUP-4: a supervisor logs in to the queues and takes calls like an agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_logs_in_to_the_queues_and_takes_a_call() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[acd]\nposition_every_secs = 0\n\n[[acd.queues]]\nname = \"hotline\"\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    let supervisor = daemon.login_demo("supervisor").await;
+    supervisor.agent_login(true).await.expect("a supervisor may log in to the queues");
+    wait_event(&supervisor, "ready", state_is("ready")).await;
+    let target = daemon.sip_addr;
+    let steps = vec![CallerStep::Pause(1500), CallerStep::Keys("0".into()), CallerStep::Pause(8000)];
+    let caller = tokio::task::spawn_blocking(move || sipp_caller(target, "12365", "13800138000", &steps, false));
+    let Event::CallOffered { call, .. } = wait_event(&supervisor, "the offer", |e| matches!(e, Event::CallOffered { .. })).await else {
+        unreachable!()
+    };
+    supervisor.answer_call(call).await.expect("answer");
+    wait_event(&supervisor, "connected", |e| *e == Event::CallConnected { call }).await;
+    let board = supervisor.seat_board().await.expect("the board shows the supervisor serving");
+    assert_eq!(board.serving, 1, "{board:#?}");
+    caller.await.expect("caller");
+    // A department handler is no call taker.
+    let handler = daemon.login_demo("quality").await;
+    let refused = handler.agent_login(true).await.expect_err("handlers take no calls");
+    assert_eq!(refused.code(), Some(rexian_shared::ErrorCode::Forbidden), "{refused}");
+}
