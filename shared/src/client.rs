@@ -203,6 +203,13 @@ impl DeskClient {
         }
     }
 
+    /// Closes the connection at once, without waiting: for a client shared between tasks
+    /// (the desktops' backend), where [`DeskClient::close`] cannot take it by value. Every
+    /// waiting request then fails with [`ClientError::Closed`] and `next_event` returns `None`.
+    pub fn disconnect(&self) {
+        self.conn.close(0u32.into(), b"bye");
+    }
+
     /// Closes the connection and waits until the server was told.
     pub async fn close(self) {
         self.conn.close(0u32.into(), b"bye");
