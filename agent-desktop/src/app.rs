@@ -86,6 +86,14 @@ impl AgentApp {
         }
     }
 
+    /// Logs in with the remembered server and user name and `password` without waiting for
+    /// the agent (`REXIAN_PASSWORD`, for kiosks, demos and screenshots).
+    pub fn auto_login(&mut self, password: String) {
+        self.login.password = password;
+        let cmd = self.login.submit(self.lang);
+        self.send(cmd);
+    }
+
     /// Applies everything the backend reported since the last frame.
     pub fn pump(&mut self) {
         while let Some(u) = self.backend.try_recv() {
@@ -259,6 +267,6 @@ impl AgentApp {
 
 impl eframe::App for AgentApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        egui::Frame::central_panel(ui.style()).show(ui, |ui| AgentApp::ui(self, ui));
+        egui::CentralPanel::default().show(ui, |ui| AgentApp::ui(self, ui));
     }
 }

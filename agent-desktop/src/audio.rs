@@ -51,6 +51,9 @@ pub struct Shared {
     pub speaker: Mutex<VecDeque<i16>>,
     /// Peak of the last captured buffer, 0..=32767.
     pub level: AtomicU32,
+    /// The first error a stream reported after it started (a device unplugged, the sound
+    /// server gone); the call pipeline reports it to the agent.
+    pub failure: Mutex<Option<AudioError>>,
 }
 
 impl Shared {
@@ -75,6 +78,18 @@ impl Shared {
             spk.extend(pcm.iter().copied());
             let excess = spk.len().saturating_sub(FRAME * max_frames);
             spk.drain(..excess);
+        }
+    }
+
+    /// Takes the stream failure, if one happened since the last call.
+    pub fn take_failure(&self) -> Option<AudioError> {
+        self.failure.lock().ok().and_then(|mut f| f.take())
+    }
+
+    fn fail(&self, e: &cpal::Error) {
+        tracing::warn!(error = %e, "headset stream");
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert_with(|| from_cpal(e));
         }
     }
 
@@ -129,21 +144,26 @@ fn pick(host: &cpal::Host, name: Option<&str>, input: bool) -> Option<cpal::Devi
     if input { host.default_input_device() } else { host.default_output_device() }
 }
 
-fn configs() -> [cpal::StreamConfig; 2] {
+/// Stream configurations to try, best first: `frames` per buffer, then the host's default.
+fn configs(frames: usize) -> [cpal::StreamConfig; 2] {
     let c = |buffer_size| cpal::StreamConfig { channels: 1, sample_rate: RATE, buffer_size };
-    [c(cpal::BufferSize::Fixed(FRAME as u32)), c(cpal::BufferSize::Default)]
+    [c(cpal::BufferSize::Fixed(frames as u32)), c(cpal::BufferSize::Default)]
 }
+
+/// Playback buffers: 60 ms. With 20 ms ones (40 ms double-buffered) the PulseAudio stream
+/// underran on a loaded two-core machine and stopped asking for audio.
+const OUTPUT_FRAMES: usize = FRAME * 3;
 
 fn build_input(dev: &cpal::Device, shared: &Arc<Shared>) -> Result<cpal::Stream, AudioError> {
     let mut last = AudioError::NoMicrophone;
-    for config in configs() {
+    for config in configs(FRAME) {
         let s = shared.clone();
         // i16 first; a device that refuses it is tried in f32, whose error is the one reported.
-        if let Ok(stream) = dev.build_input_stream::<i16, _, _>(config, move |data: &[i16], _| s.capture(data.iter().copied()), |e| tracing::warn!(error = %e, "microphone"), None) {
+        if let Ok(stream) = dev.build_input_stream::<i16, _, _>(config, move |data: &[i16], _| s.capture(data.iter().copied()), { let s = shared.clone(); move |e| s.fail(&e) }, None) {
             return Ok(stream);
         }
         let s = shared.clone();
-        match dev.build_input_stream::<f32, _, _>(config, move |data: &[f32], _| s.capture(data.iter().map(|x| (x.clamp(-1.0, 1.0) * 32767.0) as i16)), |e| tracing::warn!(error = %e, "microphone"), None) {
+        match dev.build_input_stream::<f32, _, _>(config, move |data: &[f32], _| s.capture(data.iter().map(|x| (x.clamp(-1.0, 1.0) * 32767.0) as i16)), { let s = shared.clone(); move |e| s.fail(&e) }, None) {
             Ok(stream) => return Ok(stream),
             Err(e) => last = from_cpal(&e),
         }
@@ -153,9 +173,9 @@ fn build_input(dev: &cpal::Device, shared: &Arc<Shared>) -> Result<cpal::Stream,
 
 fn build_output(dev: &cpal::Device, shared: &Arc<Shared>) -> Result<cpal::Stream, AudioError> {
     let mut last = AudioError::NoSpeaker;
-    for config in configs() {
+    for config in configs(OUTPUT_FRAMES) {
         let s = shared.clone();
-        if let Ok(stream) = dev.build_output_stream::<i16, _, _>(config, move |out: &mut [i16], _| s.fill(out), |e| tracing::warn!(error = %e, "speaker"), None) {
+        if let Ok(stream) = dev.build_output_stream::<i16, _, _>(config, move |out: &mut [i16], _| s.fill(out), { let s = shared.clone(); move |e| s.fail(&e) }, None) {
             return Ok(stream);
         }
         let s = shared.clone();
@@ -169,7 +189,7 @@ fn build_output(dev: &cpal::Device, shared: &Arc<Shared>) -> Result<cpal::Stream
                     *o = f32::from(x) / 32768.0;
                 }
             },
-            |e| tracing::warn!(error = %e, "speaker"),
+            { let s = shared.clone(); move |e| s.fail(&e) },
             None,
         ) {
             Ok(stream) => return Ok(stream),

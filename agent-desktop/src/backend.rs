@@ -451,16 +451,21 @@ impl Worker {
         }
         match AudioIo::open(None, self.devices.1.as_deref(), false, true) {
             Ok(io) => {
+                let (out, shared) = (self.out.clone(), io.shared.clone());
                 let task = tokio::spawn(async move {
                     let mut tick = tokio::time::interval(Duration::from_millis(20));
                     for n in 0u32.. {
                         tick.tick().await;
-                        if io.shared.queued_to_play() < audio::FRAME * 3 {
-                            io.shared.play(&audio::ring_frame(n), 5);
+                        if let Some(e) = shared.take_failure() {
+                            out.send(Update::AudioProblem(e));
+                        }
+                        if shared.queued_to_play() < audio::FRAME * 3 {
+                            shared.play(&audio::ring_frame(n), 5);
                         }
                     }
                 });
-                self.ring = Some(Ring { call, task });
+                // The Ring owns the headset: dropping it closes the streams.
+                self.ring = Some(Ring { call, task, _io: io });
             }
             Err(e) => self.out.send(Update::AudioProblem(e)),
         }
@@ -612,13 +617,21 @@ impl Worker {
     }
 }
 
+/// The headset ringing for an offered call; dropping it stops the ring and closes the stream.
 struct Ring {
     call: u64,
     task: JoinHandle<()>,
+    _io: AudioIo,
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// One connected call's audio: microphone → Opus → datagrams, and datagrams → jitter buffer →
-/// Opus → headset, each on a 20 ms clock.
+/// Opus → headset, each on a 20 ms clock. Dropping it stops the tasks and closes the headset.
 struct CallAudio {
     call: u64,
     tasks: Vec<JoinHandle<()>>,
@@ -644,6 +657,9 @@ impl CallAudio {
                 n = n.wrapping_add(1);
                 if n % 5 == 0 {
                     o.send(Update::MicLevel(s.level()));
+                    if let Some(e) = s.take_failure() {
+                        o.send(Update::AudioProblem(e));
+                    }
                 }
                 let Some(pcm) = s.take_mic_frame() else { continue };
                 let Ok(payload) = encoder.encode(&pcm) else { continue };
@@ -688,7 +704,13 @@ impl CallAudio {
     }
 
     fn stop(self) {
-        for t in self.tasks {
+        drop(self);
+    }
+}
+
+impl Drop for CallAudio {
+    fn drop(&mut self) {
+        for t in &self.tasks {
             t.abort();
         }
     }

@@ -1,7 +1,8 @@
 //! agent-desktop — the agent workstation window (热线坐席 Rexian Agent).
 //!
 //! Usage: `agent-desktop` (the login screen remembers the last server and user name).
-//! `RUST_LOG=debug` for a log on stderr.
+//! `RUST_LOG=debug` for a log on stderr. With `REXIAN_PASSWORD` set it logs in at start with
+//! the remembered server and user name (kiosks, demos, screenshots).
 
 use agent_desktop::{fonts, settings, AgentApp};
 use eframe::egui;
@@ -25,7 +26,11 @@ fn main() -> eframe::Result {
                 None => eprintln!("agent-desktop: 未找到中文字体 / no CJK font found (install fonts-noto-cjk or fonts-wqy-microhei)"),
             }
             let ctx = cc.egui_ctx.clone();
-            Ok(Box::new(AgentApp::new(settings::config_dir(), Arc::new(move || ctx.request_repaint()))))
+            let mut app = AgentApp::new(settings::config_dir(), Arc::new(move || ctx.request_repaint()));
+            if let Ok(password) = std::env::var("REXIAN_PASSWORD") {
+                app.auto_login(password);
+            }
+            Ok(Box::new(app))
         }),
     )
 }

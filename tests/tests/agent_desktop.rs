@@ -34,7 +34,13 @@ fn wait_until(h: &mut Harness<'static, AgentApp>, what: &str, done: impl Fn(&Har
         if done(h) {
             return;
         }
-        assert!(Instant::now() < deadline, "the desktop never showed {what}");
+        assert!(
+            Instant::now() < deadline,
+            "the desktop never showed {what} (connection {:?}, notice {:?}, audio {:?})",
+            h.state().conn,
+            h.state().notice,
+            h.state().settings_screen.audio_error
+        );
         std::thread::sleep(Duration::from_millis(30));
     }
 }
@@ -221,4 +227,164 @@ fn an_offered_call_pops_the_caller_and_is_answered_from_the_softphone() {
     // The caller hangs up after its pause.
     wait_for_text(&mut h, "通话已结束（caller_hangup）");
     caller.join().expect("the caller completed");
+}
+
+/// A user-mode PulseAudio with a pipe microphone and a pipe headset (the notes' recipe): a
+/// thread feeds the microphone a 1 kHz tone in real time, another keeps what the headset plays.
+struct VirtualHeadset {
+    daemon: std::process::Child,
+    heard: Arc<std::sync::Mutex<Vec<i16>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    dir: tempfile::TempDir,
+}
+
+impl VirtualHeadset {
+    fn start() -> VirtualHeadset {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        for sub in ["home", "run"] {
+            std::fs::create_dir_all(d.join(sub)).expect("dirs");
+        }
+        let script = format!(
+            "load-module module-native-protocol-unix auth-anonymous=1 socket={d}/run/native\n\
+             load-module module-pipe-source source_name=mic file={d}/mic.fifo format=s16le rate=48000 channels=1\n\
+             load-module module-pipe-sink sink_name=spk file={d}/spk.fifo format=s16le rate=48000 channels=1 use_system_clock_for_timing=yes\n\
+             set-default-source mic\nset-default-sink spk\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("test.pa"), script).expect("script");
+        // PulseAudio makes the fifos itself (it refuses existing ones).
+        let daemon = std::process::Command::new("pulseaudio")
+            .args(["-n", "-F"])
+            .arg(d.join("test.pa"))
+            .args(["--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", "--disable-shm=yes", "--log-level=info"])
+            .arg(format!("--log-target=file:{}/pa.log", d.display()))
+            .env("HOME", d.join("home"))
+            .env("XDG_RUNTIME_DIR", d.join("run"))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("pulseaudio (scripts/deps installs it)");
+        let (socket, mic_path, spk_path) = (d.join("run/native"), d.join("mic.fifo"), d.join("spk.fifo"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(socket.exists() && mic_path.exists() && spk_path.exists()) {
+            assert!(Instant::now() < deadline, "PulseAudio did not start: {}", std::fs::read_to_string(d.join("pa.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let Ok(mut mic) = std::fs::OpenOptions::new().write(true).open(&mic_path) else { return };
+            let mut n = 0u64;
+            let start = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let frame: Vec<u8> = (0..960u64)
+                    .flat_map(|i| ((8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * ((n * 960 + i) as f64) / 48_000.0).sin()) as i16).to_le_bytes())
+                    .collect();
+                if mic.write_all(&frame).is_err() {
+                    return;
+                }
+                n += 1;
+                let due = start + Duration::from_millis(20 * n);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+        });
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = heard.clone();
+        std::thread::spawn(move || {
+            let Ok(mut spk) = std::fs::File::open(&spk_path) else { return };
+            let mut buf = [0u8; 3840];
+            while let Ok(n) = spk.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                let mut heard = h.lock().expect("lock");
+                heard.extend(buf[..n].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])));
+            }
+        });
+        // The desktop (this process) finds the server through PULSE_SERVER, as cpal's PulseAudio
+        // host reads it. Each test runs in its own process under nextest.
+        std::env::set_var("PULSE_SERVER", format!("unix:{}", socket.display()));
+        VirtualHeadset { daemon, heard, stop, dir }
+    }
+
+    /// What the headset played so far, at 48 kHz.
+    fn heard(&self) -> Vec<i16> {
+        self.heard.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for VirtualHeadset {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if std::thread::panicking() {
+            eprintln!("PulseAudio's log:\n{}", std::fs::read_to_string(self.dir.path().join("pa.log")).unwrap_or_default());
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// 100 ms blocks of 48 kHz `samples` that are mostly `freq` (decimated to 8 kHz first).
+fn blocks_of_48k(samples: &[i16], freq: f64) -> usize {
+    let at8k: Vec<i16> = samples.iter().step_by(6).copied().collect();
+    at8k.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, freq) > 0.5).count()
+}
+
+#[test]
+fn the_headset_rings_and_carries_the_call_both_ways() {
+    // switchd first: it must not inherit PULSE_SERVER (its espeak-ng would play into the headset).
+    let daemon = Daemon::start_demo();
+    let headset = VirtualHeadset::start();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+
+    // A phone (baresip, sending 440 Hz) calls the agent's desk; it hangs up after 10 s.
+    let scratch = tempfile::tempdir().expect("tmp");
+    let source = scratch.path().join("tone440.wav");
+    rexian_tests::tone_wav(&source, 440.0, 14);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let phone = std::thread::spawn(move || rexian_tests::baresip_call(&uri, &source, 10));
+    wait_for_label(&mut h, "接听");
+    // The headset rings (450 Hz, one second on) while the call is offered.
+    let before = headset.heard().len();
+    wait_until(&mut h, "the ring on the headset", |_| {
+        let heard = headset.heard();
+        heard[before.min(heard.len())..].iter().filter(|s| s.abs() > 2000).count() > 4800
+    });
+    click(&mut h, "接听");
+    wait_for_label(&mut h, "挂断");
+    let answered = headset.heard().len();
+    wait_for_text(&mut h, "通话已结束");
+    let phone = phone.join().expect("baresip ran");
+
+    // The phone's 440 Hz reached the headset, decoded from Opus through the jitter buffer.
+    let heard = headset.heard();
+    let at_headset = blocks_of_48k(&heard[answered.min(heard.len())..], 440.0);
+    assert!(at_headset >= 20, "the headset played the caller's 440 Hz in only {at_headset} blocks of 100 ms");
+    // The microphone's 1 kHz reached the phone.
+    let dump = rexian_tests::file_ending(phone.path(), "-dec.wav").expect("baresip kept what it heard");
+    let at_phone = rexian_tests::dumped_samples(&dump);
+    let blocks = at_phone.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, 1000.0) > 0.5).count();
+    assert!(blocks >= 20, "the phone heard the agent's microphone (1 kHz) in only {blocks} blocks of 100 ms");
+    assert!(h.state().notice.is_none(), "no audio problem was reported: {:?}", h.state().notice);
+}
+
+#[test]
+fn without_a_sound_server_or_device_the_agent_is_told_plainly() {
+    std::env::set_var("PULSE_SERVER", "unix:/nonexistent/rexian-test-socket");
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    click(&mut h, "设置");
+    click(&mut h, "测试麦克风");
+    wait_until(&mut h, "the audio problem", |h| h.state().settings_screen.audio_error.is_some());
+    let text = h.state().settings_screen.audio_error.clone().unwrap_or_default();
+    assert!(text.starts_with("未找到麦克风") || text.starts_with("音频设备被占用或不可用"), "{text}");
+    assert!(h.query_all_by_label(&text).count() >= 1, "said on the screen");
 }

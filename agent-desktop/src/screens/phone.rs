@@ -212,11 +212,9 @@ impl Softphone {
                     c.conference = Some(*joined);
                 }
             }
-            Event::CallEnded { call, cause } => {
-                if self.call.as_ref().is_some_and(|c| c.call == *call) {
-                    self.call = None;
-                    self.ended = Some(cause.clone());
-                }
+            Event::CallEnded { call, cause } if self.call.as_ref().is_some_and(|c| c.call == *call) => {
+                self.call = None;
+                self.ended = Some(cause.clone());
             }
             _ => {}
         }

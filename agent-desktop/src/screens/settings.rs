@@ -26,7 +26,9 @@ impl SettingsScreen {
             changed |= ui.selectable_value(lang, Lang::En, "English").changed();
         });
         let l = *lang;
-        if !self.listed || ui.button(T::RefreshDevices.s(l)).clicked() {
+        // The button is drawn every frame, so the widgets below never move when the list loads.
+        let refresh = ui.button(T::RefreshDevices.s(l)).clicked();
+        if !self.listed || refresh {
             let (i, o) = crate::audio::list_devices();
             (self.inputs, self.outputs, self.listed) = (i, o, true);
         }
