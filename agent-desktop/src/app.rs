@@ -109,6 +109,8 @@ impl AgentApp {
                 self.login.busy = false;
                 self.login.password.clear();
                 self.login.error = None;
+                // Department handlers work their inbox; they take no calls.
+                self.tab = if session.user.role == Role::Handler { Tab::Tickets } else { Tab::Phone };
                 self.session = Some(session);
                 self.status = AgentStatus::default();
                 self.save_settings();
@@ -224,14 +226,19 @@ impl AgentApp {
             return;
         }
         ui.ctx().request_repaint_after(TICK);
-        let cmd = self.status.ui(ui, lang);
-        self.send(cmd);
+        let handler = self.role() == Role::Handler;
+        if !handler {
+            let cmd = self.status.ui(ui, lang);
+            self.send(cmd);
+        }
         if let Some(n) = &self.notice {
             ui.colored_label(egui::Color32::RED, n);
         }
         ui.separator();
         ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.tab, Tab::Phone, T::TabPhone.s(lang));
+            if !handler {
+                ui.selectable_value(&mut self.tab, Tab::Phone, T::TabPhone.s(lang));
+            }
             ui.selectable_value(&mut self.tab, Tab::Tickets, T::TabTickets.s(lang));
             ui.selectable_value(&mut self.tab, Tab::Settings, T::TabSettings.s(lang));
         });

@@ -388,3 +388,30 @@ fn without_a_sound_server_or_device_the_agent_is_told_plainly() {
     assert!(text.starts_with("未找到麦克风") || text.starts_with("音频设备被占用或不可用"), "{text}");
     assert!(h.query_all_by_label(&text).count() >= 1, "said on the screen");
 }
+
+#[test]
+fn a_department_handler_acknowledges_and_replies_from_the_inbox() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "quality", DEMO_PASSWORD);
+    wait_for_label(&mut h, "待签收");
+    assert!(h.query_by_label("签入").is_none(), "handlers take no calls");
+
+    click(&mut h, "待签收");
+    wait_for_label(&mut h, "建议加强校园周边食品相关产品抽检");
+    let page = h.state().tickets.page.clone().expect("the inbox");
+    assert!(page.items.iter().all(|t| t.state == rexian_shared::TicketState::Dispatched), "{page:#?}");
+    let no = page.items.iter().find(|t| t.summary == "建议加强校园周边食品相关产品抽检").map(|t| t.no.to_string()).expect("in the inbox");
+    click(&mut h, &no);
+    wait_for_label(&mut h, "签收");
+    assert!(h.query_by_label("受理").is_none(), "a handler is not offered the hotline's actions");
+    click(&mut h, "签收");
+    wait_for_text(&mut h, "状态：已签收");
+    type_into(&mut h, "说明", "已安排对校园周边开展专项抽检。");
+    click(&mut h, "答复");
+    wait_for_text(&mut h, "状态：已答复");
+    let t = h.state().tickets.detail.clone().expect("detail");
+    assert_eq!(t.reply.as_deref(), Some("已安排对校园周边开展专项抽检。"));
+    assert!(t.history.iter().any(|e| e.action == "acknowledge"), "{:#?}", t.history);
+}
