@@ -172,6 +172,10 @@ impl AgentApp {
 
     fn event(&mut self, ev: Event) {
         self.status.on_event(&ev);
+        if matches!(ev, Event::CallEnded { .. }) {
+            // An audio problem belonged to the call.
+            self.notice = None;
+        }
         if let Some((caller, record)) = self.phone.on_event(&ev) {
             // Screen pop: the caller's history beside a form prefilled for this call.
             self.intake = IntakeForm::for_call(&caller, record);

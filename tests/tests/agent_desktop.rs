@@ -370,7 +370,8 @@ fn the_headset_rings_and_carries_the_call_both_ways() {
     let at_phone = rexian_tests::dumped_samples(&dump);
     let blocks = at_phone.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, 1000.0) > 0.5).count();
     assert!(blocks >= 20, "the phone heard the agent's microphone (1 kHz) in only {blocks} blocks of 100 ms");
-    assert!(h.state().notice.is_none(), "no audio problem was reported: {:?}", h.state().notice);
+    let problem = &h.state().settings_screen.audio_error;
+    assert!(problem.is_none(), "no audio problem was reported: {problem:?}");
 }
 
 #[test]

@@ -8,12 +8,21 @@ pub mod tickets;
 
 use eframe::egui;
 
+/// Width of the label column of forms.
+pub const LABEL_WIDTH: f32 = 110.0;
+
 /// A single-line text field labelled by `label` (so tests and screen readers find it by name),
 /// with an error beside it in red when there is one.
 pub fn field(ui: &mut egui::Ui, label: &str, value: &mut String, error: Option<&String>, password: bool) -> egui::Response {
     let resp = ui
         .horizontal(|ui| {
-            let l = ui.label(label);
+            // Labels in a fixed-width column so the fields line up.
+            let l = ui
+                .allocate_ui_with_layout(egui::vec2(LABEL_WIDTH, 20.0), egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                    ui.set_min_width(LABEL_WIDTH);
+                    ui.label(label)
+                })
+                .inner;
             let resp = ui.add(egui::TextEdit::singleline(value).password(password).desired_width(220.0)).labelled_by(l.id);
             if let Some(e) = error {
                 ui.colored_label(egui::Color32::RED, e);

@@ -144,13 +144,15 @@ impl TicketsScreen {
         }
         ui.horizontal_wrapped(|ui| {
             super::field(ui, T::Text.s(lang), &mut self.text, None, false);
-            egui::ComboBox::from_label(T::Kind.s(lang)).selected_text(self.kind.map_or(T::All.s(lang), |k| label(k.zh(), k.en(), lang))).show_ui(ui, |ui| {
+            ui.label(T::Kind.s(lang));
+            egui::ComboBox::from_id_salt("kind-filter").selected_text(self.kind.map_or(T::All.s(lang), |k| label(k.zh(), k.en(), lang))).show_ui(ui, |ui| {
                 ui.selectable_value(&mut self.kind, None, T::All.s(lang));
                 for k in TicketKind::ALL {
                     ui.selectable_value(&mut self.kind, Some(*k), label(k.zh(), k.en(), lang));
                 }
             });
-            egui::ComboBox::from_label(T::State.s(lang)).selected_text(self.state.map_or(T::All.s(lang), |s| label(s.zh(), s.en(), lang))).show_ui(ui, |ui| {
+            ui.label(T::State.s(lang));
+            egui::ComboBox::from_id_salt("state-filter").selected_text(self.state.map_or(T::All.s(lang), |s| label(s.zh(), s.en(), lang))).show_ui(ui, |ui| {
                 ui.selectable_value(&mut self.state, None, T::All.s(lang));
                 for s in TicketState::ALL {
                     ui.selectable_value(&mut self.state, Some(*s), label(s.zh(), s.en(), lang));
