@@ -416,3 +416,80 @@ fn a_department_handler_acknowledges_and_replies_from_the_inbox() {
     assert_eq!(t.reply.as_deref(), Some("已安排对校园周边开展专项抽检。"));
     assert!(t.history.iter().any(|e| e.action == "acknowledge"), "{:#?}", t.history);
 }
+
+/// A UDP relay on loopback standing for the network between the desktop and switchd: the
+/// desktop talks to `addr`, the relay forwards to whatever `target` says now.
+struct Relay {
+    addr: std::net::SocketAddr,
+    target: Arc<std::sync::Mutex<std::net::SocketAddr>>,
+}
+
+impl Relay {
+    fn start(target: std::net::SocketAddr) -> Relay {
+        use std::net::UdpSocket;
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").expect("bind"));
+        let back = Arc::new(UdpSocket::bind("127.0.0.1:0").expect("bind"));
+        let addr = front.local_addr().expect("addr");
+        let target = Arc::new(std::sync::Mutex::new(target));
+        let client = Arc::new(std::sync::Mutex::new(None));
+        let (f, b, t, c) = (front.clone(), back.clone(), target.clone(), client.clone());
+        // Receive errors (ICMP from a stopped switchd) are skipped, as a network would.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            loop {
+                let Ok((n, from)) = f.recv_from(&mut buf) else { continue };
+                *c.lock().expect("lock") = Some(from);
+                let to = *t.lock().expect("lock");
+                let _ = b.send_to(&buf[..n], to);
+            }
+        });
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            loop {
+                let Ok((n, _)) = back.recv_from(&mut buf) else { continue };
+                if let Some(to) = *client.lock().expect("lock") {
+                    let _ = front.send_to(&buf[..n], to);
+                }
+            }
+        });
+        Relay { addr, target }
+    }
+}
+
+#[test]
+fn after_switchd_restarts_the_desktop_reconnects_resumes_the_session_and_the_agent_is_ready_again() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut daemon = Daemon::start_in(dir.path(), &["--demo"]);
+    let relay = Relay::start(daemon.desk_addr);
+    let config = tempfile::tempdir().expect("config dir");
+    Settings { server: relay.addr.to_string(), ..Settings::default() }.save(config.path()).expect("settings");
+    let app = AgentApp::new(config.path().to_owned(), Arc::new(|| {}));
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1500.0, 1100.0))
+        .with_context_setup(|ctx| {
+            agent_desktop::fonts::install_cjk_font(ctx).expect("a CJK font");
+        })
+        .build_ui_state(|ui, app: &mut AgentApp| app.ui(ui), app);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    click(&mut h, "签入");
+    wait_for_text(&mut h, "状态：临时闭席");
+    click(&mut h, "返回");
+    wait_for_text(&mut h, "状态：就绪");
+    let token = h.state().session.as_ref().map(|s| s.token.clone());
+    let ready_since = h.state().status.since;
+
+    // The switch is restarted (same data, same certificate, another port behind the relay).
+    daemon.stop();
+    wait_for_text(&mut h, "连接中断，正在重连");
+    let daemon = Daemon::start_in(dir.path(), &["--demo"]);
+    *relay.target.lock().expect("lock") = daemon.desk_addr;
+    wait_for_text(&mut h, "● 已连接");
+    assert_eq!(h.state().session.as_ref().map(|s| s.token.clone()), token, "the same session, resumed");
+    // switchd logged the lost desk out of the queues; the desktop signed it back in, ready.
+    wait_until(&mut h, "ready again", |h| h.state().status.state == "ready" && h.state().status.since > ready_since);
+    assert!(h.query_by_label("登录").is_none(), "no second login");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let board = rt.block_on(async { daemon.login_demo("supervisor").await.seat_board().await.expect("seat board") });
+    assert_eq!(board.idle, 1, "the new switchd has agent1 ready: {board:#?}");
+}
