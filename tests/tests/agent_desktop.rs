@@ -493,3 +493,39 @@ fn after_switchd_restarts_the_desktop_reconnects_resumes_the_session_and_the_age
     let board = rt.block_on(async { daemon.login_demo("supervisor").await.seat_board().await.expect("seat board") });
     assert_eq!(board.idle, 1, "the new switchd has agent1 ready: {board:#?}");
 }
+
+#[test]
+fn the_agent_dials_out_from_the_softphone_and_hangs_up() {
+    // SIPp plays the carrier of the outbound trunk (digest auth, ringing, answer, BYE).
+    let dir = tempfile::tempdir().expect("data dir");
+    let carrier_port = rexian_tests::free_udp_port();
+    let (mut cmd, _scratch) = rexian_tests::sipp_uas_command("carrier_auth.xml", carrier_port);
+    let carrier = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("start sipp");
+    let config = format!(
+        "[telephony]\noutbound_caller_id = \"12365\"\n\n[[telephony.trunks]]\nname = \"carrier\"\n\
+         addresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{carrier_port}\"\nusername = \"rexian\"\npassword = \"secret\"\n"
+    );
+    let daemon = Daemon::start_with_config(dir.path(), &config, &["--demo"]);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config_dir.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "呼出");
+
+    type_into(&mut h, "号码", "12a");
+    click(&mut h, "呼出");
+    wait_for_label(&mut h, "电话号码应为3至20位数字");
+    h.get_by_label("号码").focus();
+    h.step();
+    for _ in 0..3 {
+        h.key_press(egui::Key::Backspace);
+        h.step();
+    }
+    type_into(&mut h, "号码", "138 0013 8000");
+    click(&mut h, "呼出");
+    wait_for_text(&mut h, "通话中：13800138000");
+    assert!(h.state().phone.call.as_ref().is_some_and(|c| c.outbound));
+    click(&mut h, "挂断");
+    wait_for_text(&mut h, "通话已结束（switch_hangup）");
+    let out = carrier.wait_with_output().expect("sipp");
+    assert!(out.status.success(), "the carrier saw the call through to BYE:\n{}", rexian_tests::tail(&out.stdout));
+}
