@@ -5,6 +5,7 @@
 use crate::backend::{Backend, Command, ConnState, Op, Repaint, Update};
 use crate::i18n::{Lang, T};
 use crate::screens::intake::IntakeForm;
+use crate::screens::knowledge::KnowledgePanel;
 use crate::screens::login::LoginScreen;
 use crate::screens::phone::{AgentStatus, Softphone, TICK};
 use crate::screens::settings::SettingsScreen;
@@ -33,6 +34,7 @@ pub struct AgentApp {
     pub status: AgentStatus,
     pub phone: Softphone,
     pub intake: IntakeForm,
+    pub knowledge: KnowledgePanel,
     pub tickets: TicketsScreen,
     pub settings_screen: SettingsScreen,
     pub categories: Vec<Category>,
@@ -61,6 +63,7 @@ impl AgentApp {
             status: AgentStatus::default(),
             phone: Softphone::default(),
             intake: IntakeForm::default(),
+            knowledge: KnowledgePanel::default(),
             tickets: TicketsScreen::default(),
             settings_screen: SettingsScreen::default(),
             categories: Vec::new(),
@@ -149,6 +152,7 @@ impl AgentApp {
             Update::Profile(p) => self.phone.profile = Some(*p),
             Update::Categories(c) => self.categories = c,
             Update::Departments(d) => self.departments = d,
+            Update::Articles(hits) => self.knowledge.hits = Some(hits),
             Update::TicketSaved(t) => self.intake.saved(&t),
             Update::TicketRejected(f) => self.intake.rejected(&f, lang),
             Update::Tickets(page) => {
@@ -251,7 +255,11 @@ impl AgentApp {
             Tab::Phone => {
                 let mut cmds = Vec::new();
                 ui.columns(2, |cols| {
-                    egui::ScrollArea::vertical().id_salt("phone-col").show(&mut cols[0], |ui| cmds.push(self.phone.ui(ui, lang)));
+                    egui::ScrollArea::vertical().id_salt("phone-col").show(&mut cols[0], |ui| {
+                        cmds.push(self.phone.ui(ui, lang));
+                        ui.separator();
+                        cmds.push(self.knowledge.ui(ui, lang));
+                    });
                     egui::ScrollArea::vertical().id_salt("intake-col").show(&mut cols[1], |ui| cmds.push(self.intake.ui(ui, lang, &self.categories)));
                 });
                 for c in cmds {

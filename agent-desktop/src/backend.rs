@@ -39,6 +39,8 @@ pub enum Command {
     CallerProfile { phone: PhoneNumber },
     LoadCategories,
     LoadDepartments,
+    /// Chinese full-text search of the knowledge base (KB-1), published articles.
+    SearchArticles(String),
     CreateTicket(Box<NewTicket>),
     SearchTickets(TicketQuery),
     GetTicket(TicketNo),
@@ -135,6 +137,7 @@ pub enum Update {
     Profile(Box<CallerProfile>),
     Categories(Vec<Category>),
     Departments(Vec<Department>),
+    Articles(Vec<ArticleHit>),
     TicketSaved(Box<Ticket>),
     TicketRejected(Failure),
     Tickets(TicketPage),
@@ -558,6 +561,10 @@ impl Worker {
             Command::LoadCategories => self.spawn_op(Op::Catalogue, |c, out| async move {
                 let cats = rexian_shared::expect_reply!(c.request(Request::ListCategories).await?, Response::Categories { categories } => categories)?;
                 out.send(Update::Categories(cats));
+                Ok(())
+            }),
+            Command::SearchArticles(q) => self.spawn_op(Op::Catalogue, move |c, out| async move {
+                out.send(Update::Articles(c.search_articles(&q, 10).await?));
                 Ok(())
             }),
             Command::LoadDepartments => self.spawn_op(Op::Catalogue, |c, out| async move {

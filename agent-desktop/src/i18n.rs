@@ -179,6 +179,11 @@ texts! {
     Done => "已完成", "Done";
     CallCaller => "呼叫来电人", "Call the caller";
     Back => "返回列表", "Back to the list";
+    // Knowledge base
+    Knowledge => "参考资料", "Reference materials";
+    KnowledgeQuery => "检索词", "Search terms";
+    KnowledgeSearch => "检索", "Search";
+    NoArticles => "没有找到相关资料", "Nothing found";
     // Settings / audio
     Microphone => "麦克风", "Microphone";
     Speaker => "耳机/扬声器", "Headset / speaker";

@@ -180,6 +180,11 @@ fn intake_shows_a_validation_error_beside_the_field_then_the_ticket_number_to_re
     assert!(h.query_by_label(&format!("查询验证码：{code}")).is_some());
     assert_eq!(code.len(), 6);
 
+    // Reference materials beside the form: the knowledge base's Chinese full-text search.
+    type_into(&mut h, "检索词", "电梯困人");
+    click(&mut h, "检索");
+    wait_for_text(&mut h, "电梯困人怎么办？");
+
     // What the server stored is what was typed.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let ticket = rt.block_on(async {

@@ -1,6 +1,7 @@
 //! The screens of the workstation, each a struct with its state and a `ui()`.
 
 pub mod intake;
+pub mod knowledge;
 pub mod login;
 pub mod phone;
 pub mod settings;
