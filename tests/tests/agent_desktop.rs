@@ -484,8 +484,9 @@ fn after_switchd_restarts_the_desktop_reconnects_resumes_the_session_and_the_age
     let token = h.state().session.as_ref().map(|s| s.token.clone());
     let ready_since = h.state().status.since;
 
-    // The switch is restarted (same data, same certificate, another port behind the relay).
-    daemon.stop();
+    // The switch crashes and is restarted (same data, same certificate, another port behind
+    // the relay): the desk notices by its idle timeout.
+    daemon.kill9();
     wait_for_text(&mut h, "连接中断，正在重连");
     let daemon = Daemon::start_in(dir.path(), &["--demo"]);
     *relay.target.lock().expect("lock") = daemon.desk_addr;
@@ -533,4 +534,21 @@ fn the_agent_dials_out_from_the_softphone_and_hangs_up() {
     wait_for_text(&mut h, "通话已结束（switch_hangup）");
     let out = carrier.wait_with_output().expect("sipp");
     assert!(out.status.success(), "the carrier saw the call through to BYE:\n{}", rexian_tests::tail(&out.stdout));
+}
+
+#[test]
+fn the_desk_client_notices_a_crashed_switchd_and_later_requests_fail_instead_of_hanging() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut daemon = Daemon::start_in(dir.path(), &["--demo"]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let c = daemon.login_demo("agent1").await;
+        daemon.kill9();
+        let t = Instant::now();
+        let gone = tokio::time::timeout(Duration::from_secs(20), async { while c.next_event().await.is_some() {} }).await;
+        assert!(gone.is_ok(), "the loss was noticed within 20 s");
+        assert!(t.elapsed() >= Duration::from_secs(5), "by the idle timeout, not at once ({:?})", t.elapsed());
+        let later = tokio::time::timeout(Duration::from_secs(5), c.request(rexian_shared::Request::WhoAmI)).await;
+        assert!(matches!(later, Ok(Err(rexian_shared::client::ClientError::Closed))), "{later:?}");
+    });
 }
