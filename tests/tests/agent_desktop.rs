@@ -552,3 +552,42 @@ fn the_desk_client_notices_a_crashed_switchd_and_later_requests_fail_instead_of_
         assert!(matches!(later, Ok(Err(rexian_shared::client::ClientError::Closed))), "{later:?}");
     });
 }
+
+#[test]
+fn the_keypad_sends_digits_to_the_caller_and_the_agent_hangs_up() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    let scratch = tempfile::tempdir().expect("tmp");
+    let source = scratch.path().join("tone440.wav");
+    rexian_tests::tone_wav(&source, 440.0, 12);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let phone = std::thread::spawn(move || rexian_tests::baresip_call(&uri, &source, 9));
+    wait_for_label(&mut h, "接听");
+    click(&mut h, "接听");
+    wait_for_label(&mut h, "挂断");
+    for key in ["1", "5", "9", "#"] {
+        click(&mut h, key);
+        // One digit at a time, as an agent keys them.
+        let deadline = Instant::now() + Duration::from_millis(400);
+        while Instant::now() < deadline {
+            h.step();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    wait_for_label(&mut h, "DTMF: 159#");
+    assert!(h.state().phone.error.is_none(), "{:?}", h.state().phone.error);
+    click(&mut h, "挂断");
+    wait_for_text(&mut h, "通话已结束（switch_hangup）");
+    let phone = phone.join().expect("baresip ran");
+    let log = std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default();
+    let keys: String = log
+        .lines()
+        .filter(|l| l.contains("(end=0)"))
+        .filter_map(|l| l.split("received event: '").nth(1))
+        .filter_map(|r| r.chars().next())
+        .collect();
+    assert_eq!(keys, "159#", "the phone received the agent's digits once each:\n{log}");
+}
