@@ -1,40 +1,36 @@
-//! agent-desktop — the agent workstation. The egui window, softphone and intake screens arrive
-//! with their issue; until then this console form logs in over the real desk protocol (with
-//! certificate pinning) and lists the agent's due and overdue tickets.
+//! agent-desktop — the agent workstation window (热线坐席 Rexian Agent).
 //!
-//! Usage: `REXIAN_PASSWORD=… agent-desktop SERVER:PORT USERNAME`
+//! Usage: `agent-desktop` (the login screen remembers the last server and user name).
+//! `RUST_LOG=debug` for a log on stderr. With `REXIAN_PASSWORD` set it logs in at start with
+//! the remembered server and user name (kiosks, demos, screenshots).
 
-use rexian_shared::client::DeskClient;
-use rexian_shared::Request;
+use agent_desktop::{fonts, settings, AgentApp};
+use eframe::egui;
+use std::sync::Arc;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("agent-desktop: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (Some(server), Some(user)) = (args.next(), args.next()) else {
-        return Err("用法 / usage: REXIAN_PASSWORD=… agent-desktop SERVER:PORT USERNAME".into());
+fn main() -> eframe::Result {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default().with_title("热线坐席 Rexian Agent").with_inner_size([1280.0, 820.0]),
+        ..Default::default()
     };
-    let password = std::env::var("REXIAN_PASSWORD").map_err(|_| "请设置REXIAN_PASSWORD / set REXIAN_PASSWORD")?;
-    let (client, session) = DeskClient::connect_and_login(server.parse()?, &user, &password, "agent-desktop").await?;
-    let agent_no = session.user.agent_no.as_ref().map(|a| format!(" 工号{a}")).unwrap_or_default();
-    println!("已登录 / logged in: {}（{}{}）", session.user.display_name, session.user.role.zh(), agent_no);
-    let due = client.request(Request::DueTickets { within_working_days: 2 }).await?;
-    if let rexian_shared::Response::Tickets { page } = due {
-        println!("两个工作日内到期及超期工单 / due within 2 working days or overdue: {}", page.total);
-        for t in page.items {
-            let flag = if t.overdue { "超期" } else { "" };
-            println!("  {} {} {} {} {}", t.no, t.kind.zh(), t.state.zh(), t.due_date.map(|d| d.to_string()).unwrap_or_default(), flag);
-        }
-    }
-    client.close().await;
-    Ok(())
+    eframe::run_native(
+        "热线坐席 Rexian Agent",
+        options,
+        Box::new(|cc| {
+            match fonts::install_cjk_font(&cc.egui_ctx) {
+                Some(path) => tracing::info!(font = %path.display(), "CJK font"),
+                None => eprintln!("agent-desktop: 未找到中文字体 / no CJK font found (install fonts-noto-cjk or fonts-wqy-microhei)"),
+            }
+            let ctx = cc.egui_ctx.clone();
+            let mut app = AgentApp::new(settings::config_dir(), Arc::new(move || ctx.request_repaint()));
+            if let Ok(password) = std::env::var("REXIAN_PASSWORD") {
+                app.auto_login(password);
+            }
+            Ok(Box::new(app))
+        }),
+    )
 }

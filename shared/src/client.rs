@@ -168,6 +168,14 @@ impl DeskClient {
         if let Ok(mut p) = self.pending.lock() {
             p.insert(id, tx);
         }
+        // A request made after the connection closed would wait forever: the read loop that
+        // answers waiters has already ended.
+        if self.conn.close_reason().is_some() {
+            if let Ok(mut p) = self.pending.lock() {
+                p.remove(&id);
+            }
+            return Err(ClientError::Closed);
+        }
         self.outgoing.send(frame).map_err(|_| ClientError::Closed)?;
         match rx.await {
             Ok(Ok(resp)) => Ok(resp),
@@ -201,6 +209,13 @@ impl DeskClient {
                 Err(e) => tracing::debug!(error = %e, len = datagram.len(), "skipped a datagram"),
             }
         }
+    }
+
+    /// Closes the connection at once, without waiting: for a client shared between tasks
+    /// (the desktops' backend), where [`DeskClient::close`] cannot take it by value. Every
+    /// waiting request then fails with [`ClientError::Closed`] and `next_event` returns `None`.
+    pub fn disconnect(&self) {
+        self.conn.close(0u32.into(), b"bye");
     }
 
     /// Closes the connection and waits until the server was told.
@@ -432,6 +447,11 @@ fn client_endpoint(addr: SocketAddr, verifier: Arc<PinVerifier>) -> Result<quinn
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(Duration::from_secs(5)));
+    // A desk notices a silent loss (a crashed switchd, a cut cable) within about 10 s and can
+    // reconnect, instead of after quinn's default 30 s.
+    if let Ok(idle) = quinn::IdleTimeout::try_from(Duration::from_secs(10)) {
+        transport.max_idle_timeout(Some(idle));
+    }
     transport.datagram_receive_buffer_size(Some(DATAGRAM_BUFFER_BYTES));
     transport.datagram_send_buffer_size(DATAGRAM_BUFFER_BYTES);
     config.transport_config(Arc::new(transport));

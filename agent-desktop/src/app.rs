@@ -1,0 +1,291 @@
+//! The workstation: the top bar (title, connection state always shown, language, sign-out),
+//! the login screen until a session exists, then the tabs. `AgentApp::ui` first applies what
+//! the backend reported, then draws; the screens return commands that go to the backend.
+
+use crate::backend::{Backend, Command, ConnState, Op, Repaint, Update};
+use crate::i18n::{Lang, T};
+use crate::screens::intake::IntakeForm;
+use crate::screens::knowledge::KnowledgePanel;
+use crate::screens::login::LoginScreen;
+use crate::screens::phone::{AgentStatus, Softphone, TICK};
+use crate::screens::settings::SettingsScreen;
+use crate::screens::tickets::TicketsScreen;
+use crate::settings::Settings;
+use eframe::egui;
+use rexian_shared::{Category, Department, Event, PhoneNumber, Role, Session};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Phone,
+    Tickets,
+    Settings,
+}
+
+pub struct AgentApp {
+    pub config_dir: PathBuf,
+    pub settings: Settings,
+    pub lang: Lang,
+    pub backend: Backend,
+    pub conn: ConnState,
+    pub session: Option<Session>,
+    pub tab: Tab,
+    pub login: LoginScreen,
+    pub status: AgentStatus,
+    pub phone: Softphone,
+    pub intake: IntakeForm,
+    pub knowledge: KnowledgePanel,
+    pub tickets: TicketsScreen,
+    pub settings_screen: SettingsScreen,
+    pub categories: Vec<Category>,
+    pub departments: Vec<Department>,
+    /// The last failure of a call or state request, shown in the bar.
+    pub notice: Option<String>,
+}
+
+impl AgentApp {
+    /// A workstation whose settings and pinned certificates live in `config_dir`; `repaint`
+    /// wakes the UI when the backend has news.
+    pub fn new(config_dir: PathBuf, repaint: Repaint) -> AgentApp {
+        let settings = Settings::load(&config_dir);
+        let backend = Backend::start(config_dir.clone(), repaint);
+        backend.send(Command::SetDevices { input: settings.input_device.clone(), output: settings.output_device.clone() });
+        let server = if settings.server.is_empty() { "127.0.0.1:7443".to_owned() } else { settings.server.clone() };
+        AgentApp {
+            lang: settings.lang,
+            login: LoginScreen::new(&server, &settings.username),
+            config_dir,
+            settings,
+            backend,
+            conn: ConnState::Offline,
+            session: None,
+            tab: Tab::Phone,
+            status: AgentStatus::default(),
+            phone: Softphone::default(),
+            intake: IntakeForm::default(),
+            knowledge: KnowledgePanel::default(),
+            tickets: TicketsScreen::default(),
+            settings_screen: SettingsScreen::default(),
+            categories: Vec::new(),
+            departments: Vec::new(),
+            notice: None,
+        }
+    }
+
+    fn save_settings(&mut self) {
+        self.settings.lang = self.lang;
+        if let Err(e) = self.settings.save(&self.config_dir) {
+            tracing::warn!(error = %e, "cannot save settings");
+        }
+    }
+
+    fn send(&mut self, cmd: Option<Command>) {
+        if let Some(cmd) = cmd {
+            if let Command::Login { server, username, .. } = &cmd {
+                self.settings.server = server.clone();
+                self.settings.username = username.clone();
+            }
+            self.backend.send(cmd);
+        }
+    }
+
+    /// Logs in with the remembered server and user name and `password` without waiting for
+    /// the agent (`REXIAN_PASSWORD`, for kiosks, demos and screenshots).
+    pub fn auto_login(&mut self, password: String) {
+        self.login.password = password;
+        let cmd = self.login.submit(self.lang);
+        self.send(cmd);
+    }
+
+    /// Applies everything the backend reported since the last frame.
+    pub fn pump(&mut self) {
+        while let Some(u) = self.backend.try_recv() {
+            self.apply(u);
+        }
+    }
+
+    fn apply(&mut self, u: Update) {
+        let lang = self.lang;
+        match u {
+            Update::Conn(c) => self.conn = c,
+            Update::LoggedIn(session) => {
+                self.login.busy = false;
+                self.login.password.clear();
+                self.login.error = None;
+                // Department handlers work their inbox; they take no calls.
+                self.tab = if session.user.role == Role::Handler { Tab::Tickets } else { Tab::Phone };
+                self.session = Some(session);
+                self.status = AgentStatus::default();
+                self.save_settings();
+                self.backend.send(Command::LoadCategories);
+                self.backend.send(Command::LoadDepartments);
+            }
+            Update::LoginFailed(f) => self.login.failed(&f, lang),
+            Update::SessionLost(f) => {
+                self.session = None;
+                self.login.failed(&f, lang);
+            }
+            Update::CertificateChanged { server, expected, actual } => {
+                self.session = None;
+                self.login.busy = false;
+                self.login.password.clear();
+                self.login.cert_changed = Some((server, expected, actual));
+            }
+            Update::Event(ev) => self.event(ev),
+            Update::Failed { op, failure } => match op {
+                Op::Tickets | Op::Catalogue => self.tickets.failed(&failure, lang),
+                Op::Act => self.tickets.error = Some(failure.text(lang)),
+                Op::AgentState => {
+                    self.status.pending = false;
+                    self.notice = Some(failure.text(lang));
+                }
+                Op::Call => self.phone.error = Some(failure.text(lang)),
+                Op::Profile => {}
+            },
+            Update::Done(op) => {
+                if op == Op::AgentState {
+                    self.status.pending = false;
+                }
+                self.notice = None;
+            }
+            Update::CallStarted { call, number } => self.phone.started_outbound(call, number),
+            Update::Profile(p) => self.phone.profile = Some(*p),
+            Update::Categories(c) => self.categories = c,
+            Update::Departments(d) => self.departments = d,
+            Update::Articles(hits) => self.knowledge.hits = Some(hits),
+            Update::TicketSaved(t) => self.intake.saved(&t),
+            Update::TicketRejected(f) => self.intake.rejected(&f, lang),
+            Update::Tickets(page) => {
+                self.tickets.busy = false;
+                self.tickets.page = Some(page);
+            }
+            Update::Ticket(t) | Update::Acted(t) => self.tickets.acted(*t),
+            Update::MicLevel(l) => self.settings_screen.level = l,
+            Update::AudioProblem(e) => {
+                let text = e.text(lang);
+                self.settings_screen.audio_error = Some(text.clone());
+                self.settings_screen.testing = false;
+                self.notice = Some(text);
+            }
+            Update::AudioOk => {
+                self.settings_screen.audio_ok = true;
+                self.settings_screen.audio_error = None;
+            }
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        self.status.on_event(&ev);
+        if matches!(ev, Event::CallEnded { .. }) {
+            // An audio problem belonged to the call.
+            self.notice = None;
+        }
+        if let Some((caller, record)) = self.phone.on_event(&ev) {
+            // Screen pop: the caller's history beside a form prefilled for this call.
+            self.intake = IntakeForm::for_call(&caller, record);
+            self.tab = Tab::Phone;
+            if let Ok(phone) = PhoneNumber::parse(&caller) {
+                self.backend.send(Command::CallerProfile { phone });
+            }
+        }
+    }
+
+    fn role(&self) -> Role {
+        self.session.as_ref().map_or(Role::Agent, |s| s.user.role)
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        let lang = self.lang;
+        ui.horizontal(|ui| {
+            ui.heading(T::AppTitle.s(lang));
+            ui.separator();
+            let (text, color) = match self.conn {
+                ConnState::Offline => (T::ConnOffline.s(lang).to_owned(), egui::Color32::GRAY),
+                ConnState::Connecting => (T::ConnConnecting.s(lang).to_owned(), egui::Color32::from_rgb(200, 140, 0)),
+                ConnState::Online => (T::ConnOnline.s(lang).to_owned(), egui::Color32::from_rgb(0, 140, 0)),
+                ConnState::Reconnecting { attempt } => (format!("{}（{attempt}）", T::ConnReconnecting.s(lang)), egui::Color32::RED),
+            };
+            ui.colored_label(color, format!("● {text}"));
+            if let Some(s) = &self.session {
+                let no = s.user.agent_no.as_ref().map(|a| format!(" 工号{a}")).unwrap_or_default();
+                ui.label(format!("{}（{}{no}）", s.user.display_name, crate::i18n::label(s.user.role.zh(), s.user.role.en(), lang)));
+            }
+            if ui.button(T::Language.s(lang)).clicked() {
+                self.lang = if lang == Lang::Zh { Lang::En } else { Lang::Zh };
+                self.save_settings();
+            }
+            if self.session.is_some() && ui.button(T::SignOut.s(lang)).clicked() {
+                self.backend.send(Command::SignOut);
+                self.session = None;
+                self.phone = Softphone::default();
+            }
+        });
+        ui.separator();
+    }
+
+    /// Draws the whole workstation into `ui` (the window's, or a test harness's).
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.pump();
+        self.top_bar(ui);
+        let lang = self.lang;
+        if self.session.is_none() {
+            let cmd = self.login.ui(ui, lang);
+            self.send(cmd);
+            return;
+        }
+        ui.ctx().request_repaint_after(TICK);
+        let handler = self.role() == Role::Handler;
+        if !handler {
+            let cmd = self.status.ui(ui, lang);
+            self.send(cmd);
+        }
+        if let Some(n) = &self.notice {
+            ui.colored_label(egui::Color32::RED, n);
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            if !handler {
+                ui.selectable_value(&mut self.tab, Tab::Phone, T::TabPhone.s(lang));
+            }
+            ui.selectable_value(&mut self.tab, Tab::Tickets, T::TabTickets.s(lang));
+            ui.selectable_value(&mut self.tab, Tab::Settings, T::TabSettings.s(lang));
+        });
+        ui.separator();
+        match self.tab {
+            Tab::Phone => {
+                let mut cmds = Vec::new();
+                ui.columns(2, |cols| {
+                    egui::ScrollArea::vertical().id_salt("phone-col").show(&mut cols[0], |ui| {
+                        cmds.push(self.phone.ui(ui, lang));
+                        ui.separator();
+                        cmds.push(self.knowledge.ui(ui, lang));
+                    });
+                    egui::ScrollArea::vertical().id_salt("intake-col").show(&mut cols[1], |ui| cmds.push(self.intake.ui(ui, lang, &self.categories)));
+                });
+                for c in cmds {
+                    self.send(c);
+                }
+            }
+            Tab::Tickets => {
+                let role = self.role();
+                let cmd = self.tickets.ui(ui, lang, role, &self.departments);
+                self.send(cmd);
+            }
+            Tab::Settings => {
+                let (mut input, mut output) = (self.settings.input_device.clone(), self.settings.output_device.clone());
+                let (cmd, changed) = self.settings_screen.ui(ui, &mut self.lang, &mut input, &mut output);
+                (self.settings.input_device, self.settings.output_device) = (input, output);
+                if changed {
+                    self.save_settings();
+                }
+                self.send(cmd);
+            }
+        }
+    }
+}
+
+impl eframe::App for AgentApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        egui::CentralPanel::default().show(ui, |ui| AgentApp::ui(self, ui));
+    }
+}

@@ -1,0 +1,593 @@
+//! The agent desktop's screens driven by their labels (egui_kittest, with a CJK font) against
+//! the real switchd over QUIC: the same `AgentApp` the window runs, its backend thread and
+//! its desk client, with a fresh data directory and the demo users.
+
+use agent_desktop::settings::Settings;
+use agent_desktop::AgentApp;
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use rexian_shared::TicketNo;
+use rexian_tests::{sipp_caller, CallerStep, Daemon, DEMO_PASSWORD};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The workstation in a test harness, its settings (the remembered server) in `config`.
+fn workstation(config: &Path, daemon: &Daemon) -> Harness<'static, AgentApp> {
+    let settings = Settings { server: daemon.desk_addr.to_string(), ..Settings::default() };
+    settings.save(config).expect("save settings");
+    let app = AgentApp::new(config.to_owned(), Arc::new(|| {}));
+    Harness::builder()
+        .with_size(egui::vec2(1500.0, 1100.0))
+        .with_context_setup(|ctx| {
+            agent_desktop::fonts::install_cjk_font(ctx).expect("a CJK font (scripts/deps installs one)");
+        })
+        .build_ui_state(|ui, app: &mut AgentApp| app.ui(ui), app)
+}
+
+/// Steps the UI until `done` holds; the backend answers from its own thread meanwhile.
+fn wait_until(h: &mut Harness<'static, AgentApp>, what: &str, done: impl Fn(&Harness<'static, AgentApp>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the desktop never showed {what} (connection {:?}, notice {:?}, audio {:?})",
+            h.state().conn,
+            h.state().notice,
+            h.state().settings_screen.audio_error
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+/// Waits for a widget labelled exactly `text`.
+fn wait_for_label(h: &mut Harness<'static, AgentApp>, text: &str) {
+    wait_until(h, text, |h| h.query_by_label(text).is_some());
+}
+
+/// Waits for a widget whose label contains `text`.
+fn wait_for_text(h: &mut Harness<'static, AgentApp>, text: &str) {
+    wait_until(h, text, |h| h.query_all_by_label_contains(text).next().is_some());
+}
+
+fn type_into(h: &mut Harness<'static, AgentApp>, field: &str, text: &str) {
+    h.get_by_label(field).focus();
+    h.step();
+    h.get_by_label(field).type_text(text);
+    h.step();
+}
+
+fn click(h: &mut Harness<'static, AgentApp>, label: &str) {
+    h.get_by_label(label).click();
+    h.step();
+}
+
+/// Logs in as `user` through the login screen.
+fn log_in(h: &mut Harness<'static, AgentApp>, user: &str, password: &str) {
+    type_into(h, "用户名", user);
+    type_into(h, "密码", password);
+    click(h, "登录");
+}
+
+#[test]
+fn login_shows_the_chinese_error_then_reaches_the_workstation_and_pins_the_certificate() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    wait_for_text(&mut h, "未连接");
+
+    log_in(&mut h, "agent1", "wrong-password");
+    wait_for_label(&mut h, "用户名或密码错误");
+    assert!(h.state().session.is_none());
+    assert!(h.query_by_label("签入").is_none(), "still on the login screen");
+
+    // The user name stays; the password field was cleared.
+    type_into(&mut h, "密码", DEMO_PASSWORD);
+    click(&mut h, "登录");
+    wait_for_label(&mut h, "签入");
+    wait_for_text(&mut h, "● 已连接");
+    assert!(h.query_by_label_contains("王晓燕（话务员 工号1026）").is_some());
+    let pins = std::fs::read_to_string(config.path().join("known_servers.json")).expect("pinned on first login");
+    assert!(pins.contains(&daemon.fingerprint), "{pins}");
+    let saved = Settings::load(config.path());
+    assert_eq!((saved.server, saved.username), (daemon.desk_addr.to_string(), "agent1".to_owned()), "remembered for next time");
+
+    // English on request, and back.
+    click(&mut h, "English");
+    wait_for_label(&mut h, "Sign in to queues");
+    click(&mut h, "中文");
+    wait_for_label(&mut h, "签入");
+}
+
+#[test]
+fn a_changed_server_certificate_is_refused_with_a_warning() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let pins = format!("{{\"{}\": \"00:11:22\"}}", daemon.desk_addr);
+    std::fs::write(config.path().join("known_servers.json"), pins).expect("a stale pin");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "服务器证书已变更！");
+    assert!(h.state().session.is_none(), "no session with a changed certificate");
+    assert!(h.query_by_label_contains(&daemon.fingerprint).is_some(), "the presented fingerprint is shown");
+
+    // The administrator confirmed the new certificate: trusted, then the login goes through.
+    click(&mut h, "管理员已确认，信任新证书");
+    wait_until(&mut h, "the old pin forgotten", |_| {
+        std::fs::read_to_string(config.path().join("known_servers.json")).is_ok_and(|p| !p.contains("00:11:22"))
+    });
+    type_into(&mut h, "密码", DEMO_PASSWORD);
+    click(&mut h, "登录");
+    wait_for_label(&mut h, "签入");
+}
+
+#[test]
+fn the_agent_signs_in_goes_ready_and_takes_a_break_with_a_reason() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+
+    click(&mut h, "签入");
+    wait_for_text(&mut h, "状态：临时闭席（其他）");
+    click(&mut h, "返回");
+    wait_for_text(&mut h, "状态：就绪");
+    assert_eq!(h.state().status.state, "ready");
+
+    click(&mut h, "用餐");
+    click(&mut h, "临时闭席");
+    wait_for_text(&mut h, "状态：临时闭席（用餐）");
+    assert_eq!(h.state().status.reason.as_deref(), Some("meal"));
+
+    click(&mut h, "签出");
+    wait_for_text(&mut h, "状态：未签入");
+}
+
+#[test]
+fn intake_shows_a_validation_error_beside_the_field_then_the_ticket_number_to_read_out() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "保存工单");
+
+    // No summary and a malformed number: both said in Chinese beside their fields.
+    type_into(&mut h, "联系电话", "138-0013-8000x");
+    click(&mut h, "保存工单");
+    wait_for_label(&mut h, "请填写摘要（1至200字）");
+    assert!(h.query_by_label("电话号码应为3至20位数字").is_some());
+    assert!(h.query_by_label("请更正标红的内容").is_some());
+
+    // Corrected, with a category found by searching the tree.
+    h.get_by_label("联系电话").focus();
+    h.step();
+    h.key_press(egui::Key::Backspace);
+    h.step();
+    type_into(&mut h, "摘要", "小区电梯多次困人，物业不处理");
+    type_into(&mut h, "搜索分类", "电梯");
+    wait_for_label(&mut h, "04.01 特种设备 › 电梯");
+    click(&mut h, "04.01 特种设备 › 电梯");
+    click(&mut h, "保存工单");
+    wait_for_text(&mut h, "工单编号：");
+    let (no, code) = h.state().intake.saved.clone().expect("saved");
+    assert!(h.query_by_label(&format!("工单编号：{no}")).is_some());
+    assert!(h.query_by_label(&format!("查询验证码：{code}")).is_some());
+    assert_eq!(code.len(), 6);
+
+    // Reference materials beside the form: the knowledge base's Chinese full-text search.
+    type_into(&mut h, "检索词", "电梯困人");
+    click(&mut h, "检索");
+    wait_for_text(&mut h, "电梯困人怎么办？");
+
+    // What the server stored is what was typed.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let ticket = rt.block_on(async {
+        let c = daemon.login_demo("agent1").await;
+        c.get_ticket(&TicketNo::parse(no.as_ref()).expect("number")).await.expect("the ticket")
+    });
+    assert_eq!(ticket.summary, "小区电梯多次困人，物业不处理");
+    assert_eq!(ticket.caller.phone.map(|p| p.to_string()), Some("13800138000".into()));
+    assert_eq!(ticket.category_code.as_deref(), Some("04.01"));
+    assert_eq!(ticket.verification_code.as_deref(), Some(code.as_str()));
+
+    // The list finds it, and its detail shows the history and the agent's actions.
+    click(&mut h, "工单查询");
+    type_into(&mut h, "关键词", "电梯多次困人");
+    click(&mut h, "查询");
+    wait_for_label(&mut h, no.as_ref());
+    click(&mut h, no.as_ref());
+    wait_for_label(&mut h, "办理记录");
+    click(&mut h, "受理");
+    wait_until(&mut h, "the ticket accepted", |h| h.state().tickets.detail.as_ref().is_some_and(|t| t.state == rexian_shared::TicketState::Accepted));
+    assert!(h.query_by_label_contains("状态：已受理").is_some());
+}
+
+#[test]
+fn an_offered_call_pops_the_caller_and_is_answered_from_the_softphone() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+
+    // A caller dials 8001, which the demo routes to agent1's desk.
+    let target = daemon.sip_addr;
+    let steps = vec![CallerStep::Pause(6000)];
+    let caller = std::thread::spawn(move || sipp_caller(target, "8001", "13800138000", &steps, false));
+    wait_for_text(&mut h, "来电：13800138000");
+    // Screen pop: the profile beside a form prefilled with the number and the call record.
+    wait_for_label(&mut h, "来电人档案");
+    assert_eq!(h.state().intake.phone, "13800138000");
+    assert!(h.state().intake.call_record.is_some(), "the offer's call record is linked");
+    click(&mut h, "接听");
+    wait_for_text(&mut h, "通话中：13800138000");
+    assert!(h.query_by_label("挂断").is_some());
+    assert!(h.query_by_label("转满意度评价").is_some());
+    // The caller hangs up after its pause.
+    wait_for_text(&mut h, "通话已结束（caller_hangup）");
+    caller.join().expect("the caller completed");
+}
+
+/// A user-mode PulseAudio with a pipe microphone and a pipe headset (the notes' recipe): a
+/// thread feeds the microphone a 1 kHz tone in real time, another keeps what the headset plays.
+struct VirtualHeadset {
+    daemon: std::process::Child,
+    heard: Arc<std::sync::Mutex<Vec<i16>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    dir: tempfile::TempDir,
+}
+
+impl VirtualHeadset {
+    fn start() -> VirtualHeadset {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        for sub in ["home", "run"] {
+            std::fs::create_dir_all(d.join(sub)).expect("dirs");
+        }
+        let script = format!(
+            "load-module module-native-protocol-unix auth-anonymous=1 socket={d}/run/native\n\
+             load-module module-pipe-source source_name=mic file={d}/mic.fifo format=s16le rate=48000 channels=1\n\
+             load-module module-pipe-sink sink_name=spk file={d}/spk.fifo format=s16le rate=48000 channels=1 use_system_clock_for_timing=yes\n\
+             set-default-source mic\nset-default-sink spk\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("test.pa"), script).expect("script");
+        // PulseAudio makes the fifos itself (it refuses existing ones).
+        let daemon = std::process::Command::new("pulseaudio")
+            .args(["-n", "-F"])
+            .arg(d.join("test.pa"))
+            .args(["--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", "--disable-shm=yes", "--log-level=info"])
+            .arg(format!("--log-target=file:{}/pa.log", d.display()))
+            .env("HOME", d.join("home"))
+            .env("XDG_RUNTIME_DIR", d.join("run"))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("pulseaudio (scripts/deps installs it)");
+        let (socket, mic_path, spk_path) = (d.join("run/native"), d.join("mic.fifo"), d.join("spk.fifo"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(socket.exists() && mic_path.exists() && spk_path.exists()) {
+            assert!(Instant::now() < deadline, "PulseAudio did not start: {}", std::fs::read_to_string(d.join("pa.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let Ok(mut mic) = std::fs::OpenOptions::new().write(true).open(&mic_path) else { return };
+            let mut n = 0u64;
+            let start = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let frame: Vec<u8> = (0..960u64)
+                    .flat_map(|i| ((8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * ((n * 960 + i) as f64) / 48_000.0).sin()) as i16).to_le_bytes())
+                    .collect();
+                if mic.write_all(&frame).is_err() {
+                    return;
+                }
+                n += 1;
+                let due = start + Duration::from_millis(20 * n);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+        });
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = heard.clone();
+        std::thread::spawn(move || {
+            let Ok(mut spk) = std::fs::File::open(&spk_path) else { return };
+            let mut buf = [0u8; 3840];
+            while let Ok(n) = spk.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                let mut heard = h.lock().expect("lock");
+                heard.extend(buf[..n].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])));
+            }
+        });
+        // The desktop (this process) finds the server through PULSE_SERVER, as cpal's PulseAudio
+        // host reads it. Each test runs in its own process under nextest.
+        std::env::set_var("PULSE_SERVER", format!("unix:{}", socket.display()));
+        VirtualHeadset { daemon, heard, stop, dir }
+    }
+
+    /// What the headset played so far, at 48 kHz.
+    fn heard(&self) -> Vec<i16> {
+        self.heard.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for VirtualHeadset {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if std::thread::panicking() {
+            eprintln!("PulseAudio's log:\n{}", std::fs::read_to_string(self.dir.path().join("pa.log")).unwrap_or_default());
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// 100 ms blocks of 48 kHz `samples` that are mostly `freq` (decimated to 8 kHz first).
+fn blocks_of_48k(samples: &[i16], freq: f64) -> usize {
+    let at8k: Vec<i16> = samples.iter().step_by(6).copied().collect();
+    at8k.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, freq) > 0.5).count()
+}
+
+#[test]
+fn the_headset_rings_and_carries_the_call_both_ways() {
+    // switchd first: it must not inherit PULSE_SERVER (its espeak-ng would play into the headset).
+    let daemon = Daemon::start_demo();
+    let headset = VirtualHeadset::start();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+
+    // A phone (baresip, sending 440 Hz) calls the agent's desk; it hangs up after 10 s.
+    let scratch = tempfile::tempdir().expect("tmp");
+    let source = scratch.path().join("tone440.wav");
+    rexian_tests::tone_wav(&source, 440.0, 14);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let phone = std::thread::spawn(move || rexian_tests::baresip_call(&uri, &source, 10));
+    wait_for_label(&mut h, "接听");
+    // The headset rings (450 Hz, one second on) while the call is offered.
+    let before = headset.heard().len();
+    wait_until(&mut h, "the ring on the headset", |_| {
+        let heard = headset.heard();
+        heard[before.min(heard.len())..].iter().filter(|s| s.abs() > 2000).count() > 4800
+    });
+    click(&mut h, "接听");
+    wait_for_label(&mut h, "挂断");
+    let answered = headset.heard().len();
+    wait_for_text(&mut h, "通话已结束");
+    let phone = phone.join().expect("baresip ran");
+
+    // The phone's 440 Hz reached the headset, decoded from Opus through the jitter buffer.
+    let heard = headset.heard();
+    let at_headset = blocks_of_48k(&heard[answered.min(heard.len())..], 440.0);
+    assert!(at_headset >= 20, "the headset played the caller's 440 Hz in only {at_headset} blocks of 100 ms");
+    // The microphone's 1 kHz reached the phone.
+    let dump = rexian_tests::file_ending(phone.path(), "-dec.wav").expect("baresip kept what it heard");
+    let at_phone = rexian_tests::dumped_samples(&dump);
+    let blocks = at_phone.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, 1000.0) > 0.5).count();
+    assert!(blocks >= 20, "the phone heard the agent's microphone (1 kHz) in only {blocks} blocks of 100 ms");
+    let problem = &h.state().settings_screen.audio_error;
+    assert!(problem.is_none(), "no audio problem was reported: {problem:?}");
+}
+
+#[test]
+fn without_a_sound_server_or_device_the_agent_is_told_plainly() {
+    std::env::set_var("PULSE_SERVER", "unix:/nonexistent/rexian-test-socket");
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    click(&mut h, "设置");
+    click(&mut h, "测试麦克风");
+    wait_until(&mut h, "the audio problem", |h| h.state().settings_screen.audio_error.is_some());
+    let text = h.state().settings_screen.audio_error.clone().unwrap_or_default();
+    assert!(text.starts_with("未找到麦克风") || text.starts_with("音频设备被占用或不可用"), "{text}");
+    assert!(h.query_all_by_label(&text).count() >= 1, "said on the screen");
+}
+
+#[test]
+fn a_department_handler_acknowledges_and_replies_from_the_inbox() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "quality", DEMO_PASSWORD);
+    wait_for_label(&mut h, "待签收");
+    assert!(h.query_by_label("签入").is_none(), "handlers take no calls");
+
+    click(&mut h, "待签收");
+    wait_for_label(&mut h, "建议加强校园周边食品相关产品抽检");
+    let page = h.state().tickets.page.clone().expect("the inbox");
+    assert!(page.items.iter().all(|t| t.state == rexian_shared::TicketState::Dispatched), "{page:#?}");
+    let no = page.items.iter().find(|t| t.summary == "建议加强校园周边食品相关产品抽检").map(|t| t.no.to_string()).expect("in the inbox");
+    click(&mut h, &no);
+    wait_for_label(&mut h, "签收");
+    assert!(h.query_by_label("受理").is_none(), "a handler is not offered the hotline's actions");
+    click(&mut h, "签收");
+    wait_for_text(&mut h, "状态：已签收");
+    type_into(&mut h, "说明", "已安排对校园周边开展专项抽检。");
+    click(&mut h, "答复");
+    wait_for_text(&mut h, "状态：已答复");
+    let t = h.state().tickets.detail.clone().expect("detail");
+    assert_eq!(t.reply.as_deref(), Some("已安排对校园周边开展专项抽检。"));
+    assert!(t.history.iter().any(|e| e.action == "acknowledge"), "{:#?}", t.history);
+}
+
+/// A UDP relay on loopback standing for the network between the desktop and switchd: the
+/// desktop talks to `addr`, the relay forwards to whatever `target` says now.
+struct Relay {
+    addr: std::net::SocketAddr,
+    target: Arc<std::sync::Mutex<std::net::SocketAddr>>,
+}
+
+impl Relay {
+    fn start(target: std::net::SocketAddr) -> Relay {
+        use std::net::UdpSocket;
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").expect("bind"));
+        let back = Arc::new(UdpSocket::bind("127.0.0.1:0").expect("bind"));
+        let addr = front.local_addr().expect("addr");
+        let target = Arc::new(std::sync::Mutex::new(target));
+        let client = Arc::new(std::sync::Mutex::new(None));
+        let (f, b, t, c) = (front.clone(), back.clone(), target.clone(), client.clone());
+        // Receive errors (ICMP from a stopped switchd) are skipped, as a network would.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            loop {
+                let Ok((n, from)) = f.recv_from(&mut buf) else { continue };
+                *c.lock().expect("lock") = Some(from);
+                let to = *t.lock().expect("lock");
+                let _ = b.send_to(&buf[..n], to);
+            }
+        });
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            loop {
+                let Ok((n, _)) = back.recv_from(&mut buf) else { continue };
+                if let Some(to) = *client.lock().expect("lock") {
+                    let _ = front.send_to(&buf[..n], to);
+                }
+            }
+        });
+        Relay { addr, target }
+    }
+}
+
+#[test]
+fn after_switchd_restarts_the_desktop_reconnects_resumes_the_session_and_the_agent_is_ready_again() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut daemon = Daemon::start_in(dir.path(), &["--demo"]);
+    let relay = Relay::start(daemon.desk_addr);
+    let config = tempfile::tempdir().expect("config dir");
+    Settings { server: relay.addr.to_string(), ..Settings::default() }.save(config.path()).expect("settings");
+    let app = AgentApp::new(config.path().to_owned(), Arc::new(|| {}));
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1500.0, 1100.0))
+        .with_context_setup(|ctx| {
+            agent_desktop::fonts::install_cjk_font(ctx).expect("a CJK font");
+        })
+        .build_ui_state(|ui, app: &mut AgentApp| app.ui(ui), app);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    click(&mut h, "签入");
+    wait_for_text(&mut h, "状态：临时闭席");
+    click(&mut h, "返回");
+    wait_for_text(&mut h, "状态：就绪");
+    let token = h.state().session.as_ref().map(|s| s.token.clone());
+    let ready_since = h.state().status.since;
+
+    // The switch crashes and is restarted (same data, same certificate, another port behind
+    // the relay): the desk notices by its idle timeout.
+    daemon.kill9();
+    wait_for_text(&mut h, "连接中断，正在重连");
+    let daemon = Daemon::start_in(dir.path(), &["--demo"]);
+    *relay.target.lock().expect("lock") = daemon.desk_addr;
+    wait_for_text(&mut h, "● 已连接");
+    assert_eq!(h.state().session.as_ref().map(|s| s.token.clone()), token, "the same session, resumed");
+    // switchd logged the lost desk out of the queues; the desktop signed it back in, ready.
+    wait_until(&mut h, "ready again", |h| h.state().status.state == "ready" && h.state().status.since > ready_since);
+    assert!(h.query_by_label("登录").is_none(), "no second login");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let board = rt.block_on(async { daemon.login_demo("supervisor").await.seat_board().await.expect("seat board") });
+    assert_eq!(board.idle, 1, "the new switchd has agent1 ready: {board:#?}");
+}
+
+#[test]
+fn the_agent_dials_out_from_the_softphone_and_hangs_up() {
+    // SIPp plays the carrier of the outbound trunk (digest auth, ringing, answer, BYE).
+    let dir = tempfile::tempdir().expect("data dir");
+    let carrier_port = rexian_tests::free_udp_port();
+    let (mut cmd, _scratch) = rexian_tests::sipp_uas_command("carrier_auth.xml", carrier_port);
+    let carrier = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("start sipp");
+    let config = format!(
+        "[telephony]\noutbound_caller_id = \"12365\"\n\n[[telephony.trunks]]\nname = \"carrier\"\n\
+         addresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{carrier_port}\"\nusername = \"rexian\"\npassword = \"secret\"\n"
+    );
+    let daemon = Daemon::start_with_config(dir.path(), &config, &["--demo"]);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config_dir.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "呼出");
+
+    type_into(&mut h, "号码", "12a");
+    click(&mut h, "呼出");
+    wait_for_label(&mut h, "电话号码应为3至20位数字");
+    h.get_by_label("号码").focus();
+    h.step();
+    for _ in 0..3 {
+        h.key_press(egui::Key::Backspace);
+        h.step();
+    }
+    type_into(&mut h, "号码", "138 0013 8000");
+    click(&mut h, "呼出");
+    wait_for_text(&mut h, "通话中：13800138000");
+    assert!(h.state().phone.call.as_ref().is_some_and(|c| c.outbound));
+    click(&mut h, "挂断");
+    wait_for_text(&mut h, "通话已结束（switch_hangup）");
+    let out = carrier.wait_with_output().expect("sipp");
+    assert!(out.status.success(), "the carrier saw the call through to BYE:\n{}", rexian_tests::tail(&out.stdout));
+}
+
+#[test]
+fn the_desk_client_notices_a_crashed_switchd_and_later_requests_fail_instead_of_hanging() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let mut daemon = Daemon::start_in(dir.path(), &["--demo"]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let c = daemon.login_demo("agent1").await;
+        daemon.kill9();
+        let t = Instant::now();
+        let gone = tokio::time::timeout(Duration::from_secs(20), async { while c.next_event().await.is_some() {} }).await;
+        assert!(gone.is_ok(), "the loss was noticed within 20 s");
+        assert!(t.elapsed() >= Duration::from_secs(5), "by the idle timeout, not at once ({:?})", t.elapsed());
+        let later = tokio::time::timeout(Duration::from_secs(5), c.request(rexian_shared::Request::WhoAmI)).await;
+        assert!(matches!(later, Ok(Err(rexian_shared::client::ClientError::Closed))), "{later:?}");
+    });
+}
+
+#[test]
+fn the_keypad_sends_digits_to_the_caller_and_the_agent_hangs_up() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    let scratch = tempfile::tempdir().expect("tmp");
+    let source = scratch.path().join("tone440.wav");
+    rexian_tests::tone_wav(&source, 440.0, 12);
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let phone = std::thread::spawn(move || rexian_tests::baresip_call(&uri, &source, 9));
+    wait_for_label(&mut h, "接听");
+    click(&mut h, "接听");
+    wait_for_label(&mut h, "挂断");
+    for key in ["1", "5", "9", "#"] {
+        click(&mut h, key);
+        // One digit at a time, as an agent keys them.
+        let deadline = Instant::now() + Duration::from_millis(400);
+        while Instant::now() < deadline {
+            h.step();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    wait_for_label(&mut h, "DTMF: 159#");
+    assert!(h.state().phone.error.is_none(), "{:?}", h.state().phone.error);
+    click(&mut h, "挂断");
+    wait_for_text(&mut h, "通话已结束（switch_hangup）");
+    let phone = phone.join().expect("baresip ran");
+    let log = std::fs::read_to_string(phone.path().join("baresip.log")).unwrap_or_default();
+    let keys: String = log
+        .lines()
+        .filter(|l| l.contains("(end=0)"))
+        .filter_map(|l| l.split("received event: '").nth(1))
+        .filter_map(|r| r.chars().next())
+        .collect();
+    assert_eq!(keys, "159#", "the phone received the agent's digits once each:\n{log}");
+}
