@@ -591,3 +591,36 @@ fn the_keypad_sends_digits_to_the_caller_and_the_agent_hangs_up() {
         .collect();
     assert_eq!(keys, "159#", "the phone received the agent's digits once each:\n{log}");
 }
+
+#[test]
+fn the_agent_transfers_the_caller_to_an_outside_number_from_the_softphone() {
+    use rexian_tests::{baresip_answerer, baresip_call, dumped_samples, file_ending, free_udp_port, tone_share, tone_wav};
+    let dir = tempfile::tempdir().expect("data dir");
+    let scratch = tempfile::tempdir().expect("tmp");
+    let (tone440, tone1k) = (scratch.path().join("440.wav"), scratch.path().join("1k.wav"));
+    tone_wav(&tone440, 440.0, 20);
+    tone_wav(&tone1k, 1000.0, 20);
+    // The outside number answers behind the carrier trunk.
+    let far_port = free_udp_port();
+    let (mut far_end, far_dir) = baresip_answerer("13900139000", far_port, &tone1k, 14);
+    let config = format!("[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{far_port}\"\n");
+    let daemon = Daemon::start_with_config(dir.path(), &config, &["--demo"]);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config_dir.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    let uri = format!("sip:8001@{}", daemon.sip_addr);
+    let caller = std::thread::spawn(move || baresip_call(&uri, &tone440, 10));
+    wait_for_label(&mut h, "接听");
+    click(&mut h, "接听");
+    wait_for_label(&mut h, "转外线");
+    type_into(&mut h, "号码", "139-0013-9000");
+    click(&mut h, "转外线");
+    wait_for_text(&mut h, "通话已结束（transferred）");
+
+    let _ = caller.join().expect("caller ran");
+    let _ = far_end.wait();
+    let at_far = dumped_samples(&file_ending(far_dir.path(), "-dec.wav").expect("far end's dump"));
+    let heard = at_far.chunks(800).filter(|b| b.len() == 800 && tone_share(b, 440.0) > 0.6).count();
+    assert!(heard >= 20, "the outside number heard the caller in only {heard} blocks of 100 ms");
+}
