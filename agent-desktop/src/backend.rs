@@ -34,6 +34,15 @@ pub enum Command {
     Dial { number: PhoneNumber },
     Transfer { call: u64, number: PhoneNumber },
     Conference { call: u64, number: PhoneNumber },
+    Hold { call: u64, hold: bool },
+    Mute { call: u64, mute: bool },
+    /// To another agent by user name or 工号.
+    TransferToAgent { call: u64, agent: String },
+    TransferToSupervisor { call: u64 },
+    /// Hold the caller and call this number first (attended transfer).
+    Consult { call: u64, number: PhoneNumber },
+    CompleteTransfer { call: u64 },
+    CancelConsult { call: u64 },
     Dtmf { call: u64, digits: String },
     ToSatisfaction { call: u64 },
     CallerProfile { phone: PhoneNumber },
@@ -553,6 +562,13 @@ impl Worker {
             Command::Transfer { call, number } => self.spawn_done(Op::Call, move |c| async move { c.transfer(call, &number).await }),
             Command::Conference { call, number } => self.spawn_done(Op::Call, move |c| async move { c.conference(call, &number).await }),
             Command::Dtmf { call, digits } => self.spawn_done(Op::Call, move |c| async move { c.send_dtmf(call, &digits).await }),
+            Command::Hold { call, hold } => self.spawn_done(Op::Call, move |c| async move { c.hold_call(call, hold).await }),
+            Command::Mute { call, mute } => self.spawn_done(Op::Call, move |c| async move { c.mute_call(call, mute).await }),
+            Command::TransferToAgent { call, agent } => self.spawn_done(Op::Call, move |c| async move { c.transfer_to_agent(call, &agent).await }),
+            Command::TransferToSupervisor { call } => self.spawn_done(Op::Call, move |c| async move { c.transfer_to_supervisor(call).await }),
+            Command::Consult { call, number } => self.spawn_done(Op::Call, move |c| async move { c.consult(call, &number).await }),
+            Command::CompleteTransfer { call } => self.spawn_done(Op::Call, move |c| async move { c.complete_transfer(call).await }),
+            Command::CancelConsult { call } => self.spawn_done(Op::Call, move |c| async move { c.cancel_consult(call).await }),
             Command::ToSatisfaction { call } => self.spawn_done(Op::Call, move |c| async move { c.transfer_to_flow(call, "satisfaction").await }),
             Command::CallerProfile { phone } => self.spawn_op(Op::Profile, move |c, out| async move {
                 out.send(Update::Profile(Box::new(c.caller_profile(&phone).await?)));

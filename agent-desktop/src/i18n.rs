@@ -99,7 +99,19 @@ texts! {
     ConferenceJoined => "第三方已加入", "Third party joined";
     ConferenceLeft => "第三方已离开", "Third party left";
     ToSatisfaction => "转满意度评价", "Transfer to satisfaction survey";
-    HoldMutePending => "保持、静音和转坐席将在下一版本提供", "Hold, mute and transfer to an agent arrive in the next version";
+    Hold => "保持", "Hold";
+    Resume => "取回", "Resume";
+    Mute => "静音", "Mute";
+    Unmute => "取消静音", "Unmute";
+    OnHold => "通话已保持，来电者正在听等待音乐", "On hold: the caller hears music";
+    Muted => "已静音，来电者听不到您", "Muted: the caller cannot hear you";
+    AgentOrNo => "坐席用户名或工号", "Agent user name or number";
+    TransferToAgent => "转坐席", "Transfer to agent";
+    CallSupervisor => "呼叫班长", "Call the supervisor";
+    Consult => "咨询后转接", "Consult first";
+    CompleteTransfer => "完成转接", "Complete transfer";
+    CancelConsult => "取消咨询", "Cancel consultation";
+    Consulting => "咨询中：来电者正在等待", "Consulting: the caller is waiting";
     // Screen pop
     CallerProfile => "来电人档案", "Caller profile";
     RepeatCaller => "重复来电", "Repeat caller";
@@ -220,6 +232,7 @@ pub fn error_code_text(code: ErrorCode, lang: Lang) -> &'static str {
         ErrorCode::TooLarge => ("内容过大", "Too large"),
         ErrorCode::WeakPassword => ("密码强度不足（至少8位）", "The password is too weak (at least 8 characters)"),
         ErrorCode::Internal => ("服务器内部错误，已记录，请稍后重试", "Internal server error (logged): try again later"),
+        ErrorCode::Busy => ("对方忙或不在线，请稍后再试", "The other party is busy or away: try again later"),
         _ => ("操作失败", "The request failed"),
     };
     match lang {

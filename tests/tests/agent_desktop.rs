@@ -234,6 +234,38 @@ fn an_offered_call_pops_the_caller_and_is_answered_from_the_softphone() {
     caller.join().expect("the caller completed");
 }
 
+/// AGT-1 from the softphone: hold (the caller hears music, the bar says so), resume, mute and
+/// unmute, each confirmed by switchd's event before the button changes.
+#[test]
+fn the_agent_holds_resumes_and_mutes_a_call_from_the_softphone() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    let target = daemon.sip_addr;
+    // The caller stays on until the agent hangs up.
+    let caller = std::thread::spawn(move || sipp_caller(target, "8001", "13800138000", &[], true));
+    wait_for_text(&mut h, "来电：13800138000");
+    click(&mut h, "接听");
+    wait_for_text(&mut h, "通话中：13800138000");
+    click(&mut h, "保持");
+    wait_for_label(&mut h, "通话已保持，来电者正在听等待音乐");
+    click(&mut h, "取回");
+    wait_until(&mut h, "the call taken off hold", |h| h.query_by_label("通话已保持，来电者正在听等待音乐").is_none() && h.query_by_label("保持").is_some());
+    click(&mut h, "静音");
+    wait_for_label(&mut h, "已静音，来电者听不到您");
+    click(&mut h, "取消静音");
+    wait_until(&mut h, "the microphone back", |h| h.query_by_label("已静音，来电者听不到您").is_none());
+    // Not a queue call: a transfer to an agent is refused, said in Chinese.
+    type_into(&mut h, "坐席用户名或工号", "agent2");
+    click(&mut h, "转坐席");
+    wait_until(&mut h, "the refusal", |h| h.state().phone.error.is_some());
+    click(&mut h, "挂断");
+    wait_for_text(&mut h, "通话已结束");
+    caller.join().expect("the caller completed");
+}
+
 /// A user-mode PulseAudio with a pipe microphone and a pipe headset (the notes' recipe): a
 /// thread feeds the microphone a 1 kHz tone in real time, another keeps what the headset plays.
 struct VirtualHeadset {
@@ -579,6 +611,12 @@ fn the_keypad_sends_digits_to_the_caller_and_the_agent_hangs_up() {
     }
     wait_for_label(&mut h, "DTMF: 159#");
     assert!(h.state().phone.error.is_none(), "{:?}", h.state().phone.error);
+    // As an agent would: the last digit (sent paced, 100 ms) is out before hanging up.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        h.step();
+        std::thread::sleep(Duration::from_millis(30));
+    }
     click(&mut h, "挂断");
     wait_for_text(&mut h, "通话已结束（switch_hangup）");
     let phone = phone.join().expect("baresip ran");

@@ -160,6 +160,8 @@ pub struct CallView {
     pub started: Instant,
     pub connected_at: Option<Instant>,
     pub conference: Option<bool>,
+    pub held: bool,
+    pub muted: bool,
 }
 
 /// The softphone's state.
@@ -169,6 +171,10 @@ pub struct Softphone {
     pub ended: Option<String>,
     pub dial_number: String,
     pub transfer_number: String,
+    /// The agent (user name or 工号) to transfer to.
+    pub transfer_agent: String,
+    /// A consultation was asked for and not yet completed or cancelled.
+    pub consulting: bool,
     pub digits_sent: String,
     pub error: Option<String>,
     pub number_error: Option<String>,
@@ -189,7 +195,10 @@ impl Softphone {
                     started: Instant::now(),
                     connected_at: None,
                     conference: None,
+                    held: false,
+                    muted: false,
                 });
+                self.consulting = false;
                 self.ended = None;
                 self.error = None;
                 self.digits_sent.clear();
@@ -212,6 +221,16 @@ impl Softphone {
                     c.conference = Some(*joined);
                 }
             }
+            Event::CallHeld { call, held } => {
+                if let Some(c) = self.call.as_mut().filter(|c| c.call == *call) {
+                    c.held = *held;
+                }
+            }
+            Event::CallMuted { call, muted } => {
+                if let Some(c) = self.call.as_mut().filter(|c| c.call == *call) {
+                    c.muted = *muted;
+                }
+            }
             Event::CallEnded { call, cause } if self.call.as_ref().is_some_and(|c| c.call == *call) => {
                 self.call = None;
                 self.ended = Some(cause.clone());
@@ -222,7 +241,7 @@ impl Softphone {
     }
 
     pub fn started_outbound(&mut self, call: u64, number: String) {
-        self.call = Some(CallView { call, number, outbound: true, phase: Phase::Dialling, record: None, started: Instant::now(), connected_at: None, conference: None });
+        self.call = Some(CallView { call, number, outbound: true, phase: Phase::Dialling, record: None, started: Instant::now(), connected_at: None, conference: None, held: false, muted: false });
         self.ended = None;
     }
 
@@ -302,9 +321,7 @@ impl Softphone {
                             cmd = Some(Command::ToSatisfaction { call: c.call });
                         }
                     });
-                    // Hold, mute and transfer to an agent: their requests are being added to the
-                    // desk protocol (AGT-1, AGT-2); their buttons go here once they exist.
-                    ui.weak(T::HoldMutePending.s(lang));
+                    cmd = cmd.take().or_else(|| self.control_ui(ui, &c, lang));
                 }
             }
             None => {
@@ -324,6 +341,56 @@ impl Softphone {
         }
         ui.separator();
         self.profile_ui(ui, lang);
+        cmd
+    }
+
+    /// Hold, mute, transfers to an agent or the supervisor and the consultation of a connected
+    /// call (AGT-1, AGT-2).
+    fn control_ui(&mut self, ui: &mut egui::Ui, c: &CallView, lang: Lang) -> Option<Command> {
+        let mut cmd = None;
+        let call = c.call;
+        ui.horizontal(|ui| {
+            let (hold, hold_label) = if c.held { (false, T::Resume) } else { (true, T::Hold) };
+            if ui.button(hold_label.s(lang)).clicked() {
+                cmd = Some(Command::Hold { call, hold });
+            }
+            let (mute, mute_label) = if c.muted { (false, T::Unmute) } else { (true, T::Mute) };
+            if ui.button(mute_label.s(lang)).clicked() {
+                cmd = Some(Command::Mute { call, mute });
+            }
+            if ui.button(T::CallSupervisor.s(lang)).clicked() {
+                cmd = Some(Command::TransferToSupervisor { call });
+            }
+        });
+        if c.held {
+            ui.colored_label(egui::Color32::from_rgb(200, 100, 0), T::OnHold.s(lang));
+        }
+        if c.muted {
+            ui.colored_label(egui::Color32::from_rgb(200, 100, 0), T::Muted.s(lang));
+        }
+        super::field(ui, T::AgentOrNo.s(lang), &mut self.transfer_agent, None, false);
+        ui.horizontal(|ui| {
+            let agent = self.transfer_agent.trim().to_owned();
+            if ui.add_enabled(!agent.is_empty(), egui::Button::new(T::TransferToAgent.s(lang))).clicked() {
+                cmd = Some(Command::TransferToAgent { call, agent });
+            }
+            if self.consulting {
+                ui.label(T::Consulting.s(lang));
+                if ui.button(T::CompleteTransfer.s(lang)).clicked() {
+                    self.consulting = false;
+                    cmd = Some(Command::CompleteTransfer { call });
+                }
+                if ui.button(T::CancelConsult.s(lang)).clicked() {
+                    self.consulting = false;
+                    cmd = Some(Command::CancelConsult { call });
+                }
+            } else if ui.button(T::Consult.s(lang)).clicked() {
+                if let Some(number) = self.number(&self.transfer_number.clone(), lang) {
+                    self.consulting = true;
+                    cmd = Some(Command::Consult { call, number });
+                }
+            }
+        });
         cmd
     }
 
