@@ -20,6 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
 
+/// The `callee` of a desk-to-desk call's offer (and of a consulted desk in supervisors'
+/// `ListCalls`): it is internal, not a caller's.
+pub const INTERNAL: &str = "internal";
+
 /// One audio frame from a logged-in desk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingAudio {
@@ -58,6 +62,8 @@ pub enum DeskCallError {
     NotConnected,
     #[error("此通话不是排队来电，不能转座席、队列或班长 / only calls from an ACD queue go to an agent, a queue or a supervisor")]
     NotQueued,
+    #[error("请先监听此通话再接管 / listen to the call before taking it over")]
+    NotListening,
 }
 
 /// A desk user's call control, from the desk server.
@@ -85,6 +91,12 @@ pub enum DeskControl {
     Control { call: u64, user_id: i64, control: Control, reply: oneshot::Sender<Result<(), DeskCallError>> },
     /// A supervisor ends a desk call (强拆). The role is checked by the desk server.
     ForceHangup { call: u64, by: i64, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// A supervisor listening to a desk call takes it over (接管). The role is checked by the
+    /// desk server; that they listen, here.
+    TakeOver { call: u64, by: i64, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// Desk user `from` (on `conn_id`) calls desk user `to` (SUP-3, intercom); the reply is
+    /// the caller's call id. Who may call whom is checked by the desk server.
+    Intercom { from: i64, from_name: String, conn_id: u64, to: i64, to_name: String, reply: oneshot::Sender<Result<u64, DeskCallError>> },
 }
 
 /// What an agent does to a connected call besides talking (AGT-1, AGT-2).
@@ -98,6 +110,9 @@ pub enum Control {
     CompleteConsult,
     /// The consulted party is dropped; back to the caller.
     CancelConsult,
+    /// Hold the caller and ring desk user `user_id` (attended transfer to a desk, or a call
+    /// for help); `by` names the asking user on the consulted desk.
+    ConsultDesk { user_id: i64, by: String },
 }
 
 /// Where a desk hands its caller on.
@@ -145,6 +160,14 @@ pub enum DeskSignal {
     Control(Control),
     /// A supervisor ends the call.
     ForceHangup { by: i64 },
+    /// The consulted desk answered on `conn_id`.
+    ConsultAnswered { conn_id: u64 },
+    /// The consulted desk hung up or declined.
+    ConsultHangup,
+    /// Audio from the consulted desk.
+    ConsultAudio(AudioFrame),
+    /// The supervisor listening on `conn_id` takes the call over.
+    TakeOver { conn_id: u64 },
 }
 
 struct Entry {
@@ -157,7 +180,16 @@ struct Entry {
     /// The ACD queue the call came from (transfers to agents and queues need one).
     queue: Option<String>,
     held: bool,
+    /// A desk user being consulted on this call (attended transfer to a desk, AGT-2).
+    consult: Option<Consulted>,
     tx: mpsc::UnboundedSender<DeskSignal>,
+}
+
+/// The desk consulted on a call: who, on which connection once answered, and the asking user.
+struct Consulted {
+    user_id: i64,
+    answered_on: Option<u64>,
+    by: String,
 }
 
 /// Ringing and connected desk legs by call id.
@@ -172,7 +204,7 @@ impl DeskRegistry {
     pub fn insert(&self, call: u64, user_id: i64, answered_on: Option<u64>, caller: &str, callee: &str) -> mpsc::UnboundedReceiver<DeskSignal> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut legs) = self.legs.lock() {
-            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, tx };
+            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, consult: None, tx };
             legs.insert(call, entry);
         }
         rx
@@ -196,6 +228,47 @@ impl DeskRegistry {
         }
     }
 
+    /// Starts ringing desk user `user_id` as the one consulted on `call` (their desk knows the
+    /// call by the same id); false without such a call or with a consultation going on.
+    pub fn start_consult(&self, call: u64, user_id: i64, by: &str) -> bool {
+        let Ok(mut legs) = self.legs.lock() else { return false };
+        match legs.get_mut(&call) {
+            Some(e) if e.consult.is_none() && e.user_id != user_id => {
+                e.consult = Some(Consulted { user_id, answered_on: None, by: by.to_owned() });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The consulted desk is no longer part of `call`.
+    pub fn end_consult(&self, call: u64) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                e.consult = None;
+            }
+        }
+    }
+
+    /// The consulted desk becomes the call's desk party (the transfer is complete): it answers,
+    /// hangs up and sends audio for the call from now.
+    pub fn promote_consult(&self, call: u64) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                if let Some(c) = e.consult.take() {
+                    e.user_id = c.user_id;
+                    e.answered_on = c.answered_on;
+                    e.held = false;
+                }
+            }
+        }
+    }
+
+    /// The connection the call's desk party answered on, if any.
+    pub fn answered_on(&self, call: u64) -> Option<u64> {
+        self.legs.lock().ok()?.get(&call)?.answered_on
+    }
+
     pub fn remove(&self, call: u64) {
         if let Ok(mut legs) = self.legs.lock() {
             legs.remove(&call);
@@ -208,6 +281,13 @@ impl DeskRegistry {
             DeskControl::Answer { call, user_id, conn_id, reply } => {
                 let result = match legs.get_mut(&call) {
                     None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id && e.consult.as_ref().is_some_and(|c| c.user_id == user_id) => match e.consult.as_mut() {
+                        Some(c) if c.answered_on.is_none() => {
+                            c.answered_on = Some(conn_id);
+                            e.tx.send(DeskSignal::ConsultAnswered { conn_id }).map_err(|_| DeskCallError::NotFound)
+                        }
+                        _ => Err(DeskCallError::AlreadyAnswered),
+                    },
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
                     Some(e) if e.answered_on.is_some() => Err(DeskCallError::AlreadyAnswered),
                     Some(e) => {
@@ -228,6 +308,9 @@ impl DeskRegistry {
                             let _ = e.tx.send(DeskSignal::SnoopStop { conn_id });
                         }
                         Ok(())
+                    }
+                    Some(e) if e.user_id != user_id && e.consult.as_ref().is_some_and(|c| c.user_id == user_id) => {
+                        e.tx.send(DeskSignal::ConsultHangup).map_err(|_| DeskCallError::NotFound)
                     }
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
                     Some(e) => e.tx.send(DeskSignal::Hangup).map_err(|_| DeskCallError::NotFound),
@@ -294,6 +377,23 @@ impl DeskRegistry {
                 };
                 let _ = reply.send(result);
             }
+            DeskControl::TakeOver { call, by, reply } => {
+                let result = match legs.get_mut(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => match e.snoopers.iter().position(|(u, _)| *u == by) {
+                        None => Err(DeskCallError::NotListening),
+                        Some(i) => {
+                            let (_, conn_id) = e.snoopers.remove(i);
+                            e.user_id = by;
+                            e.answered_on = Some(conn_id);
+                            e.held = false;
+                            e.tx.send(DeskSignal::TakeOver { conn_id }).map_err(|_| DeskCallError::NotFound)
+                        }
+                    },
+                };
+                let _ = reply.send(result);
+            }
             DeskControl::Dtmf { call, user_id, digits, reply } => {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
@@ -315,11 +415,19 @@ impl DeskRegistry {
                         held: e.held,
                     })
                     .collect();
+                // A consulted desk is busy with the call too.
+                calls.extend(legs.iter().filter_map(|(call, e)| {
+                    let c = e.consult.as_ref()?;
+                    Some(ActiveCall { call: *call, user_id: c.user_id, caller: c.by.clone(), callee: INTERNAL.to_owned(), connected: c.answered_on.is_some(), held: false })
+                }));
                 calls.sort_by_key(|c| c.call);
                 let _ = reply.send(calls);
             }
             DeskControl::Dial { reply, .. } => {
                 let _ = reply.send(Err(DeskCallError::NoTrunk));
+            }
+            DeskControl::Intercom { reply, .. } => {
+                let _ = reply.send(Err(DeskCallError::NoMedia));
             }
         }
     }
@@ -331,6 +439,8 @@ impl DeskRegistry {
         let Some(e) = legs.get(&audio.frame.call) else { return };
         if e.user_id == audio.user_id && e.answered_on == Some(audio.conn_id) {
             let _ = e.tx.send(DeskSignal::Audio(audio.frame));
+        } else if e.consult.as_ref().is_some_and(|c| c.user_id == audio.user_id && c.answered_on == Some(audio.conn_id)) {
+            let _ = e.tx.send(DeskSignal::ConsultAudio(audio.frame));
         } else if e.snoopers.contains(&(audio.user_id, audio.conn_id)) {
             let _ = e.tx.send(DeskSignal::SnoopAudio { conn_id: audio.conn_id, frame: audio.frame });
         }
@@ -353,6 +463,9 @@ pub async fn route(
             c = control.recv() => match c {
                 Some(DeskControl::Dial { number, user_id, conn_id, reply }) => {
                     let _ = reply.send(super::outbound::dial_from_desk(&shared, user_id, conn_id, &number).await);
+                }
+                Some(DeskControl::Intercom { from, from_name, conn_id, to, to_name, reply }) => {
+                    let _ = reply.send(Ok(super::intercom::start(&shared, from, &from_name, conn_id, to, &to_name)));
                 }
                 Some(c) => shared.desks.control(c),
                 None => break,
