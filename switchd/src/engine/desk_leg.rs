@@ -606,6 +606,48 @@ mod tests {
         assert_eq!(verdict(&registry, |reply| DeskControl::ForceHangup { call: 8, by: 9, reply }), Err(DeskCallError::NotFound));
     }
 
+    /// A consulted desk answers, talks and hangs up under the caller's call id without taking
+    /// the call; completing makes it the call's desk party. A take-over needs a listening
+    /// supervisor and makes them the desk party.
+    #[test]
+    fn a_consulted_desk_and_a_taking_over_supervisor_act_under_the_call_id() {
+        let registry = DeskRegistry::default();
+        let mut signals = registry.insert(7, 1, Some(3), "13800138000", "12365");
+        assert!(registry.start_consult(7, 2, "agent1"));
+        assert!(!registry.start_consult(7, 4, "agent1"), "one consultation at a time");
+        assert!(!registry.start_consult(8, 2, "agent1"), "no such call");
+        let (reply, mut calls) = oneshot::channel();
+        registry.control(DeskControl::List { reply });
+        assert!(calls.try_recv().unwrap().iter().any(|c| c.call == 7 && c.user_id == 2 && c.callee == INTERNAL), "the consulted desk is busy");
+        assert_eq!(verdict(&registry, |reply| DeskControl::Answer { call: 7, user_id: 4, conn_id: 9, reply }), Err(DeskCallError::NotYours));
+        verdict(&registry, |reply| DeskControl::Answer { call: 7, user_id: 2, conn_id: 5, reply }).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::ConsultAnswered { conn_id: 5 });
+        assert_eq!(verdict(&registry, |reply| DeskControl::Answer { call: 7, user_id: 2, conn_id: 6, reply }), Err(DeskCallError::AlreadyAnswered));
+        // Its audio is the consulted desk's; it may not steer the caller's call.
+        let frame = AudioFrame { call: 7, seq: 1, timestamp: 0, payload: vec![1] };
+        registry.audio(IncomingAudio { conn_id: 5, user_id: 2, frame: frame.clone() });
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::ConsultAudio(frame.clone()));
+        let hold = |user_id| move |reply| DeskControl::Control { call: 7, user_id, control: Control::Hold(true), reply };
+        assert_eq!(verdict(&registry, hold(2)), Err(DeskCallError::NotYours));
+        registry.promote_consult(7);
+        registry.audio(IncomingAudio { conn_id: 5, user_id: 2, frame: frame.clone() });
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Audio(frame));
+        verdict(&registry, hold(2)).unwrap();
+        assert_eq!(verdict(&registry, hold(1)), Err(DeskCallError::NotYours), "the first agent has left");
+        let _ = signals.try_recv();
+
+        // A take-over: only by a supervisor who listens.
+        assert_eq!(verdict(&registry, |reply| DeskControl::TakeOver { call: 7, by: 9, reply }), Err(DeskCallError::NotListening));
+        verdict(&registry, |reply| DeskControl::Snoop { call: 7, user_id: 9, conn_id: 11, mode: SnoopMode::Listen, reply }).unwrap();
+        let _ = signals.try_recv();
+        verdict(&registry, |reply| DeskControl::TakeOver { call: 7, by: 9, reply }).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::TakeOver { conn_id: 11 });
+        assert_eq!(registry.answered_on(7), Some(11));
+        verdict(&registry, hold(9)).unwrap();
+        assert_eq!(verdict(&registry, hold(2)), Err(DeskCallError::NotYours));
+        assert_eq!(verdict(&registry, |reply| DeskControl::TakeOver { call: 8, by: 9, reply }), Err(DeskCallError::NotFound));
+    }
+
     /// A desktop that restarts its stream (numbers from 0 again) is heard at once, not after
     /// its new numbers have caught up with the old ones.
     #[test]
