@@ -137,10 +137,8 @@ impl Sim {
             Command::InternalCall { agent, call } => {
                 self.internal.insert(*agent, *call);
             }
-            Command::InternalCallEnded { agent, call } => {
-                if self.internal.get(agent) == Some(call) {
-                    self.internal.remove(agent);
-                }
+            Command::InternalCallEnded { agent, call } if self.internal.get(agent) == Some(call) => {
+                self.internal.remove(agent);
             }
             Command::HandOver { call, to } => {
                 // The new desk party talks on; the ACD keeps the call only when it took `to`.
