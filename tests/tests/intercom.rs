@@ -273,3 +273,66 @@ async fn a_listening_supervisor_takes_a_call_over_and_the_agent_wraps_up() {
     assert!(blocks_of(&heard[first_sup * 800..], 2000.0) >= 30, "the supervisor after the take-over");
     assert_eq!(blocks_of(&heard[first_sup * 800..], 1000.0), 0, "the agent is out of the call");
 }
+
+/// 100 ms blocks in which `freq` is clearly present among others (a mix of tones).
+fn blocks_with(samples: &[i16], freq: f64) -> usize {
+    samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.2).count()
+}
+
+/// An agent asks for help during a caller's call (求助): a consultation with the supervisor on
+/// duty, the caller held; taken off hold it is a three-way call where everyone hears the
+/// others; cancelled, the supervisor leaves and agent and caller talk on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_asks_the_supervisor_for_help_makes_it_three_way_then_lets_the_supervisor_go() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let daemon = Daemon::start_with_config(dir.path(), CONFIG, &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    let agent = Arc::new(daemon.login_demo("agent1").await);
+    let supervisor = Arc::new(daemon.login_demo("supervisor").await);
+    log_in_ready(&agent).await;
+    let caller = queue_caller(&daemon, 22);
+
+    let Event::CallOffered { call, .. } = wait_event(&agent, "the offer", offered).await else { unreachable!() };
+    answer(&agent, call).await;
+    let (_, next) = desk_talk(agent.clone(), call, 3, Some(1000.0), 0).await;
+    let on_a_call = agent.call_supervisor().await.expect_err("on a call, the way is a consultation");
+    assert_eq!(on_a_call.code(), Some(ErrorCode::InvalidTransition));
+    agent.consult_supervisor(call).await.expect("ask for help");
+    wait_event(&agent, "held", |e| *e == Event::CallHeld { call, held: true }).await;
+    let Event::CallOffered { call: rung, caller: asking, .. } = wait_event(&supervisor, "the help call", offered).await else { unreachable!() };
+    assert_eq!((rung, asking.as_str()), (call, "agent1"));
+    supervisor.answer_call(call).await.expect("the supervisor answers");
+    wait_event(&agent, "the supervisor in the call", |e| *e == Event::ConferenceChanged { call, joined: true }).await;
+    // Consulting privately first, then the caller is taken off hold: all three talk.
+    let (a, s) = tokio::join!(desk_talk(agent.clone(), call, 2, Some(1000.0), next), desk_talk(supervisor.clone(), call, 2, Some(2000.0), 0));
+    assert!(blocks_of(&s.0, 1000.0) >= 10, "the supervisor hears the agent");
+    agent.hold_call(call, false).await.expect("three-way");
+    wait_event(&agent, "off hold", |e| *e == Event::CallHeld { call, held: false }).await;
+    let (a, s) = tokio::join!(desk_talk(agent.clone(), call, 4, Some(1000.0), a.1), desk_talk(supervisor.clone(), call, 4, Some(2000.0), s.1));
+    assert!(blocks_of(&a.0, 2000.0) >= 25, "three-way, the agent hears the supervisor");
+    assert!(blocks_with(&s.0, 1000.0) >= 25, "three-way, the supervisor hears the agent");
+
+    agent.cancel_consult(call).await.expect("let the supervisor go");
+    assert_eq!(wait_event(&supervisor, "the end", ended).await, Event::CallEnded { call, cause: "switch_hangup".into() });
+    wait_event(&agent, "the supervisor left", |e| *e == Event::ConferenceChanged { call, joined: false }).await;
+    let _ = desk_talk(agent.clone(), call, 3, Some(1000.0), a.1).await;
+    caller.await.expect("the caller hung up");
+    assert_eq!(event_and_state(&agent, "the end", ended, "wrap_up").await, Event::CallEnded { call, cause: "caller_hangup".into() });
+
+    // The caller heard music while the two consulted, then both of them, then the agent alone.
+    let heard = caller_heard(&daemon);
+    let blocks: Vec<&[i16]> = heard.chunks(800).filter(|b| b.len() == 800).collect();
+    let first_music = blocks.iter().position(|b| music(b)).unwrap_or_else(|| panic!("the caller heard no music on hold"));
+    let last_music = blocks.iter().rposition(|b| music(b)).unwrap_or(first_music);
+    let held = &heard[first_music * 800..(last_music + 1) * 800];
+    assert!(blocks_of(held, 2000.0) + blocks_of(held, 1000.0) <= 2, "the caller heard the desks while held");
+    let after = &heard[(last_music + 1) * 800..];
+    let (both, supervisor_blocks) = (
+        after.chunks(800).filter(|b| b.len() == 800 && tone_share(b, 1000.0) > 0.2 && tone_share(b, 2000.0) > 0.2).count(),
+        blocks_with(after, 2000.0),
+    );
+    assert!(both >= 20, "three-way, the caller heard agent and supervisor together in only {both} blocks");
+    assert!(supervisor_blocks <= both + 5, "the supervisor was heard alone: {supervisor_blocks} against {both}");
+    let last_sup = after.chunks(800).rposition(|b| b.len() == 800 && tone_share(b, 2000.0) > 0.2).unwrap_or(0);
+    assert!(blocks_of(&after[(last_sup + 1) * 800..], 1000.0) >= 15, "after the supervisor left, the agent alone");
+}
