@@ -146,6 +146,9 @@ async fn a_supervisor_and_an_agent_call_each_other_desk_to_desk_and_hear_each_ot
     wait_event(&agent, "connected", |e| *e == Event::CallConnected { call: theirs }).await;
     wait_event(&supervisor, "connected", |e| *e == Event::CallConnected { call: mine }).await;
 
+    let no_hold = supervisor.hold_call(mine, true).await.expect_err("nobody to hold");
+    assert_eq!(no_hold.code(), Some(ErrorCode::InvalidTransition));
+
     // Both talk at once: each hears the other's tone.
     let (by_supervisor, by_agent) = tokio::join!(
         desk_talk(supervisor.clone(), mine, 4, Some(1000.0), 0),

@@ -363,7 +363,7 @@ fn desk_call_error(e: DeskCallError) -> DeskError {
         DeskCallError::AlreadyAnswered => ErrorCode::Conflict,
         DeskCallError::NotFound => ErrorCode::NotFound,
         DeskCallError::NoTrunk | DeskCallError::NoMedia => ErrorCode::Internal,
-        DeskCallError::NotConnected | DeskCallError::NotQueued | DeskCallError::NotListening => ErrorCode::InvalidTransition,
+        DeskCallError::NotConnected | DeskCallError::NotQueued | DeskCallError::NotListening | DeskCallError::DeskToDesk => ErrorCode::InvalidTransition,
     };
     DeskError::new(code, e.to_string())
 }

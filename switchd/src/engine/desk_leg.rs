@@ -64,6 +64,8 @@ pub enum DeskCallError {
     NotQueued,
     #[error("请先监听此通话再接管 / listen to the call before taking it over")]
     NotListening,
+    #[error("内部通话不支持此操作 / not possible on a desk-to-desk call")]
+    DeskToDesk,
 }
 
 /// A desk user's call control, from the desk server.
@@ -182,6 +184,8 @@ struct Entry {
     held: bool,
     /// A desk user being consulted on this call (attended transfer to a desk, AGT-2).
     consult: Option<Consulted>,
+    /// One side of a desk-to-desk call (SUP-3): answered and hung up, nothing more.
+    desk_to_desk: bool,
     tx: mpsc::UnboundedSender<DeskSignal>,
 }
 
@@ -204,7 +208,7 @@ impl DeskRegistry {
     pub fn insert(&self, call: u64, user_id: i64, answered_on: Option<u64>, caller: &str, callee: &str) -> mpsc::UnboundedReceiver<DeskSignal> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut legs) = self.legs.lock() {
-            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, consult: None, tx };
+            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, consult: None, desk_to_desk: false, tx };
             legs.insert(call, entry);
         }
         rx
@@ -238,6 +242,16 @@ impl DeskRegistry {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Marks `call` as one side of a desk-to-desk call: no hold, transfer, consultation,
+    /// listening or take-over on it.
+    pub fn mark_desk_to_desk(&self, call: u64) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                e.desk_to_desk = true;
+            }
         }
     }
 
@@ -320,6 +334,7 @@ impl DeskRegistry {
             DeskControl::Snoop { call, user_id, conn_id, mode, reply } => {
                 let result = match legs.get_mut(&call) {
                     None => Err(DeskCallError::NotFound),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => {
                         e.snoopers.retain(|(_, c)| *c != conn_id);
@@ -333,6 +348,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => {
                         let signal = if keep { DeskSignal::Conference { number } } else { DeskSignal::Transfer { number } };
@@ -345,6 +361,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => e.tx.send(DeskSignal::TransferToFlow { flow }).map_err(|_| DeskCallError::NotFound),
                 };
@@ -354,6 +371,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) if e.queue.is_none() => Err(DeskCallError::NotQueued),
                     Some(e) => e.tx.send(DeskSignal::Handover(to)).map_err(|_| DeskCallError::NotFound),
@@ -364,6 +382,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => e.tx.send(DeskSignal::Control(control)).map_err(|_| DeskCallError::NotFound),
                 };
@@ -372,6 +391,7 @@ impl DeskRegistry {
             DeskControl::ForceHangup { call, by, reply } => {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => e.tx.send(DeskSignal::ForceHangup { by }).map_err(|_| DeskCallError::NotFound),
                 };
@@ -380,6 +400,7 @@ impl DeskRegistry {
             DeskControl::TakeOver { call, by, reply } => {
                 let result = match legs.get_mut(&call) {
                     None => Err(DeskCallError::NotFound),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => match e.snoopers.iter().position(|(u, _)| *u == by) {
                         None => Err(DeskCallError::NotListening),
@@ -398,6 +419,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => e.tx.send(DeskSignal::Dtmf { digits }).map_err(|_| DeskCallError::NotFound),
                 };
@@ -646,6 +668,15 @@ mod tests {
         verdict(&registry, hold(9)).unwrap();
         assert_eq!(verdict(&registry, hold(2)), Err(DeskCallError::NotYours));
         assert_eq!(verdict(&registry, |reply| DeskControl::TakeOver { call: 8, by: 9, reply }), Err(DeskCallError::NotFound));
+
+        // A desk-to-desk call is answered and hung up, nothing more.
+        let _intercom = registry.insert(20, 1, Some(3), "supervisor", "agent1");
+        registry.mark_desk_to_desk(20);
+        let hold = |reply| DeskControl::Control { call: 20, user_id: 1, control: Control::Hold(true), reply };
+        assert_eq!(verdict(&registry, hold), Err(DeskCallError::DeskToDesk));
+        let listen = |reply| DeskControl::Snoop { call: 20, user_id: 9, conn_id: 11, mode: SnoopMode::Listen, reply };
+        assert_eq!(verdict(&registry, listen), Err(DeskCallError::DeskToDesk));
+        verdict(&registry, |reply| DeskControl::Hangup { call: 20, user_id: 1, reply }).unwrap();
     }
 
     /// A desktop that restarts its stream (numbers from 0 again) is heard at once, not after

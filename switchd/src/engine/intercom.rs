@@ -24,6 +24,8 @@ pub fn start(shared: &Arc<Shared>, from: i64, from_name: &str, conn_id: u64, to:
     let (a, b) = (super::outbound::next_leg(shared).0, super::outbound::next_leg(shared).0);
     let a_rx = shared.desks.insert(a, from, Some(conn_id), from_name, to_name);
     let b_rx = shared.desks.insert(b, to, None, from_name, INTERNAL);
+    shared.desks.mark_desk_to_desk(a);
+    shared.desks.mark_desk_to_desk(b);
     let ends = Ends { shared: shared.clone(), a: Side { call: a, user_id: from, conn_id: Some(conn_id) }, b: Side { call: b, user_id: to, conn_id: None } };
     for side in [&ends.a, &ends.b] {
         let _ = shared.events.send(EngineEvent::DeskBusy { user_id: side.user_id, call: side.call });

@@ -123,9 +123,11 @@ impl Call {
         self.desk_consult.as_ref().is_some_and(|c| c.media.is_some())
     }
 
-    /// The consulted desk leaves the call (told `CallEnded` with `cause`), if one is in it.
+    /// The consulted desk leaves the call (told `CallEnded` with `cause`, or `cancelled` while
+    /// it still rang), if one is in it.
     pub(super) fn end_desk_consult(&mut self, cause: &str) {
         let Some(c) = self.desk_consult.take() else { return };
+        let cause = if c.media.is_none() && cause == "switch_hangup" { "cancelled" } else { cause };
         let call = self.info.leg.0;
         self.shared.desks.end_consult(call);
         let event = Event::CallEnded { call, cause: cause.to_owned() };
