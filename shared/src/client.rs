@@ -345,6 +345,32 @@ impl DeskClient {
     }
 
     /// Supervisors: ends a desk call (强拆).
+    /// Consults desk user `agent` (user name or 工号) during `call`, the caller held (AGT-2).
+    pub async fn consult_agent(&self, call: u64, agent: &str) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::ConsultAgent { call, agent: agent.to_owned() }).await?, Response::Ok => ())
+    }
+
+    /// Asks a free supervisor for help during `call` (求助), the caller held.
+    pub async fn consult_supervisor(&self, call: u64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::ConsultSupervisor { call }).await?, Response::Ok => ())
+    }
+
+    /// Calls desk user `user` (user name or 工号) desk to desk (SUP-3); returns this desk's
+    /// call id.
+    pub async fn call_desk(&self, user: &str) -> Result<u64, ClientError> {
+        expect_reply!(self.request(Request::CallDesk { user: user.to_owned() }).await?, Response::CallStarted { call } => call)
+    }
+
+    /// Calls a free supervisor desk to desk (呼叫班长求助); returns this desk's call id.
+    pub async fn call_supervisor(&self) -> Result<u64, ClientError> {
+        expect_reply!(self.request(Request::CallSupervisor).await?, Response::CallStarted { call } => call)
+    }
+
+    /// Supervisors: takes over `call`, which this desk listens to (接管, SUP-2).
+    pub async fn take_over(&self, call: u64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::TakeOver { call }).await?, Response::Ok => ())
+    }
+
     pub async fn force_hangup(&self, call: u64) -> Result<(), ClientError> {
         expect_reply!(self.request(Request::ForceHangup { call }).await?, Response::Ok => ())
     }

@@ -222,6 +222,29 @@ pub enum Request {
     CompleteTransfer { call: u64 },
     /// Attended transfer: the consulted party is hung up and the agent is back with the caller.
     CancelConsult { call: u64 },
+    /// Consult another desk user (咨询座席/班长, AGT-2) by user name or agent number (工号): the
+    /// caller is held with music and that user's desk is rung (`CallOffered` with this call's
+    /// id, the asking user's name as `caller` and `internal` as `callee`); once answered the two
+    /// desks talk (`ConferenceChanged { joined: true }`). Then `CompleteTransfer` (the consulted
+    /// user takes the caller; this desk gets `CallEnded` with cause `transferred`),
+    /// `CancelConsult`, or `HoldCall { hold: false }` for a three-way call. The target must be
+    /// free (`busy` otherwise).
+    ConsultAgent { call: u64, agent: String },
+    /// Ask for help during a call (求助): `ConsultAgent` with a free supervisor, picked as
+    /// `TransferToSupervisor` picks one.
+    ConsultSupervisor { call: u64 },
+    /// Call another desk user (内部呼叫, SUP-3), by user name or agent number, outside any
+    /// caller's call: their desk gets `CallOffered` (this user's name as `caller`, `internal`
+    /// as `callee`, `desk` as `trunk`); replied with `CallStarted` (this desk's id for the call,
+    /// which differs from the callee's). `CallRinging`, `CallConnected` and `CallEnded` follow;
+    /// audio flows desk to desk. On a caller's call, use `ConsultAgent` instead.
+    CallDesk { user: String },
+    /// Call a free supervisor for help (呼叫班长求助, SUP-3) as by `CallDesk`.
+    CallSupervisor,
+    /// Supervisors and administrators listening to a desk call (SUP-2, 接管): take it over; the
+    /// agent gets `CallEnded` with cause `taken_over` (and goes to wrap-up), this desk talks
+    /// with the caller under the same call id (`CallConnected`).
+    TakeOver { call: u64 },
     /// Supervisors and administrators (SUP-2, 强拆): end a desk call; the caller is told and
     /// hung up, the agent gets `CallEnded` with cause `forced_hangup`.
     ForceHangup { call: u64 },
@@ -355,6 +378,11 @@ impl Request {
             Request::CompleteTransfer { .. } => "complete_transfer",
             Request::CancelConsult { .. } => "cancel_consult",
             Request::ForceHangup { .. } => "force_hangup",
+            Request::ConsultAgent { .. } => "consult_agent",
+            Request::ConsultSupervisor { .. } => "consult_supervisor",
+            Request::CallDesk { .. } => "call_desk",
+            Request::CallSupervisor => "call_supervisor",
+            Request::TakeOver { .. } => "take_over",
             Request::AgentLogin { .. } => "agent_login",
             Request::AgentLogout => "agent_logout",
             Request::AgentReady => "agent_ready",
@@ -445,7 +473,8 @@ pub enum Event {
     /// The agent's audio towards the caller was muted (`muted`) or unmuted.
     CallMuted { call: u64, muted: bool },
     /// The call is over; `cause` is a CDR end-cause code (`caller_hangup`, `switch_hangup`,
-    /// `cancelled`, `no_answer`, `forced_hangup`, …) or `transferred`.
+    /// `cancelled`, `no_answer`, `forced_hangup`, …), `transferred`, `not_answered` (an offer
+    /// withdrawn) or `taken_over` (a supervisor took the call over).
     CallEnded { call: u64, cause: String },
 }
 

@@ -365,6 +365,7 @@ fn start_telephony(
         hold_music,
     });
     if let Some(acd) = &ivr.acd {
+        tokio::spawn(crate::acd::actor::follow_engine(acd.clone(), shared.events.subscribe()));
         let dialer = shared.clone();
         acd.set_dialer(Arc::new(move |job| engine::callback::spawn(dialer.clone(), job)));
     }

@@ -225,6 +225,28 @@ pub struct AcdHandle {
     record_agents: std::sync::Arc<Vec<String>>,
 }
 
+/// Feeds the ACD what the engine reports about desks outside its routing (desk-to-desk
+/// calls, consultations, take-overs): the agents in them are kept on call, and a queue call
+/// handed to another desk follows it. Runs until the engine's event stream closes.
+pub async fn follow_engine(acd: AcdHandle, mut events: tokio::sync::broadcast::Receiver<crate::engine::EngineEvent>) {
+    use crate::engine::EngineEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let command = match events.recv().await {
+            Ok(EngineEvent::DeskBusy { user_id, call }) => Command::InternalCall { agent: AgentId(user_id), call: CallRef(call) },
+            Ok(EngineEvent::DeskFree { user_id, call }) => Command::InternalCallEnded { agent: AgentId(user_id), call: CallRef(call) },
+            Ok(EngineEvent::DeskHandedOver { call, to }) => Command::HandOver { call: CallRef(call), to: AgentId(to) },
+            Ok(_) => continue,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "ACD: engine events missed");
+                continue;
+            }
+            Err(RecvError::Closed) => break,
+        };
+        acd.tell(command);
+    }
+}
+
 impl AcdHandle {
     /// Runs `command` and says whether the ACD took it.
     pub async fn command(&self, command: Command) -> Result<(), AcdError> {

@@ -168,6 +168,9 @@ pub(super) struct Agent {
     /// The current or last call.
     pub(super) last_call: Option<CallRef>,
     pub(super) after_call: Option<AfterCall>,
+    /// A desk-to-desk call outside the queues the agent is on (an intercom, or being consulted
+    /// for an attended transfer): `OnCall` with it, and never offered a queue call meanwhile.
+    pub(super) internal: Option<CallRef>,
 }
 
 impl Agent {
@@ -185,6 +188,7 @@ impl Agent {
             call_queue: None,
             last_call: None,
             after_call: None,
+            internal: None,
         }
     }
 

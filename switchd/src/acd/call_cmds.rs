@@ -351,7 +351,7 @@ impl Acd {
     }
 
     /// An answered call ended: count and log it, and send the agent to wrap-up.
-    fn finish_call(&mut self, now: Instant, call: CallRef, agent: AgentId, since: Instant) {
+    pub(super) fn finish_call(&mut self, now: Instant, call: CallRef, agent: AgentId, since: Instant) {
         let Some(c) = self.calls.remove(&call) else { return };
         let talk = now.saturating_duration_since(since);
         let queue = &mut self.queues[c.queue];

@@ -55,6 +55,19 @@ pub enum Command {
     /// The call ended, whatever its state (for a callback being dialled: the caller was not
     /// reached). A connected agent goes to wrap-up.
     CallEnded { call: CallRef },
+    /// A ready agent takes part in a desk-to-desk call outside the queues (SUP-3's intercom, or
+    /// being consulted for an attended transfer, AGT-2): on call with `call` and offered no
+    /// queue call until [`Command::InternalCallEnded`]. Refused unless the agent is ready.
+    InternalCall { agent: AgentId, call: CallRef },
+    /// That desk-to-desk call is over for the agent: ready again (or what the agent asked for
+    /// meanwhile: not ready, logged out), without wrap-up. Nothing changes when the agent is no
+    /// longer on it (e.g. the call was handed to the agent and ended with its wrap-up).
+    InternalCallEnded { agent: AgentId, call: CallRef },
+    /// The desk party of connected queue call `call` changes to `to` (an attended transfer
+    /// completed, or a supervisor took the call over, SUP-2): the agent connected so far ends
+    /// its part (counted, wrap-up); `to`, when ready or on `call` internally, is on call with
+    /// it from now; otherwise (not logged in to the queues, busy) the call leaves the ACD.
+    HandOver { call: CallRef, to: AgentId },
     /// Midnight (or the start of a shift): queue counters and agents' daily figures restart.
     NewDay,
 }
@@ -93,6 +106,9 @@ pub enum AcdError {
     /// The queue is closed and has no `when_closed` target.
     #[error("队列非服务时间 / queue {0} is closed")]
     QueueClosed(QueueId),
+    /// The call is tracked but no agent is connected to it.
+    #[error("来电未接通 / {0} is not connected")]
+    CallNotConnected(CallRef),
     /// The ACD task is gone (switchd is stopping).
     #[error("排队服务已停止 / the ACD has stopped")]
     Stopped,

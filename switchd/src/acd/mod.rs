@@ -16,6 +16,7 @@ mod agent_cmds;
 mod call;
 mod call_cmds;
 mod command;
+mod internal;
 mod output;
 mod queue;
 mod routing;
@@ -165,6 +166,9 @@ impl Acd {
             C::OfferAnswered { call, agent } => self.answered(now, call, agent),
             C::OfferDeclined { call, agent } => self.declined(now, call, agent),
             C::CallEnded { call } => self.call_ended(now, call),
+            C::InternalCall { agent, call } => self.internal_call(now, agent, call),
+            C::InternalCallEnded { agent, call } => self.internal_call_ended(now, agent, call),
+            C::HandOver { call, to } => self.hand_over(now, call, to),
             C::NewDay => {
                 self.new_day();
                 Ok(())

@@ -72,6 +72,8 @@ struct Sim {
     offers: usize,
     /// Kinds of output and accepted command seen, to show the run reached every path.
     seen: BTreeSet<&'static str>,
+    /// Desk-to-desk calls agents are on (intercoms, consultations), as the engine knows them.
+    internal: BTreeMap<AgentId, CallRef>,
 }
 
 impl Sim {
@@ -80,7 +82,7 @@ impl Sim {
         let acd = Acd::new(random_config(&mut rng)).unwrap();
         let agents = (1..=2 + rng.below(10) as i64).map(AgentId).collect();
         let arrivals = [4, 8, 15][rng.below(3) as usize];
-        Sim { rng, acd, now: Instant::now(), legs: BTreeMap::new(), agents, next_call: 1, arrivals, peak: 0, offers: 0, seen: BTreeSet::new() }
+        Sim { rng, acd, now: Instant::now(), legs: BTreeMap::new(), agents, next_call: 1, arrivals, peak: 0, offers: 0, seen: BTreeSet::new(), internal: BTreeMap::new() }
     }
 
     /// Lets time pass like an actor would: handle_timeout at each deadline on the way.
@@ -130,6 +132,25 @@ impl Sim {
             Command::OfferDeclined { call, agent } => {
                 if let Some(leg) = self.legs.get_mut(call) {
                     leg.ringing.remove(agent);
+                }
+            }
+            Command::InternalCall { agent, call } => {
+                self.internal.insert(*agent, *call);
+            }
+            Command::InternalCallEnded { agent, call } if self.internal.get(agent) == Some(call) => {
+                self.internal.remove(agent);
+            }
+            Command::HandOver { call, to } => {
+                // The new desk party talks on; the ACD keeps the call only when it took `to`.
+                if self.acd.calls.contains_key(call) {
+                    if let Some(leg) = self.legs.get_mut(call) {
+                        leg.bridged = Some(*to);
+                    }
+                    if self.internal.get(to) == Some(call) {
+                        self.internal.remove(to);
+                    }
+                } else {
+                    self.legs.remove(call);
                 }
             }
             _ => {}
@@ -216,6 +237,7 @@ impl Sim {
             52..=57 => Command::Abandon { call: call(&mut self.rng, &unbridged) },
             58..=60 => Command::RequestCallback { call: call(&mut self.rng, &unbridged), number: "12365".into() },
             61..=62 => Command::CallEnded { call: call(&mut self.rng, &unbridged) },
+            63..=66 => self.desk_to_desk(agent, &bridged),
             _ => self.agent_command(agent),
         }
     }
@@ -237,6 +259,25 @@ impl Sim {
         let queue = QueueId::new(QUEUES[self.rng.below(3) as usize]);
         let agent = self.rng.percent(70).then_some(to);
         Command::Transfer { call, queue, priority: 10, caller: "13800000000".into(), agent }
+    }
+
+    /// An intercom starts or ends, an agent is consulted on a connected call, or that call is
+    /// handed to another agent (an attended transfer completed, a take-over).
+    fn desk_to_desk(&mut self, agent: AgentId, bridged: &[CallRef]) -> Command {
+        if let Some(&call) = self.internal.get(&agent) {
+            if self.rng.percent(60) {
+                return Command::InternalCallEnded { agent, call };
+            }
+        }
+        let connected = self.rng.pick(bridged);
+        match (self.rng.below(3), connected) {
+            (0, Some(call)) => Command::HandOver { call, to: agent },
+            (1, Some(call)) => Command::InternalCall { agent, call },
+            _ => {
+                self.next_call += 1;
+                Command::InternalCall { agent, call: CallRef(1_000_000 + self.next_call) }
+            }
+        }
     }
 
     fn agent_command(&mut self, agent: AgentId) -> Command {
@@ -354,10 +395,15 @@ impl Sim {
                 }
                 AgentState::OnCall { call } => {
                     let phase = acd.calls.get(&call).map(|c| &c.phase);
-                    assert!(matches!(phase, Some(Phase::Connected { agent, .. }) if agent == id), "{id} on a phantom call");
+                    let connected = matches!(phase, Some(Phase::Connected { agent, .. }) if agent == id);
+                    assert!(connected || agent.internal == Some(call), "{id} on a phantom call");
+                    assert_eq!(agent.internal.is_some(), self.internal.contains_key(id), "{id}: desk-to-desk call");
                 }
-                AgentState::WrapUp { until } => assert!(until > self.now, "{id}: wrap-up overdue"),
-                _ => {}
+                AgentState::WrapUp { until } => {
+                    assert!(until > self.now, "{id}: wrap-up overdue");
+                    assert_eq!(agent.internal, None, "{id}: in a desk-to-desk call in wrap-up");
+                }
+                _ => assert_eq!(agent.internal, None, "{id}: in a desk-to-desk call while {:?}", agent.state),
             }
         }
     }
@@ -383,6 +429,11 @@ impl Sim {
 
     /// Every caller leaves; once the longest timeout has passed nothing may be left over.
     fn drain_and_check_nothing_stuck(&mut self) {
+        let internal: Vec<(AgentId, CallRef)> = self.internal.iter().map(|(a, c)| (*a, *c)).collect();
+        for (agent, call) in internal {
+            self.command(Command::InternalCallEnded { agent, call }).unwrap();
+            self.check();
+        }
         let calls: Vec<(CallRef, bool)> = self.legs.iter().map(|(c, l)| (*c, l.bridged.is_some())).collect();
         for (call, bridged) in calls {
             let cmd = if bridged || self.rng.percent(50) { Command::CallEnded { call } } else { Command::Abandon { call } };
@@ -432,6 +483,9 @@ fn command_kind(cmd: &Command) -> &'static str {
         Command::OfferDeclined { .. } => "declined",
         Command::Transfer { agent: Some(_), .. } => "transfer_to_agent",
         Command::Transfer { agent: None, .. } => "transfer_to_queue",
+        Command::InternalCall { .. } => "internal_call",
+        Command::InternalCallEnded { .. } => "internal_call_ended",
+        Command::HandOver { .. } => "hand_over",
         _ => "other_command",
     }
 }
@@ -460,7 +514,8 @@ fn random_simulation_keeps_acd_and_engine_in_agreement() {
     let missing: Vec<_> = ["offer", "offer_ring_all", "dial_callback", "cancel_timeout", "cancel_agent_left",
         "cancel_caller_left", "cancel_answered_elsewhere", "overflow_queue", "overflow_mailbox", "overflow_callback",
         "auto_not_ready", "wrap_up", "queue_status", "callback_failed", "callback_answered", "disconnected",
-        "force_logout", "request_callback", "declined", "transfer_to_agent", "transfer_to_queue"]
+        "force_logout", "request_callback", "declined", "transfer_to_agent", "transfer_to_queue",
+        "internal_call", "internal_call_ended", "hand_over"]
         .into_iter()
         .filter(|k| !seen.contains(k))
         .collect();

@@ -83,7 +83,7 @@ pub(super) async fn handle(ctx: &std::sync::Arc<DeskContext>, actor: &Actor, req
 }
 
 /// The active user `who` names: a user name, or an agent number (工号).
-async fn desk_user(ctx: &DeskContext, who: &str) -> Result<UserInfo, DeskError> {
+pub(super) async fn desk_user(ctx: &DeskContext, who: &str) -> Result<UserInfo, DeskError> {
     let now = ctx.now();
     let users = ctx.cases.store().read(move |db| db.users(now)).await.map_err(store_err)?;
     let who = who.trim();
@@ -95,7 +95,7 @@ async fn desk_user(ctx: &DeskContext, who: &str) -> Result<UserInfo, DeskError> 
 
 /// Whether desk user `user` could take a call now: at a desk, in no desk call, and ready when
 /// logged in to the queues.
-async fn free(ctx: &DeskContext, user: i64) -> Result<bool, DeskError> {
+pub(super) async fn free(ctx: &DeskContext, user: i64) -> Result<bool, DeskError> {
     if ctx.hub.connections_of(user).is_empty() {
         return Ok(false);
     }
@@ -115,7 +115,7 @@ async fn free(ctx: &DeskContext, user: i64) -> Result<bool, DeskError> {
 /// The supervisor a caller goes to (呼叫班长): an active supervisor at a desk and free —
 /// one ready in the queues first (the ACD keeps their state), else one not taking queue
 /// calls; the lowest user id among equals. Never the asking user.
-async fn free_supervisor(ctx: &DeskContext, asking: i64) -> Result<Option<i64>, DeskError> {
+pub(super) async fn free_supervisor(ctx: &DeskContext, asking: i64) -> Result<Option<i64>, DeskError> {
     let now = ctx.now();
     let users = ctx.cases.store().read(move |db| db.users(now)).await.map_err(store_err)?;
     let mut free_ones = Vec::new();
@@ -138,7 +138,7 @@ fn pick_supervisor(free: &[(i64, bool)]) -> Option<i64> {
     free.iter().min_by_key(|(id, ready)| (!ready, *id)).map(|(id, _)| *id)
 }
 
-fn acd_down() -> DeskError {
+pub(super) fn acd_down() -> DeskError {
     DeskError::new(ErrorCode::Internal, "电话功能不可用 / telephony is not running")
 }
 

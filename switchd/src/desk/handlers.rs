@@ -135,6 +135,11 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         | Request::CompleteTransfer { .. }
         | Request::CancelConsult { .. }
         | Request::ForceHangup { .. }) => super::call_handlers::handle(ctx, &actor, req).await,
+        req @ (Request::CallDesk { .. }
+        | Request::CallSupervisor
+        | Request::ConsultAgent { .. }
+        | Request::ConsultSupervisor { .. }
+        | Request::TakeOver { .. }) => super::desk_call_handlers::handle(ctx, &actor, conn.id, req).await,
         Request::ListUsers => {
             require(&actor, &[Role::Admin, Role::Supervisor])?;
             let users = store.read(move |db| db.users(now)).await.map_err(store_err)?;
@@ -358,7 +363,7 @@ fn desk_call_error(e: DeskCallError) -> DeskError {
         DeskCallError::AlreadyAnswered => ErrorCode::Conflict,
         DeskCallError::NotFound => ErrorCode::NotFound,
         DeskCallError::NoTrunk | DeskCallError::NoMedia => ErrorCode::Internal,
-        DeskCallError::NotConnected | DeskCallError::NotQueued => ErrorCode::InvalidTransition,
+        DeskCallError::NotConnected | DeskCallError::NotQueued | DeskCallError::NotListening | DeskCallError::DeskToDesk => ErrorCode::InvalidTransition,
     };
     DeskError::new(code, e.to_string())
 }

@@ -25,6 +25,7 @@ use crate::sip::sdp::{self, LocalMedia, SessionDescription};
 use crate::sip::ua::{CallCommand, EndReason, LegId};
 
 mod control;
+mod desk_consult;
 
 /// Why a primitive stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +193,8 @@ pub struct Call {
     forced: bool,
     /// The ACD queue the caller waited in, for transfers to agents and queues.
     acd_queue: Option<String>,
+    /// A desk user consulted in the call (AGT-2, SUP-3).
+    desk_consult: Option<desk_consult::DeskConsult>,
 }
 
 /// The bridged leg's id and state.
@@ -254,6 +257,7 @@ impl Call {
             controls: Controls::new(shared.hold_music.clone()),
             forced: false,
             acd_queue: None,
+            desk_consult: None,
             shared,
         }
     }
@@ -797,6 +801,8 @@ impl Call {
     /// caller), `Ok(Some(number))` when it asked to transfer the caller there, `Err(Ended)`
     /// when the caller hung up.
     pub async fn talk_with_desk(&mut self, conn_id: u64) -> Result<Option<Handover>, CallError> {
+        // A supervisor may have taken the call over before the talk began.
+        let conn_id = self.shared.desks.answered_on(self.info.leg.0).unwrap_or(conn_id);
         let media = DeskMedia::new(self.info.leg.0, conn_id).map_err(|e| CallError::Task(e.to_string()))?;
         self.desk = Some(media);
         if let Some(user_id) = self.desk_user {
@@ -816,6 +822,9 @@ impl Call {
                     }
                 }
                 Ok(Input::DeskControl(Control::CompleteConsult)) => {
+                    if self.complete_desk_consult() {
+                        continue;
+                    }
                     if self.consulting() {
                         // The consulted party stays bridged to the caller: not dropped below.
                         self.desk = None;
@@ -845,6 +854,7 @@ impl Call {
         self.desk = None;
         self.controls.reset();
         self.drop_bridge();
+        self.end_desk_consult("switch_hangup");
         result
     }
 
@@ -1102,6 +1112,9 @@ impl Call {
                     Some(DeskSignal::ForceHangup { by }) => return Ok(Input::ForceHangup(by)),
                     Some(DeskSignal::Lost) => return Ok(Input::DeskLost),
                     Some(DeskSignal::Declined { user_id }) => return Ok(Input::DeskDeclined(user_id)),
+                    Some(signal @ (DeskSignal::ConsultAnswered { .. } | DeskSignal::ConsultHangup | DeskSignal::ConsultAudio(_) | DeskSignal::TakeOver { .. })) => {
+                        self.desk_consult_signal(signal);
+                    }
                     Some(DeskSignal::Dtmf { digits }) => {
                         if !self.rtp.queue_digits(&digits) {
                             tracing::info!(leg = %self.info.leg, "the far end takes no RFC 4733 digits; not sent");
@@ -1127,6 +1140,7 @@ impl Call {
                     for d in inband {
                         self.digit(d);
                     }
+                    self.desk_consult_due(now);
                     self.desk_tick(now).await;
                     self.bridge_tick(now).await;
                     return Ok(Input::Tick);
@@ -1148,7 +1162,7 @@ impl Call {
                 rtp.take_audio(now, &mut b.heard);
                 Some(b.heard.as_slice())
             }
-            _ => None,
+            _ => self.desk_consult.as_mut().and_then(|c| c.take(now)),
         };
         let mixed = self.controls.mix(&self.heard, &self.desk_pcm, third);
         let (mut to_agent, mut to_caller) = (mixed.to_agent, mixed.to_caller);
@@ -1165,6 +1179,8 @@ impl Call {
         }
         if let (Some(_), Some(third)) = (self.bridge.as_ref().filter(|b| b.up), self.bridge_rtp.as_mut()) {
             third.send_samples(&mixed.to_third).await;
+        } else if let Some(c) = self.desk_consult.as_mut() {
+            c.send(&self.shared.desk_out, &mixed.to_third);
         }
         for s in &mut self.snoops {
             s.media.take(now, &mut s.pcm);
@@ -1186,6 +1202,9 @@ impl Call {
             mix_into(&mut heard_by, &self.desk_pcm);
             if let Some(b) = self.bridge.as_ref().filter(|b| b.up) {
                 mix_into(&mut heard_by, &b.heard);
+            }
+            if let Some(said) = self.desk_consult.as_ref().and_then(|c| c.said()) {
+                mix_into(&mut heard_by, said);
             }
             for (j, other) in self.snoops.iter().enumerate() {
                 if j != i && other.mode != rexian_shared::SnoopMode::Listen {

@@ -20,6 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
 
+/// The `callee` of a desk-to-desk call's offer (and of a consulted desk in supervisors'
+/// `ListCalls`): it is internal, not a caller's.
+pub const INTERNAL: &str = "internal";
+
 /// One audio frame from a logged-in desk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingAudio {
@@ -58,6 +62,10 @@ pub enum DeskCallError {
     NotConnected,
     #[error("此通话不是排队来电，不能转座席、队列或班长 / only calls from an ACD queue go to an agent, a queue or a supervisor")]
     NotQueued,
+    #[error("请先监听此通话再接管 / listen to the call before taking it over")]
+    NotListening,
+    #[error("内部通话不支持此操作 / not possible on a desk-to-desk call")]
+    DeskToDesk,
 }
 
 /// A desk user's call control, from the desk server.
@@ -88,6 +96,12 @@ pub enum DeskControl {
     /// Desk connection `conn_id` is gone (network loss, a crashed desktop): the calls it
     /// talked on lose their desk, and a supervisor listening on it leaves.
     ConnectionLost { conn_id: u64 },
+    /// A supervisor listening to a desk call takes it over (接管). The role is checked by the
+    /// desk server; that they listen, here.
+    TakeOver { call: u64, by: i64, reply: oneshot::Sender<Result<(), DeskCallError>> },
+    /// Desk user `from` (on `conn_id`) calls desk user `to` (SUP-3, intercom); the reply is
+    /// the caller's call id. Who may call whom is checked by the desk server.
+    Intercom { from: i64, from_name: String, conn_id: u64, to: i64, to_name: String, reply: oneshot::Sender<Result<u64, DeskCallError>> },
 }
 
 /// What an agent does to a connected call besides talking (AGT-1, AGT-2).
@@ -101,6 +115,9 @@ pub enum Control {
     CompleteConsult,
     /// The consulted party is dropped; back to the caller.
     CancelConsult,
+    /// Hold the caller and ring desk user `user_id` (attended transfer to a desk, or a call
+    /// for help); `by` names the asking user on the consulted desk.
+    ConsultDesk { user_id: i64, by: String },
 }
 
 /// Where a desk hands its caller on.
@@ -155,6 +172,14 @@ pub enum DeskSignal {
     Lost,
     /// One of several desks a ring-all offer rings declined; the others ring on.
     Declined { user_id: i64 },
+    /// The consulted desk answered on `conn_id`.
+    ConsultAnswered { conn_id: u64 },
+    /// The consulted desk hung up or declined.
+    ConsultHangup,
+    /// Audio from the consulted desk.
+    ConsultAudio(AudioFrame),
+    /// The supervisor listening on `conn_id` takes the call over.
+    TakeOver { conn_id: u64 },
 }
 
 struct Entry {
@@ -170,7 +195,18 @@ struct Entry {
     /// Other users a ring-all offer rings besides `user_id`; whoever answers first becomes
     /// `user_id`.
     also: Vec<i64>,
+    /// A desk user being consulted on this call (attended transfer to a desk, AGT-2).
+    consult: Option<Consulted>,
+    /// One side of a desk-to-desk call (SUP-3): answered and hung up, nothing more.
+    desk_to_desk: bool,
     tx: mpsc::UnboundedSender<DeskSignal>,
+}
+
+/// The desk consulted on a call: who, on which connection once answered, and the asking user.
+struct Consulted {
+    user_id: i64,
+    answered_on: Option<u64>,
+    by: String,
 }
 
 /// Ringing and connected desk legs by call id.
@@ -185,7 +221,7 @@ impl DeskRegistry {
     pub fn insert(&self, call: u64, user_id: i64, answered_on: Option<u64>, caller: &str, callee: &str) -> mpsc::UnboundedReceiver<DeskSignal> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut legs) = self.legs.lock() {
-            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, also: Vec::new(), tx };
+            let entry = Entry { user_id, answered_on, caller: caller.to_owned(), callee: callee.to_owned(), snoopers: Vec::new(), queue: None, held: false, also: Vec::new(), consult: None, desk_to_desk: false, tx };
             legs.insert(call, entry);
         }
         rx
@@ -232,6 +268,57 @@ impl DeskRegistry {
         }
     }
 
+    /// Starts ringing desk user `user_id` as the one consulted on `call` (their desk knows the
+    /// call by the same id); false without such a call or with a consultation going on.
+    pub fn start_consult(&self, call: u64, user_id: i64, by: &str) -> bool {
+        let Ok(mut legs) = self.legs.lock() else { return false };
+        match legs.get_mut(&call) {
+            Some(e) if e.consult.is_none() && e.user_id != user_id => {
+                e.consult = Some(Consulted { user_id, answered_on: None, by: by.to_owned() });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks `call` as one side of a desk-to-desk call: no hold, transfer, consultation,
+    /// listening or take-over on it.
+    pub fn mark_desk_to_desk(&self, call: u64) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                e.desk_to_desk = true;
+            }
+        }
+    }
+
+    /// The consulted desk is no longer part of `call`.
+    pub fn end_consult(&self, call: u64) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                e.consult = None;
+            }
+        }
+    }
+
+    /// The consulted desk becomes the call's desk party (the transfer is complete): it answers,
+    /// hangs up and sends audio for the call from now.
+    pub fn promote_consult(&self, call: u64) {
+        if let Ok(mut legs) = self.legs.lock() {
+            if let Some(e) = legs.get_mut(&call) {
+                if let Some(c) = e.consult.take() {
+                    e.user_id = c.user_id;
+                    e.answered_on = c.answered_on;
+                    e.held = false;
+                }
+            }
+        }
+    }
+
+    /// The connection the call's desk party answered on, if any.
+    pub fn answered_on(&self, call: u64) -> Option<u64> {
+        self.legs.lock().ok()?.get(&call)?.answered_on
+    }
+
     pub fn remove(&self, call: u64) {
         if let Ok(mut legs) = self.legs.lock() {
             legs.remove(&call);
@@ -255,6 +342,13 @@ impl DeskRegistry {
             DeskControl::Answer { call, user_id, conn_id, reply } => {
                 let result = match legs.get_mut(&call) {
                     None => Err(DeskCallError::NotFound),
+                    Some(e) if e.user_id != user_id && e.consult.as_ref().is_some_and(|c| c.user_id == user_id) => match e.consult.as_mut() {
+                        Some(c) if c.answered_on.is_none() => {
+                            c.answered_on = Some(conn_id);
+                            e.tx.send(DeskSignal::ConsultAnswered { conn_id }).map_err(|_| DeskCallError::NotFound)
+                        }
+                        _ => Err(DeskCallError::AlreadyAnswered),
+                    },
                     Some(e) if e.answered_on.is_some() && (e.user_id == user_id || e.also.contains(&user_id)) => Err(DeskCallError::AlreadyAnswered),
                     Some(e) if e.user_id != user_id && !e.also.contains(&user_id) => Err(DeskCallError::NotYours),
                     Some(e) => {
@@ -292,6 +386,9 @@ impl DeskRegistry {
                         }
                         e.tx.send(DeskSignal::Declined { user_id }).map_err(|_| DeskCallError::NotFound)
                     }
+                    Some(e) if e.user_id != user_id && e.consult.as_ref().is_some_and(|c| c.user_id == user_id) => {
+                        e.tx.send(DeskSignal::ConsultHangup).map_err(|_| DeskCallError::NotFound)
+                    }
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
                     Some(e) => e.tx.send(DeskSignal::Hangup).map_err(|_| DeskCallError::NotFound),
                 };
@@ -300,6 +397,7 @@ impl DeskRegistry {
             DeskControl::Snoop { call, user_id, conn_id, mode, reply } => {
                 let result = match legs.get_mut(&call) {
                     None => Err(DeskCallError::NotFound),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => {
                         e.snoopers.retain(|(_, c)| *c != conn_id);
@@ -313,6 +411,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => {
                         let signal = if keep { DeskSignal::Conference { number } } else { DeskSignal::Transfer { number } };
@@ -325,6 +424,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => e.tx.send(DeskSignal::TransferToFlow { flow }).map_err(|_| DeskCallError::NotFound),
                 };
@@ -334,6 +434,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) if e.queue.is_none() => Err(DeskCallError::NotQueued),
                     Some(e) => e.tx.send(DeskSignal::Handover(to)).map_err(|_| DeskCallError::NotFound),
@@ -344,6 +445,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => e.tx.send(DeskSignal::Control(control)).map_err(|_| DeskCallError::NotFound),
                 };
@@ -352,8 +454,27 @@ impl DeskRegistry {
             DeskControl::ForceHangup { call, by, reply } => {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => e.tx.send(DeskSignal::ForceHangup { by }).map_err(|_| DeskCallError::NotFound),
+                };
+                let _ = reply.send(result);
+            }
+            DeskControl::TakeOver { call, by, reply } => {
+                let result = match legs.get_mut(&call) {
+                    None => Err(DeskCallError::NotFound),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
+                    Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
+                    Some(e) => match e.snoopers.iter().position(|(u, _)| *u == by) {
+                        None => Err(DeskCallError::NotListening),
+                        Some(i) => {
+                            let (_, conn_id) = e.snoopers.remove(i);
+                            e.user_id = by;
+                            e.answered_on = Some(conn_id);
+                            e.held = false;
+                            e.tx.send(DeskSignal::TakeOver { conn_id }).map_err(|_| DeskCallError::NotFound)
+                        }
+                    },
                 };
                 let _ = reply.send(result);
             }
@@ -361,6 +482,7 @@ impl DeskRegistry {
                 let result = match legs.get(&call) {
                     None => Err(DeskCallError::NotFound),
                     Some(e) if e.user_id != user_id => Err(DeskCallError::NotYours),
+                    Some(e) if e.desk_to_desk => Err(DeskCallError::DeskToDesk),
                     Some(e) if e.answered_on.is_none() => Err(DeskCallError::NotConnected),
                     Some(e) => e.tx.send(DeskSignal::Dtmf { digits }).map_err(|_| DeskCallError::NotFound),
                 };
@@ -378,11 +500,19 @@ impl DeskRegistry {
                         held: e.held,
                     })
                     .collect();
+                // A consulted desk is busy with the call too.
+                calls.extend(legs.iter().filter_map(|(call, e)| {
+                    let c = e.consult.as_ref()?;
+                    Some(ActiveCall { call: *call, user_id: c.user_id, caller: c.by.clone(), callee: INTERNAL.to_owned(), connected: c.answered_on.is_some(), held: false })
+                }));
                 calls.sort_by_key(|c| c.call);
                 let _ = reply.send(calls);
             }
             DeskControl::Dial { reply, .. } => {
                 let _ = reply.send(Err(DeskCallError::NoTrunk));
+            }
+            DeskControl::Intercom { reply, .. } => {
+                let _ = reply.send(Err(DeskCallError::NoMedia));
             }
         }
     }
@@ -394,6 +524,8 @@ impl DeskRegistry {
         let Some(e) = legs.get(&audio.frame.call) else { return };
         if e.user_id == audio.user_id && e.answered_on == Some(audio.conn_id) {
             let _ = e.tx.send(DeskSignal::Audio(audio.frame));
+        } else if e.consult.as_ref().is_some_and(|c| c.user_id == audio.user_id && c.answered_on == Some(audio.conn_id)) {
+            let _ = e.tx.send(DeskSignal::ConsultAudio(audio.frame));
         } else if e.snoopers.contains(&(audio.user_id, audio.conn_id)) {
             let _ = e.tx.send(DeskSignal::SnoopAudio { conn_id: audio.conn_id, frame: audio.frame });
         }
@@ -416,6 +548,9 @@ pub async fn route(
             c = control.recv() => match c {
                 Some(DeskControl::Dial { number, user_id, conn_id, reply }) => {
                     let _ = reply.send(super::outbound::dial_from_desk(&shared, user_id, conn_id, &number).await);
+                }
+                Some(DeskControl::Intercom { from, from_name, conn_id, to, to_name, reply }) => {
+                    let _ = reply.send(Ok(super::intercom::start(&shared, from, &from_name, conn_id, to, &to_name)));
                 }
                 Some(c) => shared.desks.control(c),
                 None => break,
@@ -575,6 +710,57 @@ mod tests {
         verdict(&registry, |reply| DeskControl::ForceHangup { call: 7, by: 9, reply }).unwrap();
         assert_eq!(signals.try_recv().unwrap(), DeskSignal::ForceHangup { by: 9 });
         assert_eq!(verdict(&registry, |reply| DeskControl::ForceHangup { call: 8, by: 9, reply }), Err(DeskCallError::NotFound));
+    }
+
+    /// A consulted desk answers, talks and hangs up under the caller's call id without taking
+    /// the call; completing makes it the call's desk party. A take-over needs a listening
+    /// supervisor and makes them the desk party.
+    #[test]
+    fn a_consulted_desk_and_a_taking_over_supervisor_act_under_the_call_id() {
+        let registry = DeskRegistry::default();
+        let mut signals = registry.insert(7, 1, Some(3), "13800138000", "12365");
+        assert!(registry.start_consult(7, 2, "agent1"));
+        assert!(!registry.start_consult(7, 4, "agent1"), "one consultation at a time");
+        assert!(!registry.start_consult(8, 2, "agent1"), "no such call");
+        let (reply, mut calls) = oneshot::channel();
+        registry.control(DeskControl::List { reply });
+        assert!(calls.try_recv().unwrap().iter().any(|c| c.call == 7 && c.user_id == 2 && c.callee == INTERNAL), "the consulted desk is busy");
+        assert_eq!(verdict(&registry, |reply| DeskControl::Answer { call: 7, user_id: 4, conn_id: 9, reply }), Err(DeskCallError::NotYours));
+        verdict(&registry, |reply| DeskControl::Answer { call: 7, user_id: 2, conn_id: 5, reply }).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::ConsultAnswered { conn_id: 5 });
+        assert_eq!(verdict(&registry, |reply| DeskControl::Answer { call: 7, user_id: 2, conn_id: 6, reply }), Err(DeskCallError::AlreadyAnswered));
+        // Its audio is the consulted desk's; it may not steer the caller's call.
+        let frame = AudioFrame { call: 7, seq: 1, timestamp: 0, payload: vec![1] };
+        registry.audio(IncomingAudio { conn_id: 5, user_id: 2, frame: frame.clone() });
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::ConsultAudio(frame.clone()));
+        let hold = |user_id| move |reply| DeskControl::Control { call: 7, user_id, control: Control::Hold(true), reply };
+        assert_eq!(verdict(&registry, hold(2)), Err(DeskCallError::NotYours));
+        registry.promote_consult(7);
+        registry.audio(IncomingAudio { conn_id: 5, user_id: 2, frame: frame.clone() });
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::Audio(frame));
+        verdict(&registry, hold(2)).unwrap();
+        assert_eq!(verdict(&registry, hold(1)), Err(DeskCallError::NotYours), "the first agent has left");
+        let _ = signals.try_recv();
+
+        // A take-over: only by a supervisor who listens.
+        assert_eq!(verdict(&registry, |reply| DeskControl::TakeOver { call: 7, by: 9, reply }), Err(DeskCallError::NotListening));
+        verdict(&registry, |reply| DeskControl::Snoop { call: 7, user_id: 9, conn_id: 11, mode: SnoopMode::Listen, reply }).unwrap();
+        let _ = signals.try_recv();
+        verdict(&registry, |reply| DeskControl::TakeOver { call: 7, by: 9, reply }).unwrap();
+        assert_eq!(signals.try_recv().unwrap(), DeskSignal::TakeOver { conn_id: 11 });
+        assert_eq!(registry.answered_on(7), Some(11));
+        verdict(&registry, hold(9)).unwrap();
+        assert_eq!(verdict(&registry, hold(2)), Err(DeskCallError::NotYours));
+        assert_eq!(verdict(&registry, |reply| DeskControl::TakeOver { call: 8, by: 9, reply }), Err(DeskCallError::NotFound));
+
+        // A desk-to-desk call is answered and hung up, nothing more.
+        let _intercom = registry.insert(20, 1, Some(3), "supervisor", "agent1");
+        registry.mark_desk_to_desk(20);
+        let hold = |reply| DeskControl::Control { call: 20, user_id: 1, control: Control::Hold(true), reply };
+        assert_eq!(verdict(&registry, hold), Err(DeskCallError::DeskToDesk));
+        let listen = |reply| DeskControl::Snoop { call: 20, user_id: 9, conn_id: 11, mode: SnoopMode::Listen, reply };
+        assert_eq!(verdict(&registry, listen), Err(DeskCallError::DeskToDesk));
+        verdict(&registry, |reply| DeskControl::Hangup { call: 20, user_id: 1, reply }).unwrap();
     }
 
     /// A desktop that restarts its stream (numbers from 0 again) is heard at once, not after

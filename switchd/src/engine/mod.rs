@@ -16,6 +16,7 @@ pub mod callback;
 pub mod config;
 pub mod desk_leg;
 pub mod hold;
+pub mod intercom;
 pub mod outbound;
 pub mod rtp_leg;
 
@@ -45,6 +46,14 @@ pub enum EngineEvent {
     PlaybackFinished { leg: LegId },
     RecordingFinished { leg: LegId, path: String, seconds: f64 },
     Ended { leg: LegId, reason: EndReason },
+    /// Desk user `user_id` is taken up by a desk-to-desk part of call `call` outside the ACD's
+    /// routing (an intercom, being consulted, taking a call over): the ACD keeps them on call.
+    DeskBusy { user_id: i64, call: u64 },
+    /// That is over for the user; also said of the last desk party of every desk call's end.
+    DeskFree { user_id: i64, call: u64 },
+    /// The desk party of call `call` is now `to` (an attended transfer to a desk completed, or
+    /// a supervisor took the call over): the ACD moves the queue call to them.
+    DeskHandedOver { call: u64, to: i64 },
 }
 
 /// What every call task shares.
@@ -332,6 +341,9 @@ pub(super) async fn finish(shared: &Shared, mut call: Call) {
     let _ = shared.events.send(EngineEvent::Ended { leg, reason });
     if desk_user.is_some() {
         shared.desks.remove(leg.0);
+    }
+    if let Some(user_id) = desk_user {
+        let _ = shared.events.send(EngineEvent::DeskFree { user_id, call: leg.0 });
     }
     for user_id in desk_user.into_iter().chain(snoopers) {
         let event = rexian_shared::Event::CallEnded { call: leg.0, cause: cause.code().to_owned() };

@@ -19,7 +19,12 @@ impl Call {
             Control::Hold(on) => self.set_held(on),
             Control::Mute(on) => self.set_muted(on),
             Control::Consult(number) => self.consult(&number).await?,
+            Control::ConsultDesk { user_id, by } => self.start_desk_consult(user_id, &by),
             Control::CancelConsult => {
+                if self.desk_consult.is_some() {
+                    self.end_desk_consult("switch_hangup");
+                    self.conference_changed(false);
+                }
                 if self.bridge_signals.is_some() {
                     self.conference_changed(false);
                 }
@@ -86,6 +91,7 @@ impl Call {
         tracing::info!(leg = %self.info.leg, by, "a supervisor ends the call");
         self.forced = true;
         self.drop_bridge();
+        self.end_desk_consult(crate::cdr::EndCause::ForcedHangup.code());
         self.desk = None;
         self.desk_signals = None;
         self.controls.reset();
