@@ -123,8 +123,20 @@ fn is_fixed_line_after_country_code(rest: &str) -> bool {
     (9..=11).contains(&rest.len()) && area && !is_mobile(rest) && !rest.starts_with("400") && !rest.starts_with("800")
 }
 
-/// See [`PhoneNumber`]: the national form of a number without separators.
+/// See [`PhoneNumber`]: the national form of a number without separators. A mobile number may
+/// still hide behind a long-distance 0 or a bare 86 after the country code is gone; those go
+/// too, so parsing the form again gives it back.
 fn national_form(cleaned: &str) -> String {
+    let mut number = country_code_dropped(cleaned);
+    loop {
+        match number.strip_prefix('0').or_else(|| number.strip_prefix("86")).filter(|rest| is_mobile(rest)) {
+            Some(mobile) => number = mobile.to_owned(),
+            None => return number,
+        }
+    }
+}
+
+fn country_code_dropped(cleaned: &str) -> String {
     let international = cleaned.strip_prefix("+86").or_else(|| cleaned.strip_prefix("0086"));
     let international = international.or_else(|| cleaned.strip_prefix("86").filter(|rest| is_mobile(rest)));
     match international {
@@ -389,6 +401,10 @@ mod tests {
             ("+8612365", "12365"),
             ("12365", "12365"),
             ("95588", "95588"),
+            // Found by the domain_values fuzz target: a country code, then a long-distance 0
+            // before a mobile.
+            ("0086))))(015 1(01568656", "15101568656"),
+            ("+868613800138000", "13800138000"),
         ] {
             assert_eq!(national(raw), Ok(want.into()), "{raw}");
             assert_eq!(national(want), Ok(want.into()), "{want} stays as it is");

@@ -455,3 +455,58 @@ async fn a_supervisor_logs_in_to_the_queues_and_takes_a_call() {
     let refused = handler.agent_login(true).await.expect_err("handlers take no calls");
     assert_eq!(refused.code(), Some(rexian_shared::ErrorCode::Forbidden), "{refused}");
 }
+
+/// Three agents, three callers: offers follow the strategy (longest idle first), each agent
+/// answers, and the calls carry audio both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_agents_are_offered_three_callers_longest_idle_first_and_talk_with_them() {
+    use rexian_shared::{NewUser, Request, Role};
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[acd]\nposition_every_secs = 0\n\n\
+                  [[acd.queues]]\nname = \"hotline\"\nwrap_up_secs = 60\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    let admin = daemon.login_demo("admin").await;
+    let agent3 = NewUser {
+        username: "agent3".into(),
+        display_name: "刘芳".into(),
+        role: Role::Agent,
+        password: "agent3-pass-2026".into(),
+        agent_no: Some("1028".into()),
+        department_id: None,
+    };
+    admin.request(Request::CreateUser { user: agent3 }).await.expect("a third agent");
+    let agents = [
+        std::sync::Arc::new(daemon.login_demo("agent1").await),
+        std::sync::Arc::new(daemon.login_demo("agent2").await),
+        std::sync::Arc::new(daemon.login("agent3", "agent3-pass-2026").await),
+    ];
+    for agent in &agents {
+        agent.agent_login(true).await.expect("login");
+        wait_event(agent, "ready", state_is("ready")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let target = daemon.sip_addr;
+    let mut callers = Vec::new();
+    for (n, agent) in agents.iter().enumerate() {
+        let number = format!("1380013800{n}");
+        let steps = vec![CallerStep::Pause(1500), CallerStep::Keys("0".into()), CallerStep::Pause(9000)];
+        callers.push(tokio::task::spawn_blocking(move || sipp_caller(target, "12365", &number, &steps, false)));
+        // The agent idle longest now is the next in line: it is offered this caller.
+        let Event::CallOffered { call, caller, .. } = wait_event(agent, "its offer", |e| matches!(e, Event::CallOffered { .. })).await else {
+            unreachable!()
+        };
+        assert_eq!(caller, format!("1380013800{n}"), "agent {} gets caller {n}", n + 1);
+        agent.answer_call(call).await.expect("answer");
+        wait_event(agent, "connected", |e| *e == Event::CallConnected { call }).await;
+        let (heard, _) = rexian_tests::desk_talk(agent.clone(), call, 1, Some(440.0), 0).await;
+        assert!(heard.chunks(160).any(|f| f.iter().any(|&s| s.abs() > 500)), "agent {} hears its caller's side", n + 1);
+    }
+    for caller in callers {
+        caller.await.expect("caller");
+    }
+    // Each call is recorded whole (REC-1: the default policy records every queue call).
+    let calls = daemon.ended_calls();
+    let recorded = calls.iter().filter(|c| c["recordings"].as_array().is_some_and(|r| r.iter().any(|r| r["kind"] == "call"))).count();
+    assert_eq!(recorded, 3, "{calls:#?}");
+}
