@@ -233,7 +233,7 @@ async fn through_the_actor(agents: usize, waiting: usize, rounds: usize) -> Resu
     while on_call.len() < agents || queued.len() < waiting {
         let call = CallRef(next);
         next += 1;
-        let rx = acd.enter(call, None, QueueId::new("q"), format!("1380000{next:04}"), true).await?;
+        let rx = acd.enter(call, None, QueueId::new("q"), format!("1380000{next:04}"), true, 0).await?;
         queued.push_back((call, rx));
         if on_call.len() < agents {
             let (call, mut rx) = queued.pop_front().ok_or_else(|| anyhow!("no caller"))?;
@@ -257,7 +257,7 @@ async fn through_the_actor(agents: usize, waiting: usize, rounds: usize) -> Resu
         on_call.push(call);
         let call = CallRef(next);
         next += 1;
-        queued.push_back((call, acd.enter(call, None, QueueId::new("q"), "13800000000".into(), true).await?));
+        queued.push_back((call, acd.enter(call, None, QueueId::new("q"), "13800000000".into(), true, 0).await?));
     }
     let wall = started.elapsed();
     let cpu = process_cpu() - cpu_before;

@@ -510,3 +510,33 @@ async fn three_agents_are_offered_three_callers_longest_idle_first_and_talk_with
     let recorded = calls.iter().filter(|c| c["recordings"].as_array().is_some_and(|r| r.iter().any(|r| r["kind"] == "call"))).count();
     assert_eq!(recorded, 3, "{calls:#?}");
 }
+
+/// ACD-1 caller priority: a VIP on the caller list is offered before a caller who waited
+/// longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vip_caller_is_offered_before_a_caller_who_waited_longer() {
+    use rexian_shared::{PhoneNumber, Request};
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[acd]\nposition_every_secs = 0\n\n[[acd.queues]]\nname = \"hotline\"\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    wait_for_log(&daemon, "IVR: prompts rendered");
+    let supervisor = daemon.login_demo("supervisor").await;
+    let vip = Request::SetCallerFlags { phone: PhoneNumber::parse("13900139000").expect("phone"), vip: true, blocked: false };
+    supervisor.request(vip).await.expect("mark a VIP");
+    let agent = daemon.login_demo("agent1").await;
+    agent.agent_login(false).await.expect("logged in, not ready");
+    let target = daemon.sip_addr;
+    let steps = || vec![CallerStep::Pause(1500), CallerStep::Keys("0".into()), CallerStep::Pause(12000)];
+    let (first, vip_steps) = (steps(), steps());
+    let regular = tokio::task::spawn_blocking(move || sipp_caller(target, "12365", "13800138000", &first, false));
+    wait_event(&agent, "one caller waiting", |e| matches!(e, Event::QueueWaiting { waiting: 1, .. })).await;
+    let vip = tokio::task::spawn_blocking(move || sipp_caller(target, "12365", "13900139000", &vip_steps, false));
+    wait_event(&agent, "two callers waiting", |e| matches!(e, Event::QueueWaiting { waiting: 2, .. })).await;
+    agent.agent_ready().await.expect("ready");
+    let Event::CallOffered { caller, .. } = wait_event(&agent, "the first offer", |e| matches!(e, Event::CallOffered { .. })).await else {
+        unreachable!()
+    };
+    assert_eq!(caller, "13900139000", "the VIP goes first");
+    regular.await.expect("caller");
+    vip.await.expect("caller");
+}

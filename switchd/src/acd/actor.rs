@@ -207,9 +207,10 @@ enum Msg {
         queue: QueueId,
         caller: String,
         open: bool,
+        priority: i32,
         signals: mpsc::UnboundedSender<QueueSignal>,
-        /// A caller an agent handed on: its priority, and the agent to offer it to first.
-        transfer: Option<(i32, Option<AgentId>)>,
+        /// A caller an agent handed on, with the agent to offer it to first.
+        transfer: Option<Option<AgentId>>,
         reply: oneshot::Sender<Result<(), AcdError>>,
     },
     Snapshot { reply: oneshot::Sender<Snapshot> },
@@ -260,10 +261,11 @@ impl AcdHandle {
         let _ = self.tx.send(Msg::Command { command, reply: None });
     }
 
-    /// Puts `call` (with call record `record`) in `queue`, `open` or closed by its hours; its
-    /// offers come on the returned channel.
-    pub async fn enter(&self, call: CallRef, record: Option<i64>, queue: QueueId, caller: String, open: bool) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
-        self.enter_with(call, record, queue, caller, open, None).await
+    /// Puts `call` (with call record `record`) in `queue`, `open` or closed by its hours, ahead
+    /// of callers with a lower `priority` (VIP and repeat callers); its offers come on the
+    /// returned channel.
+    pub async fn enter(&self, call: CallRef, record: Option<i64>, queue: QueueId, caller: String, open: bool, priority: i32) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
+        self.enter_with(call, record, queue, caller, open, priority, None).await
     }
 
     /// Puts `call`, which an agent handed on (its [`Command::CallEnded`] told first), into
@@ -277,7 +279,7 @@ impl AcdHandle {
         priority: i32,
         agent: Option<AgentId>,
     ) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
-        self.enter_with(call, record, queue, caller, true, Some((priority, agent))).await
+        self.enter_with(call, record, queue, caller, true, priority, Some(agent)).await
     }
 
     async fn enter_with(
@@ -287,11 +289,12 @@ impl AcdHandle {
         queue: QueueId,
         caller: String,
         open: bool,
-        transfer: Option<(i32, Option<AgentId>)>,
+        priority: i32,
+        transfer: Option<Option<AgentId>>,
     ) -> Result<mpsc::UnboundedReceiver<QueueSignal>, AcdError> {
         let (signals, rx) = mpsc::unbounded_channel();
         let (reply, done) = oneshot::channel();
-        self.tx.send(Msg::Enter { call, record, queue, caller, open, signals, transfer, reply }).map_err(|_| AcdError::Stopped)?;
+        self.tx.send(Msg::Enter { call, record, queue, caller, open, priority, signals, transfer, reply }).map_err(|_| AcdError::Stopped)?;
         done.await.map_err(|_| AcdError::Stopped)??;
         Ok(rx)
     }
@@ -464,14 +467,14 @@ impl Owner {
                     let _ = reply.send(result);
                 }
             }
-            Msg::Enter { call, record, queue, caller, open, signals, transfer, reply } => {
+            Msg::Enter { call, record, queue, caller, open, priority, signals, transfer, reply } => {
                 self.calls.insert(call, signals);
                 if let Some(id) = record {
                     self.call_records.insert(call, id);
                 }
                 let command = match transfer {
-                    None => Command::Enter { call, queue, priority: 0, caller, open },
-                    Some((priority, agent)) => Command::Transfer { call, queue, priority, caller, agent },
+                    None => Command::Enter { call, queue, priority, caller, open },
+                    Some(agent) => Command::Transfer { call, queue, priority, caller, agent },
                 };
                 let result = self.acd.handle_command(now, command);
                 if result.is_err() {

@@ -13,6 +13,7 @@ use super::runner::{announce_agent, rendered, talk_to_agent, Ivr};
 use super::interp::Say;
 use crate::acd::actor::{AcdHandle, QueueSignal};
 use crate::acd::{AcdError, AgentId, CallRef, Command as AcdCommand, OverflowTarget, QueueId};
+use crate::cases::service::Actor;
 use crate::engine::apps;
 use crate::engine::call::{ringback_tone, Call, CallError, Offer};
 use crate::engine::desk_leg::Handover;
@@ -129,7 +130,10 @@ async fn wait_for_agent(call: &mut Call, ivr: &Ivr, acd: &AcdHandle, entry: Entr
     let id = CallRef(call.info.leg.0);
     let (record, caller, queue) = (call.info.cdr, call.info.caller.clone(), entry.queue);
     let entered = match entry.transfer {
-        None => acd.enter(id, record, QueueId::new(queue), caller, entry.open).await,
+        None => {
+            let priority = caller_priority(ivr, &caller).await;
+            acd.enter(id, record, QueueId::new(queue), caller, entry.open, priority).await
+        }
         Some(agent) => acd.enter_transferred(id, record, QueueId::new(queue), caller, TRANSFER_PRIORITY, agent.map(AgentId)).await,
     };
     let mut signals = match (entered, entry.transfer) {
@@ -257,6 +261,25 @@ fn decline_all(call: &mut Call, acd: &AcdHandle, id: CallRef) {
         acd.tell(AcdCommand::OfferDeclined { call: id, agent: AgentId(agent) });
     }
 }
+
+/// VIP callers (the caller list's mark) go first, then repeat callers, then everyone else.
+async fn caller_priority(ivr: &Ivr, caller: &str) -> i32 {
+    let Ok(phone) = rexian_shared::PhoneNumber::parse(caller) else { return 0 };
+    match ivr.cases.caller_profile(&Actor::ivr(), phone, ivr.local_now().date()).await {
+        Ok(p) if p.vip => VIP_PRIORITY,
+        Ok(p) if p.repeat_caller => REPEAT_CALLER_PRIORITY,
+        Ok(_) => 0,
+        Err(e) => {
+            tracing::warn!(error = %e, "IVR: cannot read the caller's profile; no priority");
+            0
+        }
+    }
+}
+
+/// Queue priorities: VIP callers ahead of repeat callers ahead of the rest; a transferred
+/// caller (see [`TRANSFER_PRIORITY`]) ahead of them all.
+const VIP_PRIORITY: i32 = 5;
+const REPEAT_CALLER_PRIORITY: i32 = 2;
 
 async fn username_of(ivr: &Ivr, agent: i64) -> Option<String> {
     let user = ivr.cases.store().read(move |db| db.user_by_id(agent)).await.ok().flatten()?;
