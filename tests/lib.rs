@@ -605,3 +605,21 @@ pub fn wait_for_log(daemon: &Daemon, needle: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The next event on `desk` matching `want`, skipping others; panics after 30 s.
+pub async fn wait_event(desk: &DeskClient, what: &str, want: impl Fn(&rexian_shared::Event) -> bool) -> rexian_shared::Event {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), desk.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within 30 s"))
+            .expect("the desk connection stays open");
+        if want(&event) {
+            return event;
+        }
+    }
+}
+
+/// Matches the ACD telling the desk it is in `state`.
+pub fn state_is(state: &str) -> impl Fn(&rexian_shared::Event) -> bool + '_ {
+    move |e| matches!(e, rexian_shared::Event::AgentStateChanged { state: s, .. } if s == state)
+}

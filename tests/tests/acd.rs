@@ -5,26 +5,10 @@
 
 use std::time::Duration;
 
-use rexian_shared::client::DeskClient;
 use rexian_shared::Event;
 use rexian_tests::{sipp_caller, wait_for_log, CallerStep, Daemon};
 
-/// The next event matching `want`, skipping others; panics after 20 s.
-async fn wait_event(desk: &DeskClient, what: &str, want: impl Fn(&Event) -> bool) -> Event {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(20), desk.next_event())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within 20 s"))
-            .expect("the desk connection stays open");
-        if want(&event) {
-            return event;
-        }
-    }
-}
-
-fn state_is(state: &str) -> impl Fn(&Event) -> bool + '_ {
-    move |e| matches!(e, Event::AgentStateChanged { state: s, .. } if s == state)
-}
+use rexian_tests::{state_is, wait_event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_next_agent_answers() {

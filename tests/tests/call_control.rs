@@ -14,22 +14,7 @@ use rexian_tests::{
 };
 use switchd::engine::hold::MELODY_NOTES;
 
-/// The next event matching `want`, skipping others; panics after 30 s.
-async fn wait_event(desk: &DeskClient, what: &str, want: impl Fn(&Event) -> bool) -> Event {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(30), desk.next_event())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within 30 s"))
-            .expect("the desk connection stays open");
-        if want(&event) {
-            return event;
-        }
-    }
-}
-
-fn state_is(state: &str) -> impl Fn(&Event) -> bool + '_ {
-    move |e| matches!(e, Event::AgentStateChanged { state: s, .. } if s == state)
-}
+use rexian_tests::{state_is, wait_event};
 
 fn offered(e: &Event) -> bool {
     matches!(e, Event::CallOffered { .. })

@@ -17,22 +17,7 @@ use switchd::engine::hold::MELODY_NOTES;
 const CONFIG: &str = "[telephony]\nrecord_calls = true\n\n[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[acd]\nposition_every_secs = 0\n\n\
      [[acd.queues]]\nname = \"hotline\"\noffer_secs = 8\nwrap_up_secs = 30\n";
 
-/// The next event matching `want`, skipping others; panics after 30 s.
-async fn wait_event(desk: &DeskClient, what: &str, want: impl Fn(&Event) -> bool) -> Event {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(30), desk.next_event())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within 30 s"))
-            .expect("the desk connection stays open");
-        if want(&event) {
-            return event;
-        }
-    }
-}
-
-fn state_is(state: &str) -> impl Fn(&Event) -> bool + '_ {
-    move |e| matches!(e, Event::AgentStateChanged { state: s, .. } if s == state)
-}
+use rexian_tests::{state_is, wait_event};
 
 fn offered(e: &Event) -> bool {
     matches!(e, Event::CallOffered { .. })
