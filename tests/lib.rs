@@ -480,6 +480,8 @@ pub enum CallerStep {
     Keys(String),
     /// Talk: Debian's G.711 A-law speech capture (about eight seconds).
     Speak,
+    /// Start sending this pcap's RTP (in the background: the next step follows at once).
+    PlayPcap(String),
 }
 
 /// A SIPp caller from `caller` (a phone number) that dials the service, answers with A-law
@@ -535,6 +537,9 @@ pub fn caller_scenario(caller: &str, steps: &[CallerStep], await_bye: bool) -> S
     for step in steps {
         match step {
             CallerStep::Pause(ms) => xml.push_str(&format!("  <pause milliseconds=\"{ms}\"/>\n")),
+            CallerStep::PlayPcap(path) => {
+                xml.push_str(&format!("  <nop><action><exec play_pcap_audio=\"{path}\"/></action></nop>\n"))
+            }
             CallerStep::Speak => xml.push_str(
                 "  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n",
             ),
@@ -622,4 +627,143 @@ pub async fn wait_event(desk: &DeskClient, what: &str, want: impl Fn(&rexian_sha
 /// Matches the ACD telling the desk it is in `state`.
 pub fn state_is(state: &str) -> impl Fn(&rexian_shared::Event) -> bool + '_ {
     move |e| matches!(e, rexian_shared::Event::AgentStateChanged { state: s, .. } if s == state)
+}
+
+/// A user-mode PulseAudio with a pipe microphone and a pipe headset (the notes' recipe): a
+/// thread feeds the microphone a 1 kHz tone in real time, another keeps what the headset plays.
+pub struct VirtualHeadset {
+    daemon: std::process::Child,
+    heard: Arc<std::sync::Mutex<Vec<i16>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    dir: tempfile::TempDir,
+}
+
+impl VirtualHeadset {
+    pub fn start() -> VirtualHeadset {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        for sub in ["home", "run"] {
+            std::fs::create_dir_all(d.join(sub)).expect("dirs");
+        }
+        let script = format!(
+            "load-module module-native-protocol-unix auth-anonymous=1 socket={d}/run/native\n\
+             load-module module-pipe-source source_name=mic file={d}/mic.fifo format=s16le rate=48000 channels=1\n\
+             load-module module-pipe-sink sink_name=spk file={d}/spk.fifo format=s16le rate=48000 channels=1 use_system_clock_for_timing=yes\n\
+             set-default-source mic\nset-default-sink spk\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("test.pa"), script).expect("script");
+        // PulseAudio makes the fifos itself (it refuses existing ones).
+        let daemon = std::process::Command::new("pulseaudio")
+            .args(["-n", "-F"])
+            .arg(d.join("test.pa"))
+            .args(["--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", "--disable-shm=yes", "--log-level=info"])
+            .arg(format!("--log-target=file:{}/pa.log", d.display()))
+            .env("HOME", d.join("home"))
+            .env("XDG_RUNTIME_DIR", d.join("run"))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("pulseaudio (scripts/deps installs it)");
+        let (socket, mic_path, spk_path) = (d.join("run/native"), d.join("mic.fifo"), d.join("spk.fifo"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(socket.exists() && mic_path.exists() && spk_path.exists()) {
+            assert!(Instant::now() < deadline, "PulseAudio did not start: {}", std::fs::read_to_string(d.join("pa.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let Ok(mut mic) = std::fs::OpenOptions::new().write(true).open(&mic_path) else { return };
+            let mut n = 0u64;
+            let start = Instant::now();
+            while !s.load(Ordering::Relaxed) {
+                let frame: Vec<u8> = (0..960u64)
+                    .flat_map(|i| ((8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * ((n * 960 + i) as f64) / 48_000.0).sin()) as i16).to_le_bytes())
+                    .collect();
+                if mic.write_all(&frame).is_err() {
+                    return;
+                }
+                n += 1;
+                let due = start + Duration::from_millis(20 * n);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+        });
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = heard.clone();
+        std::thread::spawn(move || {
+            let Ok(mut spk) = std::fs::File::open(&spk_path) else { return };
+            let mut buf = [0u8; 3840];
+            while let Ok(n) = spk.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                let mut heard = h.lock().expect("lock");
+                heard.extend(buf[..n].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])));
+            }
+        });
+        // The desktop (this process, or a child started after this) finds the server through
+        // PULSE_SERVER, as cpal's PulseAudio host reads it. Each test runs in its own process
+        // under nextest.
+        std::env::set_var("PULSE_SERVER", format!("unix:{}", socket.display()));
+        VirtualHeadset { daemon, heard, stop, dir }
+    }
+
+    /// What the headset played so far, at 48 kHz.
+    pub fn heard(&self) -> Vec<i16> {
+        self.heard.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for VirtualHeadset {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if std::thread::panicking() {
+            eprintln!("PulseAudio's log:\n{}", std::fs::read_to_string(self.dir.path().join("pa.log")).unwrap_or_default());
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// A virtual X display (Xvfb) for the real desktop windows; ended when dropped.
+pub struct Xvfb {
+    child: Child,
+    /// `:N`, for `DISPLAY`.
+    pub display: String,
+}
+
+impl Xvfb {
+    /// A 1366×768 screen (the smallest an agent's PC has) on a display number Xvfb picks.
+    pub fn start() -> Xvfb {
+        use std::io::BufRead;
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1366x768x24", "-nolisten", "tcp"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (Debian package xvfb; scripts/deps installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("Xvfb names its display");
+        let n: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb printed {line:?} instead of a display number"));
+        Xvfb { child, display: format!(":{n}") }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where test runs leave screenshots of the desktops: `target/screenshots/` (the README
+/// points to it; `docs/screenshots/` holds a copy of a run's).
+pub fn screenshot_dir() -> PathBuf {
+    let bin = workspace_bin("switchd");
+    let dir = bin.parent().and_then(Path::parent).expect("target/").join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
 }

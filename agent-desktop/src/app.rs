@@ -7,10 +7,11 @@ use crate::i18n::{Lang, T};
 use crate::screens::intake::IntakeForm;
 use crate::screens::knowledge::KnowledgePanel;
 use crate::screens::login::LoginScreen;
-use crate::screens::phone::{AgentStatus, Softphone, TICK};
+use crate::screens::phone::{AgentStatus, Phase, Softphone, TICK};
 use crate::screens::settings::SettingsScreen;
 use crate::screens::tickets::TicketsScreen;
 use crate::settings::Settings;
+use crate::shortcuts::Shortcut;
 use eframe::egui;
 use rexian_shared::{Category, Department, Event, PhoneNumber, Role, Session};
 use std::path::PathBuf;
@@ -81,9 +82,14 @@ impl AgentApp {
 
     fn send(&mut self, cmd: Option<Command>) {
         if let Some(cmd) = cmd {
-            if let Command::Login { server, username, .. } = &cmd {
-                self.settings.server = server.clone();
-                self.settings.username = username.clone();
+            match &cmd {
+                Command::Login { server, username, .. } => {
+                    self.settings.server = server.clone();
+                    self.settings.username = username.clone();
+                }
+                // A ticket opened from anywhere (the saved banner, Ctrl+O) shows in the ticket screen.
+                Command::GetTicket(_) => self.tab = Tab::Tickets,
+                _ => {}
             }
             self.backend.send(cmd);
         }
@@ -109,11 +115,17 @@ impl AgentApp {
         match u {
             Update::Conn(c) => self.conn = c,
             Update::LoggedIn(session) => {
+                tracing::info!(user = %session.user.username, role = ?session.user.role, "logged in");
                 self.login.busy = false;
                 self.login.password.clear();
                 self.login.error = None;
                 // Department handlers work their inbox; they take no calls.
                 self.tab = if session.user.role == Role::Handler { Tab::Tickets } else { Tab::Phone };
+                if session.user.role == Role::Handler {
+                    // A handler's day starts with what waits for acknowledgement.
+                    let inbox = self.tickets.open_inbox();
+                    self.backend.send(inbox);
+                }
                 self.session = Some(session);
                 self.status = AgentStatus::default();
                 self.save_settings();
@@ -149,17 +161,28 @@ impl AgentApp {
                 self.notice = None;
             }
             Update::CallStarted { call, number } => self.phone.started_outbound(call, number),
-            Update::Profile(p) => self.phone.profile = Some(*p),
+            Update::Profile(p) => {
+                let earlier: Vec<String> = p.history.iter().map(|t| t.no.to_string()).collect();
+                tracing::info!(caller = %p.phone, ?earlier, repeat_caller = p.repeat_caller, "screen pop: the caller's history is shown");
+                self.phone.profile = Some(*p);
+            }
             Update::Categories(c) => self.categories = c,
             Update::Departments(d) => self.departments = d,
             Update::Articles(hits) => self.knowledge.hits = Some(hits),
-            Update::TicketSaved(t) => self.intake.saved(&t),
+            Update::TicketSaved(t) => {
+                tracing::info!(ticket = %t.no, call_record = ?self.intake.call_record, "ticket saved");
+                self.intake.saved(&t);
+            }
             Update::TicketRejected(f) => self.intake.rejected(&f, lang),
             Update::Tickets(page) => {
+                tracing::info!(total = page.total, shown = page.items.len(), "tickets listed");
                 self.tickets.busy = false;
                 self.tickets.page = Some(page);
             }
-            Update::Ticket(t) | Update::Acted(t) => self.tickets.acted(*t),
+            Update::Ticket(t) | Update::Acted(t) => {
+                tracing::info!(ticket = %t.no, state = t.state.code(), "ticket shown");
+                self.tickets.acted(*t);
+            }
             Update::MicLevel(l) => self.settings_screen.level = l,
             Update::AudioProblem(e) => {
                 let text = e.text(lang);
@@ -175,6 +198,13 @@ impl AgentApp {
     }
 
     fn event(&mut self, ev: Event) {
+        match &ev {
+            Event::AgentStateChanged { state, .. } => tracing::info!(%state, "agent state"),
+            Event::CallOffered { call, caller, .. } => tracing::info!(call, %caller, "call offered"),
+            Event::CallConnected { call } => tracing::info!(call, "call connected"),
+            Event::CallEnded { call, cause } => tracing::info!(call, %cause, "call ended"),
+            _ => {}
+        }
         self.status.on_event(&ev);
         if matches!(ev, Event::CallEnded { .. }) {
             // An audio problem belonged to the call.
@@ -188,6 +218,37 @@ impl AgentApp {
                 self.backend.send(Command::CallerProfile { phone });
             }
         }
+    }
+
+    /// What a keyboard shortcut does now; department handlers take no calls, so only the
+    /// ticket keys work for them.
+    fn shortcut(&mut self, s: Shortcut, handler: bool) -> Option<Command> {
+        let lang = self.lang;
+        let call = self.phone.call.clone();
+        let connected = call.as_ref().filter(|c| c.phase == Phase::Connected);
+        let cmd = match s {
+            _ if handler && !matches!(s, Shortcut::OpenSaved) => None,
+            Shortcut::Answer => call.filter(|c| c.phase == Phase::Offered).map(|c| Command::Answer { call: c.call }),
+            Shortcut::HangUp => call.map(|c| Command::Hangup { call: c.call }),
+            Shortcut::Hold => connected.map(|c| Command::Hold { call: c.call, hold: !c.held }),
+            Shortcut::Mute => connected.map(|c| Command::Mute { call: c.call, mute: !c.muted }),
+            Shortcut::Ready | Shortcut::NotReady => self.status.shortcut(s),
+            Shortcut::NewTicket => {
+                let (phone, record) = call.map_or((String::new(), None), |c| (c.number, c.record));
+                self.intake = IntakeForm::for_call(&phone, record);
+                self.tab = Tab::Phone;
+                None
+            }
+            Shortcut::Save => (self.tab == Tab::Phone && !self.intake.saving).then(|| self.intake.submit(lang)).flatten(),
+            Shortcut::OpenSaved => self.open_saved(),
+        };
+        tracing::info!(shortcut = ?s, acted = cmd.is_some(), "keyboard shortcut");
+        cmd
+    }
+
+    /// Opens the ticket the intake form saved last in the ticket screen.
+    fn open_saved(&self) -> Option<Command> {
+        self.intake.saved.as_ref().map(|(no, _)| Command::GetTicket(no.clone()))
     }
 
     fn role(&self) -> Role {
@@ -235,6 +296,10 @@ impl AgentApp {
         }
         ui.ctx().request_repaint_after(TICK);
         let handler = self.role() == Role::Handler;
+        for s in Shortcut::pressed(ui.ctx()) {
+            let cmd = self.shortcut(s, handler);
+            self.send(cmd);
+        }
         if !handler {
             let cmd = self.status.ui(ui, lang);
             self.send(cmd);

@@ -77,6 +77,8 @@ texts! {
     StateNotReady => "临时闭席", "Not ready";
     TimeInState => "本状态时长", "Time in state";
     WrapUpLeft => "话后处理剩余", "Wrap-up left";
+    Shortcuts => "快捷键", "Keyboard shortcuts";
+    OpenTicket => "打开工单", "Open the ticket";
     Waiting => "排队等待", "Waiting";
     // Softphone
     Softphone => "软电话", "Softphone";

@@ -11,5 +11,6 @@ pub mod i18n;
 pub mod jitter;
 pub mod screens;
 pub mod settings;
+pub mod shortcuts;
 
 pub use app::AgentApp;

@@ -12,9 +12,12 @@ fn main() -> eframe::Result {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file (a kiosk's, a test's) stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_title("热线坐席 Rexian Agent").with_inner_size([1280.0, 820.0]),
+        // 1280×720 fits a 1366×768 screen with its task bar; the window grows to 1920×1080.
+        viewport: egui::ViewportBuilder::default().with_title("热线坐席 Rexian Agent").with_inner_size([1280.0, 720.0]).with_min_inner_size([1024.0, 600.0]),
         ..Default::default()
     };
     eframe::run_native(

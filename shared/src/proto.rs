@@ -460,8 +460,14 @@ pub enum Event {
     ConferenceChanged { call: u64, joined: bool },
     /// This agent's ACD state changed: `state` is `logged_out`, `ready`, `reserved` (ringing),
     /// `on_call`, `wrap_up` or `not_ready` (with `reason`: `break`, `meeting`, `training`,
-    /// `meal`, `other`, `missed_offers`).
-    AgentStateChanged { state: String, reason: Option<String> },
+    /// `meal`, `other`, `missed_offers`). In `wrap_up`, `wrap_up_secs` is how long it lasts
+    /// before the ACD makes the agent ready again (the desktop counts it down).
+    AgentStateChanged {
+        state: String,
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wrap_up_secs: Option<u32>,
+    },
     /// Supervisors (subscribed): the seat board changed; sent at most once a second.
     SeatBoardChanged { board: SeatBoard },
     /// Callers waiting in one of my queues (ACD-5 call-waiting indication).

@@ -50,7 +50,7 @@ async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_n
     assert_eq!(from, "13800138000");
     agent1.hangup_call(call).await.expect("decline");
     let not_ready = wait_event(&agent1, "not ready", state_is("not_ready")).await;
-    assert_eq!(not_ready, Event::AgentStateChanged { state: "not_ready".into(), reason: Some("missed_offers".into()) });
+    assert_eq!(not_ready, Event::AgentStateChanged { state: "not_ready".into(), reason: Some("missed_offers".into()), wrap_up_secs: None });
 
     // agent2 is offered next and answers.
     let Event::CallOffered { call: offered, .. } = wait_event(&agent2, "an offer", |e| matches!(e, Event::CallOffered { .. })).await else {
@@ -169,7 +169,7 @@ async fn a_waiting_caller_is_told_their_place_and_is_offered_when_an_agent_becom
     let agent1 = daemon.login_demo("agent1").await;
     agent1.agent_login(false).await.expect("logged in, not ready");
     let not_ready = wait_event(&agent1, "not ready", state_is("not_ready")).await;
-    assert_eq!(not_ready, Event::AgentStateChanged { state: "not_ready".into(), reason: Some("other".into()) });
+    assert_eq!(not_ready, Event::AgentStateChanged { state: "not_ready".into(), reason: Some("other".into()), wrap_up_secs: None });
 
     let target = daemon.sip_addr;
     let steps = vec![CallerStep::Pause(1500), CallerStep::Keys("0".into()), CallerStep::Pause(20000)];

@@ -266,103 +266,6 @@ fn the_agent_holds_resumes_and_mutes_a_call_from_the_softphone() {
     caller.join().expect("the caller completed");
 }
 
-/// A user-mode PulseAudio with a pipe microphone and a pipe headset (the notes' recipe): a
-/// thread feeds the microphone a 1 kHz tone in real time, another keeps what the headset plays.
-struct VirtualHeadset {
-    daemon: std::process::Child,
-    heard: Arc<std::sync::Mutex<Vec<i16>>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    dir: tempfile::TempDir,
-}
-
-impl VirtualHeadset {
-    fn start() -> VirtualHeadset {
-        use std::io::{Read, Write};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let dir = tempfile::tempdir().expect("tmp");
-        let d = dir.path();
-        for sub in ["home", "run"] {
-            std::fs::create_dir_all(d.join(sub)).expect("dirs");
-        }
-        let script = format!(
-            "load-module module-native-protocol-unix auth-anonymous=1 socket={d}/run/native\n\
-             load-module module-pipe-source source_name=mic file={d}/mic.fifo format=s16le rate=48000 channels=1\n\
-             load-module module-pipe-sink sink_name=spk file={d}/spk.fifo format=s16le rate=48000 channels=1 use_system_clock_for_timing=yes\n\
-             set-default-source mic\nset-default-sink spk\n",
-            d = d.display()
-        );
-        std::fs::write(d.join("test.pa"), script).expect("script");
-        // PulseAudio makes the fifos itself (it refuses existing ones).
-        let daemon = std::process::Command::new("pulseaudio")
-            .args(["-n", "-F"])
-            .arg(d.join("test.pa"))
-            .args(["--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", "--disable-shm=yes", "--log-level=info"])
-            .arg(format!("--log-target=file:{}/pa.log", d.display()))
-            .env("HOME", d.join("home"))
-            .env("XDG_RUNTIME_DIR", d.join("run"))
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .expect("pulseaudio (scripts/deps installs it)");
-        let (socket, mic_path, spk_path) = (d.join("run/native"), d.join("mic.fifo"), d.join("spk.fifo"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !(socket.exists() && mic_path.exists() && spk_path.exists()) {
-            assert!(Instant::now() < deadline, "PulseAudio did not start: {}", std::fs::read_to_string(d.join("pa.log")).unwrap_or_default());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        std::thread::spawn(move || {
-            let Ok(mut mic) = std::fs::OpenOptions::new().write(true).open(&mic_path) else { return };
-            let mut n = 0u64;
-            let start = Instant::now();
-            while !s.load(Ordering::Relaxed) {
-                let frame: Vec<u8> = (0..960u64)
-                    .flat_map(|i| ((8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * ((n * 960 + i) as f64) / 48_000.0).sin()) as i16).to_le_bytes())
-                    .collect();
-                if mic.write_all(&frame).is_err() {
-                    return;
-                }
-                n += 1;
-                let due = start + Duration::from_millis(20 * n);
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            }
-        });
-        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let h = heard.clone();
-        std::thread::spawn(move || {
-            let Ok(mut spk) = std::fs::File::open(&spk_path) else { return };
-            let mut buf = [0u8; 3840];
-            while let Ok(n) = spk.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                let mut heard = h.lock().expect("lock");
-                heard.extend(buf[..n].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])));
-            }
-        });
-        // The desktop (this process) finds the server through PULSE_SERVER, as cpal's PulseAudio
-        // host reads it. Each test runs in its own process under nextest.
-        std::env::set_var("PULSE_SERVER", format!("unix:{}", socket.display()));
-        VirtualHeadset { daemon, heard, stop, dir }
-    }
-
-    /// What the headset played so far, at 48 kHz.
-    fn heard(&self) -> Vec<i16> {
-        self.heard.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for VirtualHeadset {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if std::thread::panicking() {
-            eprintln!("PulseAudio's log:\n{}", std::fs::read_to_string(self.dir.path().join("pa.log")).unwrap_or_default());
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
-
 /// 100 ms blocks of 48 kHz `samples` that are mostly `freq` (decimated to 8 kHz first).
 fn blocks_of_48k(samples: &[i16], freq: f64) -> usize {
     let at8k: Vec<i16> = samples.iter().step_by(6).copied().collect();
@@ -373,7 +276,7 @@ fn blocks_of_48k(samples: &[i16], freq: f64) -> usize {
 fn the_headset_rings_and_carries_the_call_both_ways() {
     // switchd first: it must not inherit PULSE_SERVER (its espeak-ng would play into the headset).
     let daemon = Daemon::start_demo();
-    let headset = VirtualHeadset::start();
+    let headset = rexian_tests::VirtualHeadset::start();
     let config = tempfile::tempdir().expect("config dir");
     let mut h = workstation(config.path(), &daemon);
     log_in(&mut h, "agent1", DEMO_PASSWORD);

@@ -6,6 +6,7 @@
 use super::{area, field};
 use crate::backend::{Command, Failure};
 use crate::i18n::{label, Lang, T};
+use crate::shortcuts::{hint, Shortcut};
 use eframe::egui;
 use rexian_shared::*;
 use std::collections::BTreeMap;
@@ -38,6 +39,9 @@ pub struct IntakeForm {
     pub saving: bool,
     /// (number, verification code) of the ticket just saved.
     pub saved: Option<(TicketNo, String)>,
+    /// Put the cursor in the summary on the next frame (a screen pop or Ctrl+N), so the agent
+    /// types while the caller talks.
+    pub focus_summary: bool,
 }
 
 impl Default for IntakeForm {
@@ -66,6 +70,7 @@ impl Default for IntakeForm {
             error: None,
             saving: false,
             saved: None,
+            focus_summary: false,
         }
     }
 }
@@ -78,7 +83,7 @@ fn opt(s: &str) -> Option<String> {
 impl IntakeForm {
     /// A fresh form for a call from `phone`, linked to its call record.
     pub fn for_call(phone: &str, record: Option<i64>) -> IntakeForm {
-        IntakeForm { phone: phone.to_owned(), call_record: record, ..IntakeForm::default() }
+        IntakeForm { phone: phone.to_owned(), call_record: record, focus_summary: true, ..IntakeForm::default() }
     }
 
     /// The ticket, or the errors by field (checked as switchd checks them).
@@ -198,6 +203,9 @@ impl IntakeForm {
                 ui.label(T::Saved.s(lang));
                 ui.label(egui::RichText::new(format!("{}：{no}", T::TicketNo.s(lang))).size(22.0).strong());
                 ui.label(egui::RichText::new(format!("{}：{code}", T::VerificationCode.s(lang))).size(22.0).strong());
+                if ui.button(T::OpenTicket.s(lang)).on_hover_text(hint(Shortcut::OpenSaved, lang)).clicked() {
+                    cmd = Some(Command::GetTicket(no.clone()));
+                }
             });
         }
         ui.horizontal_wrapped(|ui| {
@@ -231,7 +239,10 @@ impl IntakeForm {
             field(ui, T::CreditCode.s(lang), &mut self.credit_code, e.get("subject.credit_code"), false);
             field(ui, T::SubjectAddress.s(lang), &mut self.subject_address, e.get("subject.address"), false);
         }
-        field(ui, T::Summary.s(lang), &mut self.summary, e.get("summary"), false);
+        let summary = field(ui, T::Summary.s(lang), &mut self.summary, e.get("summary"), false);
+        if std::mem::take(&mut self.focus_summary) {
+            summary.request_focus();
+        }
         area(ui, T::Content.s(lang), &mut self.content, e.get("content"));
         ui.horizontal(|ui| {
             ui.checkbox(&mut self.anonymous, T::Anonymous.s(lang));
@@ -239,7 +250,7 @@ impl IntakeForm {
             ui.checkbox(&mut self.consent, T::Consent.s(lang));
         });
         ui.horizontal(|ui| {
-            if ui.add_enabled(!self.saving, egui::Button::new(T::Save.s(lang))).clicked() {
+            if ui.add_enabled(!self.saving, egui::Button::new(T::Save.s(lang))).on_hover_text(hint(Shortcut::Save, lang)).clicked() {
                 cmd = self.submit(lang);
             }
             if ui.button(T::Clear.s(lang)).clicked() {

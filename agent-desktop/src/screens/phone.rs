@@ -5,6 +5,7 @@
 use super::clock;
 use crate::backend::Command;
 use crate::i18n::{label, Lang, T};
+use crate::shortcuts::{hint, Shortcut};
 use eframe::egui;
 use rexian_shared::{CallerProfile, Event, PhoneNumber};
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ pub struct AgentStatus {
     pub state: String,
     pub reason: Option<String>,
     pub since: Instant,
+    /// When the ACD ends this wrap-up (counted down in the bar).
+    pub wrap_up_until: Option<Instant>,
     /// Callers waiting per queue (QueueWaiting).
     pub waiting: BTreeMap<String, u32>,
     /// The reason picked for the next 临时闭席.
@@ -37,7 +40,7 @@ pub struct AgentStatus {
 
 impl Default for AgentStatus {
     fn default() -> Self {
-        AgentStatus { state: "logged_out".into(), reason: None, since: Instant::now(), waiting: BTreeMap::new(), pick: NotReadyReason::Break, pending: false }
+        AgentStatus { state: "logged_out".into(), reason: None, since: Instant::now(), wrap_up_until: None, waiting: BTreeMap::new(), pick: NotReadyReason::Break, pending: false }
     }
 }
 
@@ -65,10 +68,11 @@ pub fn reason_text(reason: &str, lang: Lang) -> &'static str {
 impl AgentStatus {
     pub fn on_event(&mut self, ev: &Event) {
         match ev {
-            Event::AgentStateChanged { state, reason } => {
+            Event::AgentStateChanged { state, reason, wrap_up_secs } => {
                 self.state = state.clone();
                 self.reason = reason.clone();
                 self.since = Instant::now();
+                self.wrap_up_until = wrap_up_secs.map(|s| self.since + Duration::from_secs(s.into()));
                 self.pending = false;
             }
             Event::QueueWaiting { queue, waiting, .. } => {
@@ -76,6 +80,28 @@ impl AgentStatus {
             }
             _ => {}
         }
+    }
+
+    /// F3 / F5: the state change the bar's buttons would ask for now, if any.
+    pub fn shortcut(&mut self, s: Shortcut) -> Option<Command> {
+        if self.pending {
+            return None;
+        }
+        let cmd = match (s, self.state.as_str()) {
+            (Shortcut::Ready, "logged_out") => Command::AgentLogin { ready: true },
+            (Shortcut::Ready, "not_ready" | "wrap_up") => Command::AgentReady,
+            (Shortcut::NotReady, "ready" | "wrap_up") => Command::AgentNotReady { reason: self.pick.code().into() },
+            _ => return None,
+        };
+        self.pending = true;
+        Some(cmd)
+    }
+
+    /// The wrap-up time left, while in wrap-up (rounded up, so it never shows 00:00 early).
+    pub fn wrap_up_left(&self) -> Option<Duration> {
+        let until = self.wrap_up_until.filter(|_| self.state == "wrap_up")?;
+        let left = until.saturating_duration_since(Instant::now());
+        Some(Duration::from_secs(left.as_secs() + u64::from(left.subsec_nanos() > 0)))
     }
 
     pub fn waiting_total(&self) -> u32 {
@@ -96,12 +122,15 @@ impl AgentStatus {
                 _ => ui.visuals().text_color(),
             };
             ui.label(egui::RichText::new(text).strong().color(color));
-            ui.label(format!("{} {}", T::TimeInState.s(lang), clock(self.since.elapsed())));
+            match self.wrap_up_left() {
+                Some(left) => ui.label(egui::RichText::new(format!("{} {}", T::WrapUpLeft.s(lang), clock(left))).strong()),
+                None => ui.label(format!("{} {}", T::TimeInState.s(lang), clock(self.since.elapsed()))),
+            };
             ui.label(format!("{}：{}", T::Waiting.s(lang), self.waiting_total()));
             ui.separator();
             let enabled = !self.pending;
             if self.state == "logged_out" {
-                if ui.add_enabled(enabled, egui::Button::new(T::AgentLogin.s(lang))).clicked() {
+                if ui.add_enabled(enabled, egui::Button::new(T::AgentLogin.s(lang))).on_hover_text(hint(Shortcut::Ready, lang)).clicked() {
                     cmd = Some(Command::AgentLogin { ready: false });
                 }
                 return;
@@ -113,7 +142,7 @@ impl AgentStatus {
                 _ => None,
             };
             if let Some(back) = back {
-                if ui.add_enabled(enabled, egui::Button::new(back.s(lang))).clicked() {
+                if ui.add_enabled(enabled, egui::Button::new(back.s(lang))).on_hover_text(hint(Shortcut::Ready, lang)).clicked() {
                     cmd = Some(Command::AgentReady);
                 }
             }
@@ -123,7 +152,7 @@ impl AgentStatus {
                 for r in NotReadyReason::ALL {
                     ui.selectable_value(&mut self.pick, *r, label(r.zh(), r.en(), lang));
                 }
-                if ui.add_enabled(enabled, egui::Button::new(T::NotReady.s(lang))).clicked() {
+                if ui.add_enabled(enabled, egui::Button::new(T::NotReady.s(lang))).on_hover_text(hint(Shortcut::NotReady, lang)).clicked() {
                     cmd = Some(Command::AgentNotReady { reason: self.pick.code().into() });
                 }
             }
@@ -279,13 +308,13 @@ impl Softphone {
                 }
                 ui.horizontal(|ui| {
                     if c.phase == Phase::Offered {
-                        if ui.button(egui::RichText::new(T::Answer.s(lang)).size(18.0).color(egui::Color32::from_rgb(0, 140, 0))).clicked() {
+                        if ui.button(egui::RichText::new(T::Answer.s(lang)).size(18.0).color(egui::Color32::from_rgb(0, 140, 0))).on_hover_text(hint(Shortcut::Answer, lang)).clicked() {
                             cmd = Some(Command::Answer { call: c.call });
                         }
-                        if ui.button(T::Decline.s(lang)).clicked() {
+                        if ui.button(T::Decline.s(lang)).on_hover_text(hint(Shortcut::HangUp, lang)).clicked() {
                             cmd = Some(Command::Hangup { call: c.call });
                         }
-                    } else if ui.button(egui::RichText::new(T::HangUp.s(lang)).size(18.0).color(egui::Color32::RED)).clicked() {
+                    } else if ui.button(egui::RichText::new(T::HangUp.s(lang)).size(18.0).color(egui::Color32::RED)).on_hover_text(hint(Shortcut::HangUp, lang)).clicked() {
                         cmd = Some(Command::Hangup { call: c.call });
                     }
                 });
@@ -351,11 +380,11 @@ impl Softphone {
         let call = c.call;
         ui.horizontal(|ui| {
             let (hold, hold_label) = if c.held { (false, T::Resume) } else { (true, T::Hold) };
-            if ui.button(hold_label.s(lang)).clicked() {
+            if ui.button(hold_label.s(lang)).on_hover_text(hint(Shortcut::Hold, lang)).clicked() {
                 cmd = Some(Command::Hold { call, hold });
             }
             let (mute, mute_label) = if c.muted { (false, T::Unmute) } else { (true, T::Mute) };
-            if ui.button(mute_label.s(lang)).clicked() {
+            if ui.button(mute_label.s(lang)).on_hover_text(hint(Shortcut::Mute, lang)).clicked() {
                 cmd = Some(Command::Mute { call, mute });
             }
             if ui.button(T::CallSupervisor.s(lang)).clicked() {
@@ -462,8 +491,14 @@ mod tests {
         s.on_event(&Event::QueueWaiting { queue: "vip".into(), waiting: 1, longest_wait_secs: None });
         s.on_event(&Event::QueueWaiting { queue: "hotline".into(), waiting: 0, longest_wait_secs: None });
         assert_eq!(s.waiting_total(), 1);
-        s.on_event(&Event::AgentStateChanged { state: "not_ready".into(), reason: Some("meal".into()) });
+        s.on_event(&Event::AgentStateChanged { state: "not_ready".into(), reason: Some("meal".into()), wrap_up_secs: None });
         assert_eq!((state_text(&s.state, Lang::Zh), reason_text("meal", Lang::Zh)), ("临时闭席", "用餐"));
         assert_eq!(reason_text("missed_offers", Lang::Zh), "未接来电过多");
+        assert_eq!(s.wrap_up_left(), None);
+        s.on_event(&Event::AgentStateChanged { state: "wrap_up".into(), reason: None, wrap_up_secs: Some(30) });
+        let left = s.wrap_up_left().expect("counting down");
+        assert!(left <= Duration::from_secs(30) && left >= Duration::from_secs(29), "{left:?}");
+        s.on_event(&Event::AgentStateChanged { state: "ready".into(), reason: None, wrap_up_secs: None });
+        assert_eq!(s.wrap_up_left(), None);
     }
 }

@@ -61,6 +61,15 @@ impl SettingsScreen {
         } else if self.audio_ok {
             ui.label(T::AudioOk.s(l));
         }
+        ui.separator();
+        ui.strong(T::Shortcuts.s(l));
+        egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+            for s in crate::shortcuts::Shortcut::ALL {
+                ui.label(s.key_text());
+                ui.label(s.what(l));
+                ui.end_row();
+            }
+        });
         (cmd, changed)
     }
 }

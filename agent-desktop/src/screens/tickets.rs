@@ -92,6 +92,15 @@ fn action_label(code: &str, lang: Lang) -> &'static str {
 }
 
 impl TicketsScreen {
+    /// The handler's inbox: tickets waiting for acknowledgement (待签收).
+    pub fn open_inbox(&mut self) -> Command {
+        let [(_, _, states, overdue), ..] = presets();
+        self.preset = Some(states);
+        self.overdue_only = overdue;
+        self.busy = true;
+        Command::SearchTickets(self.query())
+    }
+
     pub fn query(&self) -> TicketQuery {
         TicketQuery {
             kinds: self.kind.into_iter().collect(),
@@ -134,7 +143,8 @@ impl TicketsScreen {
         if role == Role::Handler {
             ui.horizontal(|ui| {
                 for (zh, en, states, overdue) in presets() {
-                    if ui.button(label(zh, en, lang)).clicked() {
+                    let active = self.overdue_only == overdue && self.preset.as_ref().map_or(states.is_empty(), |p| *p == states);
+                    if ui.selectable_label(active, label(zh, en, lang)).clicked() {
                         self.preset = (!states.is_empty()).then_some(states);
                         self.overdue_only = overdue;
                         cmd = Some(Command::SearchTickets(self.query()));

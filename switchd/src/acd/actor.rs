@@ -531,7 +531,7 @@ impl Owner {
             }
             Output::AgentStateChanged { agent, from, to, cause, at } => {
                 tracing::info!(agent = agent.0, from = from.kind().code(), to = to.kind().code(), ?cause, "ACD: agent state");
-                self.push(agent, agent_event(&to));
+                self.push(agent, agent_event(&to, at));
                 let row = AgentStateRow {
                     user_id: agent.0,
                     at: self.wall(at),
@@ -627,8 +627,12 @@ impl Owner {
 }
 
 /// What an agent's desk is told of its state.
-fn agent_event(state: &AgentState) -> rexian_shared::Event {
-    rexian_shared::Event::AgentStateChanged { state: state.kind().code().to_owned(), reason: reason_of(state) }
+fn agent_event(state: &AgentState, now: Instant) -> rexian_shared::Event {
+    let wrap_up_secs = match state {
+        AgentState::WrapUp { until } => Some(until.saturating_duration_since(now).as_secs_f64().round() as u32),
+        _ => None,
+    };
+    rexian_shared::Event::AgentStateChanged { state: state.kind().code().to_owned(), reason: reason_of(state), wrap_up_secs }
 }
 
 fn reason_of(state: &AgentState) -> Option<String> {
