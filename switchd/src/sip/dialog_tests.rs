@@ -38,7 +38,7 @@ fn dialog(now: Instant) -> UasDialog {
 
 fn accepted(t0: Instant) -> (UasDialog, Response) {
     let mut d = dialog(t0);
-    let ok = d.accept(t0, SDP).unwrap();
+    let ok = d.accept(t0, SDP).unwrap().unwrap();
     (d, ok)
 }
 
@@ -126,7 +126,7 @@ fn invite_is_validated() {
 fn responses_carry_tag_contact_and_sdp() {
     let t0 = Instant::now();
     let mut d = dialog(t0);
-    let ringing = d.provisional(StatusCode::Ringing).unwrap();
+    let ringing = d.provisional(t0, StatusCode::Ringing).unwrap();
     assert_eq!(status(&ringing), 180);
     assert_eq!(
         ringing.to_header().unwrap().tag().unwrap().unwrap().value(),
@@ -134,15 +134,15 @@ fn responses_carry_tag_contact_and_sdp() {
     );
     assert!(ringing.contact_header().is_ok());
     assert_eq!(
-        status(&d.provisional(StatusCode::SessionProgress).unwrap()),
+        status(&d.provisional(t0, StatusCode::SessionProgress).unwrap()),
         183
     );
     assert_eq!(
-        d.provisional(StatusCode::OK).unwrap_err(),
+        d.provisional(t0, StatusCode::OK).unwrap_err(),
         DialogError::BadStatus(200)
     );
 
-    let ok = d.accept(t0, SDP).unwrap();
+    let ok = d.accept(t0, SDP).unwrap().unwrap();
     assert_eq!(status(&ok), 200);
     assert_eq!(
         ok.to_header().unwrap().tag().unwrap().unwrap().value(),
@@ -409,7 +409,7 @@ fn info_surfaces_for_the_tu() {
 fn cancel_before_final_gives_487() {
     let t0 = Instant::now();
     let mut d = dialog(t0);
-    d.provisional(StatusCode::Ringing).unwrap();
+    d.provisional(t0, StatusCode::Ringing).unwrap();
     let cancel = INVITE
         .replace("INVITE sip:", "CANCEL sip:")
         .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
@@ -453,7 +453,7 @@ fn our_bye_has_dialog_headers_and_route_set() {
     let invite = req(&invite);
     let mut d =
         UasDialog::from_invite(t0, &invite, LOCAL_TAG, contact_uri(), Timers::default()).unwrap();
-    let ok = d.accept(t0, SDP).unwrap();
+    let ok = d.accept(t0, SDP).unwrap().unwrap();
     // §12.1.1: the 2xx copies Record-Route.
     assert_eq!(
         ok.headers
@@ -592,7 +592,7 @@ fn malformed_inputs_never_panic() {
         if let Ok(mut d) =
             UasDialog::from_invite(t0, &r, LOCAL_TAG, contact_uri(), Timers::default())
         {
-            let _ = d.provisional(StatusCode::Ringing);
+            let _ = d.provisional(t0, StatusCode::Ringing);
             let _ = d.accept(t0, SDP);
             let _ = d.handle_request(t0, &r);
             d.handle_timeout(t0 + Duration::from_secs(40));
