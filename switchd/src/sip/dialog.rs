@@ -969,6 +969,8 @@ impl UasDialog {
             }
             r.headers
                 .push(Header::Contact(contact(&self.local_contact)));
+            // So the peer knows it may send UPDATE and PRACK in this dialog (RFC 3311 §5.1).
+            r.headers.push(Header::Allow(rsip::headers::Allow::new(super::udp::ALLOW)));
             r.headers.push(Header::Supported(rsip::headers::Supported::new(SUPPORTED)));
             r.headers.push(Header::ContentLength(0.into()));
         }
