@@ -101,6 +101,12 @@ pub fn session_expires_header(delta: u32, refresher: Refresher) -> Header {
     Header::Other("Session-Expires".into(), format!("{delta};refresher={}", refresher.as_str()))
 }
 
+/// A `Session-Expires: N` header without a refresher: a UAC's INVITE lets the UAS choose
+/// (RFC 4028 §7.1).
+pub fn session_expires_header_bare(delta: u32) -> Header {
+    Header::Other("Session-Expires".into(), delta.to_string())
+}
+
 /// A `Min-SE: N` header.
 pub fn min_se_header(secs: u32) -> Header {
     Header::Other("Min-SE".into(), secs.to_string())

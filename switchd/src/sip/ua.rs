@@ -941,6 +941,7 @@ impl Calls {
             destination,
             credentials,
             sdp: route.sdp.clone(),
+            session: self.session,
         };
         let call = UacCall::new(now, outbound, self.timers).map_err(|_| (500, "cannot build the INVITE"))?;
         tracing::info!(%id, trunk = %trunk, callee = %route.to_number, caller = %route.from_number, %destination, "SIP: outbound call");
@@ -1083,7 +1084,9 @@ impl Calls {
         while let Some(t) = leg.call.poll_transmit() {
             match t {
                 UacTransmit::Request { request, destination } => {
-                    let invite = request.method == Method::Invite;
+                    // A refresh re-INVITE is no attempt of the call: timer B and transport
+                    // errors count only for the INVITE that places it.
+                    let invite = request.method == Method::Invite && leg.call.state() != super::uac::UacState::Confirmed;
                     match layer.send_request(now, request, destination, false) {
                         Ok(key) => {
                             self.uac_keys.insert(key.clone(), id);
@@ -1135,6 +1138,10 @@ impl Calls {
                 UacEvent::Terminated { by_remote } => {
                     let reason = if by_remote { EndReason::RemoteBye } else { EndReason::Local };
                     self.remove_outbound(id, CallEvent::Ended { leg: id, reason }, layer);
+                }
+                UacEvent::SessionExpired => {
+                    tracing::info!(%id, "SIP: session timer expired on an outbound call, hung up");
+                    self.remove_outbound(id, CallEvent::Ended { leg: id, reason: EndReason::SessionExpired }, layer);
                 }
                 UacEvent::ReInvite(request) => self.events.push_back(CallEvent::ReInvite { leg: id, sdp: request.body }),
                 UacEvent::Info(request) => {
