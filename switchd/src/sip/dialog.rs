@@ -193,6 +193,9 @@ struct PendingRel {
 ///   [`poll_event`](Self::poll_event) until `None`, then arm a timer for
 ///   [`poll_timeout`](Self::poll_timeout) and call [`handle_timeout`](Self::handle_timeout)
 ///   when the clock reaches it (early calls are harmless).
+/// * A session refresh ([`DialogEvent::RefreshDue`]) is the TU's to send: [`Self::refresh`]
+///   through a client INVITE transaction, its final response (and stray 2xx retransmissions)
+///   back through [`Self::handle_response`], timer B through [`Self::refresh_failed`].
 /// * Nothing here reads a clock or panics on malformed input.
 #[derive(Debug)]
 pub struct UasDialog {
@@ -942,6 +945,8 @@ impl UasDialog {
         let terminated = self.invite_response(StatusCode::RequestTerminated, false);
         self.transmits
             .push_back(DialogTransmit::InviteResponse(terminated));
+        self.pending_rel = None;
+        self.held_2xx = None;
         self.state = DialogState::Terminated;
         self.events.push_back(DialogEvent::Cancelled);
     }

@@ -8,8 +8,11 @@
 //! * refuses an INVITE from a source that is no configured trunk (`403`), or when the call
 //!   limit is reached (`503`), and otherwise creates a [`UasDialog`] and reports
 //!   [`CallEvent::Incoming`];
-//! * routes in-dialog requests (ACK, BYE, INFO, re-INVITE) and CANCEL to their dialog, and
-//!   answers requests for no dialog `481`;
+//! * routes in-dialog requests (ACK, BYE, INFO, re-INVITE, UPDATE, PRACK) and CANCEL to their
+//!   dialog, and answers requests for no dialog `481`;
+//! * negotiates session timers (RFC 4028) on inbound INVITEs (`422` below our minimum),
+//!   sends the dialogs' refresh re-INVITEs and ACKs their 2xx, and hangs up a session that
+//!   expired ([`EndReason::SessionExpired`]);
 //! * carries out the engine's [`CallCommand`]s (ringing, answer with SDP, reject, hang up);
 //! * places outbound calls: [`CallCommand::Originate`] sends an INVITE to the trunk, the
 //!   responses of its client transactions (and stray 2xx retransmissions, matched by our
@@ -169,8 +172,9 @@ pub enum CallEvent {
         /// `0`–`9`, `*`, `#`, `A`–`D`.
         digit: char,
     },
-    /// The peer sent a re-INVITE (hold, resume, new address); answer it with
-    /// [`CallCommand::AcceptReinvite`].
+    /// The peer sent a re-INVITE or an UPDATE with an SDP offer (hold, resume, new address);
+    /// answer it with [`CallCommand::AcceptReinvite`]. Session refreshes without a new offer
+    /// are answered by the UA and never reported.
     ReInvite {
         /// The leg.
         leg: LegId,
@@ -262,7 +266,8 @@ pub struct Incoming {
 /// What the engine asks of the UA.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallCommand {
-    /// Send `180 Ringing` (`183 Session Progress` when `early_media`).
+    /// Send `180 Ringing` (`183 Session Progress` when `early_media`); reliable (RFC 3262)
+    /// when the caller requires `100rel`, and then an `Answer` before its PRACK waits for it.
     Ringing {
         /// The leg.
         leg: LegId,
