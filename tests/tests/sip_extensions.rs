@@ -1,10 +1,11 @@
 //! SIP extensions against a real peer (SIPp, Debian's `sip-tester`): session timers (RFC 4028)
 //! with switchd refreshing and with a caller that forgets to, reliable provisionals and PRACK
-//! (RFC 3262), and hold by UPDATE (RFC 3311). The scenarios are in `tests/sipp/`; the session
+//! (RFC 3262), and hold by UPDATE (RFC 3311) on inbound calls; PRACK and refreshes on an agent's
+//! outbound call through a carrier that uses both. The scenarios are in `tests/sipp/`; the session
 //! tests lower `session_min_se_secs` so that intervals of a few seconds are accepted.
 
-use rexian_shared::Event;
-use rexian_tests::{next_call_event, sipp, Daemon};
+use rexian_shared::{Event, PhoneNumber};
+use rexian_tests::{free_udp_port, next_call_event, sipp, sipp_uas_command, tail, Daemon};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,4 +73,29 @@ fn update_with_sendonly_puts_the_call_on_hold_and_another_resumes_it() {
     sipp("update_hold.xml", daemon.sip_addr, "9196", 1);
     let cdr = daemon.ended_calls().remove(0);
     assert_eq!((cdr["route"].as_str(), cdr["cause"].as_str()), (Some("echo"), Some("caller_hangup")), "{cdr:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_call_pracks_the_carriers_reliable_180_and_refreshes_as_the_200_asks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let carrier_port = free_udp_port();
+    let (mut cmd, _scratch) = sipp_uas_command("carrier_100rel_timer.xml", carrier_port);
+    let carrier = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("start sipp");
+    let config = format!(
+        "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{carrier_port}\"\n"
+    );
+    let daemon = Daemon::start_with_config(dir.path(), &config, &["--demo"]);
+    let desk = daemon.login_demo("agent1").await;
+    let call = desk.dial(&PhoneNumber::parse("13800138000").expect("number")).await.expect("dial");
+    assert_eq!(next_call_event(&desk).await, Event::CallRinging { call });
+    assert_eq!(next_call_event(&desk).await, Event::CallConnected { call });
+    // The carrier's interval is 4 s: our refresh goes at 2 s; stay past it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    desk.hangup_call(call).await.expect("hang up");
+    let Event::CallEnded { cause, .. } = next_call_event(&desk).await else { panic!("expected the end") };
+    assert_eq!(cause, "switch_hangup");
+    let out = tokio::task::spawn_blocking(move || carrier.wait_with_output()).await.expect("join").expect("sipp");
+    assert!(out.status.success(), "the carrier saw the PRACK, the refresh and the BYE:\n{}\n{}", tail(&out.stdout), tail(&out.stderr));
+    let cdr = daemon.ended_calls().remove(0);
+    assert_eq!((cdr["direction"].as_str(), cdr["cause"].as_str()), (Some("outbound"), Some("switch_hangup")), "{cdr:#}");
 }
