@@ -21,7 +21,7 @@ use rsip::prelude::*;
 use rsip::{Header, Headers, Method, Request, Response, StatusCode, Uri, Version};
 
 use super::message::response_for;
-use super::session_timer::{self, Refresher, SessionConfig, SessionTimer, TimerAction, UasChoice};
+use super::session_timer::{self, SessionConfig, SessionTimer, TimerAction, UasChoice};
 use super::Timers;
 
 /// The extensions we do (`Supported` of our 1xx/2xx to INVITEs).
@@ -355,9 +355,9 @@ impl UasDialog {
         self.session_plan = plan;
     }
 
-    /// The running session timer's interval and refresher, once the call is answered.
-    pub fn session(&self) -> Option<(u32, Refresher)> {
-        self.session.as_ref().map(|s| (s.delta(), s.refresher()))
+    /// The running session timer's interval, and whether we refresh, once answered.
+    pub fn session(&self) -> Option<(u32, bool)> {
+        self.session.as_ref().map(|s| (s.delta(), s.we_refresh()))
     }
 
     /// This dialog's id.
@@ -438,7 +438,8 @@ impl UasDialog {
         self.start_2xx(now, self.invite_seq(), response);
         self.state = DialogState::Accepted;
         if let UasChoice::Timer { delta, refresher, .. } = self.session_plan {
-            self.session = Some(SessionTimer::new(now, delta, refresher, false));
+            // We are the UAS of the INVITE.
+            self.session = Some(SessionTimer::new(now, delta, refresher.is_us(false)));
         }
     }
 
@@ -496,10 +497,11 @@ impl UasDialog {
     /// keeps the timer we have) and say so in the response.
     fn refreshed(&mut self, now: Instant, request: &Request, response: &mut Response) {
         match session_timer::uas_choice(&request.headers, self.session_config) {
+            // We are the UAS of the peer's refresh.
             UasChoice::Timer { delta, refresher, require } => {
                 match self.session.as_mut() {
-                    Some(timer) => timer.renegotiate(now, delta, refresher),
-                    None => self.session = Some(SessionTimer::new(now, delta, refresher, false)),
+                    Some(timer) => timer.renegotiate(now, delta, refresher.is_us(false)),
+                    None => self.session = Some(SessionTimer::new(now, delta, refresher.is_us(false))),
                 }
                 add_session_headers(response, &session_timer::session_expires_header(delta, refresher), require);
             }
@@ -507,8 +509,8 @@ impl UasDialog {
             UasChoice::TooSmall { .. } | UasChoice::None => {
                 if let Some(timer) = self.session.as_mut() {
                     timer.restart(now);
-                    let require = timer.refresher() == Refresher::Uac;
-                    add_session_headers(response, &timer.header(), require);
+                    let require = !timer.we_refresh();
+                    add_session_headers(response, &timer.header(false), require);
                 }
             }
         }
@@ -518,7 +520,8 @@ impl UasDialog {
     /// with `Session-Expires` as running and `Supported: timer`. Send it through a client
     /// INVITE transaction and pass its final response (and stray 2xx retransmissions) to
     /// [`Self::handle_response`]; report timer B or a transport error with
-    /// [`Self::refresh_failed`]. `None` when no refresh is due or one is already out.
+    /// [`Self::refresh_failed`]. `None` before the dialog is confirmed, without a session
+    /// timer, or while a refresh is out.
     pub fn refresh(&mut self, via: rsip::headers::Via) -> Option<Request> {
         if self.state != DialogState::Confirmed || self.refresh_cseq.is_some() {
             return None;
@@ -527,7 +530,7 @@ impl UasDialog {
         let sdp = self.local_sdp.clone();
         let mut request = self.request(Method::Invite, via, Some(("application/sdp", &sdp)));
         request.headers.push(Header::Supported(rsip::headers::Supported::new("timer")));
-        request.headers.push(timer.header());
+        request.headers.push(timer.header(true));
         self.refresh_cseq = Some(self.local_cseq);
         Some(request)
     }
@@ -564,7 +567,11 @@ impl UasDialog {
                 self.refresh_ack = Some((cseq.seq, ack));
                 if let Some(timer) = self.session.as_mut() {
                     match session_timer::session_expires(&response.headers) {
-                        Some(se) => timer.renegotiate(now, se.delta, se.refresher.unwrap_or(timer.refresher())),
+                        // We are the UAC of our refresh.
+                        Some(se) => {
+                            let we_refresh = se.refresher.map_or(timer.we_refresh(), |r| r.is_us(true));
+                            timer.renegotiate(now, se.delta, we_refresh)
+                        }
                         None => timer.restart(now),
                     }
                 }

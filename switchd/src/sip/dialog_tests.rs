@@ -640,14 +640,15 @@ fn header_line(r: &Request, name: &str) -> Option<String> {
 fn our_refresh_is_an_in_dialog_reinvite_and_its_2xx_is_acked_again_when_repeated() {
     let t0 = Instant::now();
     let mut d = refreshing(t0);
-    assert_eq!(d.session(), Some((90, Refresher::Uas)));
+    assert_eq!(d.session(), Some((90, true)), "we refresh");
     let (_, events) = run(&mut d, t0, t0 + Duration::from_secs(45));
     assert_eq!(events, vec![DialogEvent::RefreshDue]);
     let refresh = d.refresh(via()).unwrap();
     assert_eq!(refresh.method, Method::Invite);
     assert_eq!(refresh.body, SDP, "the SDP of our 200, unchanged");
     assert_eq!(refresh.cseq_header().unwrap().seq().unwrap(), 1);
-    assert_eq!(header_line(&refresh, "Session-Expires").as_deref(), Some("Session-Expires: 90;refresher=uas"));
+    // We are the UAC of our re-INVITE, and the refresher (RFC 4028: roles per transaction).
+    assert_eq!(header_line(&refresh, "Session-Expires").as_deref(), Some("Session-Expires: 90;refresher=uac"));
     assert_eq!(refresh.from_header().unwrap().tag().unwrap().unwrap().value(), LOCAL_TAG);
     assert!(d.refresh(via()).is_none(), "one refresh at a time");
     // Glare (491) still shows the peer alive: the timer starts over.

@@ -6,6 +6,11 @@
 //! Dialogs ([`super::dialog::UasDialog`], [`super::uac::UacCall`]) own a [`SessionTimer`]
 //! and act on what [`SessionTimer::handle_timeout`] returns; the TU ([`super::ua::Calls`])
 //! sends the refresh (a re-INVITE with the same SDP) or the BYE.
+//!
+//! The `refresher` parameter names the UAC or the UAS *of the transaction it appears in* (a
+//! request and its response), not of the dialog-creating INVITE: when the callee refreshes,
+//! its re-INVITE says `refresher=uac`. A [`SessionTimer`] therefore keeps only whether we
+//! refresh, and [`Refresher::is_us`] / [`SessionTimer::header`] translate per transaction.
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +43,21 @@ pub enum Refresher {
 }
 
 impl Refresher {
+    /// Whether this value names us, in a transaction where we are the UAC (our request, or
+    /// the response to it) or the UAS (the peer's request, or our response to it).
+    pub fn is_us(self, we_are_uac: bool) -> bool {
+        (self == Refresher::Uac) == we_are_uac
+    }
+
+    /// The value naming us (`us`) or the peer, in a transaction where we are the UAC or UAS.
+    pub fn naming(us: bool, we_are_uac: bool) -> Self {
+        if us == we_are_uac {
+            Refresher::Uac
+        } else {
+            Refresher::Uas
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Refresher::Uac => "uac",
@@ -176,18 +196,17 @@ pub enum TimerAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionTimer {
     delta: u32,
-    refresher: Refresher,
-    /// Whether we are the UAC of the dialog (so `refresher == Uac` means us).
-    we_are_uac: bool,
+    we_refresh: bool,
     deadline: Instant,
     /// Our refresh is out and unanswered: the next deadline is the session's end.
     refreshing: bool,
 }
 
 impl SessionTimer {
-    /// A timer of `delta` seconds refreshed by `refresher`, started at `now`.
-    pub fn new(now: Instant, delta: u32, refresher: Refresher, we_are_uac: bool) -> Self {
-        let mut t = Self { delta, refresher, we_are_uac, deadline: now, refreshing: false };
+    /// A timer of `delta` seconds refreshed by us or the peer, started at `now`. An interval
+    /// of 0 (a peer's nonsense) counts as 1 s so the timer never fires in a loop.
+    pub fn new(now: Instant, delta: u32, we_refresh: bool) -> Self {
+        let mut t = Self { delta: delta.max(1), we_refresh, deadline: now, refreshing: false };
         t.restart(now);
         t
     }
@@ -197,25 +216,21 @@ impl SessionTimer {
         self.delta
     }
 
-    /// Who refreshes.
-    pub fn refresher(&self) -> Refresher {
-        self.refresher
-    }
-
     /// Whether we are the refresher.
     pub fn we_refresh(&self) -> bool {
-        (self.refresher == Refresher::Uac) == self.we_are_uac
+        self.we_refresh
     }
 
-    /// The `Session-Expires` header describing this timer.
-    pub fn header(&self) -> Header {
-        session_expires_header(self.delta, self.refresher)
+    /// The `Session-Expires` header describing this timer, for a message of a transaction
+    /// in which we are the UAC (`we_are_uac`) or the UAS.
+    pub fn header(&self, we_are_uac: bool) -> Header {
+        session_expires_header(self.delta, Refresher::naming(self.we_refresh, we_are_uac))
     }
 
     /// A refresh succeeded at `now`, possibly with a new interval or refresher.
-    pub fn renegotiate(&mut self, now: Instant, delta: u32, refresher: Refresher) {
-        self.delta = delta;
-        self.refresher = refresher;
+    pub fn renegotiate(&mut self, now: Instant, delta: u32, we_refresh: bool) {
+        self.delta = delta.max(1);
+        self.we_refresh = we_refresh;
         self.restart(now);
     }
 
@@ -223,7 +238,7 @@ impl SessionTimer {
     pub fn restart(&mut self, now: Instant) {
         self.refreshing = false;
         let interval = Duration::from_secs(u64::from(self.delta));
-        self.deadline = if self.we_refresh() {
+        self.deadline = if self.we_refresh {
             now + interval / 2
         } else {
             // §10: the BYE goes min(32, SE/3) seconds before the session would expire.
@@ -244,7 +259,7 @@ impl SessionTimer {
         if now < self.deadline {
             return None;
         }
-        if self.we_refresh() && !self.refreshing {
+        if self.we_refresh && !self.refreshing {
             // Until the refresh is answered, the session ends when a passive side would end
             // it (half the interval later, less the §10 margin).
             let half = Duration::from_secs(u64::from(self.delta)) / 2;
@@ -320,8 +335,11 @@ mod tests {
     #[test]
     fn the_refresher_refreshes_at_half_and_the_other_side_expires_before_the_end() {
         let t0 = Instant::now();
-        let mut ours = SessionTimer::new(t0, 90, Refresher::Uas, false);
-        assert!(ours.we_refresh());
+        let mut ours = SessionTimer::new(t0, 90, true);
+        // Our re-INVITE says we (its UAC) refresh; our 2xx to the peer's says its UAS does.
+        assert_eq!(ours.header(true).to_string(), "Session-Expires: 90;refresher=uac");
+        assert_eq!(ours.header(false).to_string(), "Session-Expires: 90;refresher=uas");
+        assert!(Refresher::Uas.is_us(false) && Refresher::Uac.is_us(true) && !Refresher::Uac.is_us(false));
         assert_eq!(ours.poll_timeout(), t0 + Duration::from_secs(45));
         assert_eq!(ours.handle_timeout(t0 + Duration::from_secs(44)), None);
         assert_eq!(ours.handle_timeout(t0 + Duration::from_secs(45)), Some(TimerAction::Refresh));
@@ -329,12 +347,12 @@ mod tests {
         assert_eq!(ours.poll_timeout(), t0 + Duration::from_secs(60));
         assert_eq!(ours.handle_timeout(t0 + Duration::from_secs(60)), Some(TimerAction::Expired));
         // Answered, the timer counts again from the answer, as the refresher.
-        let mut ours = SessionTimer::new(t0, 90, Refresher::Uas, false);
+        let mut ours = SessionTimer::new(t0, 90, true);
         ours.handle_timeout(t0 + Duration::from_secs(45));
-        ours.renegotiate(t0 + Duration::from_secs(46), 90, Refresher::Uas);
+        ours.renegotiate(t0 + Duration::from_secs(46), 90, true);
         assert_eq!(ours.poll_timeout(), t0 + Duration::from_secs(91));
 
-        let mut theirs = SessionTimer::new(t0, 1800, Refresher::Uac, false);
+        let mut theirs = SessionTimer::new(t0, 1800, false);
         assert!(!theirs.we_refresh());
         // min(32, 1800/3) = 32 s before the end.
         assert_eq!(theirs.poll_timeout(), t0 + Duration::from_secs(1768));
@@ -342,10 +360,11 @@ mod tests {
         assert_eq!(theirs.handle_timeout(t0 + Duration::from_secs(1768)), None);
         assert_eq!(theirs.handle_timeout(t0 + Duration::from_secs(2668)), Some(TimerAction::Expired));
         // A short interval: SE/3 before the end.
-        let short = SessionTimer::new(t0, 6, Refresher::Uac, false);
+        let short = SessionTimer::new(t0, 6, false);
         assert_eq!(short.poll_timeout(), t0 + Duration::from_secs(4));
-        let uac = SessionTimer::new(t0, 6, Refresher::Uac, true);
-        assert!(uac.we_refresh());
-        assert_eq!(uac.poll_timeout(), t0 + Duration::from_secs(3));
+        let ours = SessionTimer::new(t0, 6, true);
+        assert_eq!(ours.poll_timeout(), t0 + Duration::from_secs(3));
+        // A zero interval never makes the timer spin.
+        assert_eq!(SessionTimer::new(t0, 0, true).delta(), 1);
     }
 }

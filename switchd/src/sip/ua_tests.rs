@@ -340,12 +340,13 @@ fn as_refresher_we_re_invite_with_the_same_sdp_at_half_the_interval() {
     let out = sent(&mut c);
     let reinvite = out.iter().find(|m| m.starts_with("INVITE ")).expect("a refresh re-INVITE");
     assert!(reinvite.contains("CSeq: 1 INVITE\r\n") && reinvite.ends_with("\r\n\r\nv=0\r\n"), "{reinvite}");
-    assert!(reinvite.contains("Session-Expires: 90;refresher=uas\r\n"), "{reinvite}");
+    // The refresher is named per transaction: in our re-INVITE we are its UAC.
+    assert!(reinvite.contains("Session-Expires: 90;refresher=uac\r\n"), "{reinvite}");
     assert!(reinvite.contains(&format!("From: <sip:12365@198.51.100.1>;tag={tag}")), "{reinvite}");
     // The peer answers 200: we ACK it, and refresh again 45 s later.
     let request = rsip::Request::try_from(reinvite.as_str()).unwrap();
     let mut answer = crate::sip::message::response_for(&request, StatusCode::OK);
-    answer.headers.push(Header::Other("Session-Expires".into(), "90;refresher=uas".into()));
+    answer.headers.push(Header::Other("Session-Expires".into(), "90;refresher=uac".into()));
     c.handle_datagram(secs(t0, 46), TRUNK.parse().unwrap(), answer.to_string().as_bytes());
     let out = sent(&mut c);
     assert!(out.iter().any(|m| m.starts_with("ACK ") && m.contains("CSeq: 1 ACK\r\n")), "{out:?}");

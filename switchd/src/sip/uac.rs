@@ -348,11 +348,6 @@ impl UacCall {
         self.early.as_ref().map(|d| d.tag.as_str())
     }
 
-    /// The running session timer's interval and refresher, once answered with one.
-    pub fn session(&self) -> Option<(u32, Refresher)> {
-        self.session.as_ref().map(|s| (s.delta(), s.refresher()))
-    }
-
     /// A response of one of our client transactions, or a stray one with our Call-ID.
     pub fn handle_response(&mut self, now: Instant, response: &Response) -> Result<(), UacError> {
         let cseq = response
@@ -411,7 +406,11 @@ impl UacCall {
                 }
                 if let Some(timer) = self.session.as_mut() {
                     match session_timer::session_expires(&response.headers) {
-                        Some(se) => timer.renegotiate(now, se.delta, se.refresher.unwrap_or(timer.refresher())),
+                        // We are the UAC of our refresh.
+                        Some(se) => {
+                            let we_refresh = se.refresher.map_or(timer.we_refresh(), |r| r.is_us(true));
+                            timer.renegotiate(now, se.delta, we_refresh)
+                        }
                         None => timer.restart(now),
                     }
                 }
@@ -443,7 +442,7 @@ impl UacCall {
         if self.refresh_cseq.is_some() || self.pending.is_some() {
             return; // a refresh or the peer's re-INVITE is in progress; the timer runs on
         }
-        let header = timer.header();
+        let header = timer.header(true);
         self.local_cseq = self.local_cseq.max(self.local_invite_seq()).wrapping_add(1);
         let mut request = self.dialog_request(&dialog, Method::Invite, self.local_cseq);
         request.headers.retain(|h| !matches!(h, Header::ContentLength(_)));
@@ -622,18 +621,24 @@ impl UacCall {
     }
 
     /// The peer refreshed the session with `request`, answered by `response` now: restart
-    /// the timer with what the request asks (as UAS of this transaction we keep the dialog's
-    /// roles: refresher `uac` is still us), and say so in the response.
+    /// the timer with what the request asks (we are the UAS of this transaction, so
+    /// `refresher=uac` is the peer), and say so in the response (`Require: timer` when the
+    /// peer refreshes, RFC 4028 §9).
     fn refreshed(&mut self, now: Instant, request: &Request, response: &mut Response) {
         let Some(timer) = self.session.as_mut() else {
             return;
         };
         match session_timer::session_expires(&request.headers) {
-            Some(se) => timer.renegotiate(now, se.delta.max(1), se.refresher.unwrap_or(timer.refresher())),
+            Some(se) => {
+                let we_refresh = se.refresher.map_or(timer.we_refresh(), |r| r.is_us(false));
+                timer.renegotiate(now, se.delta, we_refresh)
+            }
             None => timer.restart(now),
         }
-        response.headers.push(timer.header());
-        response.headers.push(Header::Require(rsip::headers::Require::new("timer")));
+        response.headers.push(timer.header(false));
+        if !timer.we_refresh() {
+            response.headers.push(Header::Require(rsip::headers::Require::new("timer")));
+        }
     }
 
     /// Fire the CANCEL give-up (64·T1, §9.1), our 2xx retransmission timers and the
@@ -791,10 +796,11 @@ impl UacCall {
         self.ack = Some((ack, hop));
         self.dialog = Some(dialog);
         self.state = UacState::Confirmed;
-        // RFC 4028 §7.2: the 2xx's Session-Expires names the refresher; without one the
-        // peer does not do timers and neither do we.
+        // RFC 4028 §7.2: the 2xx's Session-Expires names the refresher (we are the UAC of
+        // the INVITE; a 2xx naming none leaves it to us); without one the peer does not do
+        // timers and neither do we.
         self.session = session_timer::session_expires(&response.headers)
-            .map(|se| SessionTimer::new(now, se.delta.max(1), se.refresher.unwrap_or(Refresher::Uac), true));
+            .map(|se| SessionTimer::new(now, se.delta, se.refresher.unwrap_or(Refresher::Uac).is_us(true)));
         self.events.push_back(UacEvent::Answered {
             sdp: response.body.clone(),
         });

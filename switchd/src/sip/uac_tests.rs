@@ -634,7 +634,8 @@ fn a_carrier_that_stops_refreshing_is_hung_up_and_an_update_refreshes() {
     let t0 = Instant::now();
     let (leg, invite) = answered_with(&mut c, t0, "Session-Expires: 90;refresher=uas\r\nRequire: timer\r\n");
     // The carrier refreshes once by a bodiless UPDATE at 30 s.
-    let update = peer_request("UPDATE", &invite, "callee1", 1, "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n", "");
+    // The carrier is the UAC of its UPDATE: refresher=uac is the carrier.
+    let update = peer_request("UPDATE", &invite, "callee1", 1, "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n", "");
     c.handle_datagram(secs(t0, 30), CALLEE.parse().unwrap(), update.as_bytes());
     let ok = sent(&mut c).into_iter().find_map(|(_, m)| match m {
         SipMessage::Response(r) => Some(r),
@@ -642,7 +643,8 @@ fn a_carrier_that_stops_refreshing_is_hung_up_and_an_update_refreshes() {
     });
     let ok = ok.expect("a 200 to the UPDATE");
     assert_eq!(ok.status_code.code(), 200);
-    assert!(ok.to_string().contains("Session-Expires: 90;refresher=uas\r\n"), "{ok}");
+    let text = ok.to_string();
+    assert!(text.contains("Session-Expires: 90;refresher=uac\r\n") && text.contains("Require: timer\r\n"), "{text}");
     // Then nothing: 60 s after the UPDATE (90 less min(32, 30)) we hang up.
     c.handle_timeout(secs(t0, 89));
     assert!(requests(&mut c).is_empty());
