@@ -1065,7 +1065,9 @@ impl Calls {
         leg.current_key = key.clone();
         match leg.call.handle_request(now, request) {
             Ok(()) => {
-                if request.method == Method::Invite {
+                // A re-INVITE, or an UPDATE with an offer, waits for the engine's answer.
+                let offer = request.method == Method::Invite || (request.method == Method::Update && !request.body.is_empty());
+                if offer {
                     if let Some(key) = key {
                         leg.reinvite = Some((request.clone(), key, source));
                     }

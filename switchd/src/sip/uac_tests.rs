@@ -696,3 +696,28 @@ fn a_reliable_provisional_is_pracked_once() {
     let bye = requests(&mut c).into_iter().find(|(_, r)| r.method == Method::Bye).expect("BYE").1;
     assert_eq!(cseq(&bye), (3, Method::Bye));
 }
+
+#[test]
+fn an_update_offer_on_an_outbound_leg_goes_to_the_engine_and_its_200_is_not_retransmitted() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, invite, _) = answered(&mut c, t0, false);
+    let hold = ANSWER.replace("a=rtpmap:101", "a=sendonly\r\na=rtpmap:101");
+    let update = peer_request("UPDATE", &invite, "callee1", 5, "Content-Type: application/sdp\r\n", &hold);
+    c.handle_datagram(secs(t0, 1), CALLEE.parse().unwrap(), update.as_bytes());
+    match events(&mut c).as_slice() {
+        [CallEvent::ReInvite { leg: l, sdp }] => assert!(*l == leg && String::from_utf8_lossy(sdp).contains("sendonly")),
+        other => panic!("expected the offer, got {other:?}"),
+    }
+    c.handle_command(secs(t0, 1), CallCommand::AcceptReinvite { leg, sdp: b"v=0\r\na=recvonly\r\n".to_vec() });
+    let answers: Vec<Response> = sent(&mut c).into_iter().filter_map(|(_, m)| match m {
+        SipMessage::Response(r) => Some(r),
+        SipMessage::Request(_) => None,
+    }).collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!((answers[0].status_code.code(), answers[0].body.as_slice()), (200, b"v=0\r\na=recvonly\r\n".as_slice()));
+    assert!(answers[0].to_string().contains("CSeq: 5 UPDATE"));
+    c.handle_timeout(secs(t0, 2));
+    assert!(sent(&mut c).is_empty(), "an UPDATE's 200 is the non-INVITE transaction's to repeat");
+    assert_eq!(c.calls(), 1);
+}
