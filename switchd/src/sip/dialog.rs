@@ -521,9 +521,11 @@ impl UasDialog {
     /// INVITE transaction and pass its final response (and stray 2xx retransmissions) to
     /// [`Self::handle_response`]; report timer B or a transport error with
     /// [`Self::refresh_failed`]. `None` before the dialog is confirmed, without a session
-    /// timer, or while a refresh is out.
+    /// timer, or while a refresh or another offer is in progress.
     pub fn refresh(&mut self, via: rsip::headers::Via) -> Option<Request> {
-        if self.state != DialogState::Confirmed || self.refresh_cseq.is_some() {
+        // §14.1: no re-INVITE while another offer/answer is in progress either way (the
+        // peer's, answered or not, already counts as a refresh).
+        if self.state != DialogState::Confirmed || self.refresh_cseq.is_some() || self.offer_pending || self.pending.is_some() {
             return None;
         }
         let timer = self.session.clone()?;
