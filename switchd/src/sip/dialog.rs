@@ -484,7 +484,10 @@ impl UasDialog {
             .push(Header::Contact(contact(&self.local_contact)));
         self.refreshed(now, reinvite, &mut response);
         set_body(&mut response, "application/sdp", sdp);
-        self.local_sdp = sdp.to_vec();
+        // A refresh must offer a real SDP: an empty answer leaves the last one in place.
+        if !sdp.is_empty() {
+            self.local_sdp = sdp.to_vec();
+        }
         self.offer_pending = false;
         if reinvite.method == Method::Invite {
             self.start_2xx(now, seq, response.clone());
