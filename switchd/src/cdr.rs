@@ -57,6 +57,9 @@ pub enum EndCause {
     SwitchRestart,
     /// A supervisor ended the call (强拆, SUP-2).
     ForcedHangup,
+    /// The SIP session timer ran out (RFC 4028): the far end stopped refreshing the session,
+    /// or did not answer our refresh, so the switch hung up.
+    SessionExpired,
 }
 
 impl EndCause {
@@ -69,6 +72,7 @@ impl EndCause {
         EndCause::Failed,
         EndCause::SwitchRestart,
         EndCause::ForcedHangup,
+        EndCause::SessionExpired,
     ];
 
     /// Stable code used in the store, the CLI and JSON (the same as the serde name).
@@ -82,6 +86,7 @@ impl EndCause {
             EndCause::Failed => "failed",
             EndCause::SwitchRestart => "switch_restart",
             EndCause::ForcedHangup => "forced_hangup",
+            EndCause::SessionExpired => "session_expired",
         }
     }
 
@@ -95,6 +100,7 @@ impl EndCause {
             EndCause::Failed => "呼叫失败",
             EndCause::SwitchRestart => "系统重启中断",
             EndCause::ForcedHangup => "班长强拆",
+            EndCause::SessionExpired => "会话超时",
         }
     }
 

@@ -326,7 +326,13 @@ fn start_telephony(
         None => local,
     };
     let keepalive = (tel.keepalive_secs > 0).then(|| Duration::from_secs(u64::from(tel.keepalive_secs)));
-    let calls = ua::Calls::new(Timers::default(), advertised, trunks, tel.max_calls).with_keepalive(keepalive).with_tls_port(tls_port);
+    // A zero minimum would let a caller ask for a timer that fires at once.
+    let min_se = tel.session_min_se_secs.max(1);
+    let session = crate::sip::session_timer::SessionConfig { expires: tel.session_expires_secs.max(min_se), min_se };
+    let calls = ua::Calls::new(Timers::default(), advertised, trunks, tel.max_calls)
+        .with_keepalive(keepalive)
+        .with_tls_port(tls_port)
+        .with_session_timers(session);
     let limits = udp::Limits {
         rate_per_sec: tel.sip_rate_per_sec,
         burst: tel.sip_burst,

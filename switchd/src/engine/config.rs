@@ -57,6 +57,14 @@ pub struct TelephonyConfig {
     /// Two unanswered (or 5xx) pings in a row mark it down: outbound calls then use the next
     /// trunk that is up.
     pub keepalive_secs: u32,
+    /// SIP session timers (RFC 4028): the interval outbound INVITEs ask for, and inbound
+    /// calls get when the caller supports timers but names none (seconds). The refresher
+    /// re-INVITEs at half of it; a session nobody refreshes is hung up (CDR cause
+    /// `session_expired`).
+    pub session_expires_secs: u32,
+    /// The shortest session interval accepted (`Min-SE`): shorter requests get 422 (seconds;
+    /// 90 is the RFC's floor, lower only for tests).
+    pub session_min_se_secs: u32,
     /// Carriers (or PBXs) whose calls are accepted, by source address.
     pub trunks: Vec<TrunkConfig>,
     /// Dialled number → application.
@@ -89,6 +97,8 @@ impl Default for TelephonyConfig {
             outbound_trunk: None,
             outbound_caller_id: "12365".into(),
             keepalive_secs: 30,
+            session_expires_secs: 1800,
+            session_min_se_secs: 90,
             trunks: Vec::new(),
             routes: default_routes(),
         }

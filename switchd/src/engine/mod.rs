@@ -327,6 +327,7 @@ pub(super) async fn finish(shared: &Shared, mut call: Call) {
         (None, EndReason::RemoteBye) => EndCause::CallerHangup,
         (None, EndReason::Cancelled) => EndCause::Cancelled,
         (None, EndReason::AckTimeout) => EndCause::Failed,
+        (None, EndReason::SessionExpired) => EndCause::SessionExpired,
         (None, EndReason::Local) if outcome.answered => EndCause::SwitchHangup,
         (None, EndReason::Local) => EndCause::NoAnswer,
     };

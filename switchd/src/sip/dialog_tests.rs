@@ -38,7 +38,7 @@ fn dialog(now: Instant) -> UasDialog {
 
 fn accepted(t0: Instant) -> (UasDialog, Response) {
     let mut d = dialog(t0);
-    let ok = d.accept(t0, SDP).unwrap();
+    let ok = d.accept(t0, SDP).unwrap().unwrap();
     (d, ok)
 }
 
@@ -126,7 +126,7 @@ fn invite_is_validated() {
 fn responses_carry_tag_contact_and_sdp() {
     let t0 = Instant::now();
     let mut d = dialog(t0);
-    let ringing = d.provisional(StatusCode::Ringing).unwrap();
+    let ringing = d.provisional(t0, StatusCode::Ringing).unwrap();
     assert_eq!(status(&ringing), 180);
     assert_eq!(
         ringing.to_header().unwrap().tag().unwrap().unwrap().value(),
@@ -134,15 +134,15 @@ fn responses_carry_tag_contact_and_sdp() {
     );
     assert!(ringing.contact_header().is_ok());
     assert_eq!(
-        status(&d.provisional(StatusCode::SessionProgress).unwrap()),
+        status(&d.provisional(t0, StatusCode::SessionProgress).unwrap()),
         183
     );
     assert_eq!(
-        d.provisional(StatusCode::OK).unwrap_err(),
+        d.provisional(t0, StatusCode::OK).unwrap_err(),
         DialogError::BadStatus(200)
     );
 
-    let ok = d.accept(t0, SDP).unwrap();
+    let ok = d.accept(t0, SDP).unwrap().unwrap();
     assert_eq!(status(&ok), 200);
     assert_eq!(
         ok.to_header().unwrap().tag().unwrap().unwrap().value(),
@@ -409,7 +409,7 @@ fn info_surfaces_for_the_tu() {
 fn cancel_before_final_gives_487() {
     let t0 = Instant::now();
     let mut d = dialog(t0);
-    d.provisional(StatusCode::Ringing).unwrap();
+    d.provisional(t0, StatusCode::Ringing).unwrap();
     let cancel = INVITE
         .replace("INVITE sip:", "CANCEL sip:")
         .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
@@ -453,7 +453,7 @@ fn our_bye_has_dialog_headers_and_route_set() {
     let invite = req(&invite);
     let mut d =
         UasDialog::from_invite(t0, &invite, LOCAL_TAG, contact_uri(), Timers::default()).unwrap();
-    let ok = d.accept(t0, SDP).unwrap();
+    let ok = d.accept(t0, SDP).unwrap().unwrap();
     // §12.1.1: the 2xx copies Record-Route.
     assert_eq!(
         ok.headers
@@ -592,7 +592,7 @@ fn malformed_inputs_never_panic() {
         if let Ok(mut d) =
             UasDialog::from_invite(t0, &r, LOCAL_TAG, contact_uri(), Timers::default())
         {
-            let _ = d.provisional(StatusCode::Ringing);
+            let _ = d.provisional(t0, StatusCode::Ringing);
             let _ = d.accept(t0, SDP);
             let _ = d.handle_request(t0, &r);
             d.handle_timeout(t0 + Duration::from_secs(40));
@@ -614,4 +614,85 @@ fn malformed_inputs_never_panic() {
         }
     }
     assert!(parsed > 100, "only {parsed} corrupted inputs parsed");
+}
+
+/// A confirmed dialog whose INVITE asked for `Session-Expires: 90;refresher=uas`.
+fn refreshing(t0: Instant) -> UasDialog {
+    let mut d = dialog(t0);
+    let invite = req(&INVITE.replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\r\nSupported: timer\r\nSession-Expires: 90;refresher=uas\r\n"));
+    let plan = crate::sip::session_timer::uas_choice(&invite.headers, SessionConfig::default());
+    d.set_session(plan, SessionConfig::default());
+    d.accept(t0, SDP).unwrap().unwrap();
+    d.handle_request(t0, &req(ACK)).unwrap();
+    drain(&mut d);
+    d
+}
+
+fn answer_to(request: &Request, status: StatusCode) -> Response {
+    response_for(request, status)
+}
+
+fn header_line(r: &Request, name: &str) -> Option<String> {
+    r.headers.iter().map(|h| h.to_string()).find(|h| h.starts_with(&format!("{name}:")))
+}
+
+#[test]
+fn our_refresh_is_an_in_dialog_reinvite_and_its_2xx_is_acked_again_when_repeated() {
+    let t0 = Instant::now();
+    let mut d = refreshing(t0);
+    assert_eq!(d.session(), Some((90, true)), "we refresh");
+    let (_, events) = run(&mut d, t0, t0 + Duration::from_secs(45));
+    assert_eq!(events, vec![DialogEvent::RefreshDue]);
+    let refresh = d.refresh(via()).unwrap();
+    assert_eq!(refresh.method, Method::Invite);
+    assert_eq!(refresh.body, SDP, "the SDP of our 200, unchanged");
+    assert_eq!(refresh.cseq_header().unwrap().seq().unwrap(), 1);
+    // We are the UAC of our re-INVITE, and the refresher (RFC 4028: roles per transaction).
+    assert_eq!(header_line(&refresh, "Session-Expires").as_deref(), Some("Session-Expires: 90;refresher=uac"));
+    assert_eq!(refresh.from_header().unwrap().tag().unwrap().unwrap().value(), LOCAL_TAG);
+    assert!(d.refresh(via()).is_none(), "one refresh at a time");
+    // Glare (491) still shows the peer alive: the timer starts over.
+    d.handle_response(t0 + Duration::from_secs(46), &answer_to(&refresh, StatusCode::RequestPending), via());
+    assert!(drain(&mut d).1.is_empty());
+    assert_eq!(d.poll_timeout(), Some(t0 + Duration::from_secs(91)));
+    let refresh = d.refresh(via()).unwrap();
+    let ok = answer_to(&refresh, StatusCode::OK);
+    d.handle_response(t0 + Duration::from_secs(92), &ok, via());
+    let (tx, _) = drain(&mut d);
+    let [DialogTransmit::Ack(ack)] = tx.as_slice() else { panic!("expected the ACK, got {tx:?}") };
+    assert_eq!(ack.cseq_header().unwrap().typed().unwrap(), rsip::typed::CSeq { seq: 2, method: Method::Ack });
+    // The 2xx again (our ACK lost): the same ACK again.
+    d.handle_response(t0 + Duration::from_secs(93), &ok, via());
+    assert!(matches!(drain(&mut d).0.as_slice(), [DialogTransmit::Ack(a)] if a == ack));
+    // A refresh answered 481: the session is over.
+    let refresh = d.refresh(via()).unwrap();
+    d.handle_response(t0 + Duration::from_secs(94), &answer_to(&refresh, StatusCode::CallTransactionDoesNotExist), via());
+    assert_eq!(drain(&mut d).1, vec![DialogEvent::SessionExpired]);
+    assert_eq!(d.poll_timeout(), None);
+}
+
+#[test]
+fn a_refresh_asking_for_too_short_an_interval_gets_422_and_a_bad_rack_481() {
+    let t0 = Instant::now();
+    let mut d = refreshing(t0);
+    let short = reinvite(2, std::str::from_utf8(SDP).unwrap());
+    let short = req(&short.to_string().replace("CSeq: 2 INVITE\r\n", "CSeq: 2 INVITE\r\nSession-Expires: 30\r\n"));
+    d.handle_request(t0, &short).unwrap();
+    let (tx, events) = drain(&mut d);
+    let [DialogTransmit::Answer(r)] = tx.as_slice() else { panic!("{tx:?}") };
+    assert_eq!(status(r), 422);
+    assert!(r.to_string().contains("Min-SE: 90\r\n"));
+    assert!(events.is_empty());
+
+    let reliable = req(&INVITE.replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\r\nRequire: 100rel\r\n"));
+    let mut d = UasDialog::from_invite(t0, &reliable, LOCAL_TAG, contact_uri(), Timers::default()).unwrap();
+    let ringing = d.provisional(t0, StatusCode::Ringing).unwrap();
+    assert!(ringing.to_string().contains("RSeq: 1\r\n"));
+    assert_eq!(d.provisional(t0, StatusCode::SessionProgress).unwrap_err(), DialogError::AwaitingPrack);
+    let prack = reinvite(2, "")
+        .to_string()
+        .replace("INVITE sip:", "PRACK sip:")
+        .replace("CSeq: 2 INVITE\r\n", "CSeq: 2 PRACK\r\nRAck: garbage\r\n");
+    d.handle_request(t0, &req(&prack)).unwrap();
+    assert!(matches!(drain(&mut d).0.as_slice(), [DialogTransmit::Answer(r)] if status(r) == 481));
 }

@@ -9,6 +9,7 @@
 //! * [`sdp`] — SDP parsing and rendering, RFC 3264 offer/answer for G.711 audio + DTMF.
 //! * [`transaction`] — the four §17 transaction state machines and the
 //!   [`transaction::TransactionLayer`] that owns and routes them.
+//! * [`session_timer`] — session timers (RFC 4028): negotiation and the refresh/expiry timer.
 //! * [`dialog`] — the UAS side of a dialog (§12–15): our responses, 2xx retransmission until
 //!   ACK, in-dialog BYE/re-INVITE/INFO/CANCEL from the peer, our BYE/INFO/re-INVITE.
 //! * [`digest`] — HTTP Digest (RFC 2617, RFC 8760) answers to a trunk's 401/407.
@@ -30,6 +31,7 @@ pub mod digest;
 pub mod digest_server;
 pub mod message;
 pub mod sdp;
+pub mod session_timer;
 pub mod stream;
 pub mod tcp;
 pub mod timers;

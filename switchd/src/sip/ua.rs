@@ -8,8 +8,11 @@
 //! * refuses an INVITE from a source that is no configured trunk (`403`), or when the call
 //!   limit is reached (`503`), and otherwise creates a [`UasDialog`] and reports
 //!   [`CallEvent::Incoming`];
-//! * routes in-dialog requests (ACK, BYE, INFO, re-INVITE) and CANCEL to their dialog, and
-//!   answers requests for no dialog `481`;
+//! * routes in-dialog requests (ACK, BYE, INFO, re-INVITE, UPDATE, PRACK) and CANCEL to their
+//!   dialog, and answers requests for no dialog `481`;
+//! * negotiates session timers (RFC 4028) on inbound INVITEs (`422` below our minimum),
+//!   sends the dialogs' refresh re-INVITEs and ACKs their 2xx, and hangs up a session that
+//!   expired ([`EndReason::SessionExpired`]);
 //! * carries out the engine's [`CallCommand`]s (ringing, answer with SDP, reject, hang up);
 //! * places outbound calls: [`CallCommand::Originate`] sends an INVITE to the trunk, the
 //!   responses of its client transactions (and stray 2xx retransmissions, matched by our
@@ -45,6 +48,7 @@ use rsip::prelude::*;
 use rsip::{Header, Method, Request, SipMessage, StatusCode, Uri};
 
 use super::dialog::{DialogEvent, DialogId, DialogTransmit, UasDialog};
+use super::session_timer::{self, SessionConfig, UasChoice};
 use super::digest::Credentials;
 use super::message::response_for;
 use super::transaction::{LayerEvent, TransactionEvent, TransactionKey, TransactionLayer};
@@ -168,8 +172,9 @@ pub enum CallEvent {
         /// `0`–`9`, `*`, `#`, `A`–`D`.
         digit: char,
     },
-    /// The peer sent a re-INVITE (hold, resume, new address); answer it with
-    /// [`CallCommand::AcceptReinvite`].
+    /// The peer sent a re-INVITE or an UPDATE with an SDP offer (hold, resume, new address);
+    /// answer it with [`CallCommand::AcceptReinvite`]. Session refreshes without a new offer
+    /// are answered by the UA and never reported.
     ReInvite {
         /// The leg.
         leg: LegId,
@@ -234,6 +239,9 @@ pub enum EndReason {
     Local,
     /// No ACK for our 200 within 64·T1: we sent BYE.
     AckTimeout,
+    /// The session timer ran out (RFC 4028 §10: no refresh from the peer in time, or our
+    /// refresh failed with 408/481 or no answer): we sent BYE.
+    SessionExpired,
 }
 
 /// A new inbound call.
@@ -258,7 +266,8 @@ pub struct Incoming {
 /// What the engine asks of the UA.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallCommand {
-    /// Send `180 Ringing` (`183 Session Progress` when `early_media`).
+    /// Send `180 Ringing` (`183 Session Progress` when `early_media`); reliable (RFC 3262)
+    /// when the caller requires `100rel`, and then an `Answer` before its PRACK waits for it.
     Ringing {
         /// The leg.
         leg: LegId,
@@ -401,6 +410,10 @@ pub struct Calls {
     /// for their nonces (the first INVITE seen).
     verifier: super::digest_server::Verifier,
     epoch: Option<Instant>,
+    /// Session-timer limits (RFC 4028) for inbound and outbound calls.
+    session: SessionConfig,
+    /// Client transactions of inbound legs' session refreshes (re-INVITEs).
+    refresh_keys: HashMap<TransactionKey, LegId>,
 }
 
 impl std::fmt::Debug for Calls {
@@ -436,7 +449,16 @@ impl Calls {
             events: VecDeque::new(),
             verifier: super::digest_server::Verifier::new(random_secret()),
             epoch: None,
+            session: SessionConfig::default(),
+            refresh_keys: HashMap::new(),
         }
+    }
+
+    /// Session timers (RFC 4028) with these limits instead of the defaults (1800 s asked
+    /// for, 90 s the least accepted).
+    pub fn with_session_timers(mut self, config: SessionConfig) -> Self {
+        self.session = config;
+        self
     }
 
     /// Ping every trunk that has a destination with OPTIONS every `every` (`None` or zero:
@@ -588,6 +610,10 @@ impl Calls {
                     self.uac_transaction_event(now, id, key, event, layer);
                     None
                 }
+                None if self.refresh_keys.contains_key(&key) => {
+                    self.refresh_event(now, key, event, layer);
+                    None
+                }
                 None if self.probe_keys.contains_key(&key) => {
                     self.probe_event(now, key, event, layer);
                     None
@@ -609,7 +635,14 @@ impl Calls {
                         self.drain_uac(now, id, layer);
                         None
                     }
-                    None => Some(LayerEvent::StrayResponse { response, source }),
+                    None => match self.inbound_leg_of(&response) {
+                        // A retransmitted 2xx to our refresh re-INVITE: the dialog ACKs it again.
+                        Some(id) => {
+                            self.refresh_response(now, id, &response, layer);
+                            None
+                        }
+                        None => Some(LayerEvent::StrayResponse { response, source }),
+                    },
                 }
             }
             other => Some(other),
@@ -707,6 +740,15 @@ impl Calls {
             send(layer, now, &key, r);
             return;
         }
+        let session_plan = session_timer::uas_choice(&invite.headers, self.session);
+        if let UasChoice::TooSmall { min_se } = session_plan {
+            // RFC 4028 §9: the caller may retry with our minimum.
+            tracing::info!(%source, min_se, "SIP: INVITE's session interval below our minimum, 422");
+            let mut r = response_for(&invite, StatusCode::SessionIntervalTooSmall);
+            r.headers.push(session_timer::min_se_header(min_se));
+            send(layer, now, &key, r);
+            return;
+        }
         if self.legs.len() >= self.max_calls {
             tracing::warn!(%source, calls = self.legs.len(), "SIP: call limit reached, refused 503");
             let mut r = response_for(&invite, StatusCode::ServiceUnavailable);
@@ -717,7 +759,7 @@ impl Calls {
         let transport = layer.transport_to(source);
         let contact = self.contact_for(&invite, transport);
         let local_host = contact.host_with_port.host.to_string();
-        let dialog = match UasDialog::from_invite(now, &invite, &new_tag(), contact, self.timers) {
+        let mut dialog = match UasDialog::from_invite(now, &invite, &new_tag(), contact, self.timers) {
             Ok(d) => d,
             Err(e) => {
                 tracing::debug!(%source, error = %e, "SIP: INVITE cannot start a dialog, 400");
@@ -725,6 +767,7 @@ impl Calls {
                 return;
             }
         };
+        dialog.set_session(session_plan, self.session);
         let leg = LegId(self.next_leg);
         self.next_leg += 1;
         let incoming = Incoming {
@@ -776,13 +819,13 @@ impl Calls {
         };
         let invite_key = leg.invite_key.clone();
         match command {
-            CallCommand::Ringing { .. } => {
-                if let Ok(r) = leg.dialog.provisional(StatusCode::Ringing) {
-                    send(layer, now, &invite_key, r);
-                }
-            }
-            CallCommand::Answer { sdp, .. } => match leg.dialog.accept(now, &sdp) {
+            CallCommand::Ringing { .. } => match leg.dialog.provisional(now, StatusCode::Ringing) {
                 Ok(r) => send(layer, now, &invite_key, r),
+                Err(e) => tracing::debug!(%id, error = %e, "SIP: no ringing sent"),
+            },
+            CallCommand::Answer { sdp, .. } => match leg.dialog.accept(now, &sdp) {
+                Ok(Some(r)) => send(layer, now, &invite_key, r),
+                Ok(None) => tracing::debug!(%id, "SIP: the 200 waits for the PRACK of our reliable provisional"),
                 Err(e) => tracing::debug!(%id, error = %e, "SIP: cannot answer"),
             },
             CallCommand::Reject { status, .. } => {
@@ -903,6 +946,7 @@ impl Calls {
             destination,
             credentials,
             sdp: route.sdp.clone(),
+            session: self.session,
         };
         let call = UacCall::new(now, outbound, self.timers).map_err(|_| (500, "cannot build the INVITE"))?;
         tracing::info!(%id, trunk = %trunk, callee = %route.to_number, caller = %route.from_number, %destination, "SIP: outbound call");
@@ -1021,7 +1065,9 @@ impl Calls {
         leg.current_key = key.clone();
         match leg.call.handle_request(now, request) {
             Ok(()) => {
-                if request.method == Method::Invite {
+                // A re-INVITE, or an UPDATE with an offer, waits for the engine's answer.
+                let offer = request.method == Method::Invite || (request.method == Method::Update && !request.body.is_empty());
+                if offer {
                     if let Some(key) = key {
                         leg.reinvite = Some((request.clone(), key, source));
                     }
@@ -1045,7 +1091,9 @@ impl Calls {
         while let Some(t) = leg.call.poll_transmit() {
             match t {
                 UacTransmit::Request { request, destination } => {
-                    let invite = request.method == Method::Invite;
+                    // A refresh re-INVITE is no attempt of the call: timer B and transport
+                    // errors count only for the INVITE that places it.
+                    let invite = request.method == Method::Invite && leg.call.state() != super::uac::UacState::Confirmed;
                     match layer.send_request(now, request, destination, false) {
                         Ok(key) => {
                             self.uac_keys.insert(key.clone(), id);
@@ -1097,6 +1145,10 @@ impl Calls {
                 UacEvent::Terminated { by_remote } => {
                     let reason = if by_remote { EndReason::RemoteBye } else { EndReason::Local };
                     self.remove_outbound(id, CallEvent::Ended { leg: id, reason }, layer);
+                }
+                UacEvent::SessionExpired => {
+                    tracing::info!(%id, "SIP: session timer expired on an outbound call, hung up");
+                    self.remove_outbound(id, CallEvent::Ended { leg: id, reason: EndReason::SessionExpired }, layer);
                 }
                 UacEvent::ReInvite(request) => self.events.push_back(CallEvent::ReInvite { leg: id, sdp: request.body }),
                 UacEvent::Info(request) => {
@@ -1190,6 +1242,7 @@ impl Calls {
                     }
                     DialogTransmit::InviteResponse(r) => send(layer, now, &leg.invite_key, r),
                     DialogTransmit::Retransmit(r) => layer.send_outside(leg.peer, SipMessage::Response(r)),
+                    DialogTransmit::Ack(r) => layer.send_outside(leg.peer, SipMessage::Request(r)),
                 }
             }
             let Some(event) = leg.dialog.poll_event() else {
@@ -1210,6 +1263,16 @@ impl Calls {
                     self.remove(id, reason);
                 }
                 DialogEvent::Cancelled => self.remove(id, EndReason::Cancelled),
+                DialogEvent::RefreshDue => self.send_refresh(now, id, layer),
+                DialogEvent::SessionExpired => {
+                    tracing::info!(%id, "SIP: session timer expired, hanging up");
+                    self.hang_up(now, id, layer);
+                    self.remove(id, EndReason::SessionExpired);
+                }
+                DialogEvent::PrackTimeout => {
+                    tracing::info!(%id, "SIP: no PRACK for our reliable provisional, call refused 500");
+                    self.remove(id, EndReason::Local);
+                }
                 DialogEvent::ReInvite(request) => {
                     let key = leg.current_key.clone();
                     if let Some(key) = key {
@@ -1228,6 +1291,69 @@ impl Calls {
                 }
             }
         }
+    }
+
+    /// Our session refresh for an inbound leg: a re-INVITE through a client transaction whose
+    /// outcome [`Self::refresh_event`] passes back to the dialog.
+    fn send_refresh(&mut self, now: Instant, id: LegId, layer: &mut TransactionLayer) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let via = via_for(&leg.local_host, port_for(self.local, self.tls_port, leg.transport), leg.transport);
+        let Some(request) = leg.dialog.refresh(via) else {
+            return;
+        };
+        tracing::debug!(%id, "SIP: refreshing the session");
+        match layer.send_request(now, request, leg.peer, false) {
+            Ok(key) => {
+                self.refresh_keys.insert(key, id);
+            }
+            Err(e) => {
+                tracing::debug!(%id, error = %e, "SIP: cannot send the session refresh");
+                leg.dialog.refresh_failed();
+            }
+        }
+    }
+
+    /// An event of a refresh re-INVITE's client transaction.
+    fn refresh_event(&mut self, now: Instant, key: TransactionKey, event: TransactionEvent, layer: &mut TransactionLayer) {
+        let Some(id) = self.refresh_keys.get(&key).copied() else {
+            return;
+        };
+        match event {
+            TransactionEvent::Final(response) => self.refresh_response(now, id, &response, layer),
+            // RFC 4028 §10: no answer to the refresh ends the session like a 408.
+            TransactionEvent::Timeout | TransactionEvent::TransportError => {
+                if let Some(leg) = self.legs.get_mut(&id) {
+                    leg.dialog.refresh_failed();
+                }
+                self.drain(now, id, layer);
+            }
+            TransactionEvent::Terminated => {
+                self.refresh_keys.remove(&key);
+            }
+            _ => {}
+        }
+    }
+
+    fn refresh_response(&mut self, now: Instant, id: LegId, response: &rsip::Response, layer: &mut TransactionLayer) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let via = via_for(&leg.local_host, port_for(self.local, self.tls_port, leg.transport), leg.transport);
+        leg.dialog.handle_response(now, response, via);
+        self.drain(now, id, layer);
+    }
+
+    /// The inbound leg whose dialog a response (to our refresh) belongs to: its Call-ID and
+    /// our tag as the From tag.
+    fn inbound_leg_of(&self, response: &rsip::Response) -> Option<LegId> {
+        let call_id = response.call_id_header().ok()?.value().trim().to_owned();
+        let from_tag = response.from_header().ok()?.tag().ok()??.value().to_owned();
+        self.legs
+            .iter()
+            .find(|(_, l)| l.dialog.id().call_id == call_id && l.dialog.id().local_tag == from_tag)
+            .map(|(id, _)| *id)
     }
 
     /// Forget a leg and tell the engine, once.
@@ -1366,8 +1492,8 @@ fn user_or_uri(uri: &Uri) -> String {
         .unwrap_or_else(|| uri.host_with_port.to_string())
 }
 
-/// The option tags of the request's `Require` headers that we do not support (every one: no
-/// extension is implemented yet, `100rel` and `timer` included).
+/// The option tags of the request's `Require` headers that we do not support (all but
+/// `100rel` and `timer`).
 fn unsupported_requirements(request: &Request) -> Vec<String> {
     request
         .headers
@@ -1378,7 +1504,7 @@ fn unsupported_requirements(request: &Request) -> Vec<String> {
             _ => None,
         })
         .flat_map(|v| v.split(',').map(|t| t.trim().to_owned()).collect::<Vec<_>>())
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("100rel") && !t.eq_ignore_ascii_case("timer"))
         .collect()
 }
 

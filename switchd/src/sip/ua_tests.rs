@@ -276,19 +276,232 @@ fn a_call_over_tls_names_the_tls_port_in_contact_and_via() {
 }
 
 #[test]
-fn an_invite_requiring_an_extension_we_lack_gets_420_and_one_merely_supporting_it_is_offered() {
+fn an_invite_requiring_an_extension_we_lack_gets_420_and_one_requiring_ours_is_offered() {
     let mut c = core();
     let t0 = Instant::now();
-    let required = message("INVITE", "r", 1, None, SDP, "Require: 100rel, timer\r\nSession-Expires: 1800\r\n");
+    let required = message("INVITE", "r", 1, None, SDP, "Require: 100rel, timer, foo\r\nSession-Expires: 1800\r\n");
     c.handle_datagram(t0, TRUNK.parse().unwrap(), required.as_bytes());
     let r = replies(&mut c);
     assert_eq!(r[0].status_code.code(), 420);
     let text = r[0].to_string();
-    assert!(text.contains("Unsupported: 100rel, timer"), "{text}");
+    assert!(text.contains("Unsupported: foo\r\n"), "{text}");
     assert!(events(&mut c).is_empty(), "no call is offered");
-    let supported = message("INVITE", "s", 1, None, SDP, "Supported: 100rel, timer\r\nSession-Expires: 1800\r\n");
-    c.handle_datagram(t0, TRUNK.parse().unwrap(), supported.as_bytes());
+    let ours = message("INVITE", "s", 1, None, SDP, "Require: 100rel, timer\r\nSession-Expires: 1800\r\n");
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), ours.as_bytes());
     assert!(matches!(events(&mut c).as_slice(), [CallEvent::Incoming(_)]));
+}
+
+/// Everything sent, as text.
+fn sent(c: &mut UdpCore) -> Vec<String> {
+    std::iter::from_fn(|| c.poll_transmit()).map(|(_, b)| String::from_utf8_lossy(&b).into_owned()).collect()
+}
+
+/// A call with `extra` headers on its INVITE, answered and ACKed at `t0`; its To tag.
+fn answered(c: &mut UdpCore, t0: Instant, call: &str, extra: &str) -> (Incoming, String, Response) {
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), message("INVITE", call, 1, None, SDP, extra).as_bytes());
+    let incoming = match events(c).as_slice() {
+        [CallEvent::Incoming(i)] => (**i).clone(),
+        other => panic!("expected one Incoming, got {other:?}"),
+    };
+    c.handle_command(t0, CallCommand::Answer { leg: incoming.leg, sdp: b"v=0\r\n".to_vec() });
+    let ok = replies(c).pop().expect("the 200");
+    let tag = to_tag(&ok);
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), message("ACK", call, 1, Some(&tag), "", "").as_bytes());
+    assert!(matches!(events(c).as_slice(), [CallEvent::Confirmed { .. }]));
+    (incoming, tag, ok)
+}
+
+fn secs(t0: Instant, s: u64) -> Instant {
+    t0 + Duration::from_secs(s)
+}
+
+#[test]
+fn a_session_interval_below_our_minimum_gets_422_with_min_se() {
+    let mut c = core();
+    let t0 = Instant::now();
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), message("INVITE", "m", 1, None, SDP, "Supported: timer\r\nSession-Expires: 60\r\n").as_bytes());
+    let r = replies(&mut c);
+    assert_eq!(r[0].status_code.code(), 422);
+    assert!(r[0].to_string().contains("Min-SE: 90\r\n"), "{}", r[0]);
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn as_refresher_we_re_invite_with_the_same_sdp_at_half_the_interval() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (call, tag, ok) = answered(&mut c, t0, "st", "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n");
+    let text = ok.to_string();
+    assert!(text.contains("Session-Expires: 90;refresher=uas\r\n") && text.contains("Require: timer\r\n"), "{text}");
+    assert!(text.contains("Supported: 100rel, timer\r\n"), "{text}");
+    c.handle_timeout(secs(t0, 44));
+    assert!(sent(&mut c).is_empty(), "nothing before half the interval");
+    c.handle_timeout(secs(t0, 45));
+    let out = sent(&mut c);
+    let reinvite = out.iter().find(|m| m.starts_with("INVITE ")).expect("a refresh re-INVITE");
+    assert!(reinvite.contains("CSeq: 1 INVITE\r\n") && reinvite.ends_with("\r\n\r\nv=0\r\n"), "{reinvite}");
+    // The refresher is named per transaction: in our re-INVITE we are its UAC.
+    assert!(reinvite.contains("Session-Expires: 90;refresher=uac\r\n"), "{reinvite}");
+    assert!(reinvite.contains(&format!("From: <sip:12365@198.51.100.1>;tag={tag}")), "{reinvite}");
+    // The peer answers 200: we ACK it, and refresh again 45 s later.
+    let request = rsip::Request::try_from(reinvite.as_str()).unwrap();
+    let mut answer = crate::sip::message::response_for(&request, StatusCode::OK);
+    answer.headers.push(Header::Other("Session-Expires".into(), "90;refresher=uac".into()));
+    c.handle_datagram(secs(t0, 46), TRUNK.parse().unwrap(), answer.to_string().as_bytes());
+    let out = sent(&mut c);
+    assert!(out.iter().any(|m| m.starts_with("ACK ") && m.contains("CSeq: 1 ACK\r\n")), "{out:?}");
+    assert!(events(&mut c).is_empty(), "the engine hears nothing of refreshes");
+    c.handle_timeout(secs(t0, 90));
+    assert!(sent(&mut c).is_empty());
+    c.handle_timeout(secs(t0, 91));
+    assert!(sent(&mut c).iter().any(|m| m.starts_with("INVITE ") && m.contains("CSeq: 2 INVITE")));
+    assert_eq!(c.calls(), 1, "{call:?} goes on");
+}
+
+#[test]
+fn a_session_the_caller_stops_refreshing_ends_with_our_bye() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (call, tag, ok) = answered(&mut c, t0, "se", "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n");
+    assert!(ok.to_string().contains("Session-Expires: 90;refresher=uac\r\n"));
+    // A refresh by UPDATE without a body at 50 s: answered 200, the session runs from there.
+    c.handle_datagram(secs(t0, 50), TRUNK.parse().unwrap(), message("UPDATE", "se", 2, Some(&tag), "", "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n").as_bytes());
+    let r = replies(&mut c);
+    assert_eq!(r[0].status_code.code(), 200);
+    assert!(r[0].to_string().contains("Session-Expires: 90;refresher=uac\r\n"), "{}", r[0]);
+    // 90 s less min(32, 90/3) = 60 s after the refresh: BYE.
+    c.handle_timeout(secs(t0, 109));
+    assert!(sent(&mut c).is_empty());
+    c.handle_timeout(secs(t0, 110));
+    assert!(sent(&mut c).iter().any(|m| m.starts_with("BYE ")));
+    assert_eq!(events(&mut c), vec![CallEvent::Ended { leg: call.leg, reason: EndReason::SessionExpired }]);
+    assert_eq!(c.calls(), 0);
+}
+
+#[test]
+fn a_refresh_answered_481_ends_the_call() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (call, _, _) = answered(&mut c, t0, "rf", "Session-Expires: 120\r\n");
+    // The caller does not support timers: we refresh, with no Require.
+    c.handle_timeout(secs(t0, 60));
+    let out = sent(&mut c);
+    let reinvite = out.iter().find(|m| m.starts_with("INVITE ")).expect("a refresh");
+    let request = rsip::Request::try_from(reinvite.as_str()).unwrap();
+    let gone = crate::sip::message::response_for(&request, StatusCode::CallTransactionDoesNotExist);
+    c.handle_datagram(secs(t0, 61), TRUNK.parse().unwrap(), gone.to_string().as_bytes());
+    assert!(sent(&mut c).iter().any(|m| m.starts_with("BYE ")));
+    assert_eq!(events(&mut c), vec![CallEvent::Ended { leg: call.leg, reason: EndReason::SessionExpired }]);
+}
+
+#[test]
+fn update_with_an_offer_is_answered_like_a_re_invite_and_glare_gets_491() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (call, tag, _) = answered(&mut c, t0, "up", "Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n");
+    let hold = SDP.replace("a=rtpmap:101", "a=sendonly\r\na=rtpmap:101");
+    c.handle_datagram(secs(t0, 5), TRUNK.parse().unwrap(), message("UPDATE", "up", 2, Some(&tag), &hold, "").as_bytes());
+    match events(&mut c).as_slice() {
+        [CallEvent::ReInvite { leg, sdp }] => assert!(*leg == call.leg && String::from_utf8_lossy(sdp).contains("sendonly")),
+        other => panic!("expected the offer, got {other:?}"),
+    }
+    // Another offer while that one is unanswered: 500 with Retry-After.
+    c.handle_datagram(secs(t0, 5), TRUNK.parse().unwrap(), message("UPDATE", "up", 3, Some(&tag), SDP, "").as_bytes());
+    let r = replies(&mut c);
+    assert_eq!(r[0].status_code.code(), 500);
+    assert!(r[0].to_string().contains("Retry-After: 1\r\n"));
+    c.handle_command(secs(t0, 6), CallCommand::AcceptReinvite { leg: call.leg, sdp: b"v=0\r\na=recvonly\r\n".to_vec() });
+    let r = replies(&mut c);
+    assert_eq!((r.len(), r[0].status_code.code()), (1, 200));
+    assert_eq!(r[0].body, b"v=0\r\na=recvonly\r\n");
+    assert!(r[0].to_string().contains("CSeq: 2 UPDATE"));
+    // An UPDATE's 200 is not retransmitted like a re-INVITE's.
+    c.handle_timeout(secs(t0, 7));
+    assert!(replies(&mut c).is_empty());
+    // The UPDATE refreshed the session: our refresh comes 45 s after it.
+    c.handle_timeout(secs(t0, 50));
+    assert!(sent(&mut c).is_empty());
+    c.handle_timeout(secs(t0, 51));
+    assert!(sent(&mut c).iter().any(|m| m.starts_with("INVITE ")));
+    // While our re-INVITE is out, the peer's offer is glare: 491.
+    c.handle_datagram(secs(t0, 51), TRUNK.parse().unwrap(), message("UPDATE", "up", 4, Some(&tag), SDP, "").as_bytes());
+    assert_eq!(replies(&mut c)[0].status_code.code(), 491);
+    c.handle_datagram(secs(t0, 51), TRUNK.parse().unwrap(), message("INVITE", "up", 5, Some(&tag), SDP, "").as_bytes());
+    assert!(replies(&mut c).iter().any(|r| r.status_code.code() == 491));
+}
+
+#[test]
+fn an_update_before_the_answer_refreshes_nothing_and_an_offer_then_gets_500() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let call = incoming(&mut c, t0, "eu");
+    c.handle_command(t0, CallCommand::Ringing { leg: call.leg });
+    let tag = to_tag(&replies(&mut c)[0]);
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), message("UPDATE", "eu", 2, Some(&tag), "", "").as_bytes());
+    assert_eq!(replies(&mut c)[0].status_code.code(), 200);
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), message("UPDATE", "eu", 3, Some(&tag), SDP, "").as_bytes());
+    assert_eq!(replies(&mut c)[0].status_code.code(), 500);
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn with_100rel_required_ringing_is_reliable_and_the_200_waits_for_the_prack() {
+    let mut c = core();
+    let t0 = Instant::now();
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), message("INVITE", "pr", 1, None, SDP, "Require: 100rel\r\n").as_bytes());
+    let CallEvent::Incoming(call) = events(&mut c).remove(0) else { panic!("no call") };
+    c.handle_command(t0, CallCommand::Ringing { leg: call.leg });
+    let r = replies(&mut c);
+    let ringing = r.iter().find(|r| r.status_code.code() == 180).expect("180");
+    let text = ringing.to_string();
+    assert!(text.contains("Require: 100rel\r\n") && text.contains("RSeq: 1\r\n"), "{text}");
+    let tag = to_tag(ringing);
+    // Retransmitted at T1, then 2·T1 later.
+    c.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(replies(&mut c).iter().map(|r| r.status_code.code()).collect::<Vec<_>>(), vec![180]);
+    c.handle_timeout(t0 + Duration::from_millis(1000));
+    assert!(replies(&mut c).is_empty());
+    c.handle_timeout(t0 + Duration::from_millis(1500));
+    assert_eq!(replies(&mut c).len(), 1);
+    // The engine answers before the PRACK: the 200 is held.
+    c.handle_command(t0 + Duration::from_secs(2), CallCommand::Answer { leg: call.leg, sdp: b"v=0\r\n".to_vec() });
+    assert!(replies(&mut c).is_empty(), "no 200 before the PRACK");
+    // A PRACK for another RSeq: 481.
+    let prack = |cseq: u32, rseq: u32| message("PRACK", "pr", cseq, Some(&tag), "", &format!("RAck: {rseq} 1 INVITE\r\n"));
+    c.handle_datagram(t0 + Duration::from_secs(2), TRUNK.parse().unwrap(), prack(2, 7).as_bytes());
+    assert_eq!(replies(&mut c)[0].status_code.code(), 481);
+    c.handle_datagram(t0 + Duration::from_secs(2), TRUNK.parse().unwrap(), prack(3, 1).as_bytes());
+    let r = replies(&mut c);
+    let codes: Vec<(u16, String)> = r.iter().map(|r| (r.status_code.code(), r.cseq_header().unwrap().to_string())).collect();
+    assert_eq!(codes, vec![(200, "CSeq: 3 PRACK".into()), (200, "CSeq: 1 INVITE".into())]);
+    // No more 180s; the 200 is retransmitted until the ACK.
+    c.handle_timeout(t0 + Duration::from_millis(2500));
+    assert_eq!(replies(&mut c).iter().map(|r| r.status_code.code()).collect::<Vec<_>>(), vec![200]);
+    c.handle_datagram(t0 + Duration::from_secs(3), TRUNK.parse().unwrap(), message("ACK", "pr", 1, Some(&tag), "", "").as_bytes());
+    assert!(matches!(events(&mut c).as_slice(), [CallEvent::Confirmed { .. }]));
+}
+
+#[test]
+fn a_reliable_provisional_never_pracked_fails_the_call_with_500() {
+    let mut c = core();
+    let t0 = Instant::now();
+    c.handle_datagram(t0, TRUNK.parse().unwrap(), message("INVITE", "np", 1, None, SDP, "Require: 100rel\r\n").as_bytes());
+    let CallEvent::Incoming(call) = events(&mut c).remove(0) else { panic!("no call") };
+    c.handle_command(t0, CallCommand::Ringing { leg: call.leg });
+    replies(&mut c);
+    let mut retransmits = 0;
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(31) {
+        now = c.poll_timeout().unwrap();
+        c.handle_timeout(now);
+        retransmits += replies(&mut c).iter().filter(|r| r.status_code.code() == 180).count();
+    }
+    // T1 doubling: at 0.5, 1.5, 3.5, 7.5, 15.5 and 31.5 s.
+    assert_eq!(retransmits, 6);
+    c.handle_timeout(t0 + Duration::from_secs(32));
+    let r = replies(&mut c);
+    assert!(r.iter().any(|r| r.status_code.code() == 500), "{r:?}");
+    assert_eq!(events(&mut c), vec![CallEvent::Ended { leg: call.leg, reason: EndReason::Local }]);
 }
 
 #[test]

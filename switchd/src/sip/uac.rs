@@ -5,7 +5,13 @@
 //! INVITE transaction reports (provisionals, the final, timer B), answers a 401/407 once with
 //! digest credentials, ACKs the 2xx itself (§13.2.2.4: the transaction ends on a 2xx and the
 //! ACK is the TU's), cancels (§9.1) or hangs up (§15.1.1) on request, and answers the peer's
-//! in-dialog requests (BYE, re-INVITE, INFO) once the call is up.
+//! in-dialog requests (BYE, re-INVITE, UPDATE, INFO) once the call is up.
+//!
+//! Extensions: the INVITE offers session timers (RFC 4028: `Supported: timer`,
+//! `Session-Expires`, retried once with the peer's `Min-SE` after a 422) and follows the
+//! refresher the 2xx names — refreshing with a re-INVITE of the same SDP at half the interval,
+//! or hanging up ([`UacEvent::SessionExpired`]) when the peer stops refreshing; reliable
+//! provisionals (RFC 3262: `Require: 100rel` with `RSeq`) are PRACKed.
 //!
 //! It lives above the transaction layer like [`super::dialog::UasDialog`] and knows no
 //! transport: what it wants sent comes out of [`UacCall::poll_transmit`] with its destination
@@ -22,6 +28,7 @@ use rsip::{Header, Headers, Method, Request, Response, SipMessage, StatusCode, U
 
 use super::digest::{self, Challenge, Credentials};
 use super::message::response_for;
+use super::session_timer::{self, Refresher, SessionConfig, SessionTimer, TimerAction};
 use super::ua::new_tag;
 use super::udp::ALLOW;
 use super::Timers;
@@ -94,7 +101,11 @@ pub enum UacEvent {
         /// Whether the peer ended it.
         by_remote: bool,
     },
-    /// The peer sent a re-INVITE; answer it with [`UacCall::accept_reinvite`].
+    /// The session timer ran out (no refresh from the peer in time, or ours got 408/481):
+    /// our BYE is queued and the call is over.
+    SessionExpired,
+    /// The peer sent a re-INVITE, or an UPDATE with an SDP offer; answer it with
+    /// [`UacCall::accept_reinvite`].
     ReInvite(Request),
     /// The peer sent INFO (e.g. DTMF); answer it 200 through its server transaction.
     Info(Request),
@@ -144,6 +155,8 @@ pub struct Outbound {
     pub credentials: Option<Credentials>,
     /// Our SDP offer.
     pub sdp: Vec<u8>,
+    /// The session interval to ask for and the least we accept.
+    pub session: SessionConfig,
 }
 
 /// The peer's side of a dialog, from a 2xx (or a 1xx with a To tag).
@@ -227,6 +240,18 @@ pub struct UacCall {
     last_2xx: Option<(u32, Response)>,
     transmits: VecDeque<UacTransmit>,
     events: VecDeque<UacEvent>,
+    /// The `Session-Expires` our INVITE asks for (raised to the peer's `Min-SE` after a 422).
+    session_expires: u32,
+    /// The INVITE was re-sent after a 422 (only once).
+    min_se_retried: bool,
+    /// The RSeq of the last reliable provisional we PRACKed (RFC 3262 §4).
+    last_rseq: Option<u32>,
+    /// The session timer, once a 2xx named one.
+    session: Option<SessionTimer>,
+    /// The CSeq of our refresh re-INVITE while it awaits its final response.
+    refresh_cseq: Option<u32>,
+    /// The ACK of the 2xx to our last refresh, re-sent for its retransmissions.
+    refresh_ack: Option<(u32, Request, SocketAddr)>,
 }
 
 impl UacCall {
@@ -273,6 +298,12 @@ impl UacCall {
             last_2xx: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            session_expires: outbound.session.expires.max(outbound.session.min_se),
+            min_se_retried: false,
+            last_rseq: None,
+            session: None,
+            refresh_cseq: None,
+            refresh_ack: None,
         };
         call.invite = call.build_invite(None);
         call.transmits.push_back(UacTransmit::Request {
@@ -341,8 +372,88 @@ impl UacCall {
         // response (or nothing, for BYE) is what counts.
         if cseq.method == Method::Invite && cseq.seq == self.local_invite_seq() {
             self.on_invite_response(now, response);
+        } else if cseq.method == Method::Invite {
+            self.on_refresh_response(now, cseq.seq, response);
         }
         Ok(())
+    }
+
+    /// A response to our refresh re-INVITE (or a retransmission of its 2xx): a 2xx is ACKed
+    /// and restarts the timer as it says; 408 and 481 end the session (RFC 4028 §10); any
+    /// other failure still proves the peer alive, and the timer starts over.
+    fn on_refresh_response(&mut self, now: Instant, seq: u32, response: &Response) {
+        let code = response.status_code.code();
+        if code < 200 || self.state != UacState::Confirmed {
+            return;
+        }
+        if let Some((s, ack, hop)) = &self.refresh_ack {
+            if *s == seq && (200..300).contains(&code) && self.refresh_cseq != Some(seq) {
+                self.transmits.push_back(UacTransmit::Outside { message: SipMessage::Request(ack.clone()), destination: *hop });
+                return;
+            }
+        }
+        if self.refresh_cseq != Some(seq) {
+            return;
+        }
+        self.refresh_cseq = None;
+        match code {
+            200..=299 => {
+                if let Some(dialog) = self.dialog.clone() {
+                    let ack = self.dialog_request(&dialog, Method::Ack, seq);
+                    let hop = self.next_hop(&dialog);
+                    self.transmits.push_back(UacTransmit::Outside { message: SipMessage::Request(ack.clone()), destination: hop });
+                    self.refresh_ack = Some((seq, ack, hop));
+                }
+                if let Some(timer) = self.session.as_mut() {
+                    match session_timer::session_expires(&response.headers) {
+                        // We are the UAC of our refresh.
+                        Some(se) => {
+                            let we_refresh = se.refresher.map_or(timer.we_refresh(), |r| r.is_us(true));
+                            timer.renegotiate(now, se.delta, we_refresh)
+                        }
+                        None => timer.restart(now),
+                    }
+                }
+            }
+            408 | 481 => self.end_session(),
+            _ => {
+                if let Some(timer) = self.session.as_mut() {
+                    timer.restart(now);
+                }
+            }
+        }
+    }
+
+    /// The session is over for want of refreshes: BYE, and [`UacEvent::SessionExpired`].
+    fn end_session(&mut self) {
+        self.session = None;
+        self.refresh_cseq = None;
+        if self.state == UacState::Confirmed {
+            self.send_bye();
+            self.finish(UacEvent::SessionExpired);
+        }
+    }
+
+    /// Our session refresh: a re-INVITE offering our SDP unchanged, as refresher.
+    fn send_refresh(&mut self) {
+        let (Some(dialog), Some(timer)) = (self.dialog.clone(), self.session.as_ref()) else {
+            return;
+        };
+        if self.refresh_cseq.is_some() || self.pending.is_some() {
+            return; // a refresh or the peer's re-INVITE is in progress; the timer runs on
+        }
+        let header = timer.header(true);
+        self.local_cseq = self.local_cseq.max(self.local_invite_seq()).wrapping_add(1);
+        let mut request = self.dialog_request(&dialog, Method::Invite, self.local_cseq);
+        request.headers.retain(|h| !matches!(h, Header::ContentLength(_)));
+        request.headers.push(Header::Contact(contact(&self.local_contact)));
+        request.headers.push(Header::Supported(rsip::headers::Supported::new("timer")));
+        request.headers.push(header);
+        request.headers.push(Header::ContentType(ContentType::new("application/sdp")));
+        request.headers.push(Header::ContentLength((self.local_sdp.len() as u32).into()));
+        request.body = self.local_sdp.clone();
+        self.refresh_cseq = Some(self.local_cseq);
+        self.transmits.push_back(UacTransmit::Request { request, destination: self.next_hop(&dialog) });
     }
 
     /// The current INVITE's client transaction ended without a response: timer B (report
@@ -372,7 +483,7 @@ impl UacCall {
     /// A request from the peer in our confirmed dialog (the caller routed it by
     /// [`Self::dialog_id`]). Answers are queued as [`UacTransmit::Answer`]; requests of other dialogs are refused
     /// with [`UacError::NotThisCall`] without changing anything.
-    pub fn handle_request(&mut self, _now: Instant, request: &Request) -> Result<(), UacError> {
+    pub fn handle_request(&mut self, now: Instant, request: &Request) -> Result<(), UacError> {
         let Some(dialog) = &self.dialog else {
             return Err(UacError::InvalidState(self.state));
         };
@@ -424,13 +535,27 @@ impl UacCall {
             return Ok(());
         }
         self.remote_cseq = Some(seq);
+        let offer = request.method == Method::Invite || (request.method == Method::Update && !request.body.is_empty());
+        if offer && self.refresh_cseq.is_some() {
+            // RFC 3261 §14.2, RFC 3311 §5.2: our refresh offer is out (glare).
+            self.answer(request, StatusCode::RequestPending);
+            return Ok(());
+        }
         match request.method {
             Method::Bye => {
                 self.answer(request, StatusCode::OK);
                 self.pending = None;
+                self.session = None;
                 self.finish(UacEvent::Terminated { by_remote: true });
             }
-            Method::Invite => self.events.push_back(UacEvent::ReInvite(request.clone())),
+            Method::Invite | Method::Update if offer => self.events.push_back(UacEvent::ReInvite(request.clone())),
+            Method::Update => {
+                // A bodiless UPDATE: the peer refreshes the session.
+                let mut ok = response_for(request, StatusCode::OK);
+                ok.headers.push(Header::Contact(contact(&self.local_contact)));
+                self.refreshed(now, request, &mut ok);
+                self.transmits.push_back(UacTransmit::Answer(ok));
+            }
             Method::Info => self.events.push_back(UacEvent::Info(request.clone())),
             Method::Options => self.answer(request, StatusCode::OK),
             _ => self.answer(request, StatusCode::NotImplemented),
@@ -438,10 +563,11 @@ impl UacCall {
         Ok(())
     }
 
-    /// A 200 OK with `sdp` for a re-INVITE reported as [`UacEvent::ReInvite`] (an empty
-    /// `sdp` answers with our current SDP, e.g. for a hold). The peer's Contact becomes the
-    /// remote target (§12.2.2); the 2xx is retransmitted to `source` until its ACK.
-    /// Send the returned response through the re-INVITE's server transaction.
+    /// A 200 OK with `sdp` for a re-INVITE or UPDATE reported as [`UacEvent::ReInvite`] (an
+    /// empty `sdp` answers with our current SDP, e.g. for a hold). The peer's Contact becomes
+    /// the remote target (§12.2.2); a re-INVITE's 2xx is retransmitted to `source` until its
+    /// ACK; the session timer counts from now. Send the returned response through the
+    /// request's server transaction.
     pub fn accept_reinvite(
         &mut self,
         now: Instant,
@@ -478,6 +604,10 @@ impl UacCall {
             .headers
             .push(Header::ContentLength((self.local_sdp.len() as u32).into()));
         response.body = self.local_sdp.clone();
+        self.refreshed(now, reinvite, &mut response);
+        if reinvite.method != Method::Invite {
+            return Ok(response);
+        }
         self.last_2xx = Some((seq, response.clone()));
         self.pending = Some(Pending2xx {
             response: response.clone(),
@@ -490,13 +620,42 @@ impl UacCall {
         Ok(response)
     }
 
-    /// Fire the CANCEL give-up (64·T1, §9.1) and our 2xx retransmission timers.
+    /// The peer refreshed the session with `request`, answered by `response` now: restart
+    /// the timer with what the request asks (we are the UAS of this transaction, so
+    /// `refresher=uac` is the peer), and say so in the response (`Require: timer` when the
+    /// peer refreshes, RFC 4028 §9).
+    fn refreshed(&mut self, now: Instant, request: &Request, response: &mut Response) {
+        let Some(timer) = self.session.as_mut() else {
+            return;
+        };
+        match session_timer::session_expires(&request.headers) {
+            Some(se) => {
+                let we_refresh = se.refresher.map_or(timer.we_refresh(), |r| r.is_us(false));
+                timer.renegotiate(now, se.delta, we_refresh)
+            }
+            None => timer.restart(now),
+        }
+        response.headers.push(timer.header(false));
+        if !timer.we_refresh() {
+            response.headers.push(Header::Require(rsip::headers::Require::new("timer")));
+        }
+    }
+
+    /// Fire the CANCEL give-up (64·T1, §9.1), our 2xx retransmission timers and the
+    /// session timer.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == UacState::Cancelling && self.cancel_deadline.is_some_and(|d| d <= now) {
             self.cancel_deadline = None;
             self.gave_up = true;
             self.finish(UacEvent::Cancelled);
             return;
+        }
+        if self.state == UacState::Confirmed {
+            match self.session.as_mut().and_then(|t| t.handle_timeout(now)) {
+                Some(TimerAction::Refresh) => self.send_refresh(),
+                Some(TimerAction::Expired) => self.end_session(),
+                None => {}
+            }
         }
         let t2 = self.timers.t2;
         if let Some(p) = self.pending.as_mut() {
@@ -531,10 +690,8 @@ impl UacCall {
             .cancel_deadline
             .filter(|_| self.state == UacState::Cancelling);
         let pending = self.pending.as_ref().map(|p| p.next.min(p.give_up));
-        match (cancel, pending) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let session = self.session.as_ref().filter(|_| self.state == UacState::Confirmed).map(SessionTimer::poll_timeout);
+        [cancel, pending, session].into_iter().flatten().min()
     }
 
     fn local_invite_seq(&self) -> u32 {
@@ -558,10 +715,11 @@ impl UacCall {
                 self.finish(UacEvent::Cancelled);
             }
             (UacState::Cancelling, _) => self.finish(UacEvent::Cancelled),
-            (_, 200..=299) => self.on_2xx(response),
+            (_, 200..=299) => self.on_2xx(now, response),
             (_, 401 | 407) if !self.auth_tried && self.credentials.is_some() => {
                 self.retry_with_credentials(response, code)
             }
+            (_, 422) if !self.min_se_retried => self.retry_with_min_se(response),
             (_, 300..=399) => {
                 let contact = response.contact_header().ok().map(|c| c.value().to_owned());
                 self.fail(code, contact);
@@ -587,6 +745,13 @@ impl UacCall {
         if code == 100 {
             return;
         }
+        if let Some(rseq) = reliable_rseq(response) {
+            if self.last_rseq.is_some_and(|last| rseq <= last) {
+                return; // RFC 3262 §4: a retransmission (our PRACK retransmits on its own)
+            }
+            self.last_rseq = Some(rseq);
+            self.send_prack(rseq);
+        }
         let sdp = (!response.body.is_empty()).then(|| response.body.clone());
         if !self.ringing_reported || (sdp.is_some() && sdp != self.early_sdp) {
             self.ringing_reported = true;
@@ -600,7 +765,21 @@ impl UacCall {
         }
     }
 
-    fn on_2xx(&mut self, response: &Response) {
+    /// PRACK for a reliable provisional (RFC 3262 §7.2): in the early dialog, with the next
+    /// CSeq and `RAck: <RSeq> <INVITE CSeq> INVITE`.
+    fn send_prack(&mut self, rseq: u32) {
+        let Some(early) = self.early.clone() else {
+            return;
+        };
+        self.local_cseq = self.local_cseq.max(self.local_invite_seq()).wrapping_add(1);
+        let mut prack = self.dialog_request(&early, Method::PRack, self.local_cseq);
+        prack.headers.retain(|h| !matches!(h, Header::ContentLength(_)));
+        prack.headers.push(Header::Other("RAck".into(), format!("{rseq} {} INVITE", self.local_invite_seq())));
+        prack.headers.push(Header::ContentLength(0.into()));
+        self.transmits.push_back(UacTransmit::Request { request: prack, destination: self.next_hop(&early) });
+    }
+
+    fn on_2xx(&mut self, now: Instant, response: &Response) {
         // A 2xx without a To tag breaks §8.2.6.2; take it with an empty tag rather than
         // leave the callee talking to nobody.
         let dialog = remote_dialog(response, &self.request_uri).unwrap_or(RemoteDialog {
@@ -617,6 +796,11 @@ impl UacCall {
         self.ack = Some((ack, hop));
         self.dialog = Some(dialog);
         self.state = UacState::Confirmed;
+        // RFC 4028 §7.2: the 2xx's Session-Expires names the refresher (we are the UAC of
+        // the INVITE; a 2xx naming none leaves it to us); without one the peer does not do
+        // timers and neither do we.
+        self.session = session_timer::session_expires(&response.headers)
+            .map(|se| SessionTimer::new(now, se.delta, se.refresher.unwrap_or(Refresher::Uac).is_us(true)));
         self.events.push_back(UacEvent::Answered {
             sdp: response.body.clone(),
         });
@@ -654,7 +838,7 @@ impl UacCall {
             self.ack = Some((ack, hop));
             self.dialog = Some(dialog.clone());
         }
-        let seq = self.local_invite_seq().wrapping_add(1);
+        let seq = self.local_cseq.max(self.local_invite_seq()).wrapping_add(1);
         let bye = self.dialog_request(&dialog, Method::Bye, seq);
         self.transmits.push_back(UacTransmit::Request {
             request: bye,
@@ -686,6 +870,27 @@ impl UacCall {
             request: self.invite.clone(),
             destination: self.destination,
         });
+    }
+
+    /// RFC 4028 §7.3: after a 422 the INVITE goes again (new CSeq and branch, same
+    /// credentials) asking for at least the peer's `Min-SE`.
+    fn retry_with_min_se(&mut self, response: &Response) {
+        self.min_se_retried = true;
+        let Some(min_se) = session_timer::min_se(&response.headers) else {
+            self.fail(422, None);
+            return;
+        };
+        self.session_expires = self.session_expires.max(min_se);
+        let authorization = self
+            .invite
+            .headers
+            .iter()
+            .find(|h| matches!(h, Header::Authorization(_) | Header::ProxyAuthorization(_)))
+            .cloned();
+        self.local_cseq = self.local_cseq.max(self.local_invite_seq()).wrapping_add(1);
+        self.invite = self.build_invite(authorization);
+        self.state = UacState::Calling;
+        self.transmits.push_back(UacTransmit::Request { request: self.invite.clone(), destination: self.destination });
     }
 
     fn fail(&mut self, status: u16, contact: Option<String>) {
@@ -741,6 +946,11 @@ impl UacCall {
 
     /// Our BYE in the confirmed dialog (§15.1.1).
     fn bye(&mut self) {
+        self.send_bye();
+        self.finish(UacEvent::Terminated { by_remote: false });
+    }
+
+    fn send_bye(&mut self) {
         let Some(dialog) = self.dialog.clone() else {
             return;
         };
@@ -751,7 +961,7 @@ impl UacCall {
             destination: self.next_hop(&dialog),
         });
         self.pending = None;
-        self.finish(UacEvent::Terminated { by_remote: false });
+        self.session = None;
     }
 
     fn answer(&mut self, request: &Request, status: StatusCode) {
@@ -785,6 +995,8 @@ impl UacCall {
         ));
         headers.push(Header::Contact(contact(&self.local_contact)));
         headers.push(Header::Allow(rsip::headers::Allow::new(ALLOW)));
+        headers.push(Header::Supported(rsip::headers::Supported::new(super::dialog::SUPPORTED)));
+        headers.push(session_timer::session_expires_header_bare(self.session_expires));
         if let Some(h) = authorization {
             headers.push(h);
         }
@@ -884,6 +1096,17 @@ fn remote_dialog(response: &Response, request_uri: &Uri) -> Option<RemoteDialog>
         tag,
         target,
         route_set,
+    })
+}
+
+/// The RSeq of a reliable provisional (`Require: 100rel` and `RSeq`, RFC 3262 §7.1).
+fn reliable_rseq(response: &Response) -> Option<u32> {
+    if !session_timer::has_option_tag(&response.headers, "Require", "100rel") {
+        return None;
+    }
+    response.headers.iter().find_map(|h| match h {
+        Header::Other(name, value) if name.eq_ignore_ascii_case("RSeq") => value.trim().parse().ok(),
+        _ => None,
     })
 }
 

@@ -528,6 +528,7 @@ fn uac_call_refuses_foreign_messages() {
         destination: "192.0.2.7:5060".parse().unwrap(),
         credentials: None,
         sdp: OFFER.into(),
+        session: Default::default(),
     };
     assert_eq!(UacCall::new(t0, Outbound { sdp: Vec::new(), ..outbound.clone() }, Timers::default()).err(), Some(UacError::NoOffer));
     let mut call = UacCall::new(t0, outbound, Timers::default()).unwrap();
@@ -575,4 +576,148 @@ fn a_trunk_that_wants_e164_gets_numbers_in_e164() {
     // The national default leaves them as the engine gave them.
     let (_, invite) = originate(&mut core(), Instant::now(), 2);
     assert_eq!(invite.uri.to_string(), "sip:13800138000@203.0.113.5:5060");
+}
+
+fn secs(t0: Instant, s: u64) -> Instant {
+    t0 + Duration::from_secs(s)
+}
+
+/// Originate and answer with a 200 carrying `extra` headers (no 180).
+fn answered_with(c: &mut UdpCore, t0: Instant, extra: &str) -> (LegId, Request) {
+    let (leg, invite) = originate(c, t0, 1);
+    deliver(c, t0, &response(&invite, 200, "OK", Some("callee1"), ANSWER, extra));
+    assert!(matches!(events(c).as_slice(), [CallEvent::Answered { .. }]));
+    assert!(requests(c).iter().any(|(_, r)| r.method == Method::Ack));
+    (leg, invite)
+}
+
+#[test]
+fn the_invite_offers_session_timers_and_we_refresh_when_the_200_says_uac() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, invite) = originate(&mut c, t0, 1);
+    assert_eq!(header_value(&invite, "Session-Expires").as_deref(), Some("1800"));
+    assert_eq!(header_value(&invite, "Supported").as_deref(), Some("100rel, timer"));
+    c.handle_command(t0, CallCommand::Hangup { leg: LegId::engine(1) });
+    let mut c = core();
+    let (leg, invite) = answered_with(&mut c, t0, "Session-Expires: 90;refresher=uac\r\nRequire: timer\r\n");
+    c.handle_timeout(secs(t0, 44));
+    assert!(requests(&mut c).is_empty());
+    c.handle_timeout(secs(t0, 45));
+    let mut reqs = requests(&mut c);
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let (to, refresh) = reqs.remove(0);
+    assert_eq!(to, CALLEE.parse().unwrap(), "in the dialog, to the callee's Contact");
+    assert_eq!(cseq(&refresh), (2, Method::Invite));
+    assert_eq!(refresh.body, OFFER.as_bytes(), "the same SDP");
+    assert_eq!(header_value(&refresh, "Session-Expires").as_deref(), Some("90;refresher=uac"));
+    assert_eq!(refresh.to_header().unwrap().tag().unwrap().unwrap().value(), "callee1");
+    deliver(&mut c, secs(t0, 46), &response(&refresh, 200, "OK", Some("callee1"), ANSWER, "Session-Expires: 90;refresher=uac\r\n"));
+    let reqs = requests(&mut c);
+    assert!(reqs.iter().any(|(_, r)| r.method == Method::Ack && cseq(r) == (2, Method::Ack)), "{reqs:?}");
+    assert!(events(&mut c).is_empty(), "refreshes are no news for the engine");
+    // The next refresh counts from the 200.
+    c.handle_timeout(secs(t0, 90));
+    assert!(requests(&mut c).is_empty());
+    c.handle_timeout(secs(t0, 91));
+    assert!(requests(&mut c).iter().any(|(_, r)| cseq(r) == (3, Method::Invite)));
+    // Our BYE after it takes the next CSeq.
+    c.handle_command(secs(t0, 92), CallCommand::Hangup { leg });
+    let bye = requests(&mut c).into_iter().find(|(_, r)| r.method == Method::Bye).expect("BYE").1;
+    assert_eq!(cseq(&bye), (4, Method::Bye));
+    let _ = invite;
+}
+
+#[test]
+fn a_carrier_that_stops_refreshing_is_hung_up_and_an_update_refreshes() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, invite) = answered_with(&mut c, t0, "Session-Expires: 90;refresher=uas\r\nRequire: timer\r\n");
+    // The carrier refreshes once by a bodiless UPDATE at 30 s.
+    // The carrier is the UAC of its UPDATE: refresher=uac is the carrier.
+    let update = peer_request("UPDATE", &invite, "callee1", 1, "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n", "");
+    c.handle_datagram(secs(t0, 30), CALLEE.parse().unwrap(), update.as_bytes());
+    let ok = sent(&mut c).into_iter().find_map(|(_, m)| match m {
+        SipMessage::Response(r) => Some(r),
+        SipMessage::Request(_) => None,
+    });
+    let ok = ok.expect("a 200 to the UPDATE");
+    assert_eq!(ok.status_code.code(), 200);
+    let text = ok.to_string();
+    assert!(text.contains("Session-Expires: 90;refresher=uac\r\n") && text.contains("Require: timer\r\n"), "{text}");
+    // Then nothing: 60 s after the UPDATE (90 less min(32, 30)) we hang up.
+    c.handle_timeout(secs(t0, 89));
+    assert!(requests(&mut c).is_empty());
+    c.handle_timeout(secs(t0, 90));
+    assert!(requests(&mut c).iter().any(|(_, r)| r.method == Method::Bye));
+    assert_eq!(events(&mut c), vec![CallEvent::Ended { leg, reason: EndReason::SessionExpired }]);
+}
+
+#[test]
+fn a_422_is_retried_once_with_the_peers_min_se() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (_, invite) = originate(&mut c, t0, 1);
+    deliver(&mut c, t0, &response(&invite, 422, "Session Interval Too Small", Some("x"), "", "Min-SE: 3600\r\n"));
+    let retry = requests(&mut c).into_iter().find(|(_, r)| r.method == Method::Invite).expect("the INVITE again").1;
+    assert_eq!(cseq(&retry), (2, Method::Invite));
+    assert_eq!(header_value(&retry, "Session-Expires").as_deref(), Some("3600"));
+    assert_ne!(branch(&retry), branch(&invite));
+    // A second 422 is the call's failure.
+    deliver(&mut c, t0, &response(&retry, 422, "Session Interval Too Small", Some("x"), "", "Min-SE: 7200\r\n"));
+    assert!(matches!(events(&mut c).as_slice(), [CallEvent::Failed { status: 422, .. }]));
+}
+
+#[test]
+fn a_reliable_provisional_is_pracked_once() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, invite) = originate(&mut c, t0, 1);
+    let reliable = response(&invite, 183, "Session Progress", Some("callee1"), ANSWER, "Require: 100rel\r\nRSeq: 7\r\n");
+    deliver(&mut c, t0, &reliable);
+    assert_eq!(events(&mut c), vec![CallEvent::Ringing { leg, early_sdp: Some(ANSWER.as_bytes().to_vec()) }]);
+    let mut reqs = requests(&mut c);
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let (to, prack) = reqs.remove(0);
+    assert_eq!(to, CALLEE.parse().unwrap(), "in the early dialog");
+    assert_eq!(prack.method, Method::PRack);
+    assert_eq!(cseq(&prack), (2, Method::PRack));
+    assert_eq!(header_value(&prack, "RAck").as_deref(), Some("7 1 INVITE"));
+    assert_eq!(prack.to_header().unwrap().tag().unwrap().unwrap().value(), "callee1");
+    // Its retransmission gets no second PRACK; an unreliable 180 none at all.
+    deliver(&mut c, t0, &reliable);
+    deliver(&mut c, t0, &response(&invite, 180, "Ringing", Some("callee1"), "", ""));
+    assert!(requests(&mut c).iter().all(|(_, r)| r.method != Method::PRack));
+    deliver(&mut c, t0, &response(&prack, 200, "OK", Some("callee1"), "", ""));
+    deliver(&mut c, t0, &response(&invite, 200, "OK", Some("callee1"), ANSWER, ""));
+    let ack = requests(&mut c).into_iter().find(|(_, r)| r.method == Method::Ack).expect("ACK").1;
+    assert_eq!(cseq(&ack), (1, Method::Ack), "the ACK carries the INVITE's CSeq");
+    c.handle_command(t0, CallCommand::Hangup { leg });
+    let bye = requests(&mut c).into_iter().find(|(_, r)| r.method == Method::Bye).expect("BYE").1;
+    assert_eq!(cseq(&bye), (3, Method::Bye));
+}
+
+#[test]
+fn an_update_offer_on_an_outbound_leg_goes_to_the_engine_and_its_200_is_not_retransmitted() {
+    let mut c = core();
+    let t0 = Instant::now();
+    let (leg, invite, _) = answered(&mut c, t0, false);
+    let hold = ANSWER.replace("a=rtpmap:101", "a=sendonly\r\na=rtpmap:101");
+    let update = peer_request("UPDATE", &invite, "callee1", 5, "Content-Type: application/sdp\r\n", &hold);
+    c.handle_datagram(secs(t0, 1), CALLEE.parse().unwrap(), update.as_bytes());
+    match events(&mut c).as_slice() {
+        [CallEvent::ReInvite { leg: l, sdp }] => assert!(*l == leg && String::from_utf8_lossy(sdp).contains("sendonly")),
+        other => panic!("expected the offer, got {other:?}"),
+    }
+    c.handle_command(secs(t0, 1), CallCommand::AcceptReinvite { leg, sdp: b"v=0\r\na=recvonly\r\n".to_vec() });
+    let answers: Vec<Response> = sent(&mut c).into_iter().filter_map(|(_, m)| match m {
+        SipMessage::Response(r) => Some(r),
+        SipMessage::Request(_) => None,
+    }).collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!((answers[0].status_code.code(), answers[0].body.as_slice()), (200, b"v=0\r\na=recvonly\r\n".as_slice()));
+    assert!(answers[0].to_string().contains("CSeq: 5 UPDATE"));
+    c.handle_timeout(secs(t0, 2));
+    assert!(sent(&mut c).is_empty(), "an UPDATE's 200 is the non-INVITE transaction's to repeat");
+    assert_eq!(c.calls(), 1);
 }

@@ -439,6 +439,7 @@ impl UdpCore {
                 StatusCode::OK,
                 vec![
                     Header::Allow(rsip::headers::Allow::new(ALLOW)),
+                    Header::Supported(rsip::headers::Supported::new(super::dialog::SUPPORTED)),
                     Header::Accept(rsip::headers::Accept::new("application/sdp")),
                 ],
             ),
