@@ -119,8 +119,10 @@ impl GlyphSet {
             // Windows and Unicode records are UTF-16; Macintosh ones (listed first) ASCII.
             .find_map(|n| n.to_string().or_else(|| n.name.is_ascii().then(|| String::from_utf8_lossy(n.name).into_owned())))
             .unwrap_or_else(|| "CJK".into());
-        // A subset's name carries a six-letter tag that differs between subsets (PDF 9.6.4).
-        let tag: String = (0..6).map(|i| char::from(b'A' + ((self.used.len() >> (i * 4)) % 26) as u8)).collect();
+        // A subset's name carries a six-letter tag, made from its glyphs so another subset of
+        // the font gets another tag (PDF 32000 9.6.4).
+        let hash = self.remapper.remapped_gids().fold(0xcbf2_9ce4_8422_2325u64, |h, g| (h ^ u64::from(g)).wrapping_mul(0x100_0000_01b3));
+        let tag: String = (0..6).map(|i| char::from(b'A' + (hash >> (i * 8) & 0xff) as u8 % 26)).collect();
         let base = format!("{tag}+{}", postscript.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ""));
         let base = Name(base.as_bytes());
         let info = SystemInfo { registry: Str(b"Adobe"), ordering: Str(b"Identity"), supplement: 0 };

@@ -138,20 +138,23 @@ pub fn lay_out(m: &Metrics<'_>, form: &Form) -> Vec<Page> {
     y -= 9.0 + 6.0;
 
     let mut queue: std::collections::VecDeque<Row> = form.rows.iter().cloned().collect();
+    // Nothing of the table on this page yet: a row that cannot be split is drawn here even if
+    // it runs past the foot, since on the next page it would not fit either.
+    let mut fresh = true;
     while let Some(row) = queue.pop_front() {
         let measured = measure(m, &row);
         let room = y - BOTTOM;
-        if measured.height <= room {
+        let splittable_at = |fits: usize| row.cells.len() == 1 && !row.ruled && fits >= 2 && fits < measured.values[0].len() && label_height(measured.labels[0].0.len(), measured.labels[0].1) <= fits as f32 * LEAD;
+        let fits = ((room - 2.0 * PAD) / LEAD).floor().max(0.0) as usize;
+        if measured.height <= room || (fresh && !splittable_at(fits)) {
             draw_row(&mut page.ops, m, &row, &measured, y);
             y -= measured.height;
+            fresh = false;
             continue;
         }
         // Long text splits at a line break when two lines and the label fit here; anything
         // else goes whole to the next page (where it fits, or splits again).
-        let fits = ((room - 2.0 * PAD) / LEAD).floor().max(0.0) as usize;
-        let (label, en) = &measured.labels[0];
-        let splittable = row.cells.len() == 1 && !row.ruled && fits >= 2 && fits < measured.values[0].len() && label_height(label.len(), *en) <= fits as f32 * LEAD;
-        if splittable {
+        if splittable_at(fits) {
             let mut lines = measured.values[0].clone();
             let rest = lines.split_off(fits);
             let first = Measured { labels: measured.labels.clone(), values: vec![lines], height: fits as f32 * LEAD + 2.0 * PAD };
@@ -165,6 +168,7 @@ pub fn lay_out(m: &Metrics<'_>, form: &Form) -> Vec<Page> {
         y = PAGE_H - TOP;
         page.ops.push(Op::Text { x: MARGIN_X, y: y - 9.0, size: 9.0, gray: 0.0, bold: false, text: form.continued.clone() });
         y -= 9.0 + 8.0;
+        fresh = true;
     }
     pages.push(page);
 
@@ -282,5 +286,20 @@ mod tests {
         assert_eq!(wrap(&m, "第一段\n\n第二段", BODY, width), ["第一段", "", "第二段"]);
         let lines = wrap(&m, "电话 13800138000 已拨", BODY, m.width("电话 1380013", BODY));
         assert!(lines.contains(&"13800138000".to_owned()), "{lines:?}");
+    }
+
+    #[test]
+    fn text_longer_than_pages_splits_and_an_unsplittable_row_taller_than_a_page_still_ends() {
+        let font = CjkFont::system().expect("font");
+        let m = font.metrics().expect("metrics");
+        let long = "很长的内容。".repeat(1200);
+        let form = |rows| Form { title: "标题".into(), title_en: "Title".into(), subtitle: String::new(), continued: "续页".into(), rows };
+        let pages = lay_out(&m, &form(vec![Row::one(Cell::new("详细内容", "Details", long.clone()))]));
+        assert!(pages.len() >= 4, "{} pages", pages.len());
+        let last = pages.last().map(|p| p.ops.clone()).unwrap_or_default();
+        assert!(last.iter().any(|op| matches!(op, Op::Text { text, .. } if text == "详细内容（续）")));
+        // Two pairs side by side do not split; drawn once, overflowing, rather than pushed on forever.
+        let pages = lay_out(&m, &form(vec![Row::two(Cell::new("地址", "", long.clone()), Cell::new("电话", "", ""))]));
+        assert!(pages.len() <= 2, "{} pages", pages.len());
     }
 }
