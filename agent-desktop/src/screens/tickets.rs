@@ -231,11 +231,9 @@ impl TicketsScreen {
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::RED, e);
         }
-        if self.page.is_none() {
-            return cmd;
-        }
+        let Some(total) = self.page.as_ref().map(|p| p.total) else { return cmd };
         ui.horizontal(|ui| {
-            ui.label(format!("{} {}", T::Total.s(lang), self.page.as_ref().map_or(0, |p| p.total)));
+            ui.label(format!("{} {total}", T::Total.s(lang)));
             if ui.button(T::ExportExcel.s(lang)).clicked() {
                 self.export(lang);
             }
