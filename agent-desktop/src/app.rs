@@ -333,7 +333,7 @@ impl AgentApp {
             }
             Tab::Tickets => {
                 let role = self.role();
-                let cmd = self.tickets.ui(ui, lang, role, &self.departments);
+                let cmd = self.tickets.ui(ui, lang, role, &self.departments, &self.categories);
                 self.send(cmd);
             }
             Tab::Settings => {

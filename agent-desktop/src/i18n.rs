@@ -193,6 +193,35 @@ texts! {
     Done => "已完成", "Done";
     CallCaller => "呼叫来电人", "Call the caller";
     Back => "返回列表", "Back to the list";
+    // Printed forms (TKT-7) and the list export; forms print Chinese with English small beneath.
+    PrintAcceptance => "打印受理单", "Print acceptance form";
+    PrintDispatch => "打印转办单", "Print dispatch form";
+    ExportExcel => "导出Excel", "Export to Excel";
+    SavedTo => "已保存到：", "Saved to: ";
+    SaveFailed => "文件保存失败：", "Cannot save the file: ";
+    NoCjkFont => "未找到中文字体，无法生成PDF，请安装文泉驿微米黑或思源黑体", "No Chinese font is installed: install WenQuanYi Micro Hei or Noto Sans CJK";
+    FontUnusable => "中文字体无法使用，无法生成PDF", "The Chinese font cannot be used for PDF";
+    AcceptanceFormTitle => "12365 热线受理单", "12365 Hotline Acceptance Form";
+    DispatchFormTitle => "12365 热线转办单", "12365 Hotline Dispatch Form";
+    AcceptanceFile => "受理单", "acceptance-form";
+    DispatchFile => "转办单", "dispatch-form";
+    TicketListFile => "工单列表", "tickets";
+    TimesInBeijingTime => "时间均为北京时间", "Times are Beijing time";
+    PrintedAt => "打印时间", "Printed";
+    Withheld => "（保密）", "(withheld)";
+    AnonymousCaller => "（匿名）", "(anonymous)";
+    AssistingDepartments => "协办部门", "Assisting";
+    RegisteredBy => "登记人", "Registered by";
+    DispatchedAt => "转办时间", "Dispatched";
+    Dispatcher => "转办人", "Dispatched by";
+    DispatchNote => "转办意见", "Dispatch note";
+    AcceptanceOpinion => "受理意见", "Acceptance opinion";
+    HandlingOpinion => "承办意见", "Handling opinion";
+    AcceptorSignature => "受理人签字", "Accepted by";
+    HandlerSignature => "承办人签字", "Handled by";
+    SignDate => "日期", "Date";
+    Yes => "是", "Yes";
+    No => "否", "No";
     // Knowledge base
     Knowledge => "参考资料", "Reference materials";
     KnowledgeQuery => "检索词", "Search terms";

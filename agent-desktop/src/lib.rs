@@ -6,9 +6,11 @@
 pub mod app;
 pub mod audio;
 pub mod backend;
+pub mod export;
 pub mod fonts;
 pub mod i18n;
 pub mod jitter;
+pub mod print;
 pub mod screens;
 pub mod settings;
 pub mod shortcuts;

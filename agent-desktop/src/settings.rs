@@ -27,6 +27,12 @@ pub fn config_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// Where printed forms and exported lists go: the user's documents folder (`~/Documents`,
+/// `~/文档` on a Chinese desktop), else the config directory.
+pub fn documents_dir() -> PathBuf {
+    directories::UserDirs::new().and_then(|d| d.document_dir().map(Path::to_owned)).unwrap_or_else(config_dir)
+}
+
 impl Settings {
     pub fn path(dir: &Path) -> PathBuf {
         dir.join("agent-desktop.json")

@@ -1,11 +1,15 @@
 //! The ticket list with filters, a ticket's detail with its history, and the workflow actions
 //! the user's role may take on it (TKT-4). Department handlers get their inbox presets
 //! (待签收 / 办理中 / 已逾期). switchd decides what is allowed; a refused action is shown in Chinese.
+//! The detail prints the acceptance and dispatch forms (TKT-7) and the list exports its page
+//! to Excel, both into the user's documents folder.
 
 use crate::backend::{Command, Failure};
 use crate::i18n::{label, Lang, T};
+use crate::print::{CjkFont, FormContext, PrintError};
 use eframe::egui;
 use rexian_shared::*;
+use std::path::PathBuf;
 
 #[derive(Debug, Default)]
 pub struct TicketsScreen {
@@ -22,6 +26,17 @@ pub struct TicketsScreen {
     pub busy: bool,
     /// States of the preset in use (a handler's inbox); overrides `state`.
     pub preset: Option<Vec<TicketState>>,
+    /// The file the last print or export wrote, or why it failed (in the user's language).
+    pub saved: Option<Result<PathBuf, String>>,
+    /// Where forms and exports are written; `None` is the user's documents folder.
+    pub documents: Option<PathBuf>,
+}
+
+/// The forms a ticket prints (TKT-7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrintedForm {
+    Acceptance,
+    Dispatch,
 }
 
 /// The handler inbox presets: label, states, overdue only.
@@ -134,9 +149,55 @@ impl TicketsScreen {
         })
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, role: Role, departments: &[Department]) -> Option<Command> {
+    /// Writes `form` of the open ticket as PDF into the documents folder; the outcome goes to
+    /// `saved`. Runs on the UI thread: it reads the font and writes a small file, no network.
+    pub fn print(&mut self, form: PrintedForm, lang: Lang, departments: &[Department], categories: &[Category]) {
+        let Some(t) = &self.detail else { return };
+        let cx = FormContext { departments, categories, printed_at: chrono::Local::now().naive_local() };
+        let (name, pdf) = match form {
+            PrintedForm::Acceptance => (T::AcceptanceFile, CjkFont::system().and_then(|f| crate::print::acceptance_form(t, &cx, &f))),
+            PrintedForm::Dispatch => (T::DispatchFile, CjkFont::system().and_then(|f| crate::print::dispatch_form(t, &cx, &f))),
+        };
+        let file = format!("{}-{}.pdf", name.s(lang), t.no);
+        self.saved = Some(pdf.map_err(|e: PrintError| {
+            tracing::warn!(error = %e, "cannot make the form");
+            e.text(lang).to_owned()
+        }).and_then(|bytes| self.save(&file, &bytes, lang)));
+    }
+
+    /// Writes the rows of the list on screen to an Excel workbook in the documents folder.
+    pub fn export(&mut self, lang: Lang) {
+        let Some(page) = &self.page else { return };
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        let file = format!("{}-{stamp}.xlsx", T::TicketListFile.s(lang));
+        self.saved = Some(crate::export::ticket_list_xlsx(page).map_err(|e| {
+            tracing::warn!(error = %e, "cannot make the workbook");
+            format!("{}{e}", T::SaveFailed.s(lang))
+        }).and_then(|bytes| self.save(&file, &bytes, lang)));
+    }
+
+    fn save(&self, file: &str, bytes: &[u8], lang: Lang) -> Result<PathBuf, String> {
+        let dir = self.documents.clone().unwrap_or_else(crate::settings::documents_dir);
+        let path = dir.join(file);
+        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, bytes)).map_err(|e| format!("{}{e}", T::SaveFailed.s(lang)))?;
+        Ok(path)
+    }
+
+    fn saved_ui(&self, ui: &mut egui::Ui, lang: Lang) {
+        match &self.saved {
+            Some(Ok(path)) => {
+                ui.label(format!("{}{}", T::SavedTo.s(lang), path.display()));
+            }
+            Some(Err(e)) => {
+                ui.colored_label(egui::Color32::RED, e);
+            }
+            None => {}
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, role: Role, departments: &[Department], categories: &[Category]) -> Option<Command> {
         if self.detail.is_some() {
-            return self.detail_ui(ui, lang, role, departments);
+            return self.detail_ui(ui, lang, role, departments, categories);
         }
         let mut cmd = None;
         ui.heading(T::TabTickets.s(lang));
@@ -154,20 +215,21 @@ impl TicketsScreen {
         }
         ui.horizontal_wrapped(|ui| {
             super::field(ui, T::Text.s(lang), &mut self.text, None, false);
-            ui.label(T::Kind.s(lang));
+            // The filters are labelled for screen readers and tests (kittest checks every widget has a name).
+            let l = ui.label(T::Kind.s(lang));
             egui::ComboBox::from_id_salt("kind-filter").selected_text(self.kind.map_or(T::All.s(lang), |k| label(k.zh(), k.en(), lang))).show_ui(ui, |ui| {
                 ui.selectable_value(&mut self.kind, None, T::All.s(lang));
                 for k in TicketKind::ALL {
                     ui.selectable_value(&mut self.kind, Some(*k), label(k.zh(), k.en(), lang));
                 }
-            });
-            ui.label(T::State.s(lang));
+            }).response.labelled_by(l.id);
+            let l = ui.label(T::State.s(lang));
             egui::ComboBox::from_id_salt("state-filter").selected_text(self.state.map_or(T::All.s(lang), |s| label(s.zh(), s.en(), lang))).show_ui(ui, |ui| {
                 ui.selectable_value(&mut self.state, None, T::All.s(lang));
                 for s in TicketState::ALL {
                     ui.selectable_value(&mut self.state, Some(*s), label(s.zh(), s.en(), lang));
                 }
-            });
+            }).response.labelled_by(l.id);
             ui.checkbox(&mut self.overdue_only, T::OverdueOnly.s(lang));
             if ui.button(T::Search.s(lang)).clicked() {
                 self.preset = None;
@@ -179,8 +241,15 @@ impl TicketsScreen {
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::RED, e);
         }
+        let Some(total) = self.page.as_ref().map(|p| p.total) else { return cmd };
+        ui.horizontal(|ui| {
+            ui.label(format!("{} {total}", T::Total.s(lang)));
+            if ui.button(T::ExportExcel.s(lang)).clicked() {
+                self.export(lang);
+            }
+        });
+        self.saved_ui(ui, lang);
         let Some(page) = &self.page else { return cmd };
-        ui.label(format!("{} {}", T::Total.s(lang), page.total));
         egui::ScrollArea::vertical().id_salt("ticket-list").show(ui, |ui| {
             egui::Grid::new("tickets").striped(true).show(ui, |ui| {
                 for h in [T::TicketNo, T::Kind, T::State, T::Summary, T::Created, T::Due] {
@@ -208,11 +277,12 @@ impl TicketsScreen {
         cmd
     }
 
-    fn detail_ui(&mut self, ui: &mut egui::Ui, lang: Lang, role: Role, departments: &[Department]) -> Option<Command> {
+    fn detail_ui(&mut self, ui: &mut egui::Ui, lang: Lang, role: Role, departments: &[Department], categories: &[Category]) -> Option<Command> {
         let mut cmd = None;
         let t = self.detail.clone()?;
         if ui.button(T::Back.s(lang)).clicked() {
             self.detail = None;
+            self.saved = None;
             return None;
         }
         ui.heading(format!("{} {}", T::TicketNo.s(lang), t.no));
@@ -242,6 +312,16 @@ impl TicketsScreen {
         if let Some(r) = &t.reply {
             ui.label(format!("{}：{r}", T::Reply.s(lang)));
         }
+        ui.horizontal(|ui| {
+            if ui.button(T::PrintAcceptance.s(lang)).clicked() {
+                self.print(PrintedForm::Acceptance, lang, departments, categories);
+            }
+            // A dispatch form has a department to go to only once the ticket has a lead one.
+            if t.lead_department.is_some() && ui.button(T::PrintDispatch.s(lang)).clicked() {
+                self.print(PrintedForm::Dispatch, lang, departments, categories);
+            }
+        });
+        self.saved_ui(ui, lang);
         ui.separator();
         ui.strong(T::Actions.s(lang));
         let actions = offered_actions(role, t.kind, t.state);
@@ -296,6 +376,9 @@ impl TicketsScreen {
     pub fn acted(&mut self, t: Ticket) {
         self.note.clear();
         self.error = None;
+        if self.detail.as_ref().is_none_or(|d| d.no != t.no) {
+            self.saved = None;
+        }
         self.detail = Some(t);
     }
 }
@@ -303,6 +386,82 @@ impl TicketsScreen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use egui_kittest::kittest::Queryable;
+    use egui_kittest::Harness;
+
+    fn ticket(lead: Option<i64>) -> Ticket {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).and_then(|d| d.and_hms_opt(9, 41, 0)).expect("time");
+        let new = NewTicket::phone(TicketKind::Complaint, PhoneNumber::parse("13800131234").ok(), "充电器起火", "充电时冒烟起火。");
+        let mut t = Ticket::from_intake(new, TicketNo::parse("202611290007").expect("no"), at, "agent1");
+        t.lead_department = lead;
+        t
+    }
+
+    /// The screen in a harness that draws Chinese, writing into `documents`.
+    fn screen(documents: &std::path::Path, detail: Option<Ticket>) -> Harness<'static, TicketsScreen> {
+        let summary = |t: &Ticket| TicketSummary { no: t.no.clone(), kind: t.kind, channel: t.channel, state: t.state, summary: t.summary.clone(), caller_phone: None, lead_department: None, created_at: t.created_at, due_date: None, overdue: false, supervised: false };
+        let state = TicketsScreen { page: Some(TicketPage { items: vec![summary(&ticket(None))], total: 1, page: 0, page_size: 50 }), detail, documents: Some(documents.to_owned()), ..TicketsScreen::default() };
+        Harness::builder()
+            .with_size(egui::vec2(1200.0, 900.0))
+            .with_context_setup(|ctx| {
+                crate::fonts::install_cjk_font(ctx).expect("a CJK font (scripts/deps installs one)");
+            })
+            .build_ui_state(
+                |ui, s: &mut TicketsScreen| {
+                    let departments = [Department { id: 3, name: "质量科".into(), parent_id: None, phone: None }];
+                    s.ui(ui, Lang::Zh, Role::Agent, &departments, &[]);
+                },
+                state,
+            )
+    }
+
+    fn saved_file(h: &Harness<'static, TicketsScreen>) -> std::path::PathBuf {
+        match &h.state().saved {
+            Some(Ok(path)) => path.clone(),
+            other => panic!("nothing saved: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_detail_prints_both_forms_into_the_documents_folder() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut h = screen(dir.path(), Some(ticket(Some(3))));
+        h.get_by_label("打印受理单").click();
+        h.run();
+        let path = saved_file(&h);
+        assert_eq!(path, dir.path().join("受理单-202611290007.pdf"));
+        assert!(std::fs::read(&path).expect("pdf").starts_with(b"%PDF-"));
+        assert!(h.query_by_label_contains("已保存到：").is_some(), "the path is shown");
+        h.get_by_label("打印转办单").click();
+        h.run();
+        assert_eq!(saved_file(&h), dir.path().join("转办单-202611290007.pdf"));
+    }
+
+    #[test]
+    fn no_dispatch_form_before_a_lead_department_and_a_failed_save_is_told_in_chinese() {
+        let dir = tempfile::tempdir().expect("tmp");
+        // A file where the folder should be: the form cannot be saved there.
+        let blocked = dir.path().join("文档");
+        std::fs::write(&blocked, b"").expect("file");
+        let mut h = screen(&blocked, Some(ticket(None)));
+        assert!(h.query_by_label("打印转办单").is_none());
+        h.get_by_label("打印受理单").click();
+        h.run();
+        assert!(matches!(&h.state().saved, Some(Err(e)) if e.starts_with("文件保存失败")), "{:?}", h.state().saved);
+        assert!(h.query_by_label_contains("文件保存失败").is_some());
+    }
+
+    #[test]
+    fn the_list_exports_its_page_to_excel() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut h = screen(dir.path(), None);
+        h.get_by_label("导出Excel").click();
+        h.run();
+        let path = saved_file(&h);
+        assert!(path.starts_with(dir.path()) && path.extension().is_some_and(|e| e == "xlsx"), "{}", path.display());
+        assert!(path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("工单列表-")));
+        assert!(std::fs::read(&path).expect("xlsx").starts_with(b"PK"), "a zip container");
+    }
 
     #[test]
     fn actions_follow_role_and_state() {
