@@ -4,6 +4,8 @@
 //! - [`g711`]: A-law (PCMA, what Chinese carriers send) and µ-law (PCMU) companding.
 //! - [`rtp`]: RFC 3550 RTP packet parsing and writing, sequence-number extension, and the
 //!   RFC 5761 test that tells RTCP from RTP on a shared port.
+//! - [`rtcp`]: RFC 3550 RTCP compound packets (SR, RR, SDES, BYE) and the per-leg session that
+//!   keeps reception statistics, round-trip times and the randomised report schedule.
 //! - [`dtmf`]: RFC 4733 telephone-events (payload codec and a once-per-event receiver) and an
 //!   in-band Goertzel detector for callers whose carrier sends DTMF as audio.
 //! - [`jitter`]: the adaptive jitter buffer, `(now, packet)` in and one frame per 20 ms tick out.
@@ -25,5 +27,6 @@ pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod prompt;
+pub mod rtcp;
 pub mod rtp;
 pub mod wav;
