@@ -1,5 +1,6 @@
 //! Call detail records: one row per call the switch is offered or places, with its answer and end
-//! times, how it ended, the DTMF digits the caller pressed and the recordings made of it.
+//! times, how it ended, the DTMF digits the caller pressed, the recordings made of it and the
+//! quality of the caller's media as RTCP measured it.
 //!
 //! The telephony engine writes them through the [`Store`] methods below, each durable once it
 //! returns (the store's group commit fsyncs); the admin CLI (`switchd call list|show`) reads them.
@@ -129,6 +130,24 @@ pub struct CallEnd {
     pub sip_status: Option<u16>,
     /// DTMF digits pressed during the call, in order.
     pub digits: String,
+    /// The caller leg's media quality; `None` when no media flowed (not answered).
+    pub quality: Option<MediaQuality>,
+}
+
+/// The caller leg's media quality (RFC 3550 reception statistics and round-trip time).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct MediaQuality {
+    /// RTP packets received from the caller.
+    pub packets_received: u64,
+    /// Packets the caller sent that never arrived (by sequence numbers).
+    pub packets_lost: i64,
+    /// The highest interarrival jitter measured, in milliseconds.
+    pub jitter_max_ms: f64,
+    /// Mean round-trip time from the caller's RTCP reports on our stream; `None` when it sent
+    /// none that answered our sender reports.
+    pub rtt_mean_ms: Option<f64>,
+    /// RTCP packets received from the caller.
+    pub rtcp_received: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -150,6 +169,9 @@ pub struct CallRecord {
     pub satisfaction: Option<rexian_shared::Satisfaction>,
     /// In the order they were started.
     pub recordings: Vec<Recording>,
+    /// The caller leg's media quality, once the call ended after media flowed.
+    #[serde(default)]
+    pub quality: Option<MediaQuality>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -264,13 +286,14 @@ mod tests {
         assert!(fresh.recordings.is_empty() && fresh.digits.is_empty());
 
         store.call_answered(id, t(9, 0, 5)).await.expect("answered");
+        let quality = MediaQuality { packets_received: 2990, packets_lost: 10, jitter_max_ms: 12.5, rtt_mean_ms: Some(41.25), rtcp_received: 11 };
         store.call_answered(id, t(9, 0, 7)).await.expect("a second answer is ignored");
         let path = format!("recordings/2026/11/29/{id}-call.wav");
         store.call_recording_started(id, path.clone(), "call".into(), t(9, 0, 5)).await.expect("rec");
         store.call_recording_finished(id, path.clone(), 55.5).await.expect("rec done");
-        let end = CallEnd { ended_at: t(9, 1, 1), cause: EndCause::CallerHangup, sip_status: Some(200), digits: "12#".into() };
+        let end = CallEnd { ended_at: t(9, 1, 1), cause: EndCause::CallerHangup, sip_status: Some(200), digits: "12#".into(), quality: Some(quality) };
         store.call_ended(id, end).await.expect("ended");
-        let late = CallEnd { ended_at: t(9, 2, 0), cause: EndCause::Failed, sip_status: Some(500), digits: String::new() };
+        let late = CallEnd { ended_at: t(9, 2, 0), cause: EndCause::Failed, sip_status: Some(500), digits: String::new(), quality: None };
         store.call_ended(id, late).await.expect("a second end is ignored");
         let rated = store.write(move |db| db.set_call_satisfaction(id, rexian_shared::Satisfaction::Neutral)).await;
         assert!(rated.expect("rating"));
@@ -292,6 +315,7 @@ mod tests {
             digits: "12#".into(),
             satisfaction: Some(rexian_shared::Satisfaction::Neutral),
             recordings: vec![Recording { path, kind: "call".into(), started_at: t(9, 0, 5), seconds: Some(55.5) }],
+            quality: Some(quality),
         };
         assert_eq!(got, want);
         let json = serde_json::to_string(&got).expect("json");
@@ -313,7 +337,7 @@ mod tests {
         assert!(missing(store.call_answered(999, t(9, 0, 0)).await.expect_err("no call")));
         assert!(missing(store.call_recording_started(999, "r.wav".into(), "leg".into(), t(9, 0, 0)).await.expect_err("no call")));
         assert!(missing(store.call_recording_finished(a, "r.wav".into(), 1.0).await.expect_err("no recording")));
-        let end = CallEnd { ended_at: t(9, 0, 0), cause: EndCause::Failed, sip_status: None, digits: String::new() };
+        let end = CallEnd { ended_at: t(9, 0, 0), cause: EndCause::Failed, sip_status: None, digits: String::new(), quality: None };
         assert!(missing(store.call_ended(999, end).await.expect_err("no call")));
     }
 
@@ -324,7 +348,7 @@ mod tests {
         let done = store.call_offered(start("done", t(8, 0, 0))).await.expect("offered");
         store.call_recording_started(done, "recordings/done.wav".into(), "call".into(), t(8, 0, 1)).await.expect("rec");
         store.call_recording_finished(done, "recordings/done.wav".into(), 9.0).await.expect("fin");
-        let end = CallEnd { ended_at: t(8, 0, 10), cause: EndCause::SwitchHangup, sip_status: None, digits: "1".into() };
+        let end = CallEnd { ended_at: t(8, 0, 10), cause: EndCause::SwitchHangup, sip_status: None, digits: "1".into(), quality: None };
         store.call_ended(done, end.clone()).await.expect("ended");
         // Ended, but the crash came before its recording was marked finished: returned, not re-ended.
         let ended = store.call_offered(start("ended", t(8, 30, 0))).await.expect("offered");

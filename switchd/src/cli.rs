@@ -522,6 +522,16 @@ fn print_call(c: &crate::cdr::CallRecord, offset: chrono::FixedOffset) {
     println!("SIP状态 Status   {}", c.sip_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
     println!("按键 Digits      {}", if c.digits.is_empty() { "-" } else { &c.digits });
     println!("SIP Call-ID      {}", c.sip_call_id);
+    match c.quality {
+        Some(q) => {
+            let rtt = q.rtt_mean_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "-".into());
+            println!(
+                "语音质量 Media   收到 received {}, 丢失 lost {}, 最大抖动 max jitter {:.1} ms, 往返时延 RTT {rtt}",
+                q.packets_received, q.packets_lost, q.jitter_max_ms
+            );
+        }
+        None => println!("语音质量 Media   -"),
+    }
     if c.recordings.is_empty() {
         println!("录音 Recordings  -");
     } else {

@@ -57,7 +57,7 @@ fn calls_recorded_by_the_store_api_are_listed_and_shown_while_the_daemon_runs() 
         let path = format!("recordings/2026/11/29/{answered}-call.wav");
         store.call_recording_started(answered, path.clone(), "call".into(), t(1, 0, 4)).await.expect("rec");
         store.call_recording_finished(answered, path, 60.0).await.expect("rec done");
-        let end = CallEnd { ended_at: t(1, 1, 4), cause: EndCause::CallerHangup, sip_status: None, digits: "1*2#".into() };
+        let end = CallEnd { ended_at: t(1, 1, 4), cause: EndCause::CallerHangup, sip_status: None, digits: "1*2#".into(), quality: None };
         store.call_ended(answered, end).await.expect("ended");
         let ringing = store
             .call_offered(CallStart {

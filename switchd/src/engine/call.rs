@@ -290,6 +290,11 @@ impl Call {
         self.rtp.stats()
     }
 
+    /// The leg's reception quality so far, as its RTCP reports it.
+    pub fn media_quality(&self) -> crate::media::rtcp::session::Quality {
+        self.rtp.quality()
+    }
+
     /// Sends `180 Ringing` (nothing once answered).
     pub fn ring(&mut self) {
         if !self.answered {
@@ -1135,6 +1140,10 @@ impl Call {
                 scheduled = self.tick.tick() => {
                     self.shared.metrics.media_ticks.observe(Instant::now().saturating_duration_since(scheduled));
                     let now = std::time::Instant::now();
+                    self.rtp.rtcp_tick(now);
+                    if let Some(b) = self.bridge_rtp.as_mut() {
+                        b.rtcp_tick(now);
+                    }
                     self.rtp.dtmf_tick().await;
                     let inband = self.rtp.take_audio(now, &mut self.heard);
                     for d in inband {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
 
-use crate::cdr::{CallDirection, CallEnd, CallStart, EndCause};
+use crate::cdr::{CallDirection, CallEnd, CallStart, EndCause, MediaQuality};
 use crate::media::prompt::Prompts;
 use crate::sip::sdp::{self, LocalMedia, SessionDescription};
 use crate::sip::ua::{CallCommand, CallEvent, EndReason, Incoming, LegId};
@@ -203,7 +203,7 @@ fn start_call(shared: &Arc<Shared>, mut incoming: Incoming) -> Option<(LegId, mp
 async fn record_refusal(store: Store, leg: LegId, start: CallStart, status: u16, cause: EndCause) {
     let result = async {
         let id = store.call_offered(start).await?;
-        let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: Some(status), digits: String::new() };
+        let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: Some(status), digits: String::new(), quality: None };
         store.call_ended(id, end).await
     }
     .await;
@@ -233,8 +233,7 @@ fn negotiate(shared: &Shared, incoming: &Incoming) -> Result<Media, u16> {
         tracing::warn!(leg = %incoming.leg, error = %e, "RTP: no port, 503");
         503u16
     })?;
-    let port = socket.local_addr().map_err(|_| 503u16)?.port();
-    let socket = tokio::net::UdpSocket::from_std(socket).map_err(|_| 503u16)?;
+    let port = socket.port().map_err(|_| 503u16)?;
     let ip = cfg.advertise_ip.unwrap_or_else(|| local_ip_towards(incoming.source, cfg.rtp_ip));
     let session = u64::from(port) << 32 | (incoming.leg.0 & 0xffff_ffff);
     let local = LocalMedia::new(ip, port, session);
@@ -310,6 +309,7 @@ pub(super) async fn finish(shared: &Shared, mut call: Call) {
     let leg = call.info.leg;
     call.hangup();
     let stats = call.media_stats();
+    let quality = call.media_quality();
     let desk_user = call.desk_user();
     let snoopers = call.snoopers();
     let metrics = &shared.metrics;
@@ -334,7 +334,14 @@ pub(super) async fn finish(shared: &Shared, mut call: Call) {
     tracing::info!(%leg, ?reason, status = outcome.sip_status, digits = outcome.digits, "call ended");
     // The record first: whoever hears of the end (a desk, a supervisor) can then read it.
     if let Some(id) = outcome.info.cdr {
-        let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: outcome.sip_status, digits: outcome.digits };
+        let quality = outcome.answered.then_some(MediaQuality {
+            packets_received: quality.packets_received,
+            packets_lost: quality.packets_lost,
+            jitter_max_ms: quality.jitter_max_ms,
+            rtt_mean_ms: quality.rtt_mean_ms,
+            rtcp_received: quality.rtcp_received,
+        });
+        let end = CallEnd { ended_at: chrono::Utc::now(), cause, sip_status: outcome.sip_status, digits: outcome.digits, quality };
         if let Err(e) = shared.store.call_ended(id, end).await {
             tracing::warn!(%leg, error = %e, "CDR: cannot record the end");
         }

@@ -49,8 +49,7 @@ pub fn place_as(shared: &Shared, leg: LegId, number: &str) -> Result<OutboundLeg
         .or_else(|| trunk.addresses.first().map(|ip| SocketAddr::new(*ip, 5060)))
         .ok_or(DeskCallError::NoTrunk)?;
     let socket = rtp_leg::bind_rtp(cfg.rtp_ip, cfg.rtp_port_min, cfg.rtp_port_max).map_err(|_| DeskCallError::NoMedia)?;
-    let port = socket.local_addr().map_err(|_| DeskCallError::NoMedia)?.port();
-    let socket = tokio::net::UdpSocket::from_std(socket).map_err(|_| DeskCallError::NoMedia)?;
+    let port = socket.port().map_err(|_| DeskCallError::NoMedia)?;
     let ip = cfg.advertise_ip.unwrap_or_else(|| local_ip_towards(destination, cfg.rtp_ip));
     let local = LocalMedia::new(ip, port, u64::from(port) << 32 | (leg.0 & 0xffff_ffff));
     let offer = sdp::offer(&local);

@@ -4,10 +4,16 @@
 //! Symmetric RTP (RFC 4961): we send from the port we receive on, and once a valid packet of
 //! the negotiated payload types arrives we send to where it came from, whatever the SDP said —
 //! that is what gets audio through NAT on the carrier's or a phone's side.
+//!
+//! RTCP (RFC 3550): each leg binds the port above its RTP port, as an SDP without `a=rtcp`
+//! implies, or shares the RTP port when both sides agreed `a=rtcp-mux` (RFC 5761). A
+//! [`RtcpSession`] keeps the statistics; the media tick sends its reports
+//! ([`RtpLeg::rtcp_tick`]) and dropping the leg sends a BYE. RTCP is sent with `try_send_to`:
+//! a report that finds the socket buffer full is dropped, never waited for.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio::net::UdpSocket;
 
@@ -15,32 +21,59 @@ use crate::media::dtmf::event::EventReceiver;
 use crate::media::dtmf::inband::InbandDetector;
 use crate::media::g711;
 use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::media::rtcp::session::{ntp_of_unix, Quality, RtcpSession};
 use crate::media::rtp::{is_rtcp, RtpHeader, RtpPacket};
 use crate::sip::sdp::{Answer, Codec};
 
 /// Samples per 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
 
-/// Binds a UDP socket on an even port of `[min, max]` on `ip`, starting at a random place so
-/// that consecutive calls do not reuse a port whose stray packets may still be in flight.
-pub fn bind_rtp(ip: IpAddr, min: u16, max: u16) -> std::io::Result<std::net::UdpSocket> {
+/// A leg's RTP socket and the RTCP socket on the port above it.
+#[derive(Debug)]
+pub struct RtpSockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+impl RtpSockets {
+    /// The RTP port (what goes into the SDP; RTCP is on the next one).
+    pub fn port(&self) -> std::io::Result<u16> {
+        Ok(self.rtp.local_addr()?.port())
+    }
+}
+
+/// Binds a UDP socket on an even port of `[min, max]` on `ip` and one on the odd port above it
+/// for RTCP, starting at a random place so that consecutive calls do not reuse a port whose
+/// stray packets may still be in flight. Must run inside the tokio runtime.
+pub fn bind_rtp(ip: IpAddr, min: u16, max: u16) -> std::io::Result<RtpSockets> {
     let (min, max) = (min.max(1024) & !1, max.max(min));
-    let slots = u32::from((max - min) / 2 + 1);
+    // Whole pairs only: the RTCP port of the last slot must be inside the range too.
+    let slots = u32::from((max - min).div_ceil(2)).max(1);
     let start = ring::rand::generate::<[u8; 4]>(&ring::rand::SystemRandom::new())
         .map(|r| u32::from_be_bytes(r.expose()))
         .unwrap_or(0)
         % slots;
     for i in 0..slots {
         let port = min + (((start + i) % slots) * 2) as u16;
-        if let Ok(s) = std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
-            s.set_nonblocking(true)?;
-            return Ok(s);
-        }
+        let Ok(rtp) = std::net::UdpSocket::bind(SocketAddr::new(ip, port)) else { continue };
+        let Ok(rtcp) = std::net::UdpSocket::bind(SocketAddr::new(ip, port + 1)) else { continue };
+        rtp.set_nonblocking(true)?;
+        rtcp.set_nonblocking(true)?;
+        return Ok(RtpSockets { rtp: UdpSocket::from_std(rtp)?, rtcp: UdpSocket::from_std(rtcp)? });
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::AddrInUse,
-        format!("no free RTP port in {min}-{max}"),
+        format!("no free RTP/RTCP port pair in {min}-{max}"),
     ))
+}
+
+/// Where the peer takes RTCP: its RTP address with RFC 5761 mux, else the port above it.
+fn rtcp_address(rtp: SocketAddr, mux: bool) -> SocketAddr {
+    if mux {
+        rtp
+    } else {
+        SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
+    }
 }
 
 /// What to do with received audio.
@@ -61,7 +94,7 @@ pub enum Received {
     Audio(Option<Vec<u8>>),
     /// A new DTMF key press (RFC 4733).
     Digit(char),
-    /// RTCP, a repeat of an event, or anything not ours: ignored.
+    /// RTCP (taken into the leg's statistics), a repeat of an event, or anything not ours.
     Nothing,
 }
 
@@ -100,6 +133,15 @@ pub struct RtpLeg {
     /// Digits to send as RFC 4733 events, and the one being sent.
     dtmf_out: VecDeque<char>,
     dtmf_now: Option<SendingEvent>,
+    rtcp_socket: UdpSocket,
+    /// Where our reports go: the peer's RTP port + 1 (or its RTP port with mux), moved to
+    /// where its RTCP comes from once some does.
+    rtcp_remote: SocketAddr,
+    rtcp_latched: bool,
+    rtcp_mux: bool,
+    rtcp: RtcpSession,
+    rtcp_buf: Vec<u8>,
+    rtcp_out: Vec<u8>,
 }
 
 /// An RFC 4733 event being sent, one packet per 20 ms tick.
@@ -118,19 +160,22 @@ const END_TICKS: u16 = 3;
 const GAP_TICKS: u16 = 3;
 
 impl RtpLeg {
-    /// A leg sending to the negotiated `answer` from `socket`.
-    pub fn new(socket: UdpSocket, answer: &Answer) -> Self {
+    /// A leg sending to the negotiated `answer` from `sockets`.
+    pub fn new(sockets: RtpSockets, answer: &Answer) -> Self {
         let random = ring::rand::generate::<[u8; 8]>(&ring::rand::SystemRandom::new())
             .map(|r| r.expose())
             .unwrap_or([7; 8]);
+        let ssrc = u32::from_be_bytes([random[0], random[1], random[2], random[3]]);
+        let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let rtcp = RtcpSession::new(Instant::now(), ntp_of_unix(wall), ssrc, answer.codec.clock_rate(), u64::from_be_bytes(random));
         Self {
-            socket,
+            socket: sockets.rtp,
             remote: answer.remote,
             latched: false,
             codec: answer.codec,
             payload_type: answer.payload_type,
             dtmf_payload_type: answer.dtmf_payload_type,
-            ssrc: u32::from_be_bytes([random[0], random[1], random[2], random[3]]),
+            ssrc,
             seq: u16::from_be_bytes([random[4], random[5]]),
             timestamp: u32::from(u16::from_be_bytes([random[6], random[7]])) << 8,
             marker_next: true,
@@ -145,6 +190,13 @@ impl RtpLeg {
             out: Vec::with_capacity(256),
             dtmf_out: VecDeque::new(),
             dtmf_now: None,
+            rtcp_socket: sockets.rtcp,
+            rtcp_remote: rtcp_address(answer.remote, answer.rtcp_mux),
+            rtcp_latched: false,
+            rtcp_mux: answer.rtcp_mux,
+            rtcp,
+            rtcp_buf: vec![0; 1500],
+            rtcp_out: Vec::with_capacity(128),
         }
     }
 
@@ -155,6 +207,10 @@ impl RtpLeg {
         self.codec = answer.codec;
         self.payload_type = answer.payload_type;
         self.dtmf_payload_type = answer.dtmf_payload_type;
+        self.rtcp_mux = answer.rtcp_mux;
+        self.rtcp_remote = rtcp_address(answer.remote, answer.rtcp_mux);
+        self.rtcp_latched = false;
+        self.rtcp.set_clock_rate(answer.codec.clock_rate());
     }
 
     /// The local address.
@@ -167,17 +223,45 @@ impl RtpLeg {
         self.stats
     }
 
+    /// Reception quality so far (loss, jitter, round-trip time) as RTCP reports it.
+    pub fn quality(&self) -> Quality {
+        self.rtcp.quality()
+    }
+
     /// The negotiated codec.
     pub fn codec(&self) -> Codec {
         self.codec
     }
 
-    /// Waits for one datagram and classifies it; audio is handled as `handling` says.
+    /// Waits for one datagram (RTP, or RTCP on either port) and classifies it; audio is
+    /// handled as `handling` says.
     pub async fn receive(&mut self, handling: Handling) -> std::io::Result<Received> {
-        let (n, source) = self.socket.recv_from(&mut self.buf).await?;
+        let (n, source, on_rtcp_port) = tokio::select! {
+            r = self.socket.recv_from(&mut self.buf) => r.map(|(n, s)| (n, s, false))?,
+            r = self.rtcp_socket.recv_from(&mut self.rtcp_buf) => r.map(|(n, s)| (n, s, true))?,
+        };
         let now = Instant::now();
+        if on_rtcp_port {
+            match self.rtcp.handle_rtcp(now, &self.rtcp_buf[..n]) {
+                // Symmetric RTCP, as for RTP: answer where the reports come from.
+                Ok(()) if !self.rtcp_mux => {
+                    self.rtcp_remote = source;
+                    self.rtcp_latched = true;
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::trace!(%source, error = %e, "RTCP: ignored");
+                    self.stats.ignored_in += 1;
+                }
+            }
+            return Ok(Received::Nothing);
+        }
         let datagram = &self.buf[..n];
         if is_rtcp(datagram) {
+            if let Err(e) = self.rtcp.handle_rtcp(now, datagram) {
+                tracing::trace!(%source, error = %e, "RTCP: ignored");
+                self.stats.ignored_in += 1;
+            }
             return Ok(Received::Nothing);
         }
         let Ok(packet) = RtpPacket::parse(datagram) else {
@@ -197,7 +281,11 @@ impl RtpLeg {
             }
             self.remote = source;
             self.latched = true;
+            if !self.rtcp_latched {
+                self.rtcp_remote = rtcp_address(source, self.rtcp_mux);
+            }
         }
+        self.rtcp.handle_rtp(now, packet.header.ssrc, packet.header.sequence, packet.header.timestamp, !is_event);
         if is_event {
             let digit = self.events.handle_packet(packet.header.timestamp, packet.payload);
             return Ok(digit.map_or(Received::Nothing, Received::Digit));
@@ -304,10 +392,12 @@ impl RtpLeg {
             extension: None,
         };
         self.out.clear();
-        if RtpPacket::write(&header, &event.to_bytes(), &mut self.out).is_ok() {
+        let payload = event.to_bytes();
+        if RtpPacket::write(&header, &payload, &mut self.out).is_ok() {
             self.seq = self.seq.wrapping_add(1);
             if self.socket.send_to(&self.out, self.remote).await.is_ok() {
                 self.stats.packets_out += 1;
+                self.rtcp.on_sent(Instant::now(), sending.timestamp, payload.len());
             }
         }
         true
@@ -358,10 +448,50 @@ impl RtpLeg {
             return;
         }
         self.seq = self.seq.wrapping_add(1);
+        let timestamp = self.timestamp;
         self.timestamp = self.timestamp.wrapping_add(payload.len() as u32);
         match self.socket.send_to(&self.out, self.remote).await {
-            Ok(_) => self.stats.packets_out += 1,
+            Ok(_) => {
+                self.stats.packets_out += 1;
+                self.rtcp.on_sent(Instant::now(), timestamp, payload.len());
+            }
             Err(e) => tracing::trace!(remote = %self.remote, error = %e, "RTP: send failed"),
         }
+    }
+
+    /// Sends the RTCP report when one is due at `now`: a comparison per 20 ms tick, a packet
+    /// every ~5 s. Nothing goes out while the peer's address is unknown or on hold.
+    pub fn rtcp_tick(&mut self, now: Instant) {
+        if now < self.rtcp.poll_timeout() {
+            return;
+        }
+        self.rtcp_out.clear();
+        if self.rtcp.poll_transmit(now, &mut self.rtcp_out) {
+            self.send_rtcp();
+        }
+    }
+
+    /// Sends `rtcp_out` from the RTCP socket (or the RTP one with mux), if the peer has an address.
+    fn send_rtcp(&self) {
+        if self.rtcp_remote.ip().is_unspecified() || self.rtcp_remote.port() == 0 {
+            return;
+        }
+        let socket = if self.rtcp_mux { &self.socket } else { &self.rtcp_socket };
+        if let Err(e) = socket.try_send_to(&self.rtcp_out, self.rtcp_remote) {
+            tracing::trace!(remote = %self.rtcp_remote, error = %e, "RTCP: send failed");
+        }
+    }
+}
+
+/// The leg ends with it: tell the peer by an RTCP BYE (§6.6), so its statistics for our
+/// stream close now rather than after its timeout.
+impl Drop for RtpLeg {
+    fn drop(&mut self) {
+        if self.stats.packets_in == 0 && self.stats.packets_out == 0 {
+            return; // no media ever flowed (a refused or unanswered call): nothing to close
+        }
+        self.rtcp_out.clear();
+        self.rtcp.write_bye(Instant::now(), &mut self.rtcp_out);
+        self.send_rtcp();
     }
 }

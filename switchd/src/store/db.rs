@@ -2,7 +2,7 @@
 
 use super::text;
 use super::{StoreError, StoreResult};
-use crate::cdr::{CallDirection, CallEnd, CallRecord, CallStart, EndCause, Recording};
+use crate::cdr::{CallDirection, CallEnd, CallRecord, CallStart, EndCause, MediaQuality, Recording};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rexian_shared::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -978,8 +978,20 @@ impl<'c> Db<'c> {
     /// Ends a call not yet ended (the first end is kept).
     pub fn set_call_ended(&self, id: i64, e: &CallEnd) -> StoreResult<()> {
         let n = self.exec(
-            "UPDATE calls SET ended_at = ?2, cause = ?3, sip_status = ?4, digits = ?5 WHERE id = ?1 AND ended_at IS NULL",
-            params![id, e.ended_at, e.cause.code(), e.sip_status, e.digits],
+            "UPDATE calls SET ended_at = ?2, cause = ?3, sip_status = ?4, digits = ?5, rtp_received = ?6, rtp_lost = ?7,
+                jitter_max_ms = ?8, rtt_mean_ms = ?9, rtcp_received = ?10 WHERE id = ?1 AND ended_at IS NULL",
+            params![
+                id,
+                e.ended_at,
+                e.cause.code(),
+                e.sip_status,
+                e.digits,
+                e.quality.map(|q| q.packets_received as i64),
+                e.quality.map(|q| q.packets_lost),
+                e.quality.map(|q| q.jitter_max_ms),
+                e.quality.and_then(|q| q.rtt_mean_ms),
+                e.quality.map(|q| q.rtcp_received as i64)
+            ],
         )?;
         self.changed_call(n, id)
     }
@@ -1039,6 +1051,7 @@ impl<'c> Db<'c> {
             digits: raw.digits,
             satisfaction: opt_code(Satisfaction::from_code, "satisfaction", raw.satisfaction)?,
             recordings,
+            quality: raw.quality,
         })
     }
 
@@ -1080,7 +1093,8 @@ fn no_call(id: i64) -> StoreError {
 }
 
 const CALL_COLS: &str =
-    "id, sip_call_id, direction, trunk, caller, callee, route, offered_at, answered_at, ended_at, cause, sip_status, digits, satisfaction";
+    "id, sip_call_id, direction, trunk, caller, callee, route, offered_at, answered_at, ended_at, cause, sip_status, digits, satisfaction,
+     rtp_received, rtp_lost, jitter_max_ms, rtt_mean_ms, rtcp_received";
 
 /// A `calls` row before its codes are checked and its recordings are read.
 struct RawCall {
@@ -1098,6 +1112,7 @@ struct RawCall {
     sip_status: Option<u16>,
     digits: String,
     satisfaction: Option<String>,
+    quality: Option<MediaQuality>,
 }
 
 fn call_row(r: &Row<'_>) -> rusqlite::Result<RawCall> {
@@ -1116,6 +1131,17 @@ fn call_row(r: &Row<'_>) -> rusqlite::Result<RawCall> {
         sip_status: r.get(11)?,
         digits: r.get(12)?,
         satisfaction: r.get(13)?,
+        // Written together at the end: a received count means the rest is there too.
+        quality: match r.get::<_, Option<i64>>(14)? {
+            Some(received) => Some(MediaQuality {
+                packets_received: u64::try_from(received).unwrap_or_default(),
+                packets_lost: r.get::<_, Option<i64>>(15)?.unwrap_or_default(),
+                jitter_max_ms: r.get::<_, Option<f64>>(16)?.unwrap_or_default(),
+                rtt_mean_ms: r.get(17)?,
+                rtcp_received: u64::try_from(r.get::<_, Option<i64>>(18)?.unwrap_or_default()).unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }
 

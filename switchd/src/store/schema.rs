@@ -282,4 +282,13 @@ CREATE TABLE queue_events (
 );
 CREATE INDEX queue_events_by_queue ON queue_events(queue, at);
 "#,
+    // 6: the caller leg's media quality (RTCP, RFC 3550), set with the call's end; NULL for
+    // calls without media and for those recorded before it.
+    r#"
+ALTER TABLE calls ADD COLUMN rtp_received INTEGER;
+ALTER TABLE calls ADD COLUMN rtp_lost INTEGER;
+ALTER TABLE calls ADD COLUMN jitter_max_ms REAL;
+ALTER TABLE calls ADD COLUMN rtt_mean_ms REAL;
+ALTER TABLE calls ADD COLUMN rtcp_received INTEGER;
+"#,
 ];
