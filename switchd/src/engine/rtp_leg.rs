@@ -76,6 +76,14 @@ fn rtcp_address(rtp: SocketAddr, mux: bool) -> SocketAddr {
     }
 }
 
+/// Where the answer says the peer takes RTCP: its `a=rtcp`, else the default.
+fn negotiated_rtcp(answer: &Answer) -> SocketAddr {
+    match answer.rtcp {
+        Some(rtcp) if !answer.rtcp_mux => rtcp,
+        _ => rtcp_address(answer.remote, answer.rtcp_mux),
+    }
+}
+
 /// What to do with received audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Handling {
@@ -137,6 +145,7 @@ pub struct RtpLeg {
     /// Where our reports go: the peer's RTP port + 1 (or its RTP port with mux), moved to
     /// where its RTCP comes from once some does.
     rtcp_remote: SocketAddr,
+    /// The RTCP address is known (an `a=rtcp`, or RTCP received): RTP latching leaves it.
     rtcp_latched: bool,
     rtcp_mux: bool,
     rtcp: RtcpSession,
@@ -191,8 +200,8 @@ impl RtpLeg {
             dtmf_out: VecDeque::new(),
             dtmf_now: None,
             rtcp_socket: sockets.rtcp,
-            rtcp_remote: rtcp_address(answer.remote, answer.rtcp_mux),
-            rtcp_latched: false,
+            rtcp_remote: negotiated_rtcp(answer),
+            rtcp_latched: answer.rtcp.is_some(),
             rtcp_mux: answer.rtcp_mux,
             rtcp,
             rtcp_buf: vec![0; 1500],
@@ -208,8 +217,8 @@ impl RtpLeg {
         self.payload_type = answer.payload_type;
         self.dtmf_payload_type = answer.dtmf_payload_type;
         self.rtcp_mux = answer.rtcp_mux;
-        self.rtcp_remote = rtcp_address(answer.remote, answer.rtcp_mux);
-        self.rtcp_latched = false;
+        self.rtcp_remote = negotiated_rtcp(answer);
+        self.rtcp_latched = answer.rtcp.is_some();
         self.rtcp.set_clock_rate(answer.codec.clock_rate());
     }
 

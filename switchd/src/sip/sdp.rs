@@ -810,6 +810,9 @@ pub struct Answer {
     pub media_index: usize,
     /// Both sides multiplex RTCP on the RTP port (RFC 5761).
     pub rtcp_mux: bool,
+    /// Where the peer takes RTCP when its `a=rtcp` says (RFC 3605: baresip, for one, binds
+    /// RTCP elsewhere than RTP port + 1 and says so); `None` for the default.
+    pub rtcp: Option<SocketAddr>,
 }
 
 /// Answer `offer` with `local` (RFC 3264 §6). The first usable `RTP/AVP` audio stream with a
@@ -849,6 +852,10 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, 
         None
     };
     let rtcp_mux = om.rtcp_mux();
+    let rtcp = om.attributes.iter().find_map(|a| match a {
+        Attribute::Rtcp { port, addr } => Some(SocketAddr::new(addr.unwrap_or(ip), *port)),
+        _ => None,
+    });
 
     let mut sdp = local.skeleton();
     for (i, m) in offer.media.iter().enumerate() {
@@ -885,6 +892,7 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, 
             || ip.is_unspecified(),
         media_index: index,
         rtcp_mux,
+        rtcp,
     })
 }
 

@@ -526,3 +526,18 @@ fn random_mutations_never_panic_and_round_trip() {
     eprintln!("mutations: {ok} parsed, {answered} answered");
     assert!(ok > 1_000 && answered > 500, "ok {ok}, answered {answered}");
 }
+
+#[test]
+fn an_rtcp_attribute_says_where_the_peer_takes_rtcp() {
+    // baresip with `rtcp_mux no` binds RTCP on its own port and says so (RFC 3605).
+    let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio 10368 RTP/AVP 8\r\na=rtcp:10371\r\na=sendrecv\r\n";
+    let a = answer(&parse(offer), &local()).expect("answer");
+    assert_eq!(a.rtcp, Some("127.0.0.1:10371".parse().expect("sa")));
+    assert!(!a.rtcp_mux);
+    let with_addr = offer.replace("a=rtcp:10371", "a=rtcp:10371 IN IP4 192.0.2.7");
+    let a = answer(&parse(&with_addr), &local()).expect("answer");
+    assert_eq!(a.rtcp, Some("192.0.2.7:10371".parse().expect("sa")));
+    let a = answer(&parse(BARESIP), &local()).expect("answer");
+    assert_eq!(a.rtcp, None, "no a=rtcp: the default (here mux)");
+}
