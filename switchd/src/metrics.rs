@@ -30,6 +30,10 @@ pub struct Metrics {
     pub rtp_packets_in: AtomicU64,
     pub rtp_packets_out: AtomicU64,
     pub rtp_packets_ignored: AtomicU64,
+    /// Callers' RTP packets that never arrived, and RTCP packets received, on finished calls
+    /// (a rising loss rate points at a carrier's line before callers complain).
+    pub rtp_packets_lost: AtomicU64,
+    pub rtcp_packets_in: AtomicU64,
     /// Audio frames from logged-in desks handed to the call engine.
     pub desk_audio_frames: AtomicU64,
     /// Desk datagrams dropped: not logged in, malformed, or no engine (or a full one) to take them.
@@ -121,7 +125,9 @@ impl Metrics {
             ("rexian_calls_total", "Calls the engine ran an application for", &self.calls_total),
             ("rexian_rtp_packets_in_total", "RTP packets received on finished calls", &self.rtp_packets_in),
             ("rexian_rtp_packets_out_total", "RTP packets sent on finished calls", &self.rtp_packets_out),
-            ("rexian_rtp_packets_ignored_total", "Datagrams on RTP ports that were not the call's media", &self.rtp_packets_ignored),
+            ("rexian_rtp_packets_ignored_total", "Datagrams on RTP and RTCP ports that were not the call's media", &self.rtp_packets_ignored),
+            ("rexian_rtp_packets_lost_total", "Callers' RTP packets lost (RTCP sequence accounting) on finished calls", &self.rtp_packets_lost),
+            ("rexian_rtcp_packets_in_total", "RTCP packets received from callers on finished calls", &self.rtcp_packets_in),
             ("rexian_desk_audio_frames_total", "Audio frames from logged-in desks handed to the call engine", &self.desk_audio_frames),
             ("rexian_desk_audio_dropped_total", "Desk datagrams dropped (not logged in, malformed, or no engine to take them)", &self.desk_audio_dropped),
         ];

@@ -317,6 +317,8 @@ pub(super) async fn finish(shared: &Shared, mut call: Call) {
     metrics.rtp_packets_in.fetch_add(stats.packets_in, Ordering::Relaxed);
     metrics.rtp_packets_out.fetch_add(stats.packets_out, Ordering::Relaxed);
     metrics.rtp_packets_ignored.fetch_add(stats.ignored_in, Ordering::Relaxed);
+    metrics.rtp_packets_lost.fetch_add(u64::try_from(quality.packets_lost).unwrap_or(0), Ordering::Relaxed);
+    metrics.rtcp_packets_in.fetch_add(quality.rtcp_received, Ordering::Relaxed);
     let outcome = call.into_outcome();
     let reason = outcome.ended.unwrap_or(EndReason::Local);
     let cause = match (outcome.sip_status, reason) {
