@@ -217,7 +217,7 @@ fn header(out: &mut Vec<u8>, count: usize, packet_type: u8) -> usize {
 
 /// Pads the packet started at `start` to 32 bits and writes its length in words minus one.
 fn finish(out: &mut Vec<u8>, start: usize) {
-    while (out.len() - start) % 4 != 0 {
+    while !(out.len() - start).is_multiple_of(4) {
         out.push(0);
     }
     let words = ((out.len() - start) / 4 - 1) as u16;
