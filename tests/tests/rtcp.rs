@@ -1,7 +1,8 @@
 //! RTCP (RFC 3550) on switchd's RTP legs against real peers: baresip calls the echo number
 //! and exchanges reports with switchd (its RTCP on RTP port + 1, `rtcp_mux no`), and a plain
 //! UDP phone written here places a call by hand, sends RTP, reads switchd's compound reports
-//! on its own RTP port + 1 and answers them, so the round-trip time in the CDR is its own doing.
+//! on its own RTP port + 1 and answers them, so the round-trip time in the CDR is its own doing;
+//! offering `a=rtcp-mux`, it gets them on its RTP port instead (RFC 5761).
 //!
 //! baresip must be installed (`scripts/deps` does it); without it these tests fail, never skip.
 
@@ -67,6 +68,18 @@ fn header<'a>(msg: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn switchd_sends_sender_reports_to_rtp_port_plus_one_and_a_bye_at_the_end() {
+    udp_phone_call(false);
+}
+
+#[test]
+fn with_rtcp_mux_offered_switchd_reports_on_the_rtp_port() {
+    udp_phone_call(true);
+}
+
+/// A call to the echo from a phone made of UDP sockets: 6 s of RTP, switchd's reports read
+/// (on RTP port + 1, or the RTP port itself when `mux` offers `a=rtcp-mux`) and answered with
+/// an RR at once, then our BYE and switchd's RTCP BYE; the CDR and metrics checked.
+fn udp_phone_call(mux: bool) {
     let daemon = Daemon::start_demo();
     let sip = UdpSocket::bind("127.0.0.1:0").expect("bind SIP");
     let local = sip.local_addr().expect("addr");
@@ -75,7 +88,8 @@ fn switchd_sends_sender_reports_to_rtp_port_plus_one_and_a_bye_at_the_end() {
     let to = daemon.sip_addr;
     let sdp = format!(
         "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {rtp_port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n"
+         m=audio {rtp_port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n{}",
+        if mux { "a=rtcp-mux\r\n" } else { "" }
     );
     let common = |method: &str, branch: &str, cseq: u32, to_header: &str| {
         format!(
@@ -100,6 +114,7 @@ fn switchd_sends_sender_reports_to_rtp_port_plus_one_and_a_bye_at_the_end() {
         }
         assert!(msg.starts_with("SIP/2.0 1"), "{msg}");
     };
+    assert_eq!(ok.contains("a=rtcp-mux"), mux, "the answer agrees to mux exactly when offered: {ok}");
     let to_header = header(&ok, "To").to_owned();
     let ack = format!("{}Content-Length: 0\r\n\r\n", common("ACK", "ack1", 1, &to_header));
     sip.send_to(ack.as_bytes(), to).expect("send ACK");
@@ -110,12 +125,14 @@ fn switchd_sends_sender_reports_to_rtp_port_plus_one_and_a_bye_at_the_end() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no m=audio in {ok}"));
     let switchd_rtp = SocketAddr::from(([127, 0, 0, 1], media_port));
-    let switchd_rtcp = SocketAddr::from(([127, 0, 0, 1], media_port + 1));
+    let switchd_rtcp = if mux { switchd_rtp } else { SocketAddr::from(([127, 0, 0, 1], media_port + 1)) };
+    let our_rtcp = if mux { &rtp } else { &rtcp };
+    let is_rtcp = |d: &[u8]| d.len() >= 2 && (200..=204).contains(&d[1]);
 
     // 6 s of A-law silence every 20 ms; switchd's first report comes within 3.75 s.
     let our_ssrc = 0x5EED_0001u32;
     rtp.set_nonblocking(true).expect("nonblocking");
-    rtcp.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
+    rtcp.set_nonblocking(true).expect("nonblocking");
     let mut reports: Vec<Vec<RtcpPacket>> = Vec::new();
     let mut echoed_ssrc = None;
     let start = Instant::now();
@@ -128,22 +145,26 @@ fn switchd_sends_sender_reports_to_rtp_port_plus_one_and_a_bye_at_the_end() {
         packet.extend(std::iter::repeat_n(0xD5u8, 160));
         rtp.send_to(&packet, switchd_rtp).expect("send RTP");
         sent += 1;
-        while let Ok(n) = rtp.recv(&mut buf) {
-            if n >= 12 {
-                echoed_ssrc = Some(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
+        std::thread::sleep(Duration::from_millis(20));
+        for socket in [&rtp, &rtcp] {
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                if !is_rtcp(&buf[..n]) {
+                    assert!(std::ptr::eq(socket, &rtp), "RTP only on the RTP port");
+                    echoed_ssrc = Some(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
+                    continue;
+                }
+                assert!(std::ptr::eq(socket, our_rtcp), "RTCP on our RTCP port (mux {mux})");
+                assert_eq!(from, switchd_rtcp, "RTCP comes from switchd's RTCP port (mux {mux})");
+                let packets = parse_compound(&buf[..n]).expect("switchd's RTCP parses");
+                // Answer an SR at once, so the DLSR is ~0 and the RTT is the loopback's.
+                if let RtcpPacket::SenderReport { ssrc, info, .. } = &packets[0] {
+                    let block = ReportBlock { ssrc: *ssrc, lsr: (info.ntp >> 16) as u32, dlsr: 0, ..ReportBlock::default() };
+                    let mut rr = Vec::new();
+                    write_report(our_ssrc, None, &[block], &mut rr);
+                    our_rtcp.send_to(&rr, switchd_rtcp).expect("send RR");
+                }
+                reports.push(packets);
             }
-        }
-        if let Ok((n, from)) = rtcp.recv_from(&mut buf) {
-            assert_eq!(from, switchd_rtcp, "RTCP comes from switchd's RTP port + 1");
-            let packets = parse_compound(&buf[..n]).expect("switchd's RTCP parses");
-            // Answer an SR at once, so the DLSR is ~0 and the RTT is the loopback's.
-            if let RtcpPacket::SenderReport { ssrc, info, .. } = &packets[0] {
-                let block = ReportBlock { ssrc: *ssrc, lsr: (info.ntp >> 16) as u32, dlsr: 0, ..ReportBlock::default() };
-                let mut rr = Vec::new();
-                write_report(our_ssrc, None, &[block], &mut rr);
-                rtcp.send_to(&rr, switchd_rtcp).expect("send RR");
-            }
-            reports.push(packets);
         }
     }
     let switchd_ssrc = echoed_ssrc.expect("the echo sent our audio back");
@@ -166,9 +187,13 @@ fn switchd_sends_sender_reports_to_rtp_port_plus_one_and_a_bye_at_the_end() {
     // We hang up: switchd's leg ends with an RTCP BYE.
     let bye = format!("{}Content-Length: 0\r\n\r\n", common("BYE", "bye1", 2, &to_header));
     sip.send_to(bye.as_bytes(), to).expect("send BYE");
-    rtcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    our_rtcp.set_nonblocking(false).expect("blocking");
+    our_rtcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let got_bye = loop {
-        let Ok(n) = rtcp.recv(&mut buf) else { break false };
+        let Ok(n) = our_rtcp.recv(&mut buf) else { break false };
+        if !is_rtcp(&buf[..n]) {
+            continue; // the echo's last packets, with mux
+        }
         let packets = parse_compound(&buf[..n]).expect("switchd's RTCP parses");
         if packets.iter().any(|p| matches!(p, RtcpPacket::Bye { sources, .. } if sources == &[switchd_ssrc])) {
             break true;
