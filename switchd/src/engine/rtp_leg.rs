@@ -142,8 +142,8 @@ pub struct RtpLeg {
     dtmf_out: VecDeque<char>,
     dtmf_now: Option<SendingEvent>,
     rtcp_socket: UdpSocket,
-    /// Where our reports go: the peer's RTP port + 1 (or its RTP port with mux), moved to
-    /// where its RTCP comes from once some does.
+    /// Where our reports go: the peer's `a=rtcp`, else its RTP port + 1 (its RTP port with
+    /// mux), moved to where its RTCP comes from once some does.
     rtcp_remote: SocketAddr,
     /// The RTCP address is known (an `a=rtcp`, or RTCP received): RTP latching leaves it.
     rtcp_latched: bool,

@@ -227,16 +227,6 @@ impl RtcpSession {
         s
     }
 
-    /// Our SSRC (the RTP stream's).
-    pub fn ssrc(&self) -> u32 {
-        self.ssrc
-    }
-
-    /// Our canonical name as the SDES carries it.
-    pub fn cname(&self) -> &str {
-        &self.cname
-    }
-
     /// A codec change (re-INVITE) changes the timestamp clock the jitter is measured in.
     pub fn set_clock_rate(&mut self, clock_rate: u32) {
         self.clock_rate = clock_rate.max(1);
