@@ -208,6 +208,8 @@ pub struct Softphone {
     pub error: Option<String>,
     pub number_error: Option<String>,
     pub profile: Option<CallerProfile>,
+    /// Put the cursor in the number to dial on the next frame (Ctrl+D).
+    pub focus_dial: bool,
 }
 
 impl Softphone {
@@ -357,8 +359,12 @@ impl Softphone {
                 if let Some(cause) = &self.ended {
                     ui.label(format!("{}（{cause}）", T::CallEndedMsg.s(lang)));
                 }
-                super::field(ui, T::Number.s(lang), &mut self.dial_number, self.number_error.as_ref(), false);
-                if ui.button(T::Dial.s(lang)).clicked() {
+                let number = super::field(ui, T::Number.s(lang), &mut self.dial_number, self.number_error.as_ref(), false);
+                if std::mem::take(&mut self.focus_dial) {
+                    number.request_focus();
+                }
+                let enter = number.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if ui.button(T::Dial.s(lang)).on_hover_text(hint(Shortcut::Dial, lang)).clicked() || enter {
                     if let Some(n) = self.number(&self.dial_number.clone(), lang) {
                         cmd = Some(Command::Dial { number: n });
                     }
