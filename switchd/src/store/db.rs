@@ -683,8 +683,13 @@ impl<'c> Db<'c> {
             wh.push(format!("t.caller_phone = {}", arg(V::Text(phone.to_string()))));
         }
         if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
-            let expr = text::match_expr(text, &[""]).unwrap_or_else(|| "\"\"".into());
-            wh.push(format!("t.id IN (SELECT rowid FROM ticket_fts WHERE ticket_fts MATCH {})", arg(V::Text(expr))));
+            // A ticket number typed into the search box finds that ticket, not texts quoting it.
+            if let Ok(no) = TicketNo::parse(text.trim()) {
+                wh.push(format!("t.no = {}", arg(V::Text(no.to_string()))));
+            } else {
+                let expr = text::match_expr(text, &[""]).unwrap_or_else(|| "\"\"".into());
+                wh.push(format!("t.id IN (SELECT rowid FROM ticket_fts WHERE ticket_fts MATCH {})", arg(V::Text(expr))));
+            }
         }
         let where_sql = if wh.is_empty() { String::new() } else { format!("WHERE {}", wh.join(" AND ")) };
         let total: i64 = self.conn.prepare_cached(&format!("SELECT COUNT(*) FROM tickets t {where_sql}"))?.query_row(
