@@ -641,3 +641,40 @@ fn a_handler_asks_for_more_time_the_supervisor_approves_by_ticket_number_and_ano
     click(&mut handler, "退回");
     wait_for_text(&mut handler, "状态：已退回");
 }
+
+#[test]
+fn an_agent_transfers_a_queue_caller_to_another_agent_who_answers_from_their_softphone() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[[acd.queues]]\nname = \"hotline\"\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    let (config1, config2) = (tempfile::tempdir().expect("config"), tempfile::tempdir().expect("config"));
+    let mut first = workstation(config1.path(), &daemon);
+    log_in(&mut first, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut first, "签入");
+    // F3 signs in ready; agent1 first, so the longest idle agent1 is offered the caller.
+    first.key_press(egui::Key::F3);
+    wait_for_text(&mut first, "状态：就绪");
+    let mut second = workstation(config2.path(), &daemon);
+    log_in(&mut second, "agent2", DEMO_PASSWORD);
+    wait_for_label(&mut second, "签入");
+    second.key_press(egui::Key::F3);
+    wait_for_text(&mut second, "状态：就绪");
+
+    let target = daemon.sip_addr;
+    let caller = std::thread::spawn(move || sipp_caller(target, "12365", "13700137000", &[CallerStep::Pause(1500), CallerStep::Keys("0".into())], true));
+    wait_for_text(&mut first, "来电：13700137000");
+    first.key_press(egui::Key::F2);
+    wait_for_text(&mut first, "通话中：13700137000");
+    type_into(&mut first, "坐席用户名或工号", "1027");
+    click(&mut first, "转坐席");
+    wait_for_text(&mut first, "通话已结束（transferred）");
+    wait_for_text(&mut first, "话后处理剩余");
+
+    wait_for_text(&mut second, "来电：13700137000");
+    click(&mut second, "接听");
+    wait_for_text(&mut second, "通话中：13700137000");
+    assert_eq!(second.state().status.state, "on_call");
+    click(&mut second, "挂断");
+    wait_for_text(&mut second, "通话已结束");
+    caller.join().expect("the caller was hung up by agent2");
+}
