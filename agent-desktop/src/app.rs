@@ -166,7 +166,9 @@ impl AgentApp {
             Update::CallStarted { call, number } => self.phone.started_outbound(call, number),
             Update::Profile(p) => {
                 let earlier: Vec<String> = p.history.iter().map(|t| t.no.to_string()).collect();
-                tracing::info!(caller = %p.phone, ?earlier, repeat_caller = p.repeat_caller, "screen pop: the caller's history is shown");
+                let record = self.phone.call.as_ref().and_then(|c| c.record);
+                let earlier_calls: Vec<i64> = p.calls.iter().map(|c| c.id).filter(|id| Some(*id) != record).collect();
+                tracing::info!(caller = %p.phone, ?earlier, ?earlier_calls, repeat_caller = p.repeat_caller, "screen pop: the caller's history is shown");
                 self.phone.profile = Some(*p);
             }
             Update::Categories(c) => self.categories = c,

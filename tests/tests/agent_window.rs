@@ -91,6 +91,9 @@ fn a_queued_caller_is_answered_from_the_real_window_with_the_headset_and_the_tic
         desk.create_ticket(t).await.expect("the earlier ticket").no
     });
 
+    // …and called once before, hanging up in the greeting.
+    sipp_caller(daemon.sip_addr, "12365", CALLER, &[CallerStep::Pause(1000)], false);
+
     let headset = VirtualHeadset::start();
     let x = Xvfb::start();
     let window = DesktopWindow::start(&daemon, &x, "agent1");
@@ -110,6 +113,9 @@ fn a_queued_caller_is_answered_from_the_real_window_with_the_headset_and_the_tic
     window.wait_log(&format!("call offered && {CALLER}"));
     let pop = window.wait_log("screen pop");
     assert!(pop.contains(&earlier.to_string()), "the screen pop lists the caller's earlier ticket {earlier}: {pop}");
+    let calls: Vec<serde_json::Value> = serde_json::from_slice(&daemon.cli(&["call", "list", "--json"]).stdout).expect("call list");
+    let first_call = calls.iter().find(|c| c["caller"] == CALLER && c["ended_at"].is_string()).map(|c| c["id"].to_string()).expect("the first call's record");
+    assert!(pop.contains(&format!("earlier_calls=[{first_call}]")), "the screen pop lists the caller's earlier call {first_call} (not this one): {pop}");
     window.key("F2");
     window.wait_log("call connected");
     let answered = headset.heard().len();

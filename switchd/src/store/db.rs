@@ -903,6 +903,8 @@ impl<'c> Db<'c> {
             )?;
         let q = TicketQuery { caller_phone: Some(phone.clone()), page_size: 50, ..TicketQuery::default() };
         let history = self.search_tickets(&q, vis, today)?.items;
+        // Departments see tickets, not the hotline's telephony.
+        let calls = if vis.0.is_none() { self.calls_with(phone, 10)? } else { Vec::new() };
         Ok(CallerProfile {
             phone: phone.clone(),
             name,
@@ -915,7 +917,28 @@ impl<'c> Db<'c> {
             vip,
             blocked,
             history,
+            calls,
         })
+    }
+
+    /// The latest `limit` calls from or to `phone`, newest first.
+    fn calls_with(&self, phone: &PhoneNumber, limit: u32) -> StoreResult<Vec<CallSummary>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, direction, offered_at, answered_at, ended_at, cause FROM calls
+             WHERE caller = ?1 OR callee = ?1 ORDER BY offered_at DESC, id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![phone.as_ref(), limit], |r| {
+            let (answered, ended): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (r.get(3)?, r.get(4)?);
+            Ok(CallSummary {
+                id: r.get(0)?,
+                inbound: r.get::<_, String>(1)? == "inbound",
+                offered_at: r.get(2)?,
+                answered: answered.is_some(),
+                talk_secs: answered.zip(ended).map(|(a, e)| (e - a).num_seconds().max(0) as u32),
+                cause: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn enterprise_profile(&self, code_: &CreditCode, vis: Visibility, today: NaiveDate) -> StoreResult<EnterpriseProfile> {

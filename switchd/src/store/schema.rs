@@ -282,4 +282,9 @@ CREATE TABLE queue_events (
 );
 CREATE INDEX queue_events_by_queue ON queue_events(queue, at);
 "#,
+    // 6: a caller's earlier calls for the screen pop (they called: caller; we called: callee).
+    r#"
+CREATE INDEX calls_by_caller ON calls(caller, offered_at);
+CREATE INDEX calls_by_callee ON calls(callee, offered_at);
+"#,
 ];
