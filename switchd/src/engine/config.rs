@@ -135,6 +135,18 @@ pub struct TrunkConfig {
     pub inbound_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbound_password: Option<String>,
+    /// How switchd reaches the carrier for REGISTER, OPTIONS and outbound calls: `udp`, or a
+    /// `tcp`/`tls` connection it opens to the proxy and reuses.
+    #[serde(default)]
+    pub transport: crate::sip::stream::Transport,
+    /// For `tls`: the PEM file of the CA(s) the carrier's certificate must chain to (unset:
+    /// the system's trusted roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// For `tls`: the name the carrier's certificate must carry (unset: the proxy's IP
+    /// address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
 }
 
 /// How a trunk writes numbers (see [`TrunkConfig::number_format`]).
@@ -163,6 +175,9 @@ impl std::fmt::Debug for TrunkConfig {
             .field("number_format", &self.number_format)
             .field("inbound_username", &self.inbound_username)
             .field("inbound_password", &self.inbound_password.as_ref().map(|_| "<redacted>"))
+            .field("transport", &self.transport)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_server_name", &self.tls_server_name)
             .finish()
     }
 }
@@ -251,6 +266,9 @@ impl TelephonyConfig {
             number_format: NumberFormat::National,
             inbound_username: None,
             inbound_password: None,
+            transport: crate::sip::stream::Transport::Udp,
+            tls_ca: None,
+            tls_server_name: None,
         }
     }
 }

@@ -109,6 +109,9 @@ pub struct TrunkPeer {
     pub e164: bool,
     /// A peer from any address that answers our digest challenge with these is this trunk.
     pub inbound: Option<Credentials>,
+    /// How we reach the trunk: UDP, or a TCP/TLS connection the driver opens to
+    /// [`Self::outbound_destination`] and reuses for REGISTER, OPTIONS and calls.
+    pub transport: Transport,
 }
 
 impl TrunkPeer {
@@ -148,6 +151,7 @@ impl std::fmt::Debug for TrunkPeer {
             .field("register", &self.register)
             .field("local_ip", &self.local_ip)
             .field("inbound", &self.inbound)
+            .field("transport", &self.transport)
             .finish()
     }
 }
@@ -403,6 +407,8 @@ pub struct Calls {
     by_call_id: HashMap<String, LegId>,
     /// Registration and keep-alives of the trunks.
     monitor: TrunkMonitor,
+    /// The monitor's ping interval (kept to rebuild it in [`Self::with_tls_port`]).
+    keepalive: Option<Duration>,
     /// Client transactions of the monitor's REGISTERs and OPTIONS.
     probe_keys: HashMap<TransactionKey, (usize, Probe)>,
     events: VecDeque<CallEvent>,
@@ -433,7 +439,8 @@ impl Calls {
     /// [`TrunkPeer::register`] register once [`Self::start`] is called.
     pub fn new(timers: Timers, local: SocketAddr, trunks: Vec<TrunkPeer>, max_calls: usize) -> Self {
         Self {
-            monitor: TrunkMonitor::new(local, &trunks, None),
+            monitor: TrunkMonitor::new(local, None, &trunks, None),
+            keepalive: None,
             probe_keys: HashMap::new(),
             timers,
             local,
@@ -464,13 +471,16 @@ impl Calls {
     /// Ping every trunk that has a destination with OPTIONS every `every` (`None` or zero:
     /// never), marking trunks down and up (see [`super::trunks`]). Call before [`Self::start`].
     pub fn with_keepalive(mut self, every: Option<Duration>) -> Self {
-        self.monitor = TrunkMonitor::new(self.local, &self.trunks, every);
+        self.keepalive = every;
+        self.monitor = TrunkMonitor::new(self.local, self.tls_port, &self.trunks, every);
         self
     }
 
     /// Calls over TLS reach us on `port` (the TCP and UDP port is that of the local address).
     pub fn with_tls_port(mut self, port: Option<u16>) -> Self {
         self.tls_port = port;
+        // The monitor has sent nothing yet (before `start`): rebuilt, TLS trunks learn the port.
+        self.monitor = TrunkMonitor::new(self.local, port, &self.trunks, self.keepalive);
         self
     }
 
@@ -927,12 +937,16 @@ impl Calls {
         let credentials = peer.credentials();
         let trunk = peer.name.clone();
         let host = bracket(&self.local.ip().to_string());
-        let port = self.local.port();
+        let transport = peer.transport;
+        let port = port_for(self.local, self.tls_port, transport);
+        // The carrier sends its in-dialog requests (BYE, re-INVITE) to our Contact: over the
+        // trunk's transport, so that they come on a stream when the call went on one.
+        let contact_param = transport.uri_param().map(|t| format!(";transport={t}")).unwrap_or_default();
         let (to_number, from_number) = (peer.dial_string(&route.to_number), peer.dial_string(&route.from_number));
         let uris = (
             Uri::try_from(format!("sip:{to_number}@{}", sip_host_port(destination)).as_str()),
             Uri::try_from(format!("sip:{from_number}@{host}").as_str()),
-            Uri::try_from(format!("sip:switchd@{host}:{port}").as_str()),
+            Uri::try_from(format!("sip:switchd@{host}:{port}{contact_param}").as_str()),
         );
         let (Ok(request_uri), Ok(from), Ok(local_contact)) = uris else {
             return Err((500, "cannot build the URIs"));
@@ -943,6 +957,7 @@ impl Calls {
             local_contact,
             via_host: self.local.ip().to_string(),
             via_port: port,
+            transport,
             destination,
             credentials,
             sdp: route.sdp.clone(),
@@ -1363,6 +1378,16 @@ impl Calls {
             tracing::debug!(%id, ?reason, "SIP: leg ended");
             self.events.push_back(CallEvent::Ended { leg: id, reason });
         }
+    }
+
+    /// The trunks reached over a stream: where the driver opens (and reopens) a connection
+    /// to, with its transport.
+    pub fn stream_destinations(&self) -> Vec<(SocketAddr, Transport)> {
+        self.trunks
+            .iter()
+            .filter(|t| t.transport.is_reliable())
+            .filter_map(|t| Some((t.outbound_destination()?, t.transport)))
+            .collect()
     }
 
     /// Whether `ip` is one of a configured trunk's addresses.
