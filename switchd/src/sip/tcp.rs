@@ -482,3 +482,29 @@ where
     let _ = write_half.shutdown().await;
     let _ = inputs.send(StreamInput::Closed { conn }).await;
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_client_settings_are_checked_at_start() {
+        let peer: SocketAddr = "192.0.2.7:5061".parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.pem");
+        assert!(matches!(TlsClient::new(Some(&missing), None, peer), Err(TlsClientError::CaFile { .. })));
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        assert!(matches!(TlsClient::new(Some(&empty), None, peer), Err(TlsClientError::NoRoots(_))));
+        let ca = dir.path().join("ca.pem");
+        let ck = rcgen::generate_simple_self_signed(vec!["sbc.carrier.test".into()]).unwrap();
+        std::fs::write(&ca, ck.cert.pem()).unwrap();
+        assert!(matches!(TlsClient::new(Some(&ca), Some("not a name!"), peer), Err(TlsClientError::ServerName(_))));
+        let named = TlsClient::new(Some(&ca), Some("sbc.carrier.test"), peer).unwrap();
+        assert_eq!(named.name, ServerName::try_from("sbc.carrier.test").unwrap());
+        // Without a name the proxy's IP address is what the certificate must carry.
+        let by_ip = TlsClient::new(Some(&ca), None, peer).unwrap();
+        assert_eq!(by_ip.name, ServerName::IpAddress(peer.ip().into()));
+    }
+}
