@@ -192,7 +192,8 @@ pub struct RouteConfig {
     /// For `app = "desk"`: the user (login name) whose desktop the call rings on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// For `app = "forward"`: the number the call is bridged to, through the outbound trunk.
+    /// For `app = "forward"`: the number the call is bridged to, through the outbound trunk,
+    /// or a `sip:user@ip[:port]` URI called directly (by UDP, through no trunk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
 }
@@ -209,7 +210,8 @@ pub enum RouteApp {
     Hotline,
     /// Ring one desk user's desktop (the route's `user`); they answer and talk over QUIC.
     Desk,
-    /// Bridge the call to another number (the route's `to`) through the outbound trunk.
+    /// Bridge the call to another number (the route's `to`) through the outbound trunk, or
+    /// to a SIP URI directly.
     Forward,
 }
 

@@ -212,3 +212,37 @@ fn a_tls_call_is_answered_acked_and_hung_up_by_the_carrier_on_the_connection() {
         vec![CallEvent::Ended { leg, reason: EndReason::RemoteBye }]
     );
 }
+
+#[test]
+fn a_call_to_a_sip_uri_goes_straight_to_its_address_by_udp_without_failover() {
+    // The trunk is a TCP one: a URI call must not use it or its connection.
+    let mut c = core(vec![trunk("carrier", PROXY_A, Transport::Tcp)]);
+    let t0 = Instant::now();
+    let leg = LegId::engine(1);
+    c.handle_command(t0, CallCommand::OriginateUri { leg, uri: "sip:bob@192.0.2.10:5070".into(), from_number: "12365".into(), sdp: OFFER.into() });
+    let invite = match outputs(&mut c).as_slice() {
+        [Out::Datagram(to, SipMessage::Request(r))] => {
+            assert_eq!(*to, "192.0.2.10:5070".parse().unwrap());
+            r.clone()
+        }
+        other => panic!("expected the INVITE by UDP to the URI, got {other:?}"),
+    };
+    assert_eq!(invite.uri.to_string(), "sip:bob@192.0.2.10:5070");
+    assert!(text(&invite).contains("Via: SIP/2.0/UDP 198.51.100.1:5060;"), "{invite}");
+    // A 503 from the URI's host ends the call: there is no other trunk to try.
+    let refused = answer(&invite, "503 Service Unavailable", "", "");
+    c.handle_datagram(t0, "192.0.2.10:5070".parse().unwrap(), refused.as_bytes());
+    let events: Vec<CallEvent> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert_eq!(events, vec![CallEvent::Failed { leg, status: 503 }]);
+    assert!(outputs(&mut c).iter().all(|o| !matches!(o, Out::Connect(..))), "no connection to the trunk");
+}
+
+#[test]
+fn only_sip_uris_with_an_ip_address_and_udp_are_called_directly() {
+    use crate::sip::ua::direct_target;
+    assert_eq!(direct_target("sip:bob@192.0.2.10").map(|(_, a)| a), Some("192.0.2.10:5060".parse().unwrap()));
+    assert_eq!(direct_target("sip:bob@192.0.2.10:5070").map(|(_, a)| a), Some("192.0.2.10:5070".parse().unwrap()));
+    for refused in ["sip:bob@pbx.example", "sips:bob@192.0.2.10", "sip:192.0.2.10", "sip:bob@192.0.2.10;transport=tcp", "13800138000", "sip:"] {
+        assert!(direct_target(refused).is_none(), "{refused}");
+    }
+}
