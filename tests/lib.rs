@@ -922,7 +922,8 @@ impl DesktopWindow {
         for (c, code) in chars.iter().zip(&spare) {
             xmodmap.arg("-e").arg(format!("keycode {code} = U{:04X}", u32::from(*c)));
         }
-        assert!(xmodmap.env("DISPLAY", &self.display).status().expect("xmodmap").success(), "xmodmap");
+        let out = xmodmap.env("DISPLAY", &self.display).output().expect("xmodmap");
+        assert!(out.status.success(), "xmodmap: {}", String::from_utf8_lossy(&out.stderr));
         std::thread::sleep(Duration::from_millis(500));
         self.focus();
         self.xdotool(&["type", "--delay", "80", text]);
