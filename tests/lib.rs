@@ -634,12 +634,22 @@ pub fn state_is(state: &str) -> impl Fn(&rexian_shared::Event) -> bool + '_ {
 pub struct VirtualHeadset {
     daemon: std::process::Child,
     heard: Arc<std::sync::Mutex<Vec<i16>>>,
+    /// (samples heard so far, when they had arrived): when each read from the headset ended.
+    arrivals: Arc<std::sync::Mutex<Vec<(usize, Instant)>>>,
+    /// When the microphone's first frame was written (later frames follow every 20 ms).
+    mic_started: Arc<std::sync::Mutex<Option<Instant>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     dir: tempfile::TempDir,
 }
 
 impl VirtualHeadset {
+    /// A headset whose microphone hears a steady 1 kHz tone.
     pub fn start() -> VirtualHeadset {
+        Self::start_with_mic(|n| (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * n as f64 / 48_000.0).sin()) as i16)
+    }
+
+    /// A headset whose microphone hears `mic(n)` as its n-th sample (48 kHz), in real time.
+    pub fn start_with_mic(signal: impl Fn(u64) -> i16 + Send + 'static) -> VirtualHeadset {
         use std::io::{Read, Write};
         use std::sync::atomic::{AtomicBool, Ordering};
         let dir = tempfile::tempdir().expect("tmp");
@@ -674,14 +684,15 @@ impl VirtualHeadset {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let mic_started = Arc::new(std::sync::Mutex::new(None));
+        let started = mic_started.clone();
         std::thread::spawn(move || {
             let Ok(mut mic) = std::fs::OpenOptions::new().write(true).open(&mic_path) else { return };
             let mut n = 0u64;
             let start = Instant::now();
+            *started.lock().expect("lock") = Some(start);
             while !s.load(Ordering::Relaxed) {
-                let frame: Vec<u8> = (0..960u64)
-                    .flat_map(|i| ((8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * ((n * 960 + i) as f64) / 48_000.0).sin()) as i16).to_le_bytes())
-                    .collect();
+                let frame: Vec<u8> = (0..960u64).flat_map(|i| signal(n * 960 + i).to_le_bytes()).collect();
                 if mic.write_all(&frame).is_err() {
                     return;
                 }
@@ -691,23 +702,38 @@ impl VirtualHeadset {
             }
         });
         let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let h = heard.clone();
+        let arrivals = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (h, a) = (heard.clone(), arrivals.clone());
         std::thread::spawn(move || {
             let Ok(mut spk) = std::fs::File::open(&spk_path) else { return };
-            let mut buf = [0u8; 3840];
+            // 5 ms reads: when a sound arrived is known to about that.
+            let mut buf = [0u8; 480];
             while let Ok(n) = spk.read(&mut buf) {
                 if n == 0 {
                     return;
                 }
                 let mut heard = h.lock().expect("lock");
                 heard.extend(buf[..n].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])));
+                a.lock().expect("lock").push((heard.len(), Instant::now()));
             }
         });
         // The desktop (this process, or a child started after this) finds the server through
         // PULSE_SERVER, as cpal's PulseAudio host reads it. Each test runs in its own process
         // under nextest.
         std::env::set_var("PULSE_SERVER", format!("unix:{}", socket.display()));
-        VirtualHeadset { daemon, heard, stop, dir }
+        VirtualHeadset { daemon, heard, arrivals, mic_started, stop, dir }
+    }
+
+    /// When the headset played its `sample`-th sample (48 kHz), to about 5 ms.
+    pub fn heard_at(&self, sample: usize) -> Option<Instant> {
+        let arrivals = self.arrivals.lock().expect("lock");
+        let i = arrivals.partition_point(|(n, _)| *n <= sample);
+        arrivals.get(i).map(|(n, at)| *at - Duration::from_secs_f64((n - sample) as f64 / 48_000.0))
+    }
+
+    /// When the microphone's `sample`-th sample (48 kHz) was spoken.
+    pub fn spoken_at(&self, sample: u64) -> Option<Instant> {
+        self.mic_started.lock().expect("lock").map(|t| t + Duration::from_secs_f64(sample as f64 / 48_000.0))
     }
 
     /// What the headset played so far, at 48 kHz.
@@ -766,4 +792,165 @@ pub fn screenshot_dir() -> PathBuf {
     let dir = bin.parent().and_then(Path::parent).expect("target/").join("screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot dir");
     dir
+}
+
+/// The real agent-desktop window of one OS user (its own home and config) on an X display,
+/// driven by the keyboard through xdotool; what it shows is read from its info log.
+pub struct DesktopWindow {
+    child: Child,
+    display: String,
+    log: PathBuf,
+    _home: tempfile::TempDir,
+}
+
+impl DesktopWindow {
+    /// Starts the window for `user` with the server remembered, logging in at start, and waits
+    /// until it has.
+    pub fn start(daemon: &Daemon, x: &Xvfb, user: &str) -> DesktopWindow {
+        let w = Self::spawn(daemon, x, user, Some(DEMO_PASSWORD));
+        w.wait_log("logged in");
+        w
+    }
+
+    /// Starts the window for `user` (remembered with the server); with `password` it logs in at
+    /// start (`REXIAN_PASSWORD`), without it it stays on the login screen.
+    pub fn spawn(daemon: &Daemon, x: &Xvfb, user: &str, password: Option<&str>) -> DesktopWindow {
+        let home = tempfile::tempdir().expect("home");
+        let config = home.path().join(".config");
+        std::fs::create_dir_all(config.join("rexian")).expect("config dir");
+        let settings = serde_json::json!({ "server": daemon.desk_addr.to_string(), "username": user });
+        std::fs::write(config.join("rexian/agent-desktop.json"), settings.to_string()).expect("settings");
+        let log = home.path().join("agent-desktop.log");
+        let mut cmd = Command::new(workspace_bin("agent-desktop"));
+        cmd.env("DISPLAY", &x.display)
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("REXIAN_PASSWORD")
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", &config)
+            .env("XDG_DATA_HOME", home.path().join(".local/share"))
+            .env("LANG", "zh_CN.UTF-8")
+            .env("RUST_LOG", "agent_desktop=info,warn")
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"));
+        if let Some(p) = password {
+            cmd.env("REXIAN_PASSWORD", p);
+        }
+        let child = cmd.spawn().expect("the agent-desktop binary");
+        DesktopWindow { child, display: x.display.clone(), log, _home: home }
+    }
+
+    /// The window's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (up to 60 s) for a log line containing every one of `needles`; returns it.
+    pub fn wait_log(&self, needles: &str) -> String {
+        match self.logged_within(needles, Duration::from_secs(60)) {
+            Some(line) => line,
+            None => panic!("the window never logged {needles:?}; its log:\n{}", self.log_text()),
+        }
+    }
+
+    /// The first log line containing every one of `needles` (split by ` && `), waiting up to `wait`.
+    pub fn logged_within(&self, needles: &str, wait: Duration) -> Option<String> {
+        let parts: Vec<&str> = needles.split(" && ").collect();
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(line) = self.log_text().lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return Some(line.to_owned());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn xdotool(&self, args: &[&str]) -> String {
+        let out = Command::new("xdotool").args(args).env("DISPLAY", &self.display).output().expect("xdotool (scripts/deps installs it)");
+        assert!(out.status.success(), "xdotool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The window's X id (xdotool matches the ASCII part of the title).
+    pub fn window_id(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("xdotool").args(["search", "--name", "Rexian Agent"]).env("DISPLAY", &self.display).output().expect("xdotool");
+            if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().last() {
+                return id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no agent-desktop window appeared; its log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Gives the window the keyboard (there is no window manager to do it).
+    pub fn focus(&self) {
+        let id = self.window_id();
+        self.xdotool(&["windowfocus", "--sync", &id]);
+        self.xdotool(&["mousemove", "--window", &id, "640", "12"]);
+    }
+
+    /// Presses a key or a combination (`F2`, `ctrl+s`).
+    pub fn key(&self, key: &str) {
+        self.focus();
+        self.xdotool(&["key", "--clearmodifiers", key]);
+    }
+
+    /// Types `text` (Chinese included) as a keyboard would. A keyboard with these characters on
+    /// its keys is made first (xmodmap onto spare keycodes): xdotool would otherwise remap a
+    /// key for each character and restore it before the window reads the press.
+    pub fn type_text(&self, text: &str) {
+        let keymap = Command::new("xmodmap").arg("-pke").env("DISPLAY", &self.display).output().expect("xmodmap (scripts/deps installs it)");
+        let spare = String::from_utf8_lossy(&keymap.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("keycode").and_then(|r| r.trim().strip_suffix('=')).map(|n| n.trim().to_owned()))
+            .collect::<Vec<_>>();
+        let mut chars: Vec<char> = text.chars().filter(|c| !c.is_ascii()).collect();
+        chars.sort_unstable();
+        chars.dedup();
+        assert!(spare.len() >= chars.len(), "{} spare keycodes for {} characters", spare.len(), chars.len());
+        let mut xmodmap = Command::new("xmodmap");
+        for (c, code) in chars.iter().zip(&spare) {
+            xmodmap.arg("-e").arg(format!("keycode {code} = U{:04X}", u32::from(*c)));
+        }
+        let out = xmodmap.env("DISPLAY", &self.display).output().expect("xmodmap");
+        assert!(out.status.success(), "xmodmap: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(500));
+        self.focus();
+        self.xdotool(&["type", "--delay", "80", text]);
+    }
+
+    /// Photographs the window into `target/screenshots/NAME.png`, after letting it redraw.
+    pub fn screenshot(&self, name: &str) -> PathBuf {
+        std::thread::sleep(Duration::from_millis(1200));
+        let path = screenshot_dir().join(format!("{name}.png"));
+        let id = self.window_id();
+        let out = Command::new("import")
+            .args(["-display", &self.display, "-window", &id])
+            .arg(&path)
+            .output()
+            .expect("import (Debian package imagemagick; scripts/deps installs it)");
+        assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(std::fs::metadata(&path).map(|m| m.len() > 10_000).unwrap_or(false), "a real picture of the window in {}", path.display());
+        path
+    }
+}
+
+impl Drop for DesktopWindow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("agent-desktop's log:\n{}", self.log_text());
+        }
+    }
 }

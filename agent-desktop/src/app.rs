@@ -42,6 +42,8 @@ pub struct AgentApp {
     pub departments: Vec<Department>,
     /// The last failure of a call or state request, shown in the bar.
     pub notice: Option<String>,
+    /// Frame times (the window sets it; a test harness has no frames to time).
+    pub perf: Option<crate::perf::FrameStats>,
 }
 
 impl AgentApp {
@@ -70,6 +72,7 @@ impl AgentApp {
             categories: Vec::new(),
             departments: Vec::new(),
             notice: None,
+            perf: None,
         }
     }
 
@@ -163,7 +166,9 @@ impl AgentApp {
             Update::CallStarted { call, number } => self.phone.started_outbound(call, number),
             Update::Profile(p) => {
                 let earlier: Vec<String> = p.history.iter().map(|t| t.no.to_string()).collect();
-                tracing::info!(caller = %p.phone, ?earlier, repeat_caller = p.repeat_caller, "screen pop: the caller's history is shown");
+                let record = self.phone.call.as_ref().and_then(|c| c.record);
+                let earlier_calls: Vec<i64> = p.calls.iter().map(|c| c.id).filter(|id| Some(*id) != record).collect();
+                tracing::info!(caller = %p.phone, ?earlier, ?earlier_calls, repeat_caller = p.repeat_caller, "screen pop: the caller's history is shown");
                 self.phone.profile = Some(*p);
             }
             Update::Categories(c) => self.categories = c,
@@ -233,6 +238,11 @@ impl AgentApp {
             Shortcut::Hold => connected.map(|c| Command::Hold { call: c.call, hold: !c.held }),
             Shortcut::Mute => connected.map(|c| Command::Mute { call: c.call, mute: !c.muted }),
             Shortcut::Ready | Shortcut::NotReady => self.status.shortcut(s),
+            Shortcut::Dial => {
+                self.tab = Tab::Phone;
+                self.phone.focus_dial = true;
+                None
+            }
             Shortcut::NewTicket => {
                 let (phone, record) = call.map_or((String::new(), None), |c| (c.number, c.record));
                 self.intake = IntakeForm::for_call(&phone, record);
@@ -350,7 +360,10 @@ impl AgentApp {
 }
 
 impl eframe::App for AgentApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if let Some(perf) = &mut self.perf {
+            perf.frame(frame.info().cpu_usage);
+        }
         egui::CentralPanel::default().show(ui, |ui| AgentApp::ui(self, ui));
     }
 }

@@ -10,6 +10,7 @@ pub mod export;
 pub mod fonts;
 pub mod i18n;
 pub mod jitter;
+pub mod perf;
 pub mod print;
 pub mod screens;
 pub mod settings;

@@ -9,6 +9,7 @@ use eframe::egui;
 use std::sync::Arc;
 
 fn main() -> eframe::Result {
+    let started = std::time::Instant::now();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -30,6 +31,7 @@ fn main() -> eframe::Result {
             }
             let ctx = cc.egui_ctx.clone();
             let mut app = AgentApp::new(settings::config_dir(), Arc::new(move || ctx.request_repaint()));
+            app.perf = Some(agent_desktop::perf::FrameStats::new(started));
             if let Ok(password) = std::env::var("REXIAN_PASSWORD") {
                 app.auto_login(password);
             }

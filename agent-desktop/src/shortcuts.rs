@@ -1,7 +1,7 @@
 //! Keyboard shortcuts of the workstation. Agents keep their hands on the keyboard while they
 //! type a ticket, so every frequent act of a shift has a key (shown on its button's tooltip and
 //! in 设置). Function keys are taken whatever has the focus; Ctrl+letter ones too, because
-//! egui's text fields do not use Ctrl+N / Ctrl+S / Ctrl+O.
+//! egui's text fields do not use Ctrl+D / Ctrl+N / Ctrl+S / Ctrl+O.
 
 use crate::i18n::{label, Lang};
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
@@ -21,6 +21,8 @@ pub enum Shortcut {
     Hold,
     /// F7: mute or unmute.
     Mute,
+    /// Ctrl+D: the cursor to the number to dial (Enter dials it).
+    Dial,
     /// Ctrl+N: a new ticket (the intake form, emptied, keeping the call's number and link).
     NewTicket,
     /// Ctrl+S: save the ticket being taken.
@@ -37,6 +39,7 @@ impl Shortcut {
         Shortcut::NotReady,
         Shortcut::Hold,
         Shortcut::Mute,
+        Shortcut::Dial,
         Shortcut::NewTicket,
         Shortcut::Save,
         Shortcut::OpenSaved,
@@ -52,6 +55,7 @@ impl Shortcut {
             Shortcut::NotReady => f(Key::F5),
             Shortcut::Hold => f(Key::F6),
             Shortcut::Mute => f(Key::F7),
+            Shortcut::Dial => ctrl(Key::D),
             Shortcut::NewTicket => ctrl(Key::N),
             Shortcut::Save => ctrl(Key::S),
             Shortcut::OpenSaved => ctrl(Key::O),
@@ -73,6 +77,7 @@ impl Shortcut {
             Shortcut::NotReady => label("临时闭席", "Not ready", lang),
             Shortcut::Hold => label("保持 / 恢复", "Hold / resume", lang),
             Shortcut::Mute => label("静音 / 取消静音", "Mute / unmute", lang),
+            Shortcut::Dial => label("拨号（输入号码后按回车）", "Dial (type the number, then Enter)", lang),
             Shortcut::NewTicket => label("新建工单", "New ticket", lang),
             Shortcut::Save => label("保存工单", "Save the ticket", lang),
             Shortcut::OpenSaved => label("打开刚保存的工单", "Open the ticket just saved", lang),

@@ -901,6 +901,24 @@ pub struct CallerProfile {
     pub blocked: bool,
     /// Newest first, across all channels.
     pub history: Vec<TicketSummary>,
+    /// The latest calls with this number, newest first (hotline staff only; handlers get none).
+    #[serde(default)]
+    pub calls: Vec<CallSummary>,
+}
+
+/// An earlier call with a caller, as the screen pop lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSummary {
+    /// The call record (CDR) id.
+    pub id: i64,
+    pub offered_at: chrono::DateTime<chrono::Utc>,
+    /// They called the hotline (`true`) or the hotline called them.
+    pub inbound: bool,
+    pub answered: bool,
+    /// Talk time of an answered call that ended.
+    pub talk_secs: Option<u32>,
+    /// The CDR end cause code (`caller_hangup`, `no_answer`, …).
+    pub cause: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ use crate::store::{DueReminder, NewlyOverdue, Store};
 use crate::{calendar, certs, demo};
 use anyhow::Context as _;
 use rexian_shared::{Event, NewUser, Role};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -156,6 +157,8 @@ impl DeskLink {
 fn spawn_sip_thread(
     socket: tokio::net::UdpSocket,
     streams: crate::sip::tcp::Listeners,
+    dials: bool,
+    tls_clients: HashMap<std::net::SocketAddr, crate::sip::tcp::TlsClient>,
     core: crate::sip::udp::UdpCore,
     events: tokio::sync::mpsc::UnboundedSender<crate::sip::ua::CallEvent>,
     commands: tokio::sync::mpsc::UnboundedReceiver<crate::sip::ua::CallCommand>,
@@ -185,7 +188,9 @@ fn spawn_sip_thread(
                 Err(e) => return tracing::error!(error = %e, "cannot move the SIP sockets to their thread"),
             };
             let streams = crate::sip::tcp::Listeners { tcp, tls, limits };
-            let hub = (streams.tcp.is_some() || streams.tls.is_some()).then(|| crate::sip::tcp::StreamHub::spawn(streams));
+            // A hub also when no listener runs but a trunk is reached over a stream.
+            let hub = (streams.tcp.is_some() || streams.tls.is_some() || dials)
+                .then(|| crate::sip::tcp::StreamHub::spawn(streams).with_tls_clients(tls_clients));
             crate::sip::udp::serve_all(socket, hub, core, events, commands).await;
         });
     });
@@ -282,6 +287,25 @@ async fn start_ivr(
     })
 }
 
+/// The TLS settings of the trunks reached over TLS, by destination. A trunk whose settings
+/// are unusable (an unreadable CA file, say) is left out, loudly: its connections then fail
+/// as unreachable, and its calls fail over to the next trunk.
+fn trunk_tls_clients(tel: &crate::engine::config::TelephonyConfig) -> HashMap<std::net::SocketAddr, crate::sip::tcp::TlsClient> {
+    let mut clients = HashMap::new();
+    for t in tel.trunks.iter().filter(|t| t.transport == crate::sip::stream::Transport::Tls) {
+        let Some(peer) = t.proxy.or_else(|| t.addresses.first().map(|ip| std::net::SocketAddr::new(*ip, 5060))) else {
+            continue;
+        };
+        match crate::sip::tcp::TlsClient::new(t.tls_ca.as_deref(), t.tls_server_name.as_deref(), peer) {
+            Ok(client) => {
+                clients.insert(peer, client);
+            }
+            Err(e) => tracing::error!(trunk = %t.name, error = %e, "SIP: the trunk's TLS settings are unusable; it cannot be reached"),
+        }
+    }
+    clients
+}
+
 /// Starts the SIP listeners and the engine behind them.
 #[allow(clippy::too_many_arguments)]
 fn start_telephony(
@@ -309,6 +333,7 @@ fn start_telephony(
             password: t.password.clone(),
             register: t.register.then_some(t.register_expires_secs),
             e164: t.number_format == crate::engine::config::NumberFormat::E164,
+            transport: t.transport,
             inbound: match (&t.inbound_username, &t.inbound_password) {
                 (Some(u), Some(p)) => Some(crate::sip::digest::Credentials::new(u.clone(), p.clone())),
                 _ => None,
@@ -340,10 +365,12 @@ fn start_telephony(
         trunk_burst: tel.trunk_burst,
         ..udp::Limits::default()
     };
+    let tls_clients = trunk_tls_clients(tel);
     let core = udp::UdpCore::new(Timers::default(), limits, metrics.clone(), calls);
+    let dials = !core.stream_destinations().is_empty();
     let (event_tx, event_rx) = tokio::sync::mpsc::unbounded_channel();
     let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel();
-    spawn_sip_thread(socket, streams, core, event_tx, command_rx);
+    spawn_sip_thread(socket, streams, dials, tls_clients, core, event_tx, command_rx);
     let desks = Arc::new(engine::desk_leg::DeskRegistry::default());
     let hold_music: Arc<[i16]> = if tel.hold_music.is_empty() {
         engine::hold::melody().into()

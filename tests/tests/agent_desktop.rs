@@ -565,3 +565,116 @@ fn the_agent_transfers_the_caller_to_an_outside_number_from_the_softphone() {
     let heard = at_far.chunks(800).filter(|b| b.len() == 800 && tone_share(b, 440.0) > 0.6).count();
     assert!(heard >= 20, "the outside number heard the caller in only {heard} blocks of 100 ms");
 }
+
+#[test]
+fn a_handler_asks_for_more_time_the_supervisor_approves_by_ticket_number_and_another_ticket_is_returned() {
+    let daemon = Daemon::start_demo();
+    let (config_h, config_s) = (tempfile::tempdir().expect("config"), tempfile::tempdir().expect("config"));
+    let mut handler = workstation(config_h.path(), &daemon);
+    log_in(&mut handler, "quality", DEMO_PASSWORD);
+    // The inbox (待签收) is there at login, without a click.
+    wait_for_label(&mut handler, "建议加强校园周边食品相关产品抽检");
+    let page = handler.state().tickets.page.clone().expect("the inbox");
+    let no = page.items.iter().find(|t| t.summary == "建议加强校园周边食品相关产品抽检").map(|t| t.no.to_string()).expect("in the inbox");
+    click(&mut handler, &no);
+    wait_for_label(&mut handler, "签收");
+    click(&mut handler, "签收");
+    wait_for_text(&mut handler, "状态：已签收");
+    // 45 working days is refused beside the buttons, in Chinese; 5 with a reason is asked for.
+    type_into(&mut handler, "延期工作日数", "45");
+    type_into(&mut handler, "说明", "需送省级检验机构检测");
+    click(&mut handler, "申请延期");
+    wait_for_label(&mut handler, "延期工作日数应为1至30的整数");
+    handler.state_mut().tickets.extension_days.clear();
+    type_into(&mut handler, "延期工作日数", "5");
+    click(&mut handler, "申请延期");
+    wait_for_text(&mut handler, "延期申请（工作日，待审批）：5");
+    assert!(handler.query_by_label("申请延期").is_none(), "asked once, not again while undecided");
+
+    // The supervisor finds it by its number and approves.
+    let mut supervisor = workstation(config_s.path(), &daemon);
+    log_in(&mut supervisor, "supervisor", DEMO_PASSWORD);
+    wait_for_label(&mut supervisor, "工单查询");
+    click(&mut supervisor, "工单查询");
+    type_into(&mut supervisor, "关键词", &no);
+    click(&mut supervisor, "查询");
+    wait_until(&mut supervisor, "the one ticket found by its number", |h| h.state().tickets.page.as_ref().is_some_and(|p| p.total == 1));
+    click(&mut supervisor, &no);
+    wait_for_label(&mut supervisor, "批准延期");
+    let due_before = supervisor.state().tickets.detail.as_ref().and_then(|t| t.due_date).expect("a deadline");
+    click(&mut supervisor, "批准延期");
+    wait_until(&mut supervisor, "the extension decided", |h| h.state().tickets.detail.as_ref().is_some_and(|t| t.extension_requested.is_none()));
+    let t = supervisor.state().tickets.detail.clone().expect("detail");
+    assert_eq!(t.extended_days, 5, "{t:#?}");
+    assert!(t.due_date.expect("deadline") > due_before, "the deadline moved 5 working days later");
+
+    // The handler returns a ticket that is not theirs: the reason is required, then it goes back.
+    let department = handler.state().session.as_ref().and_then(|s| s.user.department_id).expect("the handler's department");
+    let other = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+        let desk = daemon.login_demo("agent1").await;
+        let new = rexian_shared::NewTicket {
+            kind: rexian_shared::TicketKind::Complaint,
+            channel: rexian_shared::Channel::Phone,
+            caller: rexian_shared::CallerInfo { name: Some("王先生".into()), ..Default::default() },
+            subject: None,
+            category_code: None,
+            summary: "加油站加油机计量不准".into(),
+            content: String::new(),
+            anonymous: false,
+            confidential: false,
+            consent_to_contact: true,
+            call_id: None,
+        };
+        let t = desk.create_ticket(new).await.expect("ticket");
+        let dispatch = rexian_shared::TicketAction::Dispatch { lead_department: department, assisting_departments: vec![], note: String::new() };
+        desk.act(&t.no, dispatch).await.expect("dispatched to the handler's department").no.to_string()
+    });
+    click(&mut handler, "返回列表");
+    wait_for_label(&mut handler, "待签收");
+    click(&mut handler, "待签收");
+    wait_for_label(&mut handler, &other);
+    click(&mut handler, &other);
+    wait_for_label(&mut handler, "退回");
+    click(&mut handler, "退回");
+    wait_for_label(&mut handler, "请在“说明”中填写退回原因");
+    type_into(&mut handler, "说明", "不属本部门职责，应由计量处办理");
+    click(&mut handler, "退回");
+    wait_for_text(&mut handler, "状态：已退回");
+}
+
+#[test]
+fn an_agent_transfers_a_queue_caller_to_another_agent_who_answers_from_their_softphone() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let config = "[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[[acd.queues]]\nname = \"hotline\"\n";
+    let daemon = Daemon::start_with_config(dir.path(), config, &["--demo"]);
+    let (config1, config2) = (tempfile::tempdir().expect("config"), tempfile::tempdir().expect("config"));
+    let mut first = workstation(config1.path(), &daemon);
+    log_in(&mut first, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut first, "签入");
+    // F3 signs in ready; agent1 first, so the longest idle agent1 is offered the caller.
+    first.key_press(egui::Key::F3);
+    wait_for_text(&mut first, "状态：就绪");
+    let mut second = workstation(config2.path(), &daemon);
+    log_in(&mut second, "agent2", DEMO_PASSWORD);
+    wait_for_label(&mut second, "签入");
+    second.key_press(egui::Key::F3);
+    wait_for_text(&mut second, "状态：就绪");
+
+    let target = daemon.sip_addr;
+    let caller = std::thread::spawn(move || sipp_caller(target, "12365", "13700137000", &[CallerStep::Pause(1500), CallerStep::Keys("0".into())], true));
+    wait_for_text(&mut first, "来电：13700137000");
+    first.key_press(egui::Key::F2);
+    wait_for_text(&mut first, "通话中：13700137000");
+    type_into(&mut first, "坐席用户名或工号", "1027");
+    click(&mut first, "转坐席");
+    wait_for_text(&mut first, "通话已结束（transferred）");
+    wait_for_text(&mut first, "话后处理剩余");
+
+    wait_for_text(&mut second, "来电：13700137000");
+    click(&mut second, "接听");
+    wait_for_text(&mut second, "通话中：13700137000");
+    assert_eq!(second.state().status.state, "on_call");
+    click(&mut second, "挂断");
+    wait_for_text(&mut second, "通话已结束");
+    caller.join().expect("the caller was hung up by agent2");
+}

@@ -5,145 +5,12 @@
 //! saved ticket is logged at info) and photographed into `target/screenshots/`.
 
 use rexian_shared::*;
-use rexian_tests::{screenshot_dir, sipp_caller, CallerStep, Daemon, VirtualHeadset, Xvfb, DEMO_PASSWORD};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use rexian_tests::{sipp_caller, CallerStep, Daemon, DesktopWindow, VirtualHeadset, Xvfb};
+use std::path::Path;
+use std::time::Duration;
 
 /// The caller's number; an earlier ticket of theirs must pop up.
 const CALLER: &str = "13912345678";
-
-/// The agent-desktop window of one OS user (its own config and home), logged in at start.
-struct AgentWindow {
-    child: Child,
-    display: String,
-    log: PathBuf,
-    _home: tempfile::TempDir,
-}
-
-impl AgentWindow {
-    fn start(daemon: &Daemon, x: &Xvfb, user: &str) -> AgentWindow {
-        let home = tempfile::tempdir().expect("home");
-        let config = home.path().join(".config");
-        let settings = agent_desktop::settings::Settings { server: daemon.desk_addr.to_string(), username: user.into(), ..Default::default() };
-        settings.save(&config.join("rexian")).expect("settings");
-        let log = home.path().join("agent-desktop.log");
-        let child = Command::new(rexian_tests::workspace_bin("agent-desktop"))
-            .env("DISPLAY", &x.display)
-            .env_remove("WAYLAND_DISPLAY")
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", &config)
-            .env("LANG", "zh_CN.UTF-8")
-            .env("REXIAN_PASSWORD", DEMO_PASSWORD)
-            .env("RUST_LOG", "agent_desktop=info,warn")
-            .env("LIBGL_ALWAYS_SOFTWARE", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("the agent-desktop binary");
-        let w = AgentWindow { child, display: x.display.clone(), log, _home: home };
-        w.wait_log("logged in");
-        w
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (up to 60 s) for a log line containing every one of `needles`; returns it.
-    fn wait_log(&self, needles: &str) -> String {
-        let parts: Vec<&str> = needles.split(" && ").collect();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(line) = self.log_text().lines().find(|l| parts.iter().all(|p| l.contains(p))) {
-                return line.to_owned();
-            }
-            assert!(Instant::now() < deadline, "the window never logged {needles:?}; its log:\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn xdotool(&self, args: &[&str]) -> String {
-        let out = Command::new("xdotool").args(args).env("DISPLAY", &self.display).output().expect("xdotool (scripts/deps installs it)");
-        assert!(out.status.success(), "xdotool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    /// The window's X id (xdotool matches the ASCII part of the title).
-    fn window_id(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = Command::new("xdotool").args(["search", "--name", "Rexian Agent"]).env("DISPLAY", &self.display).output().expect("xdotool");
-            if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().last() {
-                return id.to_owned();
-            }
-            assert!(Instant::now() < deadline, "no agent-desktop window appeared; its log:\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Gives the window the keyboard (there is no window manager to do it).
-    fn focus(&self) {
-        let id = self.window_id();
-        self.xdotool(&["windowfocus", "--sync", &id]);
-        self.xdotool(&["mousemove", "--window", &id, "640", "12"]);
-    }
-
-    /// Presses a key or a combination (`F2`, `ctrl+s`).
-    fn key(&self, key: &str) {
-        self.focus();
-        self.xdotool(&["key", "--clearmodifiers", key]);
-    }
-
-    /// Types `text` (Chinese included) as a keyboard would. A keyboard with these characters on
-    /// its keys is made first (xmodmap onto spare keycodes): xdotool would otherwise remap a
-    /// key for each character and restore it before the window reads the press.
-    fn type_text(&self, text: &str) {
-        let keymap = Command::new("xmodmap").arg("-pke").env("DISPLAY", &self.display).output().expect("xmodmap (scripts/deps installs it)");
-        let spare = String::from_utf8_lossy(&keymap.stdout)
-            .lines()
-            .filter_map(|l| l.strip_prefix("keycode").and_then(|r| r.trim().strip_suffix('=')).map(|n| n.trim().to_owned()))
-            .collect::<Vec<_>>();
-        let mut chars: Vec<char> = text.chars().filter(|c| !c.is_ascii()).collect();
-        chars.sort_unstable();
-        chars.dedup();
-        assert!(spare.len() >= chars.len(), "{} spare keycodes for {} characters", spare.len(), chars.len());
-        let mut xmodmap = Command::new("xmodmap");
-        for (c, code) in chars.iter().zip(&spare) {
-            xmodmap.arg("-e").arg(format!("keycode {code} = U{:04X}", u32::from(*c)));
-        }
-        assert!(xmodmap.env("DISPLAY", &self.display).status().expect("xmodmap").success(), "xmodmap");
-        std::thread::sleep(Duration::from_millis(500));
-        self.focus();
-        self.xdotool(&["type", "--delay", "80", text]);
-    }
-
-    /// Photographs the window into `target/screenshots/NAME.png`, after letting it redraw.
-    fn screenshot(&self, name: &str) -> PathBuf {
-        std::thread::sleep(Duration::from_millis(1200));
-        let path = screenshot_dir().join(format!("{name}.png"));
-        let id = self.window_id();
-        let out = Command::new("import")
-            .args(["-display", &self.display, "-window", &id])
-            .arg(&path)
-            .output()
-            .expect("import (Debian package imagemagick; scripts/deps installs it)");
-        assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(std::fs::metadata(&path).map(|m| m.len() > 10_000).unwrap_or(false), "a real picture of the window in {}", path.display());
-        path
-    }
-}
-
-impl Drop for AgentWindow {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("agent-desktop's log:\n{}", self.log_text());
-        }
-    }
-}
 
 /// A pcap of RTP packets carrying an A-law sine at `freq` for `seconds` (SIPp's
 /// `play_pcap_audio` sends it as the caller's voice).
@@ -224,9 +91,12 @@ fn a_queued_caller_is_answered_from_the_real_window_with_the_headset_and_the_tic
         desk.create_ticket(t).await.expect("the earlier ticket").no
     });
 
+    // …and called once before, hanging up in the greeting.
+    sipp_caller(daemon.sip_addr, "12365", CALLER, &[CallerStep::Pause(1000)], false);
+
     let headset = VirtualHeadset::start();
     let x = Xvfb::start();
-    let window = AgentWindow::start(&daemon, &x, "agent1");
+    let window = DesktopWindow::start(&daemon, &x, "agent1");
     window.screenshot("workstation-idle");
     // F3: sign in to the queues, ready.
     window.key("F3");
@@ -243,6 +113,9 @@ fn a_queued_caller_is_answered_from_the_real_window_with_the_headset_and_the_tic
     window.wait_log(&format!("call offered && {CALLER}"));
     let pop = window.wait_log("screen pop");
     assert!(pop.contains(&earlier.to_string()), "the screen pop lists the caller's earlier ticket {earlier}: {pop}");
+    let calls: Vec<serde_json::Value> = serde_json::from_slice(&daemon.cli(&["call", "list", "--json"]).stdout).expect("call list");
+    let first_call = calls.iter().find(|c| c["caller"] == CALLER && c["ended_at"].is_string()).map(|c| c["id"].to_string()).expect("the first call's record");
+    assert!(pop.contains(&format!("earlier_calls=[{first_call}]")), "the screen pop lists the caller's earlier call {first_call} (not this one): {pop}");
     window.key("F2");
     window.wait_log("call connected");
     let answered = headset.heard().len();
@@ -251,6 +124,11 @@ fn a_queued_caller_is_answered_from_the_real_window_with_the_headset_and_the_tic
     window.type_text("电梯再次停运，要求尽快维修");
     window.screenshot("workstation-during-a-call");
     window.key("ctrl+s");
+    // Once in a few runs on a loaded machine the window missed the first Ctrl+S (no shortcut
+    // logged at all); an agent presses it again, and so does the test, once.
+    if window.logged_within("keyboard shortcut && Save", Duration::from_secs(10)).is_none() {
+        window.key("ctrl+s");
+    }
     let saved = window.wait_log("ticket saved");
     window.screenshot("intake-saved");
     std::thread::sleep(Duration::from_secs(4));
@@ -286,7 +164,7 @@ fn a_queued_caller_is_answered_from_the_real_window_with_the_headset_and_the_tic
     drop(window);
 
     // A department handler's window opens on the inbox (待签收).
-    let handler = AgentWindow::start(&daemon, &x, "quality");
+    let handler = DesktopWindow::start(&daemon, &x, "quality");
     handler.wait_log("tickets listed");
     handler.screenshot("department-inbox");
 }

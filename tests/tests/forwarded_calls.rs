@@ -124,3 +124,32 @@ async fn an_agent_adds_a_third_party_and_all_three_hear_each_other() {
         assert!(blocks >= 20, "{what}: only {blocks} blocks of 100 ms ({heard:?})");
     }
 }
+
+#[test]
+fn a_call_forwarded_to_a_sip_uri_goes_straight_there() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (tone440, tone1k) = (scratch.path().join("440.wav"), scratch.path().join("1k.wav"));
+    tone_wav(&tone440, 440.0, 20);
+    tone_wav(&tone1k, 1000.0, 20);
+    let far_port = free_udp_port();
+    let (mut far_end, far_dir) = baresip_answerer("13900139000", far_port, &tone1k, 12);
+    // The trunk (the caller's) points nowhere: the forward must not go through it.
+    let nowhere = free_udp_port();
+    let config = format!(
+        "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{nowhere}\"\n\n\
+         [[telephony.routes]]\nnumber = \"9198\"\napp = \"forward\"\nto = \"sip:13900139000@127.0.0.1:{far_port}\"\n"
+    );
+    let daemon = Daemon::start_with_config(dir.path(), &config, &[]);
+    let caller = baresip_call(&format!("sip:9198@{}", daemon.sip_addr), &tone440, 8);
+    let _ = far_end.wait();
+
+    let log = |d: &Path| std::fs::read_to_string(d.join("baresip.log")).unwrap_or_default();
+    let at_caller = dumped_samples(&file_ending(caller.path(), "-dec.wav").unwrap_or_else(|| panic!("caller kept nothing:\n{}", log(caller.path()))));
+    let at_far = dumped_samples(&file_ending(far_dir.path(), "-dec.wav").unwrap_or_else(|| panic!("far end kept nothing:\n{}\nswitchd:\n{}", log(far_dir.path()), daemon.log())));
+    let (heard_far, heard_caller) = (blocks_of(&at_caller, 1000.0), blocks_of(&at_far, 440.0));
+    assert!(heard_far >= 30, "the caller heard the URI's 1 kHz in only {heard_far} blocks of 100 ms");
+    assert!(heard_caller >= 30, "the URI heard the caller's 440 Hz in only {heard_caller} blocks of 100 ms");
+    let cdr = daemon.ended_calls().remove(0);
+    assert_eq!(cdr["route"].as_str(), Some("forward"), "{cdr:#}");
+}

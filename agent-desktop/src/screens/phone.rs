@@ -208,6 +208,8 @@ pub struct Softphone {
     pub error: Option<String>,
     pub number_error: Option<String>,
     pub profile: Option<CallerProfile>,
+    /// Put the cursor in the number to dial on the next frame (Ctrl+D).
+    pub focus_dial: bool,
 }
 
 impl Softphone {
@@ -357,8 +359,12 @@ impl Softphone {
                 if let Some(cause) = &self.ended {
                     ui.label(format!("{}（{cause}）", T::CallEndedMsg.s(lang)));
                 }
-                super::field(ui, T::Number.s(lang), &mut self.dial_number, self.number_error.as_ref(), false);
-                if ui.button(T::Dial.s(lang)).clicked() {
+                let number = super::field(ui, T::Number.s(lang), &mut self.dial_number, self.number_error.as_ref(), false);
+                if std::mem::take(&mut self.focus_dial) {
+                    number.request_focus();
+                }
+                let enter = number.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if ui.button(T::Dial.s(lang)).on_hover_text(hint(Shortcut::Dial, lang)).clicked() || enter {
                     if let Some(n) = self.number(&self.dial_number.clone(), lang) {
                         cmd = Some(Command::Dial { number: n });
                     }
@@ -459,7 +465,30 @@ impl Softphone {
                 ui.end_row();
             }
         });
+        // The calls before this one (the current call is in the records already).
+        let current = self.call.as_ref().and_then(|c| c.record);
+        let earlier: Vec<_> = p.calls.iter().filter(|c| Some(c.id) != current).collect();
+        if !earlier.is_empty() {
+            ui.label(egui::RichText::new(label("近期通话", "Recent calls", lang)).strong());
+            egui::Grid::new("caller-calls").striped(true).show(ui, |ui| {
+                for c in earlier {
+                    ui.label(beijing(c.offered_at).format("%Y-%m-%d %H:%M").to_string());
+                    ui.label(if c.inbound { label("呼入", "in", lang) } else { label("呼出", "out", lang) });
+                    match c.talk_secs {
+                        Some(secs) => ui.label(format!("{} {}", label("通话", "talked", lang), clock(Duration::from_secs(secs.into())))),
+                        None if c.answered => ui.label(label("已接通", "answered", lang)),
+                        None => ui.colored_label(egui::Color32::from_rgb(200, 100, 0), label("未接通", "not answered", lang)),
+                    };
+                    ui.end_row();
+                }
+            });
+        }
     }
+}
+
+/// A UTC instant in Beijing time (UTC+8, no daylight saving), as every time on screen is.
+fn beijing(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::FixedOffset> {
+    at.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
 }
 
 /// How often the bar and the call timer redraw.

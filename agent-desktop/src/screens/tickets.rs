@@ -30,6 +30,8 @@ pub struct TicketsScreen {
     pub saved: Option<Result<PathBuf, String>>,
     /// Where forms and exports are written; `None` is the user's documents folder.
     pub documents: Option<PathBuf>,
+    /// Working days asked for with 申请延期.
+    pub extension_days: String,
 }
 
 /// The forms a ticket prints (TKT-7).
@@ -48,11 +50,14 @@ fn presets() -> [(&'static str, &'static str, Vec<TicketState>, bool); 3] {
     ]
 }
 
-/// The actions offered for a ticket in `state` to a user of `role` (switchd has the last word).
-pub fn offered_actions(role: Role, kind: TicketKind, state: TicketState) -> Vec<&'static str> {
+/// The actions offered for a ticket in `state` to a user of `role`, `extension_pending` when
+/// the lead department asked for more time and nobody decided yet (switchd has the last word).
+pub fn offered_actions(role: Role, kind: TicketKind, state: TicketState, extension_pending: bool) -> Vec<&'static str> {
     use TicketState as S;
     let staff = matches!(role, Role::Agent | Role::Supervisor | Role::Admin);
     let handler = role == Role::Handler;
+    let managing = matches!(role, Role::Supervisor | Role::Admin);
+    let with_department = matches!(state, S::Dispatched | S::Acknowledged | S::InProgress);
     let direct = matches!(kind, TicketKind::Consultation | TicketKind::BusinessApplication);
     let mut a = Vec::new();
     if staff {
@@ -77,6 +82,15 @@ pub fn offered_actions(role: Role, kind: TicketKind, state: TicketState) -> Vec<
         if matches!(state, S::Replied | S::CalledBack) {
             a.push("close");
         }
+        if matches!(state, S::CalledBack | S::Closed) {
+            a.push("reopen");
+        }
+    }
+    if managing && extension_pending && with_department {
+        a.extend(["approve_extension", "deny_extension"]);
+    }
+    if managing && !state.is_final() {
+        a.push("supervise");
     }
     if handler {
         match state {
@@ -84,6 +98,12 @@ pub fn offered_actions(role: Role, kind: TicketKind, state: TicketState) -> Vec<
             S::Acknowledged => a.extend(["start_handling", "reply"]),
             S::InProgress => a.push("reply"),
             _ => {}
+        }
+        if with_department && state != S::Dispatched && !extension_pending {
+            a.push("request_extension");
+        }
+        if with_department {
+            a.push("return");
         }
     }
     a.push("comment");
@@ -102,6 +122,12 @@ fn action_label(code: &str, lang: Lang) -> &'static str {
         "acknowledge" => label("签收", "Acknowledge", lang),
         "start_handling" => label("开始办理", "Start handling", lang),
         "reply" => label("答复", "Reply", lang),
+        "return" => label("退回", "Return", lang),
+        "request_extension" => label("申请延期", "Request an extension", lang),
+        "approve_extension" => label("批准延期", "Approve the extension", lang),
+        "deny_extension" => label("不批准延期", "Refuse the extension", lang),
+        "reopen" => label("重新办理", "Reopen", lang),
+        "supervise" => label("督办", "Supervise", lang),
         _ => T::CommentAct.s(lang),
     }
 }
@@ -132,19 +158,38 @@ impl TicketsScreen {
         self.error = Some(f.text(lang));
     }
 
-    fn action(&self, code: &str) -> Option<TicketAction> {
+    /// The action a button asks for, or what is missing for it, said in `lang`.
+    pub fn action(&self, code: &str, lang: Lang) -> Result<TicketAction, String> {
         let note = self.note.trim().to_owned();
-        Some(match code {
+        let missing = |zh: &'static str, en: &'static str| label(zh, en, lang).to_owned();
+        let reason = |zh: &'static str, en: &'static str| if note.is_empty() { Err(missing(zh, en)) } else { Ok(note.clone()) };
+        Ok(match code {
             "accept" => TicketAction::Accept { note },
             "reject" => TicketAction::Reject { reason: RejectReason::Other, note },
-            "dispatch" => TicketAction::Dispatch { lead_department: self.lead_department?, assisting_departments: vec![], note },
+            "dispatch" => {
+                let lead_department = self.lead_department.ok_or_else(|| missing("请先选择主办部门", "Choose the lead department first"))?;
+                TicketAction::Dispatch { lead_department, assisting_departments: vec![], note }
+            }
             "answer_directly" => TicketAction::AnswerDirectly { answer: note, cited_articles: vec![], cited_tickets: vec![] },
             "defer_answer" => TicketAction::DeferAnswer { contact_note: note },
-            "callback" => TicketAction::Callback { satisfaction: self.satisfaction?, note },
+            "callback" => {
+                let satisfaction = self.satisfaction.ok_or_else(|| missing("请先选择满意度", "Choose the satisfaction first"))?;
+                TicketAction::Callback { satisfaction, note }
+            }
             "close" => TicketAction::Close { note },
             "acknowledge" => TicketAction::Acknowledge,
             "start_handling" => TicketAction::StartHandling,
             "reply" => TicketAction::Reply { text: note },
+            "return" => TicketAction::Return { reason: reason("请在“说明”中填写退回原因", "Give the reason for returning in the note")? },
+            "request_extension" => {
+                let days = self.extension_days.trim().parse::<u32>().ok().filter(|d| (1..=30).contains(d));
+                let working_days = days.ok_or_else(|| missing("延期工作日数应为1至30的整数", "The extension must be 1 to 30 working days"))?;
+                TicketAction::RequestExtension { working_days, reason: reason("请在“说明”中填写延期理由", "Give the reason for the extension in the note")? }
+            }
+            "approve_extension" => TicketAction::DecideExtension { approve: true, note },
+            "deny_extension" => TicketAction::DecideExtension { approve: false, note },
+            "reopen" => TicketAction::Reopen { reason: reason("请在“说明”中填写重新办理的原因", "Give the reason for reopening in the note")? },
+            "supervise" => TicketAction::Supervise { note },
             _ => TicketAction::Comment { text: note },
         })
     }
@@ -324,7 +369,13 @@ impl TicketsScreen {
         self.saved_ui(ui, lang);
         ui.separator();
         ui.strong(T::Actions.s(lang));
-        let actions = offered_actions(role, t.kind, t.state);
+        if let Some(days) = t.extension_requested {
+            ui.colored_label(egui::Color32::from_rgb(200, 100, 0), format!("{}：{days}", label("延期申请（工作日，待审批）", "Extension asked (working days, undecided)", lang)));
+        }
+        if t.supervised {
+            ui.colored_label(egui::Color32::RED, label("【督办件】", "[Supervised]", lang));
+        }
+        let actions = offered_actions(role, t.kind, t.state, t.extension_requested.is_some());
         super::area(ui, T::Note.s(lang), &mut self.note, None);
         if actions.contains(&"dispatch") {
             egui::ComboBox::from_label(T::LeadDepartment.s(lang))
@@ -334,6 +385,9 @@ impl TicketsScreen {
                         ui.selectable_value(&mut self.lead_department, Some(d.id), &d.name);
                     }
                 });
+        }
+        if actions.contains(&"request_extension") {
+            super::field(ui, label("延期工作日数", "Extension (working days)", lang), &mut self.extension_days, None, false);
         }
         if actions.contains(&"callback") {
             ui.horizontal(|ui| {
@@ -346,12 +400,12 @@ impl TicketsScreen {
         ui.horizontal_wrapped(|ui| {
             for code in &actions {
                 if ui.button(action_label(code, lang)).clicked() {
-                    match self.action(code) {
-                        Some(a) => {
+                    match self.action(code, lang) {
+                        Ok(a) => {
                             self.error = None;
                             cmd = Some(Command::Act(t.no.clone(), a));
                         }
-                        None => self.error = Some(label("请先选择部门或满意度", "Choose a department or satisfaction first", lang).into()),
+                        Err(e) => self.error = Some(e),
                     }
                 }
             }
@@ -465,9 +519,25 @@ mod tests {
 
     #[test]
     fn actions_follow_role_and_state() {
-        assert_eq!(offered_actions(Role::Agent, TicketKind::Complaint, TicketState::Registered), ["accept", "reject", "dispatch", "comment"]);
-        assert!(offered_actions(Role::Agent, TicketKind::Consultation, TicketState::Registered).contains(&"answer_directly"));
-        assert_eq!(offered_actions(Role::Handler, TicketKind::Complaint, TicketState::Dispatched), ["acknowledge", "comment"]);
-        assert_eq!(offered_actions(Role::Agent, TicketKind::Complaint, TicketState::Dispatched), ["comment"]);
+        assert_eq!(offered_actions(Role::Agent, TicketKind::Complaint, TicketState::Registered, false), ["accept", "reject", "dispatch", "comment"]);
+        assert!(offered_actions(Role::Agent, TicketKind::Consultation, TicketState::Registered, false).contains(&"answer_directly"));
+        assert_eq!(offered_actions(Role::Handler, TicketKind::Complaint, TicketState::Dispatched, false), ["acknowledge", "return", "comment"]);
+        assert_eq!(offered_actions(Role::Handler, TicketKind::Complaint, TicketState::InProgress, false), ["reply", "request_extension", "return", "comment"]);
+        assert_eq!(offered_actions(Role::Handler, TicketKind::Complaint, TicketState::InProgress, true), ["reply", "return", "comment"]);
+        assert_eq!(offered_actions(Role::Agent, TicketKind::Complaint, TicketState::Dispatched, true), ["comment"]);
+        assert_eq!(offered_actions(Role::Supervisor, TicketKind::Complaint, TicketState::InProgress, true), ["approve_extension", "deny_extension", "supervise", "comment"]);
+        assert!(offered_actions(Role::Agent, TicketKind::Complaint, TicketState::Closed, false).contains(&"reopen"));
+    }
+
+    #[test]
+    fn an_action_missing_what_it_needs_says_so_in_chinese() {
+        let mut s = TicketsScreen::default();
+        assert_eq!(s.action("dispatch", Lang::Zh).unwrap_err(), "请先选择主办部门");
+        assert_eq!(s.action("return", Lang::Zh).unwrap_err(), "请在“说明”中填写退回原因");
+        s.extension_days = "45".into();
+        s.note = "需要现场检测".into();
+        assert_eq!(s.action("request_extension", Lang::Zh).unwrap_err(), "延期工作日数应为1至30的整数");
+        s.extension_days = "5".into();
+        assert_eq!(s.action("request_extension", Lang::Zh), Ok(TicketAction::RequestExtension { working_days: 5, reason: "需要现场检测".into() }));
     }
 }

@@ -135,6 +135,18 @@ pub struct TrunkConfig {
     pub inbound_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbound_password: Option<String>,
+    /// How switchd reaches the carrier for REGISTER, OPTIONS and outbound calls: `udp`, or a
+    /// `tcp`/`tls` connection it opens to the proxy and reuses.
+    #[serde(default)]
+    pub transport: crate::sip::stream::Transport,
+    /// For `tls`: the PEM file of the CA(s) the carrier's certificate must chain to (unset:
+    /// the system's trusted roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// For `tls`: the name the carrier's certificate must carry (unset: the proxy's IP
+    /// address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
 }
 
 /// How a trunk writes numbers (see [`TrunkConfig::number_format`]).
@@ -163,6 +175,9 @@ impl std::fmt::Debug for TrunkConfig {
             .field("number_format", &self.number_format)
             .field("inbound_username", &self.inbound_username)
             .field("inbound_password", &self.inbound_password.as_ref().map(|_| "<redacted>"))
+            .field("transport", &self.transport)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_server_name", &self.tls_server_name)
             .finish()
     }
 }
@@ -177,7 +192,8 @@ pub struct RouteConfig {
     /// For `app = "desk"`: the user (login name) whose desktop the call rings on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// For `app = "forward"`: the number the call is bridged to, through the outbound trunk.
+    /// For `app = "forward"`: the number the call is bridged to, through the outbound trunk,
+    /// or a `sip:user@ip[:port]` URI called directly (by UDP, through no trunk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
 }
@@ -194,7 +210,8 @@ pub enum RouteApp {
     Hotline,
     /// Ring one desk user's desktop (the route's `user`); they answer and talk over QUIC.
     Desk,
-    /// Bridge the call to another number (the route's `to`) through the outbound trunk.
+    /// Bridge the call to another number (the route's `to`) through the outbound trunk, or
+    /// to a SIP URI directly.
     Forward,
 }
 
@@ -251,6 +268,9 @@ impl TelephonyConfig {
             number_format: NumberFormat::National,
             inbound_username: None,
             inbound_password: None,
+            transport: crate::sip::stream::Transport::Udp,
+            tls_ca: None,
+            tls_server_name: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! picks the leg id ([`LegId::engine`]), offers G.711 on a fresh RTP port, and the SIP side
 //! places the call ([`CallCommand::Originate`], digest-authenticated when the carrier
 //! challenges). The desk is connected from the start: it hears of ringing, then talks.
+//! A `sip:user@ip[:port]` target (a forward route's `to`) goes straight to that address
+//! instead ([`CallCommand::OriginateUri`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -43,11 +45,22 @@ pub fn next_leg(shared: &Shared) -> LegId {
 /// [`place`] with a leg id chosen already (the desk knew the call by it before it was placed).
 pub fn place_as(shared: &Shared, leg: LegId, number: &str) -> Result<OutboundLeg, DeskCallError> {
     let cfg = &shared.config;
-    let trunk = cfg.outbound().ok_or(DeskCallError::NoTrunk)?.clone();
-    let destination = trunk
-        .proxy
-        .or_else(|| trunk.addresses.first().map(|ip| SocketAddr::new(*ip, 5060)))
-        .ok_or(DeskCallError::NoTrunk)?;
+    // A SIP URI names its own destination; a number goes through the outbound trunk.
+    let (trunk, destination) = if number.starts_with("sip:") {
+        let Some((_, destination)) = crate::sip::ua::direct_target(number) else {
+            // Nowhere to send it: like a missing trunk, the call cannot be placed.
+            tracing::warn!(%leg, target = number, "not a sip: URI with an IP address; the call cannot be placed");
+            return Err(DeskCallError::NoTrunk);
+        };
+        (None, destination)
+    } else {
+        let trunk = cfg.outbound().ok_or(DeskCallError::NoTrunk)?.clone();
+        let destination = trunk
+            .proxy
+            .or_else(|| trunk.addresses.first().map(|ip| SocketAddr::new(*ip, 5060)))
+            .ok_or(DeskCallError::NoTrunk)?;
+        (Some(trunk), destination)
+    };
     let socket = rtp_leg::bind_rtp(cfg.rtp_ip, cfg.rtp_port_min, cfg.rtp_port_max).map_err(|_| DeskCallError::NoMedia)?;
     let port = socket.port().map_err(|_| DeskCallError::NoMedia)?;
     let ip = cfg.advertise_ip.unwrap_or_else(|| local_ip_towards(destination, cfg.rtp_ip));
@@ -60,14 +73,30 @@ pub fn place_as(shared: &Shared, leg: LegId, number: &str) -> Result<OutboundLeg
     if let Ok(mut legs) = shared.legs.lock() {
         legs.insert(leg, tx);
     }
-    let _ = shared.commands.send(CallCommand::Originate {
-        leg,
-        trunk: trunk.name.clone(),
-        to_number: number.to_owned(),
-        from_number: cfg.outbound_caller_id.clone(),
-        sdp: offer.render().into_bytes(),
-    });
-    Ok(OutboundLeg { leg, trunk: trunk.name, rtp, local, signals })
+    let (command, trunk) = match trunk {
+        Some(trunk) => {
+            let command = CallCommand::Originate {
+                leg,
+                trunk: trunk.name.clone(),
+                to_number: number.to_owned(),
+                from_number: cfg.outbound_caller_id.clone(),
+                sdp: offer.render().into_bytes(),
+            };
+            (command, trunk.name)
+        }
+        None => {
+            let command = CallCommand::OriginateUri {
+                leg,
+                uri: number.to_owned(),
+                from_number: cfg.outbound_caller_id.clone(),
+                sdp: offer.render().into_bytes(),
+            };
+            // What the CDR and logs show where a trunk's name would be.
+            (command, destination.to_string())
+        }
+    };
+    let _ = shared.commands.send(command);
+    Ok(OutboundLeg { leg, trunk, rtp, local, signals })
 }
 
 /// Places a call from desk user `user_id` (on connection `conn_id`) to `number`; returns the

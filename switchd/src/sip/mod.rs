@@ -21,10 +21,12 @@
 //! * [`stream`] — SIP over streams, sans-IO: message framing by Content-Length, keep-alive
 //!   pings, idle and size bounds, connection limits.
 //! * [`tcp`] — the TCP listener (same port as UDP) and the optional TLS one, one task per
-//!   connection, feeding the same core.
+//!   connection, feeding the same core; and the connections the core asks for to trunks
+//!   configured with a stream transport.
 //!
-//! Not here yet: redirect following, opening TCP/TLS connections ourselves (outbound requests
-//! use a stream only when the peer has one open to us) and DNS (RFC 3263).
+//! Not here yet: redirect following, opening TCP/TLS connections to anyone but a trunk's
+//! proxy (other outbound requests use a stream only when the peer has one open to us) and DNS
+//! (RFC 3263).
 
 pub mod dialog;
 pub mod digest;

@@ -13,8 +13,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// The transport a SIP message travels on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// The transport a SIP message travels on (and, in a trunk's configuration, the one switchd
+/// reaches the trunk by: `udp`, `tcp`, `tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
     #[default]
     Udp,
@@ -56,6 +58,13 @@ impl std::fmt::Display for Transport {
 /// One stream connection, numbered by the driver (never reused while the driver runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// Connections switchd opens itself are numbered by the core from here up, accepted ones
+    /// by the listeners from 1: two counters in two places that must never hand out the same
+    /// id, without sharing state across the sans-IO boundary.
+    pub const DIALED_BASE: u64 = 1 << 62;
+}
 
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

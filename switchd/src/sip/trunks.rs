@@ -34,6 +34,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Method, Request, Response, Uri, Version};
 
 use super::digest::{self, Challenge, Credentials};
+use super::stream::Transport;
 use super::ua::{new_tag, TrunkPeer};
 
 /// Consecutive failed pings (no answer, or 5xx) that mark a trunk down.
@@ -147,6 +148,8 @@ struct Trunk {
     destination: Option<SocketAddr>,
     /// Our address as this trunk should see it (Via, Contact, From host).
     local: SocketAddr,
+    /// How the trunk is reached: the Via of our requests and the Contact we register say it.
+    transport: Transport,
     registration: Option<Registration>,
     keepalive: Option<Keepalive>,
 }
@@ -172,9 +175,10 @@ impl std::fmt::Debug for TrunkMonitor {
 
 impl TrunkMonitor {
     /// A monitor for `peers` (in configured order), reachable at `local` (a peer's
-    /// [`TrunkPeer::local_ip`] replaces an unspecified IP), pinging every `keepalive` (`None`:
-    /// no keep-alives). Nothing is sent before [`Self::start`].
-    pub fn new(local: SocketAddr, peers: &[TrunkPeer], keepalive: Option<Duration>) -> Self {
+    /// [`TrunkPeer::local_ip`] replaces an unspecified IP; a TLS trunk is told our TLS port
+    /// `tls_port` when there is one), pinging every `keepalive` (`None`: no keep-alives).
+    /// Nothing is sent before [`Self::start`].
+    pub fn new(local: SocketAddr, tls_port: Option<u16>, peers: &[TrunkPeer], keepalive: Option<Duration>) -> Self {
         let interval = keepalive.filter(|d| !d.is_zero());
         let trunks = peers
             .iter()
@@ -184,7 +188,11 @@ impl TrunkMonitor {
                     (true, Some(ip)) => ip,
                     _ => local.ip(),
                 };
-                let local = SocketAddr::new(ip, local.port());
+                let port = match peer.transport {
+                    Transport::Tls => tls_port.unwrap_or(local.port()),
+                    Transport::Udp | Transport::Tcp => local.port(),
+                };
+                let local = SocketAddr::new(ip, port);
                 let registration = match (peer.register, destination) {
                     (Some(expires), Some(destination)) => Some(Registration::new(peer, destination, local, expires)),
                     (Some(_), None) => {
@@ -197,6 +205,7 @@ impl TrunkMonitor {
                     name: peer.name.clone(),
                     destination,
                     local,
+                    transport: peer.transport,
                     registration,
                     keepalive: (interval.is_some() && destination.is_some()).then_some(Keepalive {
                         next: None,
@@ -283,7 +292,7 @@ impl TrunkMonitor {
     pub fn handle_timeout(&mut self, now: Instant) {
         let interval = self.interval;
         for (index, trunk) in self.trunks.iter_mut().enumerate() {
-            let (Some(destination), local) = (trunk.destination, trunk.local) else {
+            let (Some(destination), local, transport) = (trunk.destination, trunk.local, trunk.transport) else {
                 continue;
             };
             if let Some(r) = &mut trunk.registration {
@@ -293,7 +302,7 @@ impl TrunkMonitor {
                     if !matches!(r.state, RegistrationState::Registered { .. }) {
                         r.state = RegistrationState::Registering;
                     }
-                    let request = r.request(local, None);
+                    let request = r.request(local, transport, None);
                     self.transmits.push_back(TrunkTransmit {
                         trunk: index,
                         probe: Probe::Register(r.cseq),
@@ -313,7 +322,7 @@ impl TrunkMonitor {
                     self.transmits.push_back(TrunkTransmit {
                         trunk: index,
                         probe: Probe::Options,
-                        request: options(local, destination),
+                        request: options(local, destination, transport),
                         destination,
                     });
                 }
@@ -391,7 +400,7 @@ impl TrunkMonitor {
         let Some(trunk) = self.trunks.get_mut(index) else {
             return;
         };
-        let (local, name, destination) = (trunk.local, &trunk.name, trunk.destination);
+        let (local, transport, name, destination) = (trunk.local, trunk.transport, &trunk.name, trunk.destination);
         let (Some(r), Some(destination)) = (trunk.registration.as_mut().filter(|r| r.in_flight == Some(cseq)), destination)
         else {
             return; // an answer to a REGISTER we no longer wait for
@@ -425,7 +434,7 @@ impl TrunkMonitor {
                         1,
                     );
                     r.auth_tried = true;
-                    Ok(Some(r.request(local, Some(header))))
+                    Ok(Some(r.request(local, transport, Some(header))))
                 }
                 (None, _) => {
                     tracing::warn!(trunk = %name, status = code, "SIP: registrar wants credentials; the trunk has none");
@@ -442,7 +451,7 @@ impl TrunkMonitor {
                 Some(min) => {
                     r.expires = min;
                     r.auth_tried = false;
-                    Ok(Some(r.request(local, None)))
+                    Ok(Some(r.request(local, transport, None)))
                 }
                 None => Err(code),
             },
@@ -483,7 +492,13 @@ impl Registration {
         Self {
             aor: format!("sip:{user}@{host}"),
             registrar: format!("sip:{}", host_port(destination)),
-            contact: format!("sip:{user}@{}", host_port(local)),
+            // A stream trunk must send its calls back over a stream (§19.1.1's transport
+            // parameter; the connection we registered on is what it reuses first).
+            contact: format!(
+                "sip:{user}@{}{}",
+                host_port(local),
+                peer.transport.uri_param().map(|t| format!(";transport={t}")).unwrap_or_default()
+            ),
             credentials: peer.credentials(),
             expires,
             call_id: format!("{}@{}", new_tag(), bracket(&local.ip().to_string())),
@@ -497,11 +512,11 @@ impl Registration {
     }
 
     /// The next REGISTER (CSeq + 1, fresh branch and From tag), and mark it in flight.
-    fn request(&mut self, local: SocketAddr, authorization: Option<Header>) -> Request {
+    fn request(&mut self, local: SocketAddr, transport: Transport, authorization: Option<Header>) -> Request {
         self.cseq = self.cseq.wrapping_add(1);
         self.in_flight = Some(self.cseq);
         let mut headers = Headers::default();
-        headers.push(Header::Via(via(local)));
+        headers.push(Header::Via(via(local, transport)));
         headers.push(Header::MaxForwards(70.into()));
         headers.push(Header::From(rsip::headers::From::new(format!("<{}>;tag={}", self.aor, new_tag()))));
         headers.push(Header::To(rsip::headers::To::new(format!("<{}>", self.aor))));
@@ -525,10 +540,10 @@ impl Registration {
 
 /// An OPTIONS keep-alive from `local` to `destination` (new Call-ID each time: each ping is
 /// its own request, §11.1).
-fn options(local: SocketAddr, destination: SocketAddr) -> Request {
+fn options(local: SocketAddr, destination: SocketAddr, transport: Transport) -> Request {
     let target = format!("sip:{}", host_port(destination));
     let mut headers = Headers::default();
-    headers.push(Header::Via(via(local)));
+    headers.push(Header::Via(via(local, transport)));
     headers.push(Header::MaxForwards(70.into()));
     headers.push(Header::From(rsip::headers::From::new(format!(
         "<sip:switchd@{}>;tag={}",
@@ -549,8 +564,8 @@ fn options(local: SocketAddr, destination: SocketAddr) -> Request {
     }
 }
 
-fn via(local: SocketAddr) -> rsip::headers::Via {
-    rsip::headers::Via::new(format!("SIP/2.0/UDP {};branch=z9hG4bK{};rport", host_port(local), new_tag()))
+fn via(local: SocketAddr, transport: Transport) -> rsip::headers::Via {
+    rsip::headers::Via::new(format!("SIP/2.0/{transport} {};branch=z9hG4bK{};rport", host_port(local), new_tag()))
 }
 
 /// The expiry a 2xx to REGISTER grants us (§10.2.4): the `expires` parameter of the Contact
@@ -659,3 +674,8 @@ pub fn local_ip_towards(peer: SocketAddr, bound: IpAddr) -> Option<IpAddr> {
 #[allow(clippy::unwrap_used)]
 #[path = "trunks_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "trunk_streams_tests.rs"]
+mod stream_tests;

@@ -109,6 +109,9 @@ pub struct TrunkPeer {
     pub e164: bool,
     /// A peer from any address that answers our digest challenge with these is this trunk.
     pub inbound: Option<Credentials>,
+    /// How we reach the trunk: UDP, or a TCP/TLS connection the driver opens to
+    /// [`Self::outbound_destination`] and reuses for REGISTER, OPTIONS and calls.
+    pub transport: Transport,
 }
 
 impl TrunkPeer {
@@ -148,6 +151,7 @@ impl std::fmt::Debug for TrunkPeer {
             .field("register", &self.register)
             .field("local_ip", &self.local_ip)
             .field("inbound", &self.inbound)
+            .field("transport", &self.transport)
             .finish()
     }
 }
@@ -324,6 +328,21 @@ pub enum CallCommand {
         /// Our SDP offer.
         sdp: Vec<u8>,
     },
+    /// Place a call straight to a SIP URI, through no trunk: `INVITE <uri>` sent to the
+    /// URI's host and port (5060 by default), from `<from_number>`, with `sdp` as the offer.
+    /// The host must be an IP address (the SIP core resolves no names) and the call goes by
+    /// UDP; no credentials, no failover. Reported like `Originate`; `Answered` names the
+    /// URI's `host:port` as its trunk.
+    OriginateUri {
+        /// The new leg's id, from [`LegId::engine`].
+        leg: LegId,
+        /// The target, e.g. `sip:bob@192.0.2.10:5070`.
+        uri: String,
+        /// Our caller id (user part of From).
+        from_number: String,
+        /// Our SDP offer.
+        sdp: Vec<u8>,
+    },
 }
 
 impl CallCommand {
@@ -335,7 +354,8 @@ impl CallCommand {
             | CallCommand::Reject { leg, .. }
             | CallCommand::AcceptReinvite { leg, .. }
             | CallCommand::Hangup { leg }
-            | CallCommand::Originate { leg, .. } => *leg,
+            | CallCommand::Originate { leg, .. }
+            | CallCommand::OriginateUri { leg, .. } => *leg,
         }
     }
 }
@@ -381,6 +401,8 @@ struct Route {
     sdp: Vec<u8>,
     /// A provisional beyond 100 arrived: the callee was reached, no more failover.
     progressed: bool,
+    /// For [`CallCommand::OriginateUri`]: the target and where it is, instead of a trunk.
+    direct: Option<(Uri, SocketAddr)>,
 }
 
 /// The call transaction user (see the module docs).
@@ -403,6 +425,8 @@ pub struct Calls {
     by_call_id: HashMap<String, LegId>,
     /// Registration and keep-alives of the trunks.
     monitor: TrunkMonitor,
+    /// The monitor's ping interval (kept to rebuild it in [`Self::with_tls_port`]).
+    keepalive: Option<Duration>,
     /// Client transactions of the monitor's REGISTERs and OPTIONS.
     probe_keys: HashMap<TransactionKey, (usize, Probe)>,
     events: VecDeque<CallEvent>,
@@ -433,7 +457,8 @@ impl Calls {
     /// [`TrunkPeer::register`] register once [`Self::start`] is called.
     pub fn new(timers: Timers, local: SocketAddr, trunks: Vec<TrunkPeer>, max_calls: usize) -> Self {
         Self {
-            monitor: TrunkMonitor::new(local, &trunks, None),
+            monitor: TrunkMonitor::new(local, None, &trunks, None),
+            keepalive: None,
             probe_keys: HashMap::new(),
             timers,
             local,
@@ -464,13 +489,16 @@ impl Calls {
     /// Ping every trunk that has a destination with OPTIONS every `every` (`None` or zero:
     /// never), marking trunks down and up (see [`super::trunks`]). Call before [`Self::start`].
     pub fn with_keepalive(mut self, every: Option<Duration>) -> Self {
-        self.monitor = TrunkMonitor::new(self.local, &self.trunks, every);
+        self.keepalive = every;
+        self.monitor = TrunkMonitor::new(self.local, self.tls_port, &self.trunks, every);
         self
     }
 
     /// Calls over TLS reach us on `port` (the TCP and UDP port is that of the local address).
     pub fn with_tls_port(mut self, port: Option<u16>) -> Self {
         self.tls_port = port;
+        // The monitor has sent nothing yet (before `start`): rebuilt, TLS trunks learn the port.
+        self.monitor = TrunkMonitor::new(self.local, port, &self.trunks, self.keepalive);
         self
     }
 
@@ -809,6 +837,10 @@ impl Calls {
             self.originate(now, leg, &trunk, &to_number, &from_number, sdp, layer);
             return;
         }
+        if let CallCommand::OriginateUri { leg, uri, from_number, sdp } = command {
+            self.originate_uri(now, leg, &uri, &from_number, sdp, layer);
+            return;
+        }
         if self.outbound.contains_key(&id) {
             self.outbound_command(now, command, layer);
             return;
@@ -843,7 +875,7 @@ impl Calls {
                 }
             }
             CallCommand::Hangup { .. } => self.hang_up(now, id, layer),
-            CallCommand::Originate { .. } => {} // handled above
+            CallCommand::Originate { .. } | CallCommand::OriginateUri { .. } => {} // handled above
         }
         self.drain(now, id, layer);
     }
@@ -896,6 +928,44 @@ impl Calls {
             from_number: from_number.to_owned(),
             sdp,
             progressed: false,
+            direct: None,
+        };
+        if let Err((status, why)) = self.place(now, id, route, layer) {
+            refuse(self, status, why);
+        }
+    }
+
+    /// `OriginateUri`: check the request and the URI, and send the INVITE to its address.
+    fn originate_uri(&mut self, now: Instant, id: LegId, uri: &str, from_number: &str, sdp: Vec<u8>, layer: &mut TransactionLayer) {
+        let refuse = |calls: &mut Self, status: u16, why: &str| {
+            tracing::warn!(%id, uri, status, "SIP: cannot place the call: {why}");
+            calls.events.push_back(CallEvent::Failed { leg: id, status });
+        };
+        if !id.is_engine() || self.legs.contains_key(&id) || self.outbound.contains_key(&id) {
+            return refuse(self, 500, "leg id without the engine bit, or in use");
+        }
+        if self.len() >= self.max_calls {
+            return refuse(self, 503, "call limit reached");
+        }
+        if self.local.ip().is_unspecified() {
+            return refuse(self, 500, "our SIP address is unspecified: set advertise_ip");
+        }
+        if !valid_user(from_number) {
+            return refuse(self, 500, "number has characters a SIP user part cannot carry");
+        }
+        let Some((target, destination)) = direct_target(uri) else {
+            return refuse(self, 500, "not a sip: URI with an IP address");
+        };
+        // No trunk: the trunk indices are never read while `direct` is set (no failover).
+        let route = Route {
+            chosen: 0,
+            current: 0,
+            tried: Vec::new(),
+            to_number: user_or_uri(&target),
+            from_number: from_number.to_owned(),
+            sdp,
+            progressed: false,
+            direct: Some((target, destination)),
         };
         if let Err((status, why)) = self.place(now, id, route, layer) {
             refuse(self, status, why);
@@ -922,17 +992,29 @@ impl Calls {
         mut route: Route,
         layer: &mut TransactionLayer,
     ) -> Result<(), (u16, &'static str)> {
-        let peer = self.trunks.get(route.current).ok_or((500, "no such trunk"))?;
-        let destination = peer.outbound_destination().ok_or((500, "trunk has no proxy and no address"))?;
-        let credentials = peer.credentials();
-        let trunk = peer.name.clone();
+        // Through a trunk (its proxy, credentials, transport and number format), or straight
+        // to a URI's address by UDP.
+        let (request_uri, destination, credentials, trunk, transport, from_number) = match &route.direct {
+            Some((target, destination)) => {
+                (Ok(target.clone()), *destination, None, sip_host_port(*destination), Transport::Udp, route.from_number.clone())
+            }
+            None => {
+                let peer = self.trunks.get(route.current).ok_or((500, "no such trunk"))?;
+                let destination = peer.outbound_destination().ok_or((500, "trunk has no proxy and no address"))?;
+                let to_number = peer.dial_string(&route.to_number);
+                let request_uri = Uri::try_from(format!("sip:{to_number}@{}", sip_host_port(destination)).as_str());
+                (request_uri, destination, peer.credentials(), peer.name.clone(), peer.transport, peer.dial_string(&route.from_number))
+            }
+        };
         let host = bracket(&self.local.ip().to_string());
-        let port = self.local.port();
-        let (to_number, from_number) = (peer.dial_string(&route.to_number), peer.dial_string(&route.from_number));
+        let port = port_for(self.local, self.tls_port, transport);
+        // The carrier sends its in-dialog requests (BYE, re-INVITE) to our Contact: over the
+        // trunk's transport, so that they come on a stream when the call went on one.
+        let contact_param = transport.uri_param().map(|t| format!(";transport={t}")).unwrap_or_default();
         let uris = (
-            Uri::try_from(format!("sip:{to_number}@{}", sip_host_port(destination)).as_str()),
+            request_uri,
             Uri::try_from(format!("sip:{from_number}@{host}").as_str()),
-            Uri::try_from(format!("sip:switchd@{host}:{port}").as_str()),
+            Uri::try_from(format!("sip:switchd@{host}:{port}{contact_param}").as_str()),
         );
         let (Ok(request_uri), Ok(from), Ok(local_contact)) = uris else {
             return Err((500, "cannot build the URIs"));
@@ -943,6 +1025,7 @@ impl Calls {
             local_contact,
             via_host: self.local.ip().to_string(),
             via_port: port,
+            transport,
             destination,
             credentials,
             sdp: route.sdp.clone(),
@@ -971,7 +1054,8 @@ impl Calls {
         let Some(leg) = self.outbound.get(&id) else {
             return false;
         };
-        if !retryable || leg.route.progressed {
+        // A URI is one destination: there is nowhere else to try.
+        if !retryable || leg.route.progressed || leg.route.direct.is_some() {
             return false;
         }
         let Some(next) = self.next_trunk(leg.route.chosen, &leg.route.tried) else {
@@ -1128,7 +1212,10 @@ impl Calls {
                     if let Some(dialog) = leg.call.dialog_id() {
                         self.by_dialog.insert(dialog, id);
                     }
-                    let trunk = self.trunks.get(leg.route.current).map(|t| t.name.clone()).unwrap_or_default();
+                    let trunk = match &leg.route.direct {
+                        Some((_, destination)) => sip_host_port(*destination),
+                        None => self.trunks.get(leg.route.current).map(|t| t.name.clone()).unwrap_or_default(),
+                    };
                     tracing::info!(%id, %trunk, "SIP: outbound call answered");
                     self.events.push_back(CallEvent::Answered { leg: id, sdp, trunk });
                 }
@@ -1365,6 +1452,16 @@ impl Calls {
         }
     }
 
+    /// The trunks reached over a stream: where the driver opens (and reopens) a connection
+    /// to, with its transport.
+    pub fn stream_destinations(&self) -> Vec<(SocketAddr, Transport)> {
+        self.trunks
+            .iter()
+            .filter(|t| t.transport.is_reliable())
+            .filter_map(|t| Some((t.outbound_destination()?, t.transport)))
+            .collect()
+    }
+
     /// Whether `ip` is one of a configured trunk's addresses.
     pub fn is_trunk(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
@@ -1463,6 +1560,26 @@ fn sip_host_port(addr: SocketAddr) -> String {
 
 /// A number we can put in a SIP user part as is: digits, letters and `+ * . - _` (RFC 3261
 /// §25.1 unreserved and user-unreserved characters that dial strings use).
+/// A `sip:` URI whose host is an IP address, and the address it names (port 5060 unless
+/// given). Anything else — `sips:`, a domain name (we resolve none), a `transport` other than
+/// UDP (we open streams to trunks only) — is `None`.
+pub fn direct_target(uri: &str) -> Option<(Uri, SocketAddr)> {
+    let parsed = Uri::try_from(uri.trim()).ok()?;
+    if parsed.scheme != Some(rsip::Scheme::Sip) || parsed.auth.is_none() {
+        return None;
+    }
+    let streams = parsed.params.iter().any(|p| matches!(p, rsip::Param::Transport(t) if *t != rsip::Transport::Udp));
+    if streams {
+        return None;
+    }
+    let ip = match &parsed.host_with_port.host {
+        rsip::Host::IpAddr(ip) => *ip,
+        rsip::Host::Domain(_) => return None,
+    };
+    let port = parsed.host_with_port.port.map_or(5060, |p| *p.value());
+    Some((parsed, SocketAddr::new(ip, port)))
+}
+
 fn valid_user(number: &str) -> bool {
     !number.is_empty()
         && number.len() <= 64

@@ -31,6 +31,7 @@ use super::message::response_for;
 use super::session_timer::{self, Refresher, SessionConfig, SessionTimer, TimerAction};
 use super::ua::new_tag;
 use super::udp::ALLOW;
+use super::stream::Transport;
 use super::Timers;
 
 /// Why a call could not be built or a request not handled.
@@ -148,6 +149,8 @@ pub struct Outbound {
     pub via_host: String,
     /// Port of our Via.
     pub via_port: u16,
+    /// What the call travels on (the Via says it; see [`UacCall`]'s next hop on streams).
+    pub transport: Transport,
     /// Where the INVITE goes (the trunk or its outbound proxy); also the fallback next hop for
     /// in-dialog requests whose route or target is not an IP address (we resolve no names).
     pub destination: SocketAddr,
@@ -216,6 +219,7 @@ pub struct UacCall {
     local_contact: Uri,
     via_host: String,
     via_port: u16,
+    transport: Transport,
     destination: SocketAddr,
     credentials: Option<Credentials>,
     /// The SDP we offered (or last answered a re-INVITE with).
@@ -273,6 +277,7 @@ impl UacCall {
             local_contact: outbound.local_contact,
             via_host: outbound.via_host,
             via_port: outbound.via_port,
+            transport: outbound.transport,
             destination: outbound.destination,
             credentials: outbound.credentials,
             local_sdp: outbound.sdp,
@@ -971,7 +976,8 @@ impl UacCall {
 
     fn via(&self) -> rsip::headers::Via {
         rsip::headers::Via::new(format!(
-            "SIP/2.0/UDP {}:{};branch=z9hG4bK{};rport",
+            "SIP/2.0/{} {}:{};branch=z9hG4bK{};rport",
+            self.transport,
             bracket(&self.via_host),
             self.via_port,
             new_tag()
@@ -1061,7 +1067,14 @@ impl UacCall {
 
     /// Where an in-dialog request goes: the first route, else the remote target — each only
     /// when its host is an IP address (sans-IO: no DNS here); else the INVITE's destination.
+    /// On a stream, always the INVITE's destination: the connection we opened to the
+    /// trunk is reused for the whole dialog (as RFC 5923 has it), because carriers (an SBC
+    /// in front of their network) expect it there, and a Contact we would have to open a new
+    /// connection to may not even accept one.
     fn next_hop(&self, dialog: &RemoteDialog) -> SocketAddr {
+        if self.transport.is_reliable() {
+            return self.destination;
+        }
         let first = match dialog.route_set.first() {
             Some(route) => uri_in(route),
             None => Some(dialog.target.clone()),

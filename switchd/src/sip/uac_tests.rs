@@ -525,6 +525,7 @@ fn uac_call_refuses_foreign_messages() {
         local_contact: Uri::try_from("sip:switchd@192.0.2.1:5060").unwrap(),
         via_host: "192.0.2.1".into(),
         via_port: 5060,
+        transport: Transport::Udp,
         destination: "192.0.2.7:5060".parse().unwrap(),
         credentials: None,
         sdp: OFFER.into(),

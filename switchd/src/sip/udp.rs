@@ -137,6 +137,12 @@ pub enum Output {
     Stream { conn: ConnId, bytes: Vec<u8> },
     /// Close `conn` once what was queued for it is written (it cannot be read on).
     Close { conn: ConnId },
+    /// Open connection `conn` to `peer` over `transport` (a trunk reached over a stream).
+    /// [`Output::Stream`]s for it follow at once: the driver queues them until it is open.
+    /// A connection that cannot be opened is reported with
+    /// [`UdpCore::handle_connect_failed`], its closing later with
+    /// [`UdpCore::handle_stream_closed`].
+    Connect { conn: ConnId, peer: SocketAddr, transport: Transport },
 }
 
 /// The sans-IO heart of the SIP listener, for every transport: a [`TransactionLayer`], the
@@ -151,6 +157,12 @@ pub enum Output {
 /// response to a request that came on it goes back on it (§18.2.2) and a request we send to
 /// that address (a BYE to the caller) goes on it too; every other address is UDP.
 /// [`Self::poll_output`] says which.
+///
+/// Trunks configured with a stream transport ([`super::ua::TrunkPeer::transport`]) are the
+/// exception: their address is a stream peer for good. Bytes for it with no connection open
+/// make the core ask for one ([`Output::Connect`]) and queue them on it; when it closes the
+/// next bytes open another, and when it cannot be opened the client transactions to the
+/// trunk fail with a transport error (503: a call fails over, a registration retries).
 pub struct UdpCore {
     layer: TransactionLayer,
     calls: Calls,
@@ -162,14 +174,25 @@ pub struct UdpCore {
     conns: HashMap<ConnId, (SocketAddr, Transport)>,
     /// The connection of each stream peer (a peer address is one TCP connection at a time).
     by_peer: HashMap<SocketAddr, ConnId>,
+    /// Trunks we reach over a stream, by destination.
+    dialed: HashMap<SocketAddr, Transport>,
+    /// The next id for a connection we open ([`ConnId::DIALED_BASE`] upwards).
+    next_dialed: u64,
 }
 
 impl UdpCore {
     /// A core with the given timers and limits, counting into `metrics`, handing calls to
     /// `calls`.
     pub fn new(timers: Timers, limits: Limits, metrics: Arc<Metrics>, calls: Calls) -> Self {
+        let dialed: HashMap<SocketAddr, Transport> = calls.stream_destinations().into_iter().collect();
+        let mut layer = TransactionLayer::new(timers);
+        // Reliable from the first request on: no retransmissions (§17.1.1.2 Timer A off,
+        // §17.1.2.2 Timer E off), while Timers B and F still bound each transaction.
+        for (&peer, &transport) in &dialed {
+            layer.set_peer_transport(peer, Some(transport));
+        }
         Self {
-            layer: TransactionLayer::new(timers),
+            layer,
             calls,
             limiter: RateLimiter::new(limits),
             trunk_limiter: RateLimiter::new(Limits {
@@ -181,6 +204,8 @@ impl UdpCore {
             out: VecDeque::new(),
             conns: HashMap::new(),
             by_peer: HashMap::new(),
+            dialed,
+            next_dialed: ConnId::DIALED_BASE,
         }
     }
 
@@ -205,13 +230,30 @@ impl UdpCore {
 
     /// Stream connection `conn` is gone. Transactions and calls with its peer stay (a peer may
     /// reconnect); what is sent to it meanwhile goes by UDP to the same address.
+    ///
+    /// A trunk we reach over a stream stays a stream peer: the next bytes for it open a new
+    /// connection (what was in flight on the old one is left to Timers B and F).
     pub fn handle_stream_closed(&mut self, conn: ConnId) {
         if let Some((peer, _)) = self.conns.remove(&conn) {
             if self.by_peer.get(&peer) == Some(&conn) {
                 self.by_peer.remove(&peer);
-                self.layer.set_peer_transport(peer, None);
+                if !self.dialed.contains_key(&peer) {
+                    self.layer.set_peer_transport(peer, None);
+                }
             }
         }
+    }
+
+    /// The connection `conn` asked for by [`Output::Connect`] could not be opened: the
+    /// client transactions to its peer fail with a transport error (§8.1.3.1: as a 503).
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId) {
+        let Some((peer, transport)) = self.conns.get(&conn).copied() else {
+            return;
+        };
+        tracing::info!(%conn, %peer, %transport, "SIP: cannot connect to the trunk");
+        self.handle_stream_closed(conn);
+        self.layer.handle_transport_error_to(now, peer);
+        self.drain(now, None);
     }
 
     /// One whole message (as [`super::stream::Framed::Message`]) read on `conn` at `now`.
@@ -331,7 +373,7 @@ impl UdpCore {
                         return Some((*peer, bytes));
                     }
                 }
-                Output::Close { .. } => {}
+                Output::Close { .. } | Output::Connect { .. } => {}
             }
         }
     }
@@ -341,12 +383,26 @@ impl UdpCore {
         self.out.pop_front()
     }
 
-    /// Where bytes for `to` go: its stream connection if one is open, else a datagram.
-    fn route(&self, to: SocketAddr, bytes: Vec<u8>) -> Output {
-        match self.by_peer.get(&to) {
-            Some(&conn) => Output::Stream { conn, bytes },
-            None => Output::Datagram { to, bytes },
+    /// Where bytes for `to` go: its stream connection if one is open, a new connection if it
+    /// is a trunk we reach over a stream, else a datagram.
+    fn route(&mut self, to: SocketAddr, bytes: Vec<u8>) -> Output {
+        if let Some(&conn) = self.by_peer.get(&to) {
+            return Output::Stream { conn, bytes };
         }
+        let Some(&transport) = self.dialed.get(&to) else {
+            return Output::Datagram { to, bytes };
+        };
+        let conn = ConnId(self.next_dialed);
+        self.next_dialed += 1;
+        self.conns.insert(conn, (to, transport));
+        self.by_peer.insert(to, conn);
+        self.out.push_back(Output::Connect { conn, peer: to, transport });
+        Output::Stream { conn, bytes }
+    }
+
+    /// The trunks reached over a stream (destination and transport).
+    pub fn stream_destinations(&self) -> Vec<(SocketAddr, Transport)> {
+        self.dialed.iter().map(|(&peer, &t)| (peer, t)).collect()
     }
 
     /// Stream connections open now.
@@ -811,6 +867,11 @@ pub async fn serve_all(
                 }
                 (Output::Stream { conn, bytes }, Some(hub)) => hub.send(&mut core, conn, bytes),
                 (Output::Close { conn }, Some(hub)) => hub.close(conn),
+                (Output::Connect { conn, peer, transport }, Some(hub)) => {
+                    hub.connect(&mut core, Instant::now(), conn, peer, transport);
+                }
+                // No hub (the daemon makes one when a trunk needs it): nothing can connect.
+                (Output::Connect { conn, .. }, None) => core.handle_connect_failed(Instant::now(), conn),
                 // No streams: the core never heard of a connection.
                 (Output::Stream { .. } | Output::Close { .. }, None) => {}
             }

@@ -683,8 +683,13 @@ impl<'c> Db<'c> {
             wh.push(format!("t.caller_phone = {}", arg(V::Text(phone.to_string()))));
         }
         if let Some(text) = q.text.as_deref().filter(|t| !t.trim().is_empty()) {
-            let expr = text::match_expr(text, &[""]).unwrap_or_else(|| "\"\"".into());
-            wh.push(format!("t.id IN (SELECT rowid FROM ticket_fts WHERE ticket_fts MATCH {})", arg(V::Text(expr))));
+            // A ticket number typed into the search box finds that ticket, not texts quoting it.
+            if let Ok(no) = TicketNo::parse(text.trim()) {
+                wh.push(format!("t.no = {}", arg(V::Text(no.to_string()))));
+            } else {
+                let expr = text::match_expr(text, &[""]).unwrap_or_else(|| "\"\"".into());
+                wh.push(format!("t.id IN (SELECT rowid FROM ticket_fts WHERE ticket_fts MATCH {})", arg(V::Text(expr))));
+            }
         }
         let where_sql = if wh.is_empty() { String::new() } else { format!("WHERE {}", wh.join(" AND ")) };
         let total: i64 = self.conn.prepare_cached(&format!("SELECT COUNT(*) FROM tickets t {where_sql}"))?.query_row(
@@ -898,6 +903,8 @@ impl<'c> Db<'c> {
             )?;
         let q = TicketQuery { caller_phone: Some(phone.clone()), page_size: 50, ..TicketQuery::default() };
         let history = self.search_tickets(&q, vis, today)?.items;
+        // Departments see tickets, not the hotline's telephony.
+        let calls = if vis.0.is_none() { self.calls_with(phone, 10)? } else { Vec::new() };
         Ok(CallerProfile {
             phone: phone.clone(),
             name,
@@ -910,7 +917,28 @@ impl<'c> Db<'c> {
             vip,
             blocked,
             history,
+            calls,
         })
+    }
+
+    /// The latest `limit` calls from or to `phone`, newest first.
+    fn calls_with(&self, phone: &PhoneNumber, limit: u32) -> StoreResult<Vec<CallSummary>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, direction, offered_at, answered_at, ended_at, cause FROM calls
+             WHERE caller = ?1 OR callee = ?1 ORDER BY offered_at DESC, id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![phone.as_ref(), limit], |r| {
+            let (answered, ended): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (r.get(3)?, r.get(4)?);
+            Ok(CallSummary {
+                id: r.get(0)?,
+                inbound: r.get::<_, String>(1)? == "inbound",
+                offered_at: r.get(2)?,
+                answered: answered.is_some(),
+                talk_secs: answered.zip(ended).map(|(a, e)| (e - a).num_seconds().max(0) as u32),
+                cause: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn enterprise_profile(&self, code_: &CreditCode, vis: Visibility, today: NaiveDate) -> StoreResult<EnterpriseProfile> {

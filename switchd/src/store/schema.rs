@@ -291,4 +291,9 @@ ALTER TABLE calls ADD COLUMN jitter_max_ms REAL;
 ALTER TABLE calls ADD COLUMN rtt_mean_ms REAL;
 ALTER TABLE calls ADD COLUMN rtcp_received INTEGER;
 "#,
+    // 7: a caller's earlier calls for the screen pop (they called: caller; we called: callee).
+    r#"
+CREATE INDEX calls_by_caller ON calls(caller, offered_at);
+CREATE INDEX calls_by_callee ON calls(callee, offered_at);
+"#,
 ];

@@ -260,6 +260,21 @@ impl TransactionLayer {
         }
     }
 
+    /// A connection to `peer` could not be opened (or broke before what was queued on it
+    /// was written): every client transaction to `peer` fails with a transport error, which
+    /// the TU treats as a 503 (§8.1.3.1) — a trunk's call fails over, a REGISTER retries.
+    pub fn handle_transport_error_to(&mut self, now: Instant, peer: SocketAddr) {
+        let failed: Vec<TransactionKey> = self
+            .transactions
+            .iter()
+            .filter(|(k, e)| k.role == Role::Client && e.remote == peer)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in failed {
+            self.handle_transport_error(now, &key);
+        }
+    }
+
     /// Drop transaction `key` without further events: for the TU that gave up on it. An
     /// INVITE client transaction in Proceeding runs no timer (§17.1.1.2), so one whose CANCEL
     /// never brought a final response would otherwise live for ever (§9.1 lets the UAC
