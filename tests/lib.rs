@@ -178,6 +178,24 @@ impl Daemon {
         }
     }
 
+    /// The metrics endpoint's whole HTTP response (`GET /metrics`).
+    pub fn metrics_page(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.metrics_addr).expect("connect to metrics");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request metrics");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("read metrics");
+        body
+    }
+
+    /// One counter or gauge from the metrics endpoint; panics (with the page) if it is missing.
+    pub fn metric(&self, name: &str) -> u64 {
+        let body = self.metrics_page();
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("metric {name} missing:\n{body}"))
+    }
+
     /// The log the daemon wrote to stderr.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("switchd.log")).unwrap_or_default()
@@ -350,11 +368,14 @@ fn baresip_command(user: &str, sip_port: u16, source: &Path, seconds: u32) -> (t
     (dir, cmd)
 }
 
+/// `seconds` of a sine at `freq`, 8 kHz, at a level a phone sends speech.
+pub fn tone_samples(freq: f64, seconds: u32) -> Vec<i16> {
+    (0..8000 * seconds).map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * f64::from(i) / 8000.0).sin()) as i16).collect()
+}
+
 /// Writes an 8 kHz mono 16-bit WAV of a sine at `freq` for `seconds` (a phone's audio source).
 pub fn tone_wav(path: &Path, freq: f64, seconds: u32) {
-    let samples: Vec<u8> = (0..8000 * seconds)
-        .flat_map(|i| ((8000.0 * (2.0 * std::f64::consts::PI * freq * f64::from(i) / 8000.0).sin()) as i16).to_le_bytes())
-        .collect();
+    let samples: Vec<u8> = tone_samples(freq, seconds).into_iter().flat_map(i16::to_le_bytes).collect();
     let len = samples.len() as u32;
     let mut wav = Vec::with_capacity(44 + samples.len());
     wav.extend_from_slice(b"RIFF");
@@ -408,6 +429,11 @@ pub fn tone_share(samples: &[i16], freq: f64) -> f64 {
         return 0.0;
     }
     (2.0 * power / samples.len() as f64) / total
+}
+
+/// 100 ms blocks of 8 kHz `samples` in which `freq` dominates (over half the energy).
+pub fn tone_blocks(samples: &[i16], freq: f64) -> usize {
+    samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.5).count()
 }
 
 /// The next call event a desk gets (offered, ringing, connected, conference, ended), skipping
@@ -952,5 +978,32 @@ impl Drop for DesktopWindow {
         if std::thread::panicking() {
             eprintln!("agent-desktop's log:\n{}", self.log_text());
         }
+    }
+}
+
+/// Reads exactly one SIP message (headers and Content-Length bytes of body) from `buf` + `s`,
+/// keeping what follows it in `buf`; `None` when the stream ends. Panics after 5 s of silence.
+pub async fn read_sip_message<S: tokio::io::AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + length {
+                let message = String::from_utf8_lossy(&buf[..end + length]).to_string();
+                buf.drain(..end + length);
+                return Some(message);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.expect("a reply in time").ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
 }

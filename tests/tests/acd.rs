@@ -67,7 +67,7 @@ async fn the_longest_idle_agent_is_offered_first_a_miss_sets_not_ready_and_the_n
     }
     // 自动报工号: the agent hears a short tone while the caller hears the agent's number.
     let (heard, _) = rexian_tests::desk_talk(agent2.clone(), call, 2, None, 0).await;
-    let toned = heard.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, 1000.0) > 0.5).count();
+    let toned = rexian_tests::tone_blocks(&heard, 1000.0);
     assert!(toned >= 1, "the agent hears the announcement tone");
 
     let board = supervisor.seat_board().await.expect("seat board");

@@ -269,7 +269,7 @@ fn the_agent_holds_resumes_and_mutes_a_call_from_the_softphone() {
 /// 100 ms blocks of 48 kHz `samples` that are mostly `freq` (decimated to 8 kHz first).
 fn blocks_of_48k(samples: &[i16], freq: f64) -> usize {
     let at8k: Vec<i16> = samples.iter().step_by(6).copied().collect();
-    at8k.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, freq) > 0.5).count()
+    rexian_tests::tone_blocks(&at8k, freq)
 }
 
 #[test]
@@ -308,7 +308,7 @@ fn the_headset_rings_and_carries_the_call_both_ways() {
     // The microphone's 1 kHz reached the phone.
     let dump = rexian_tests::file_ending(phone.path(), "-dec.wav").expect("baresip kept what it heard");
     let at_phone = rexian_tests::dumped_samples(&dump);
-    let blocks = at_phone.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, 1000.0) > 0.5).count();
+    let blocks = rexian_tests::tone_blocks(&at_phone, 1000.0);
     assert!(blocks >= 20, "the phone heard the agent's microphone (1 kHz) in only {blocks} blocks of 100 ms");
     let problem = &h.state().settings_screen.audio_error;
     assert!(problem.is_none(), "no audio problem was reported: {problem:?}");

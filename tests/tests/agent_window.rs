@@ -17,24 +17,16 @@ const CALLER: &str = "13912345678";
 fn tone_pcap(path: &Path, freq: f64, seconds: u32) {
     let mut pcap: Vec<u8> = Vec::new();
     // Global header: magic, v2.4, UTC, accuracy, snaplen, Ethernet.
-    for v in [0xa1b2_c3d4u32] {
-        pcap.extend(v.to_le_bytes());
-    }
+    pcap.extend(0xa1b2_c3d4u32.to_le_bytes());
     pcap.extend(2u16.to_le_bytes());
     pcap.extend(4u16.to_le_bytes());
     pcap.extend([0u8; 8]);
     pcap.extend(65_535u32.to_le_bytes());
     pcap.extend(1u32.to_le_bytes());
-    let mut n = 0u32;
-    for packet in 0..seconds * 50 {
-        let samples: Vec<i16> = (0..160)
-            .map(|_| {
-                n += 1;
-                (8000.0 * (2.0 * std::f64::consts::PI * freq * f64::from(n) / 8000.0).sin()) as i16
-            })
-            .collect();
+    let tone = rexian_tests::tone_samples(freq, seconds);
+    for (packet, samples) in (0u32..).zip(tone.chunks(160)) {
         let mut payload = Vec::with_capacity(160);
-        switchd::media::g711::encode_alaw(&samples, &mut payload);
+        switchd::media::g711::encode_alaw(samples, &mut payload);
         let mut rtp = vec![0x80, 8];
         rtp.extend((packet as u16).to_be_bytes());
         rtp.extend((packet * 160).to_be_bytes());
@@ -58,11 +50,6 @@ fn tone_pcap(path: &Path, freq: f64, seconds: u32) {
         pcap.extend(frame);
     }
     std::fs::write(path, pcap).expect("write pcap");
-}
-
-/// 100 ms blocks of 8 kHz `samples` that are mostly `freq`.
-fn tone_blocks(samples: &[i16], freq: f64) -> usize {
-    samples.chunks(800).filter(|b| b.len() == 800 && rexian_tests::tone_share(b, freq) > 0.5).count()
 }
 
 #[test]
@@ -140,7 +127,7 @@ fn a_queued_caller_is_answered_from_the_real_window_with_the_headset_and_the_tic
 
     // The caller's 440 Hz reached the headset (48 kHz, decimated to 8 kHz).
     let heard: Vec<i16> = headset.heard()[answered..].iter().step_by(6).copied().collect();
-    assert!(tone_blocks(&heard, 440.0) >= 20, "the headset played the caller's tone in {} blocks of 100 ms", tone_blocks(&heard, 440.0));
+    assert!(rexian_tests::tone_blocks(&heard, 440.0) >= 20, "the headset played the caller's tone in {} blocks of 100 ms", rexian_tests::tone_blocks(&heard, 440.0));
 
     // The ticket: what was typed, linked to the call, whose recording has the headset's
     // microphone (1 kHz) on its right channel — what the caller heard.
@@ -155,7 +142,7 @@ fn a_queued_caller_is_answered_from_the_real_window_with_the_headset_and_the_tic
     let path = cdr["recordings"].as_array().and_then(|r| r.iter().find(|r| r["kind"] == "call")).and_then(|r| r["path"].as_str()).expect("a call recording");
     let (_, samples) = switchd::media::wav::read_wav(daemon.data_dir.join(path)).expect("wav");
     let right: Vec<i16> = samples.chunks(2).map(|s| s[1]).collect();
-    assert!(tone_blocks(&right, 1000.0) >= 20, "the caller heard the agent's microphone in {} blocks of 100 ms", tone_blocks(&right, 1000.0));
+    assert!(rexian_tests::tone_blocks(&right, 1000.0) >= 20, "the caller heard the agent's microphone in {} blocks of 100 ms", rexian_tests::tone_blocks(&right, 1000.0));
 
     // Ctrl+O opens the ticket just saved.
     window.key("ctrl+o");

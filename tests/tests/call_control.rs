@@ -14,7 +14,7 @@ use rexian_tests::{
 };
 use switchd::engine::hold::MELODY_NOTES;
 
-use rexian_tests::{state_is, wait_event};
+use rexian_tests::{state_is, tone_blocks, wait_event};
 
 fn offered(e: &Event) -> bool {
     matches!(e, Event::CallOffered { .. })
@@ -51,10 +51,6 @@ fn classify(samples: &[i16], freq: f64) -> Vec<Heard> {
 
 fn count(blocks: &[Heard], what: Heard) -> usize {
     blocks.iter().filter(|b| **b == what).count()
-}
-
-fn blocks_of(samples: &[i16], freq: f64) -> usize {
-    samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.5).count()
 }
 
 /// The call recording's channels (left what the caller said, right what the caller heard).
@@ -105,10 +101,10 @@ async fn on_hold_the_caller_hears_music_and_not_the_agent_and_muted_nothing_of_t
     assert_eq!(cause, "caller_hangup");
 
     // What the agent heard: the caller, except while the caller was on hold.
-    let (before, held, after) = (blocks_of(&talking, 440.0), blocks_of(&on_hold, 440.0), blocks_of(&resumed, 440.0));
+    let (before, held, after) = (tone_blocks(&talking, 440.0), tone_blocks(&on_hold, 440.0), tone_blocks(&resumed, 440.0));
     assert!(before >= 20 && after >= 20, "the agent heard the caller in {before} and {after} blocks");
     assert!(held <= 3, "on hold the agent heard the caller in {held} of 40 blocks");
-    assert!(blocks_of(&muted, 440.0) >= 20, "muted, the agent still hears the caller");
+    assert!(tone_blocks(&muted, 440.0) >= 20, "muted, the agent still hears the caller");
 
     // What the phone heard: the agent, then the music without the agent, the agent again, a
     // silence while muted, the agent again.
@@ -139,7 +135,7 @@ async fn on_hold_the_caller_hears_music_and_not_the_agent_and_muted_nothing_of_t
     let (left, right) = recording(&daemon, &cdr);
     let recorded = classify(&right, 1000.0);
     assert!(count(&recorded, Heard::Music) >= 20, "the music in the recording: {recorded:?}");
-    assert!(blocks_of(&left, 440.0) >= 120, "the caller recorded all along: {} blocks", blocks_of(&left, 440.0));
+    assert!(tone_blocks(&left, 440.0) >= 120, "the caller recorded all along: {} blocks", tone_blocks(&left, 440.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +266,7 @@ async fn a_transfer_to_an_agent_who_does_not_answer_returns_to_the_queue_then_th
 
     let cdr = daemon.ended_calls().remove(0);
     let (_, right) = recording(&daemon, &cdr);
-    let (first, second) = (blocks_of(&right, 1000.0), blocks_of(&right, 2000.0));
+    let (first, second) = (tone_blocks(&right, 1000.0), tone_blocks(&right, 2000.0));
     assert!(first >= 10 && second >= 25, "the caller heard agent1 in {first} blocks and agent2 in {second}");
     let out = daemon.cli(&["acd", "events", "--json"]);
     let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("events json");
@@ -322,7 +318,7 @@ async fn a_transfer_to_a_queue_reaches_the_next_agent_who_calls_the_supervisor()
     assert!(events.iter().any(|e| e["kind"] == "entered" && e["queue"] == "experts"), "{events:#?}");
     let cdr = daemon.ended_calls().remove(0);
     let (_, right) = recording(&daemon, &cdr);
-    assert!(blocks_of(&right, 2000.0) >= 20, "the caller heard the supervisor");
+    assert!(tone_blocks(&right, 2000.0) >= 20, "the caller heard the supervisor");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +352,7 @@ async fn an_attended_transfer_consults_while_the_caller_hears_music_then_hands_o
     wait_event(&agent, "transferred", |e| *e == Event::CallEnded { call, cause: "transferred".into() }).await;
 
     // While consulting the agent heard the consulted party, not the caller.
-    let (far, caller_heard) = (blocks_of(&consulting, 2000.0), blocks_of(&consulting, 440.0));
+    let (far, caller_heard) = (tone_blocks(&consulting, 2000.0), tone_blocks(&consulting, 440.0));
     assert!(far >= 20 && caller_heard <= 3, "consulting, the agent heard the target in {far} blocks and the caller in {caller_heard}");
     let phone = phone.await.expect("baresip ran");
     let _ = target.wait();
@@ -367,11 +363,11 @@ async fn an_attended_transfer_consults_while_the_caller_hears_music_then_hands_o
     assert!(count(&at_phone[first_music..=last_music], Heard::Tone) <= 2, "the caller heard the agent while held: {at_phone:?}");
     let raw = dumped_samples(&file_ending(phone.path(), "-dec.wav").expect("caller's dump"));
     let after = &raw[(last_music + 1) * 800..];
-    let handed = blocks_of(after, 2000.0);
+    let handed = tone_blocks(after, 2000.0);
     assert!(handed >= 20, "after the transfer the caller heard the target in only {handed} blocks");
-    assert_eq!(blocks_of(&raw[..(first_music * 800).min(raw.len())], 2000.0), 0, "the target was not heard before");
+    assert_eq!(tone_blocks(&raw[..(first_music * 800).min(raw.len())], 2000.0), 0, "the target was not heard before");
     let at_target = dumped_samples(&file_ending(target_dir.path(), "-dec.wav").expect("target's dump"));
-    let (agent_heard, caller_reached) = (blocks_of(&at_target, 1000.0), blocks_of(&at_target, 440.0));
+    let (agent_heard, caller_reached) = (tone_blocks(&at_target, 1000.0), tone_blocks(&at_target, 440.0));
     assert!(agent_heard >= 20 && caller_reached >= 20, "the target heard the agent in {agent_heard} blocks and the caller in {caller_reached}");
 }
 
@@ -409,8 +405,8 @@ async fn a_consultation_is_cancelled_then_another_becomes_a_three_way_call() {
     wait_event(&agent, "the consulted party gone", |e| *e == Event::ConferenceChanged { call, joined: false }).await;
     wait_event(&agent, "the caller back", |e| *e == Event::CallHeld { call, held: false }).await;
     let (back, next) = desk_talk(agent.clone(), call, 3, Some(1000.0), next).await;
-    assert!(blocks_of(&consulting, 2000.0) >= 10, "consulting, the agent heard the target");
-    let (target_after, caller_after) = (blocks_with(&back, 2000.0), blocks_of(&back, 440.0));
+    assert!(tone_blocks(&consulting, 2000.0) >= 10, "consulting, the agent heard the target");
+    let (target_after, caller_after) = (blocks_with(&back, 2000.0), tone_blocks(&back, 440.0));
     assert!(target_after <= 2 && caller_after >= 20, "after cancelling: target in {target_after} blocks, caller in {caller_after}");
 
     // Another, turned into a three-way call by taking the caller off hold.
@@ -463,7 +459,7 @@ async fn the_administrators_hold_music_file_is_what_a_held_caller_hears() {
 
     let phone = phone.await.expect("baresip ran");
     let heard = dumped_samples(&file_ending(phone.path(), "-dec.wav").expect("baresip kept what it heard"));
-    let (file, melody) = (blocks_of(&heard, 300.0), count(&classify(&heard, 1000.0), Heard::Music));
+    let (file, melody) = (tone_blocks(&heard, 300.0), count(&classify(&heard, 1000.0), Heard::Music));
     assert!(file >= 25 && melody == 0, "held, the caller heard the file in {file} blocks and the built-in melody in {melody}");
-    assert!(blocks_of(&heard, 1000.0) <= 2, "and not the agent");
+    assert!(tone_blocks(&heard, 1000.0) <= 2, "and not the agent");
 }

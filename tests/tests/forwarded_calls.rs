@@ -12,8 +12,10 @@ fn blocks_of(samples: &[i16], freq: f64) -> usize {
     samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.6).count()
 }
 
-#[test]
-fn a_call_forwarded_through_the_trunk_connects_both_phones() {
+/// A baresip caller (440 Hz) dials 9198, which `config(far_port)` forwards to a baresip phone
+/// answering (1 kHz) on `far_port`. Returns the daemon, its data directory, and the 100 ms
+/// blocks in which the caller heard the far end and the far end heard the caller.
+fn forwarded_between_two_phones(config: impl FnOnce(u16) -> String) -> (Daemon, tempfile::TempDir, usize, usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let scratch = tempfile::tempdir().expect("temp dir");
     let (tone440, tone1k) = (scratch.path().join("440.wav"), scratch.path().join("1k.wav"));
@@ -21,18 +23,25 @@ fn a_call_forwarded_through_the_trunk_connects_both_phones() {
     tone_wav(&tone1k, 1000.0, 20);
     let far_port = free_udp_port();
     let (mut far_end, far_dir) = baresip_answerer("13900139000", far_port, &tone1k, 12);
-    let config = format!(
-        "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{far_port}\"\n\n\
-         [[telephony.routes]]\nnumber = \"9198\"\napp = \"forward\"\nto = \"13900139000\"\n"
-    );
-    let daemon = Daemon::start_with_config(dir.path(), &config, &[]);
+    let daemon = Daemon::start_with_config(dir.path(), &config(far_port), &[]);
     let caller = baresip_call(&format!("sip:9198@{}", daemon.sip_addr), &tone440, 8);
     let _ = far_end.wait();
 
     let log = |d: &Path| std::fs::read_to_string(d.join("baresip.log")).unwrap_or_default();
     let at_caller = dumped_samples(&file_ending(caller.path(), "-dec.wav").unwrap_or_else(|| panic!("caller kept nothing:\n{}", log(caller.path()))));
-    let at_far = dumped_samples(&file_ending(far_dir.path(), "-dec.wav").unwrap_or_else(|| panic!("far end kept nothing:\n{}", log(far_dir.path()))));
+    let at_far = dumped_samples(&file_ending(far_dir.path(), "-dec.wav").unwrap_or_else(|| panic!("far end kept nothing:\n{}\nswitchd:\n{}", log(far_dir.path()), daemon.log())));
     let (heard_far, heard_caller) = (blocks_of(&at_caller, 1000.0), blocks_of(&at_far, 440.0));
+    (daemon, dir, heard_far, heard_caller)
+}
+
+#[test]
+fn a_call_forwarded_through_the_trunk_connects_both_phones() {
+    let (daemon, _dir, heard_far, heard_caller) = forwarded_between_two_phones(|far_port| {
+        format!(
+            "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{far_port}\"\n\n\
+             [[telephony.routes]]\nnumber = \"9198\"\napp = \"forward\"\nto = \"13900139000\"\n"
+        )
+    });
     assert!(heard_far >= 30, "the caller heard the far end's 1 kHz in only {heard_far} blocks of 100 ms");
     assert!(heard_caller >= 30, "the far end heard the caller's 440 Hz in only {heard_caller} blocks of 100 ms");
 
@@ -127,27 +136,14 @@ async fn an_agent_adds_a_third_party_and_all_three_hear_each_other() {
 
 #[test]
 fn a_call_forwarded_to_a_sip_uri_goes_straight_there() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let scratch = tempfile::tempdir().expect("temp dir");
-    let (tone440, tone1k) = (scratch.path().join("440.wav"), scratch.path().join("1k.wav"));
-    tone_wav(&tone440, 440.0, 20);
-    tone_wav(&tone1k, 1000.0, 20);
-    let far_port = free_udp_port();
-    let (mut far_end, far_dir) = baresip_answerer("13900139000", far_port, &tone1k, 12);
     // The trunk (the caller's) points nowhere: the forward must not go through it.
     let nowhere = free_udp_port();
-    let config = format!(
-        "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{nowhere}\"\n\n\
-         [[telephony.routes]]\nnumber = \"9198\"\napp = \"forward\"\nto = \"sip:13900139000@127.0.0.1:{far_port}\"\n"
-    );
-    let daemon = Daemon::start_with_config(dir.path(), &config, &[]);
-    let caller = baresip_call(&format!("sip:9198@{}", daemon.sip_addr), &tone440, 8);
-    let _ = far_end.wait();
-
-    let log = |d: &Path| std::fs::read_to_string(d.join("baresip.log")).unwrap_or_default();
-    let at_caller = dumped_samples(&file_ending(caller.path(), "-dec.wav").unwrap_or_else(|| panic!("caller kept nothing:\n{}", log(caller.path()))));
-    let at_far = dumped_samples(&file_ending(far_dir.path(), "-dec.wav").unwrap_or_else(|| panic!("far end kept nothing:\n{}\nswitchd:\n{}", log(far_dir.path()), daemon.log())));
-    let (heard_far, heard_caller) = (blocks_of(&at_caller, 1000.0), blocks_of(&at_far, 440.0));
+    let (daemon, _dir, heard_far, heard_caller) = forwarded_between_two_phones(|far_port| {
+        format!(
+            "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{nowhere}\"\n\n\
+             [[telephony.routes]]\nnumber = \"9198\"\napp = \"forward\"\nto = \"sip:13900139000@127.0.0.1:{far_port}\"\n"
+        )
+    });
     assert!(heard_far >= 30, "the caller heard the URI's 1 kHz in only {heard_far} blocks of 100 ms");
     assert!(heard_caller >= 30, "the URI heard the caller's 440 Hz in only {heard_caller} blocks of 100 ms");
     let cdr = daemon.ended_calls().remove(0);

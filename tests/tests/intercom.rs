@@ -17,7 +17,7 @@ use switchd::engine::hold::MELODY_NOTES;
 const CONFIG: &str = "[telephony]\nrecord_calls = true\n\n[ivr]\nsimulate_time = \"2026-11-30T10:00:00\"\n\n[acd]\nposition_every_secs = 0\n\n\
      [[acd.queues]]\nname = \"hotline\"\noffer_secs = 8\nwrap_up_secs = 30\n";
 
-use rexian_tests::{state_is, wait_event};
+use rexian_tests::{state_is, tone_blocks, wait_event};
 
 fn offered(e: &Event) -> bool {
     matches!(e, Event::CallOffered { .. })
@@ -25,11 +25,6 @@ fn offered(e: &Event) -> bool {
 
 fn ended(e: &Event) -> bool {
     matches!(e, Event::CallEnded { .. })
-}
-
-/// 100 ms blocks (8 kHz) in which `freq` dominates.
-fn blocks_of(samples: &[i16], freq: f64) -> usize {
-    samples.chunks(800).filter(|b| b.len() == 800 && tone_share(b, freq) > 0.5).count()
 }
 
 fn music(block: &[i16]) -> bool {
@@ -139,10 +134,10 @@ async fn a_supervisor_and_an_agent_call_each_other_desk_to_desk_and_hear_each_ot
         desk_talk(supervisor.clone(), mine, 4, Some(1000.0), 0),
         desk_talk(agent.clone(), theirs, 4, Some(2000.0), 0)
     );
-    let (agent_heard, supervisor_heard) = (blocks_of(&by_agent.0, 1000.0), blocks_of(&by_supervisor.0, 2000.0));
+    let (agent_heard, supervisor_heard) = (tone_blocks(&by_agent.0, 1000.0), tone_blocks(&by_supervisor.0, 2000.0));
     assert!(agent_heard >= 25, "the agent heard the supervisor in only {agent_heard} blocks");
     assert!(supervisor_heard >= 25, "the supervisor heard the agent in only {supervisor_heard} blocks");
-    assert_eq!(blocks_of(&by_agent.0, 2000.0), 0, "no echo of one's own voice");
+    assert_eq!(tone_blocks(&by_agent.0, 2000.0), 0, "no echo of one's own voice");
 
     // The agent hangs up: both hear of it, and the agent is ready again (no wrap-up).
     agent.hangup_call(theirs).await.expect("hang up");
@@ -192,7 +187,7 @@ async fn an_agent_consults_another_agent_then_hands_the_caller_over() {
     wait_event(&agent2, "connected", |e| *e == Event::CallConnected { call }).await;
     wait_event(&agent1, "the consulted desk", |e| *e == Event::ConferenceChanged { call, joined: true }).await;
     let (a1, a2) = tokio::join!(desk_talk(agent1.clone(), call, 4, Some(1000.0), next1), desk_talk(agent2.clone(), call, 4, Some(2000.0), 0));
-    let (heard_by_1, heard_by_2) = (blocks_of(&a1.0, 2000.0), blocks_of(&a2.0, 1000.0));
+    let (heard_by_1, heard_by_2) = (tone_blocks(&a1.0, 2000.0), tone_blocks(&a2.0, 1000.0));
     assert!(heard_by_1 >= 25 && heard_by_2 >= 25, "consulting, agent1 heard agent2 in {heard_by_1} blocks, agent2 agent1 in {heard_by_2}");
 
     agent1.complete_transfer(call).await.expect("complete");
@@ -214,11 +209,11 @@ async fn an_agent_consults_another_agent_then_hands_the_caller_over() {
     let last_music = blocks.iter().rposition(|b| music(b)).unwrap_or(first_music);
     let held = &heard[first_music * 800..(last_music + 1) * 800];
     assert!(blocks.iter().filter(|b| music(b)).count() >= 30, "music while the agents talked");
-    assert!(blocks_of(held, 1000.0) + blocks_of(held, 2000.0) <= 2, "the caller heard an agent while held");
-    assert!(blocks_of(&heard[..first_music * 800], 1000.0) >= 15, "the caller heard agent1 before");
+    assert!(tone_blocks(held, 1000.0) + tone_blocks(held, 2000.0) <= 2, "the caller heard an agent while held");
+    assert!(tone_blocks(&heard[..first_music * 800], 1000.0) >= 15, "the caller heard agent1 before");
     let after = &heard[(last_music + 1) * 800..];
-    assert!(blocks_of(after, 2000.0) >= 25, "after the transfer the caller heard agent2 in {} blocks", blocks_of(after, 2000.0));
-    assert_eq!(blocks_of(&heard[..first_music * 800], 2000.0), 0, "agent2 was not heard before");
+    assert!(tone_blocks(after, 2000.0) >= 25, "after the transfer the caller heard agent2 in {} blocks", tone_blocks(after, 2000.0));
+    assert_eq!(tone_blocks(&heard[..first_music * 800], 2000.0), 0, "agent2 was not heard before");
 }
 
 /// A supervisor listening to a call takes it over (接管): the agent's desk gets `CallEnded`
@@ -242,7 +237,7 @@ async fn a_listening_supervisor_takes_a_call_over_and_the_agent_wraps_up() {
     assert_eq!(unheard.code(), Some(ErrorCode::InvalidTransition));
     supervisor.snoop(call, rexian_shared::SnoopMode::Listen).await.expect("listen");
     let (listened, _) = tokio::join!(desk_talk(supervisor.clone(), call, 2, Some(2000.0), 0), desk_talk(agent.clone(), call, 2, Some(1000.0), next));
-    assert!(blocks_of(&listened.0, 1000.0) >= 10, "listening, the supervisor hears the agent");
+    assert!(tone_blocks(&listened.0, 1000.0) >= 10, "listening, the supervisor hears the agent");
 
     supervisor.take_over(call).await.expect("take over");
     assert_eq!(event_and_state(&agent, "the end for the agent", ended, "wrap_up").await, Event::CallEnded { call, cause: "taken_over".into() });
@@ -257,9 +252,9 @@ async fn a_listening_supervisor_takes_a_call_over_and_the_agent_wraps_up() {
     // was not heard).
     let heard = caller_heard(&daemon);
     let first_sup = heard.chunks(800).position(|b| b.len() == 800 && tone_share(b, 2000.0) > 0.5).expect("the supervisor was heard");
-    assert!(blocks_of(&heard[..first_sup * 800], 1000.0) >= 20, "the agent before the take-over");
-    assert!(blocks_of(&heard[first_sup * 800..], 2000.0) >= 30, "the supervisor after the take-over");
-    assert_eq!(blocks_of(&heard[first_sup * 800..], 1000.0), 0, "the agent is out of the call");
+    assert!(tone_blocks(&heard[..first_sup * 800], 1000.0) >= 20, "the agent before the take-over");
+    assert!(tone_blocks(&heard[first_sup * 800..], 2000.0) >= 30, "the supervisor after the take-over");
+    assert_eq!(tone_blocks(&heard[first_sup * 800..], 1000.0), 0, "the agent is out of the call");
 }
 
 /// 100 ms blocks in which `freq` is clearly present among others (a mix of tones).
@@ -293,11 +288,11 @@ async fn an_agent_asks_the_supervisor_for_help_makes_it_three_way_then_lets_the_
     wait_event(&agent, "the supervisor in the call", |e| *e == Event::ConferenceChanged { call, joined: true }).await;
     // Consulting privately first, then the caller is taken off hold: all three talk.
     let (a, s) = tokio::join!(desk_talk(agent.clone(), call, 2, Some(1000.0), next), desk_talk(supervisor.clone(), call, 2, Some(2000.0), 0));
-    assert!(blocks_of(&s.0, 1000.0) >= 10, "the supervisor hears the agent");
+    assert!(tone_blocks(&s.0, 1000.0) >= 10, "the supervisor hears the agent");
     agent.hold_call(call, false).await.expect("three-way");
     wait_event(&agent, "off hold", |e| *e == Event::CallHeld { call, held: false }).await;
     let (a, s) = tokio::join!(desk_talk(agent.clone(), call, 4, Some(1000.0), a.1), desk_talk(supervisor.clone(), call, 4, Some(2000.0), s.1));
-    assert!(blocks_of(&a.0, 2000.0) >= 25, "three-way, the agent hears the supervisor");
+    assert!(tone_blocks(&a.0, 2000.0) >= 25, "three-way, the agent hears the supervisor");
     assert!(blocks_with(&s.0, 1000.0) >= 25, "three-way, the supervisor hears the agent");
 
     agent.cancel_consult(call).await.expect("let the supervisor go");
@@ -313,7 +308,7 @@ async fn an_agent_asks_the_supervisor_for_help_makes_it_three_way_then_lets_the_
     let first_music = blocks.iter().position(|b| music(b)).unwrap_or_else(|| panic!("the caller heard no music on hold"));
     let last_music = blocks.iter().rposition(|b| music(b)).unwrap_or(first_music);
     let held = &heard[first_music * 800..(last_music + 1) * 800];
-    assert!(blocks_of(held, 2000.0) + blocks_of(held, 1000.0) <= 2, "the caller heard the desks while held");
+    assert!(tone_blocks(held, 2000.0) + tone_blocks(held, 1000.0) <= 2, "the caller heard the desks while held");
     let after = &heard[(last_music + 1) * 800..];
     let (both, supervisor_blocks) = (
         after.chunks(800).filter(|b| b.len() == 800 && tone_share(b, 1000.0) > 0.2 && tone_share(b, 2000.0) > 0.2).count(),
@@ -322,5 +317,5 @@ async fn an_agent_asks_the_supervisor_for_help_makes_it_three_way_then_lets_the_
     assert!(both >= 20, "three-way, the caller heard agent and supervisor together in only {both} blocks");
     assert!(supervisor_blocks <= both + 5, "the supervisor was heard alone: {supervisor_blocks} against {both}");
     let last_sup = after.chunks(800).rposition(|b| b.len() == 800 && tone_share(b, 2000.0) > 0.2).unwrap_or(0);
-    assert!(blocks_of(&after[(last_sup + 1) * 800..], 1000.0) >= 15, "after the supervisor left, the agent alone");
+    assert!(tone_blocks(&after[(last_sup + 1) * 800..], 1000.0) >= 15, "after the supervisor left, the agent alone");
 }

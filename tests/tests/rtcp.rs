@@ -7,8 +7,7 @@
 //! baresip must be installed (`scripts/deps` does it); without it these tests fail, never skip.
 
 use rexian_tests::Daemon;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 use switchd::media::rtcp::{parse_compound, write_report, ReportBlock, RtcpPacket};
 
@@ -33,16 +32,6 @@ fn a_baresip_caller_and_switchd_exchange_reports_and_the_cdr_shows_them() {
     let lost = q["packets_lost"].as_i64().expect("lost");
     assert!(lost.abs() < 10, "{lost} lost on loopback: {cdr:#}");
     assert!(q["jitter_max_ms"].as_f64().is_some_and(|j| (0.0..200.0).contains(&j)), "{cdr:#}");
-}
-
-fn metric(daemon: &Daemon, name: &str) -> u64 {
-    let mut s = TcpStream::connect(daemon.metrics_addr).expect("connect to metrics");
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("request metrics");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("read metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("metric {name} missing:\n{body}"))
 }
 
 /// Two sockets on an even port and the one above it: our RTP and RTCP.
@@ -210,6 +199,6 @@ fn udp_phone_call(mux: bool) {
     assert!(q["rtcp_received"].as_u64().is_some_and(|n| n >= 1), "{cdr:#}");
     let rtt = q["rtt_mean_ms"].as_f64().unwrap_or_else(|| panic!("our RR gives an RTT: {cdr:#}"));
     assert!((0.0..50.0).contains(&rtt), "RTT {rtt} ms on loopback: {cdr:#}");
-    assert!(metric(&daemon, "rexian_rtcp_packets_in_total") >= 1);
-    assert_eq!(metric(&daemon, "rexian_rtp_packets_lost_total"), 0);
+    assert!(daemon.metric("rexian_rtcp_packets_in_total") >= 1);
+    assert_eq!(daemon.metric("rexian_rtp_packets_lost_total"), 0);
 }

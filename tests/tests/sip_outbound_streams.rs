@@ -8,10 +8,9 @@
 
 use rexian_shared::{Event, PhoneNumber};
 use rexian_tests::{free_udp_port, next_call_event, sipp_uas_command, tail, Daemon};
-use std::io::{Read as _, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 fn trunk_config(port: u16, transport: &str, extra: &str) -> String {
     format!(
@@ -63,14 +62,6 @@ async fn an_agent_dials_out_over_tcp_and_the_carrier_hangs_up_on_the_connection(
     assert!(cdr["answered_at"].is_string(), "{cdr:#}");
 }
 
-fn metrics(daemon: &Daemon) -> String {
-    let mut sock = std::net::TcpStream::connect(daemon.metrics_addr).expect("metrics");
-    sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
-    let mut body = String::new();
-    sock.read_to_string(&mut body).expect("read");
-    body
-}
-
 #[test]
 fn switchd_registers_over_tcp() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -93,7 +84,7 @@ fn switchd_registers_over_tcp() {
         tail(&out.stderr)
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !metrics(&daemon).contains("rexian_trunks_registered 1\n") {
+    while !daemon.metrics_page().contains("rexian_trunks_registered 1\n") {
         assert!(Instant::now() < deadline, "no registration in the metrics");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -113,30 +104,6 @@ fn tls_carrier(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, std::path::
         .with_single_cert(vec![ck.cert.der().clone()], key)
         .expect("server config");
     (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca)
-}
-
-/// Reads one SIP message (headers and Content-Length bytes of body).
-async fn read_message<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Option<String> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + length {
-                let message = String::from_utf8_lossy(&buf[..end + length]).to_string();
-                buf.drain(..end + length);
-                return Some(message);
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
 }
 
 /// The response `status` to `request`, its Via, From, Call-ID and CSeq copied, To tagged.
@@ -164,10 +131,10 @@ async fn an_outbound_invite_reaches_a_tls_carrier_that_switchd_trusts() {
         let (tcp, _) = listener.accept().await.expect("switchd connects");
         let mut tls = acceptor.accept(tcp).await.expect("switchd completes the TLS handshake");
         let mut buf = Vec::new();
-        let invite = read_message(&mut tls, &mut buf).await.expect("an INVITE over TLS");
+        let invite = rexian_tests::read_sip_message(&mut tls, &mut buf).await.expect("an INVITE over TLS");
         // Busy: the ACK for it must come back on the same connection.
         tls.write_all(response(&invite, "486 Busy Here").as_bytes()).await.expect("write");
-        let ack = read_message(&mut tls, &mut buf).await.expect("the ACK on the connection");
+        let ack = rexian_tests::read_sip_message(&mut tls, &mut buf).await.expect("the ACK on the connection");
         (invite, ack)
     });
     let config = trunk_config(port, "tls", &format!("tls_ca = \"{}\"\ntls_server_name = \"carrier.test\"\n", ca.display()));

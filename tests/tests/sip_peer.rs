@@ -6,8 +6,7 @@
 //! SIPp must be installed (`scripts/deps` does it); without it these tests fail, never skip.
 
 use rexian_tests::{sipp, Daemon};
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 fn options(branch: &str, local: SocketAddr, to: SocketAddr) -> String {
@@ -29,24 +28,13 @@ fn client() -> (UdpSocket, SocketAddr) {
     (socket, local)
 }
 
-fn metric(daemon: &Daemon, name: &str) -> u64 {
-    let mut s = TcpStream::connect(daemon.metrics_addr).expect("connect to metrics");
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
-        .expect("request metrics");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("read metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("metric {name} missing:\n{body}"))
-}
-
 #[test]
 fn sipp_options_get_200_and_unrouted_invites_get_404() {
     let daemon = Daemon::start_demo();
     sipp("options_200.xml", daemon.sip_addr, "hotline", 5);
     sipp("invite_404.xml", daemon.sip_addr, "4040", 5);
     assert!(
-        metric(&daemon, "rexian_sip_messages_total") >= 15,
+        daemon.metric("rexian_sip_messages_total") >= 15,
         "5 OPTIONS, 5 INVITEs, 5 ACKs"
     );
 }
@@ -111,7 +99,7 @@ fn malformed_datagrams_get_400_or_nothing_and_serving_goes_on() {
         socket.recv_from(&mut buf).is_err(),
         "nothing else is answered"
     );
-    assert!(metric(&daemon, "rexian_sip_malformed_total") >= 5);
+    assert!(daemon.metric("rexian_sip_malformed_total") >= 5);
 
     // Still serving SIP, and the desk still works.
     sipp("options_200.xml", target, "hotline", 5);
@@ -156,7 +144,7 @@ fn a_flood_from_one_source_is_rate_limited() {
         ok < 500,
         "the rate limit drops part of a 500-message burst (got {ok} answers)"
     );
-    assert!(metric(&daemon, "rexian_sip_rate_limited_total") > 0);
+    assert!(daemon.metric("rexian_sip_rate_limited_total") > 0);
 
     // The flooding source recovers, and others were never affected.
     sipp("options_200.xml", target, "hotline", 5);

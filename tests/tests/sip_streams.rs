@@ -22,31 +22,6 @@ fn options(branch: &str, transport: &str, local: SocketAddr) -> String {
     )
 }
 
-/// Reads exactly one message (headers and Content-Length bytes of body) from `buf` + `s`.
-async fn read_message<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> Option<String> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + length {
-                let message = String::from_utf8_lossy(&buf[..end + length]).to_string();
-                buf.drain(..end + length);
-                return Some(message);
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.expect("a reply in time").ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 /// True when the peer closes the connection (EOF or reset) within a few seconds.
 async fn closed<S: AsyncRead + Unpin>(s: &mut S) -> bool {
     let mut chunk = [0u8; 512];
@@ -72,19 +47,19 @@ async fn exercise<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, transport: &str,
     s.flush().await.expect("flush");
     tokio::time::sleep(Duration::from_millis(100)).await;
     s.write_all(b.as_bytes()).await.expect("write");
-    let reply = read_message(s, &mut buf).await.expect("a reply to the split OPTIONS");
+    let reply = rexian_tests::read_sip_message(s, &mut buf).await.expect("a reply to the split OPTIONS");
     assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
     assert!(reply.contains(&format!("Via: SIP/2.0/{transport} {local};branch=z9hG4bKsplit")), "{reply}");
     let two = options("one", transport, local) + &options("two", transport, local);
     s.write_all(two.as_bytes()).await.expect("write");
     for branch in ["one", "two"] {
-        let reply = read_message(s, &mut buf).await.expect("a reply to each coalesced OPTIONS");
+        let reply = rexian_tests::read_sip_message(s, &mut buf).await.expect("a reply to each coalesced OPTIONS");
         assert!(reply.starts_with("SIP/2.0 200 OK\r\n") && reply.contains(&format!("z9hG4bK{branch}")), "{reply}");
     }
     // §18.3: no Content-Length on a stream is an error; there is no resync: 400, then close.
     let bad = options("nolength", transport, local).replace("Content-Length: 0\r\n", "");
     s.write_all(bad.as_bytes()).await.expect("write");
-    let reply = read_message(s, &mut buf).await.expect("a 400");
+    let reply = rexian_tests::read_sip_message(s, &mut buf).await.expect("a 400");
     assert!(reply.starts_with("SIP/2.0 400 "), "{reply}");
     assert!(closed(s).await, "the connection is closed after the 400");
 }
@@ -106,7 +81,7 @@ async fn tcp_connections_are_limited_per_address() {
         let mut s = TcpStream::connect(daemon.sip_addr).await.expect("connect");
         let local = s.local_addr().expect("local addr");
         s.write_all(options(&format!("k{}", local.port()), "TCP", local).as_bytes()).await.expect("write");
-        let reply = read_message(&mut s, &mut Vec::new()).await.expect("answered");
+        let reply = rexian_tests::read_sip_message(&mut s, &mut Vec::new()).await.expect("answered");
         assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
         kept.push(s);
     }
@@ -118,7 +93,7 @@ async fn tcp_connections_are_limited_per_address() {
     let mut s = TcpStream::connect(daemon.sip_addr).await.expect("connect");
     let local = s.local_addr().expect("local addr");
     s.write_all(options("again", "TCP", local).as_bytes()).await.expect("write");
-    assert!(read_message(&mut s, &mut Vec::new()).await.is_some_and(|r| r.starts_with("SIP/2.0 200")));
+    assert!(rexian_tests::read_sip_message(&mut s, &mut Vec::new()).await.is_some_and(|r| r.starts_with("SIP/2.0 200")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

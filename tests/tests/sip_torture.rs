@@ -18,8 +18,7 @@
 //! `$LONG60K` (2,000 and 60,000 letters).
 
 use rexian_tests::{tone_wav, sipp, Daemon};
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -27,16 +26,6 @@ use std::time::{Duration, Instant};
 const CALL_SECONDS: u32 = 20;
 /// INVITEs in the flood.
 const FLOOD: usize = 3000;
-
-fn metric(daemon: &Daemon, name: &str) -> u64 {
-    let mut s = TcpStream::connect(daemon.metrics_addr).expect("connect to metrics");
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("request metrics");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("read metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("metric {name} missing:\n{body}"))
-}
 
 /// The CDRs, newest first, as the admin CLI prints them.
 fn cdrs(daemon: &Daemon) -> Vec<serde_json::Value> {
@@ -241,7 +230,7 @@ fn torture_and_flood_do_not_hurt_a_call_in_progress() {
     //    CDR; one outlasting the BYE's 32 s transaction would lose it). That is the per-IP
     //    limit working as designed, not what this test is about. Each INVITE within the
     //    allowance is refused 403 (no trunk); the rest is dropped unread.
-    let limited_before = metric(&daemon, "rexian_sip_rate_limited_total");
+    let limited_before = daemon.metric("rexian_sip_rate_limited_total");
     let flood = UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2 (loopback on Linux)");
     let flood_addr = flood.local_addr().expect("local addr");
     let started = Instant::now();
@@ -263,7 +252,7 @@ fn torture_and_flood_do_not_hurt_a_call_in_progress() {
         .filter_map(|r| String::from_utf8_lossy(r).lines().find(|l| l.starts_with("Call-ID:")).map(str::to_owned))
         .collect::<std::collections::HashSet<_>>()
         .len();
-    let limited = metric(&daemon, "rexian_sip_rate_limited_total") - limited_before;
+    let limited = daemon.metric("rexian_sip_rate_limited_total") - limited_before;
     // Limits::default(): a burst of 100, then 50 a second.
     let allowed = 100 + (50.0 * flood_took.as_secs_f64()).ceil() as usize;
     assert!(answered > 0, "the burst allowance is answered");

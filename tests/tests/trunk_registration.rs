@@ -4,16 +4,7 @@
 //! password.
 
 use rexian_tests::{free_udp_port, sipp_uas_command, tail, Daemon};
-use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
-
-fn metrics(daemon: &Daemon) -> String {
-    let mut sock = std::net::TcpStream::connect(daemon.metrics_addr).expect("metrics");
-    sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
-    let mut body = String::new();
-    sock.read_to_string(&mut body).expect("read");
-    body
-}
 
 #[test]
 fn switchd_registers_with_a_registrar_that_challenges() {
@@ -42,7 +33,7 @@ fn switchd_registers_with_a_registrar_that_challenges() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let body = metrics(&daemon);
+        let body = daemon.metrics_page();
         if body.contains("rexian_trunks_registered 1\n") {
             break;
         }
