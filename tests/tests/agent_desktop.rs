@@ -330,6 +330,35 @@ fn without_a_sound_server_or_device_the_agent_is_told_plainly() {
     assert!(h.query_all_by_label(&text).count() >= 1, "said on the screen");
 }
 
+/// The screen pop puts the cursor in the summary, and it stays there while the state bar and a
+/// notice above the form change (F2 answers; here the headset cannot ring, then the answer
+/// clears the notice): the agent types without clicking. CI once lost the typed summary this way.
+#[test]
+fn the_summary_keeps_the_cursor_when_the_agent_answers_and_the_bar_above_changes() {
+    std::env::set_var("PULSE_SERVER", "unix:/nonexistent/rexian-test-socket");
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    let target = daemon.sip_addr;
+    let caller = std::thread::spawn(move || sipp_caller(target, "8001", "13800138000", &[CallerStep::Pause(5000)], false));
+    wait_for_label(&mut h, "来电人档案");
+    wait_until(&mut h, "the ring's audio problem", |h| h.state().notice.is_some());
+    assert!(h.get_by_label("摘要").is_focused(), "the screen pop put the cursor in the summary");
+    // F2 answers; the answer's confirmation clears the notice, the call's audio fails again.
+    h.key_press(egui::Key::F2);
+    wait_for_text(&mut h, "通话中：13800138000");
+    for _ in 0..40 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    h.event(egui::Event::Text("电梯停运".into()));
+    h.step();
+    assert_eq!(h.state().intake.summary, "电梯停运", "typed into the summary without clicking it");
+    caller.join().expect("the caller completed");
+}
+
 #[test]
 fn a_department_handler_acknowledges_and_replies_from_the_inbox() {
     let daemon = Daemon::start_demo();

@@ -167,6 +167,7 @@ impl IntakeForm {
                 Some(Command::CreateTicket(Box::new(t)))
             }
             Err(errors) => {
+                tracing::info!(fields = ?errors.keys().collect::<Vec<_>>(), "ticket not saved: fields to correct");
                 self.errors = errors;
                 self.error = Some(T::FixErrors.s(lang).to_owned());
                 None
