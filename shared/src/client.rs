@@ -259,6 +259,11 @@ impl DeskClient {
         expect_reply!(self.request(req).await?, Response::ArticleHits { hits } => hits)
     }
 
+    /// Reference answers for `text` (articles, earlier answered consultations).
+    pub async fn suggest_answers(&self, text: &str) -> Result<(Vec<ArticleHit>, Vec<EarlierAnswer>), ClientError> {
+        expect_reply!(self.request(Request::SuggestAnswers { text: text.into() }).await?, Response::Suggestions { articles, answers } => (articles, answers))
+    }
+
     pub async fn departments(&self) -> Result<Vec<Department>, ClientError> {
         expect_reply!(self.request(Request::ListDepartments).await?, Response::Departments { departments } => departments)
     }

@@ -169,6 +169,10 @@ pub enum Request {
     SaveArticle { article: ArticleInput },
     GetArticle { id: i64 },
     SearchArticles { query: String, limit: u32, include_drafts: bool },
+    /// Reference answers for what an agent is typing (TKT-3): published articles and earlier
+    /// answered consultations sharing the most words with `text` (1 to 2000 characters).
+    /// Department handlers get articles only: earlier answers belong to other departments.
+    SuggestAnswers { text: String },
     // Callers (CRM-1)
     GetCallerProfile { phone: PhoneNumber },
     GetEnterpriseProfile { credit_code: CreditCode },
@@ -359,6 +363,7 @@ impl Request {
             Request::SaveArticle { .. } => "save_article",
             Request::GetArticle { .. } => "get_article",
             Request::SearchArticles { .. } => "search_articles",
+            Request::SuggestAnswers { .. } => "suggest_answers",
             Request::GetCallerProfile { .. } => "get_caller_profile",
             Request::GetEnterpriseProfile { .. } => "get_enterprise_profile",
             Request::SetCallerFlags { .. } => "set_caller_flags",
@@ -425,6 +430,7 @@ pub enum Response {
     AttachmentData { attachment: AttachmentInfo, data_base64: String },
     Article { article: Article },
     ArticleHits { hits: Vec<ArticleHit> },
+    Suggestions { articles: Vec<ArticleHit>, answers: Vec<EarlierAnswer> },
     CallerProfile { profile: CallerProfile },
     EnterpriseProfile { profile: EnterpriseProfile },
     Flows { flows: Vec<FlowInfo> },
@@ -883,6 +889,14 @@ pub struct ArticleHit {
     pub published: bool,
     /// Higher is better.
     pub score: f64,
+}
+
+/// An earlier answered consultation offered as a reference answer (TKT-3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierAnswer {
+    pub no: TicketNo,
+    pub summary: String,
+    pub answer: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -109,6 +109,42 @@ async fn consultation_answered_directly_or_later_and_earlier_answers_found() {
     assert_eq!(err.code(), Some(ErrorCode::InvalidTransition));
 }
 
+/// TKT-3: what an agent types into a consultation brings up reference answers — articles and
+/// earlier answered consultations sharing its words, though not as one phrase; a confidential
+/// caller's answered ticket is never offered, and a department handler gets articles only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_a_consultation_suggests_articles_and_earlier_answers() {
+    let daemon = Daemon::start_demo();
+    let agent = daemon.login_demo("agent1").await;
+    let (articles, answers) = agent.suggest_answers("来电人想知道生产许可证多久到期").await.expect("suggestions");
+    assert!(articles.iter().any(|a| a.title.contains("生产许可证")), "{articles:?}");
+    assert!(articles.iter().all(|a| a.published));
+    let reference = answers.first().expect("the demo's answered consultation on 生产许可证");
+    assert!(reference.summary.contains("生产许可证") && !reference.answer.is_empty(), "{reference:?}");
+
+    // A confidential caller's answered consultation stays out of the suggestions.
+    let mut secret = NewTicket::phone(TicketKind::Consultation, None, "咨询锅炉压力容器检验周期", "锅炉多久检验一次");
+    secret.confidential = true;
+    let secret = agent.create_ticket(secret).await.expect("register");
+    agent
+        .act(&secret.no, TicketAction::AnswerDirectly { answer: "每年一次。".into(), cited_articles: vec![], cited_tickets: vec![] })
+        .await
+        .expect("answer");
+    let open = agent.create_ticket(NewTicket::phone(TicketKind::Consultation, None, "咨询锅炉检验", "锅炉检验周期是多久")).await.expect("register");
+    agent
+        .act(&open.no, TicketAction::AnswerDirectly { answer: "一般每年定期检验。".into(), cited_articles: vec![], cited_tickets: vec![] })
+        .await
+        .expect("answer");
+    let (_, answers) = agent.suggest_answers("锅炉检验周期").await.expect("suggestions");
+    assert_eq!(answers.iter().map(|a| a.no.clone()).collect::<Vec<_>>(), vec![open.no.clone()], "only the open caller's answer");
+
+    let handler = daemon.login_demo("quality").await;
+    let (articles, answers) = handler.suggest_answers("生产许可证多久到期").await.expect("handler suggestions");
+    assert!(!articles.is_empty() && answers.is_empty(), "handlers get articles only");
+    let err = agent.suggest_answers("  ").await.expect_err("blank");
+    assert_eq!(err.code(), Some(ErrorCode::InvalidField));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caller_history_across_channels_split_and_merge() {
     let daemon = Daemon::start_demo();

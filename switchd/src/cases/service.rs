@@ -397,6 +397,19 @@ impl Cases {
         self.store.read(move |db| Ok::<_, CaseError>(db.search_articles(&query, limit, drafts)?)).await
     }
 
+    /// Reference answers for what an agent is typing: the best few articles and, for staff
+    /// who see all tickets, earlier answered consultations.
+    pub async fn suggest_answers(&self, actor: &Actor, text: String) -> Result<(Vec<ArticleHit>, Vec<EarlierAnswer>), CaseError> {
+        check_text("text", "内容", &text, 1, 2000)?;
+        let all_tickets = actor.visibility().0.is_none();
+        self.store
+            .read(move |db| {
+                let answers = if all_tickets { db.suggest_answers(&text, 3)? } else { Vec::new() };
+                Ok::<_, CaseError>((db.suggest_articles(&text, 3)?, answers))
+            })
+            .await
+    }
+
     pub async fn caller_profile(&self, actor: &Actor, phone: PhoneNumber, today: NaiveDate) -> Result<CallerProfile, CaseError> {
         if actor.role == Role::Handler {
             return Err(CaseError::Forbidden("承办人不能查看来电人档案 / handlers cannot read caller profiles".into()));

@@ -263,6 +263,10 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         Request::SearchArticles { query, limit, include_drafts } => {
             Ok(Response::ArticleHits { hits: ctx.cases.search_articles(&actor, query, limit, include_drafts).await.map_err(case_err)? })
         }
+        Request::SuggestAnswers { text } => {
+            let (articles, answers) = ctx.cases.suggest_answers(&actor, text).await.map_err(case_err)?;
+            Ok(Response::Suggestions { articles, answers })
+        }
         Request::GetCallerProfile { phone } => {
             Ok(Response::CallerProfile { profile: ctx.cases.caller_profile(&actor, phone, today).await.map_err(case_err)? })
         }

@@ -851,6 +851,16 @@ impl<'c> Db<'c> {
     /// Full-text search; the title weighs ten times the body.
     pub fn search_articles(&self, query: &str, limit: u32, include_drafts: bool) -> StoreResult<Vec<ArticleHit>> {
         let Some(expr) = text::match_expr(query, &["title_", "body_"]) else { return Ok(Vec::new()) };
+        self.articles_matching(&expr, query, limit, include_drafts)
+    }
+
+    /// Published articles sharing the most bigrams with `text` (what an agent is typing).
+    pub fn suggest_articles(&self, text: &str, limit: u32) -> StoreResult<Vec<ArticleHit>> {
+        let Some(expr) = text::any_expr(text, &["title_", "body_"]) else { return Ok(Vec::new()) };
+        self.articles_matching(&expr, text, limit, false)
+    }
+
+    fn articles_matching(&self, expr: &str, query: &str, limit: u32, include_drafts: bool) -> StoreResult<Vec<ArticleHit>> {
         let mut st = self.conn.prepare_cached(
             "SELECT a.id, a.kind, a.title, a.body, a.published, bm25(article_fts, 10.0, 1.0, 10.0, 1.0) AS rank
              FROM article_fts JOIN articles a ON a.id = article_fts.rowid
@@ -870,6 +880,25 @@ impl<'c> Db<'c> {
                 published,
                 score: -rank,
             })
+        })
+        .collect()
+    }
+
+    /// Answered consultations sharing the most bigrams with `text`, as reference answers
+    /// (TKT-3). Confidential callers' tickets are never offered.
+    pub fn suggest_answers(&self, text: &str, limit: u32) -> StoreResult<Vec<EarlierAnswer>> {
+        let Some(expr) = text::any_expr(text, &[""]) else { return Ok(Vec::new()) };
+        let mut st = self.conn.prepare_cached(
+            "SELECT t.no, t.summary, t.answer
+             FROM (SELECT rowid, rank FROM ticket_fts WHERE ticket_fts MATCH ?1 ORDER BY rank LIMIT 500) f
+             JOIN tickets t ON t.id = f.rowid
+             WHERE t.kind = 'consultation' AND t.confidential = 0 AND COALESCE(t.answer, '') <> ''
+             ORDER BY f.rank LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![expr, limit.clamp(1, 20)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        rows.map(|row| {
+            let (no, summary, answer) = row?;
+            Ok(EarlierAnswer { no: TicketNo::parse(&no).map_err(|_| corrupt("ticket no", &no))?, summary, answer })
         })
         .collect()
     }

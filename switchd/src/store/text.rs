@@ -78,13 +78,45 @@ pub fn match_expr(query: &str, stems: &[&str]) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" AND "))
 }
 
+/// At most this many distinct terms in an [`any_expr`]: a pasted page must not become a huge query.
+const MAX_ANY_TERMS: usize = 48;
+
+/// An FTS5 MATCH expression for "more like this": any of the query's bigrams (and Latin words)
+/// over the `{stem}bi` columns, so BM25 ranks first the texts sharing the most and the rarest
+/// bigrams with what the agent is typing. Single characters are left out (too common to
+/// suggest anything). `None` when nothing is left.
+pub fn any_expr(query: &str, stems: &[&str]) -> Option<String> {
+    let mut terms: Vec<String> = Vec::new();
+    for (cjk, chars) in runs(query) {
+        let words = match (cjk, chars.len()) {
+            (true, 1) => continue,
+            (true, _) => bigrams(&chars),
+            (false, _) => vec![latin_word(&chars)],
+        };
+        for w in words {
+            if terms.len() < MAX_ANY_TERMS && !terms.contains(&w) {
+                terms.push(w);
+            }
+        }
+    }
+    let cols: Vec<String> = stems.iter().map(|s| format!("{s}bi")).collect();
+    let cols = cols.join(" ");
+    (!terms.is_empty()).then(|| terms.iter().map(|t| format!("{{{cols}}} : \"{t}\"")).collect::<Vec<_>>().join(" OR "))
+}
+
 /// A short excerpt of `body` around the first place a query term occurs.
 pub fn snippet(body: &str, query: &str, width: usize) -> String {
     let chars: Vec<char> = body.chars().collect();
-    let first_term: Vec<char> = runs(query).into_iter().next().map(|(_, c)| c).unwrap_or_default();
-    let pos = (!first_term.is_empty())
-        .then(|| chars.windows(first_term.len()).position(|w| w == first_term.as_slice()))
-        .flatten()
+    // The first query run found in the body, else the first of its bigrams found (suggestions
+    // match any bigram, not the whole run).
+    let runs = runs(query);
+    let bigram_terms = runs.iter().filter(|(_, c)| c.len() > 1).flat_map(|(_, c)| c.windows(2).map(<[char]>::to_vec));
+    let pos = runs
+        .iter()
+        .map(|(_, c)| c.clone())
+        .take(1)
+        .chain(bigram_terms)
+        .find_map(|term| chars.windows(term.len()).position(|w| w == term.as_slice()))
         .unwrap_or(0);
     let start = pos.saturating_sub(width / 3);
     let end = (start + width).min(chars.len());
@@ -116,6 +148,23 @@ mod tests {
         assert_eq!(match_expr("  ，。 ", &[""]), None);
         // Quotes and FTS operators in the query are separators, never syntax.
         assert_eq!(match_expr("a\" OR b", &[""]).as_deref(), Some("{bi} : \"a\" AND {bi} : \"or\" AND {bi} : \"b\""));
+    }
+
+    #[test]
+    fn any_expr_ors_distinct_bigrams_and_skips_single_characters() {
+        assert_eq!(
+            any_expr("电梯停运，电梯 B座", &[""]).as_deref(),
+            Some("{bi} : \"电梯\" OR {bi} : \"梯停\" OR {bi} : \"停运\" OR {bi} : \"b\"")
+        );
+        assert_eq!(any_expr("秤 ，", &["title_", "body_"]), None);
+        let long: String = "特种设备安全监察条例第一条为了加强".repeat(20);
+        assert_eq!(any_expr(&long, &[""]).map(|e| e.matches(" OR ").count() + 1), Some(17), "distinct bigrams only (16 inside, one across the repeat)");
+    }
+
+    #[test]
+    fn snippet_finds_a_bigram_when_the_whole_query_is_absent() {
+        let s = snippet("前文很长很长很长很长很长很长，办理生产许可证需要五个工作日", "咨询生产许可证有效期", 10);
+        assert!(s.contains("生产"), "{s}");
     }
 
     #[test]
