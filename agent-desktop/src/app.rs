@@ -329,7 +329,7 @@ impl AgentApp {
         // The tab's widgets get ids independent of what is drawn above them (a notice, the state
         // bar's buttons): egui numbers widgets in drawing order, and a widget whose id shifts
         // loses the keyboard focus — the summary the agent is typing into.
-        ui.scope_builder(egui::UiBuilder::new().scope_id(egui::Id::new("tab-content")), |ui| self.tab_content(ui, lang));
+        ui.scope_builder(egui::UiBuilder::new().scope_id(egui::Id::unique("tab-content")), |ui| self.tab_content(ui, lang));
     }
 
     fn tab_content(&mut self, ui: &mut egui::Ui, lang: Lang) {
