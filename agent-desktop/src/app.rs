@@ -155,7 +155,7 @@ impl AgentApp {
                     self.notice = Some(failure.text(lang));
                 }
                 Op::Call => self.phone.error = Some(failure.text(lang)),
-                Op::Profile => {}
+                Op::Profile | Op::Suggest => {}
             },
             Update::Done(op) => {
                 if op == Op::AgentState {
@@ -175,10 +175,19 @@ impl AgentApp {
             Update::Departments(d) => self.departments = d,
             Update::Articles(hits) => self.knowledge.hits = Some(hits),
             Update::TicketSaved(t) => {
-                tracing::info!(ticket = %t.no, call_record = ?self.intake.call_record, "ticket saved");
+                tracing::info!(ticket = %t.no, state = t.state.code(), call_record = ?self.intake.call_record, "ticket saved");
                 self.intake.saved(&t);
             }
             Update::TicketRejected(f) => self.intake.rejected(&f, lang),
+            Update::FollowUpFailed { no, failure } => {
+                tracing::info!(ticket = %no, error = %failure.detail, "ticket registered, its answer not saved");
+                self.intake.error = Some(format!("{}{}", T::FollowUpFailed.s(lang), failure.text(lang)));
+            }
+            Update::Suggestions { text, articles, answers } => {
+                let answers_shown: Vec<String> = answers.iter().map(|a| a.no.to_string()).collect();
+                tracing::info!(articles = articles.len(), ?answers_shown, "reference answers suggested");
+                self.intake.consult.suggestions(&text, articles, answers);
+            }
             Update::Tickets(page) => {
                 tracing::info!(total = page.total, shown = page.items.len(), "tickets listed");
                 self.tickets.busy = false;

@@ -50,7 +50,10 @@ pub enum Command {
     LoadDepartments,
     /// Chinese full-text search of the knowledge base (KB-1), published articles.
     SearchArticles(String),
-    CreateTicket(Box<NewTicket>),
+    /// Register a ticket, then (a consultation answered or deferred at intake) act on it.
+    CreateTicket(Box<NewTicket>, Option<TicketAction>),
+    /// Reference answers for what the agent is typing into a consultation (TKT-3).
+    SuggestAnswers(String),
     SearchTickets(TicketQuery),
     GetTicket(TicketNo),
     Act(TicketNo, TicketAction),
@@ -75,6 +78,8 @@ pub enum Op {
     AgentState,
     Call,
     Profile,
+    /// Reference answers: advisory, a failure shows nothing.
+    Suggest,
     Tickets,
     Act,
     Catalogue,
@@ -148,6 +153,10 @@ pub enum Update {
     Departments(Vec<Department>),
     Articles(Vec<ArticleHit>),
     TicketSaved(Box<Ticket>),
+    /// The ticket was registered but the action after it failed (it stays registered).
+    FollowUpFailed { no: TicketNo, failure: Failure },
+    /// Reference answers for `text`.
+    Suggestions { text: String, articles: Vec<ArticleHit>, answers: Vec<EarlierAnswer> },
     TicketRejected(Failure),
     Tickets(TicketPage),
     Ticket(Box<Ticket>),
@@ -587,18 +596,34 @@ impl Worker {
                 out.send(Update::Departments(c.departments().await?));
                 Ok(())
             }),
-            Command::CreateTicket(new) => {
+            Command::CreateTicket(new, then) => {
                 let out = self.out.clone();
                 let Some(client) = self.client() else {
                     return out.send(Update::TicketRejected(Failure::from_client(&ClientError::Closed)));
                 };
                 tokio::spawn(async move {
-                    match client.create_ticket(*new).await {
-                        Ok(t) => out.send(Update::TicketSaved(Box::new(t))),
-                        Err(e) => out.send(Update::TicketRejected(Failure::from_client(&e))),
+                    let t = match client.create_ticket(*new).await {
+                        Ok(t) => t,
+                        Err(e) => return out.send(Update::TicketRejected(Failure::from_client(&e))),
+                    };
+                    match then {
+                        None => out.send(Update::TicketSaved(Box::new(t))),
+                        Some(action) => match client.act(&t.no, action).await {
+                            Ok(acted) => out.send(Update::TicketSaved(Box::new(acted))),
+                            Err(e) => {
+                                let no = t.no.clone();
+                                out.send(Update::TicketSaved(Box::new(t)));
+                                out.send(Update::FollowUpFailed { no, failure: Failure::from_client(&e) });
+                            }
+                        },
                     }
                 });
             }
+            Command::SuggestAnswers(text) => self.spawn_op(Op::Suggest, move |c, out| async move {
+                let (articles, answers) = c.suggest_answers(&text).await?;
+                out.send(Update::Suggestions { text, articles, answers });
+                Ok(())
+            }),
             Command::SearchTickets(q) => self.spawn_op(Op::Tickets, move |c, out| async move {
                 out.send(Update::Tickets(c.search_tickets(q).await?));
                 Ok(())

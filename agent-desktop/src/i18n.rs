@@ -227,6 +227,19 @@ texts! {
     KnowledgeQuery => "检索词", "Search terms";
     KnowledgeSearch => "检索", "Search";
     NoArticles => "没有找到相关资料", "Nothing found";
+    // Consultation at intake (TKT-3)
+    SuggestedAnswers => "参考答复（随输入推荐）", "Suggested answers (as you type)";
+    NoSuggestions => "输入摘要或内容后，这里会推荐参考资料和既往答复", "Articles and earlier answers matching the summary and content show here";
+    EarlierAnswer => "既往答复", "Earlier answer";
+    Cite => "引用", "Cite";
+    UseAnswer => "采用此答复", "Use this answer";
+    AnswerText => "答复内容", "Answer";
+    ContactNote => "回复约定", "Reply arrangement";
+    AnswerRequired => "请填写答复内容（1至2000字）", "Enter the answer (1 to 2000 characters)";
+    ContactNoteRequired => "请填写回复约定：何时、如何答复来电人（1至500字）", "Enter when and how the caller will be answered (1 to 500 characters)";
+    AnsweredAtIntake => "已答复并办结", "Answered and closed";
+    DeferredAtIntake => "已转为待回复，请按约定回复来电人", "Recorded for a later reply as arranged";
+    FollowUpFailed => "工单已登记，但答复未保存：", "The ticket is registered, but the answer was not saved: ";
     // Settings / audio
     Microphone => "麦克风", "Microphone";
     Speaker => "耳机/扬声器", "Headset / speaker";

@@ -208,6 +208,52 @@ fn intake_shows_a_validation_error_beside_the_field_then_the_ticket_number_to_re
     assert!(h.query_by_label_contains("状态：已受理").is_some());
 }
 
+/// TKT-3 on the workstation: typing a consultation brings up an article and an earlier answer;
+/// the agent takes the earlier answer, cites the article and answers at once; a second
+/// consultation cannot be answered now and becomes a later reply once the arrangement is written.
+#[test]
+fn a_consultation_is_answered_from_a_suggested_earlier_answer_or_kept_for_a_later_reply() {
+    let daemon = Daemon::start_demo();
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "保存工单");
+    click(&mut h, "咨询");
+    type_into(&mut h, "摘要", "来电人想知道生产许可证多久到期");
+    wait_for_label(&mut h, "采用此答复");
+    let suggested = h.state().intake.consult.articles.iter().find(|a| a.title.contains("生产许可证")).cloned().unwrap_or_else(|| panic!("a suggested article in {:?}", h.state().intake.consult.articles));
+    let article = format!("引用【{}】{}", suggested.kind.zh(), suggested.title);
+    assert!(h.query_by_label(&article).is_some(), "shown as {article}");
+    let earlier = h.state().intake.consult.answers.first().cloned().expect("an earlier answer");
+    click(&mut h, "采用此答复");
+    assert_eq!(h.state().intake.consult.answer, earlier.answer, "the earlier answer is in the answer box");
+    click(&mut h, &article);
+    click(&mut h, "直接答复");
+    wait_for_text(&mut h, "已答复并办结");
+    let (no, _) = h.state().intake.saved.clone().expect("saved");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let agent = rt.block_on(daemon.login_demo("agent1"));
+    let answered = rt.block_on(agent.get_ticket(&no)).expect("the ticket");
+    assert_eq!(answered.state, rexian_shared::TicketState::Closed);
+    assert_eq!(answered.answer.as_deref(), Some(earlier.answer.as_str()));
+    assert_eq!(answered.cited_articles, vec![suggested.id]);
+    assert!(answered.links.iter().any(|l| l.no == earlier.no && l.relation == "cites"), "{:?}", answered.links);
+
+    // Cannot answer now: the arrangement with the caller is asked for beside its field.
+    click(&mut h, "咨询");
+    type_into(&mut h, "摘要", "进口压力容器监检需要哪些材料");
+    click(&mut h, "暂不能答复");
+    wait_for_label(&mut h, "请填写回复约定：何时、如何答复来电人（1至500字）");
+    type_into(&mut h, "回复约定", "明天上午回电 13655556666");
+    click(&mut h, "暂不能答复");
+    wait_for_text(&mut h, "已转为待回复");
+    let (later, _) = h.state().intake.saved.clone().expect("saved");
+    let later = rt.block_on(agent.get_ticket(&later)).expect("the ticket");
+    assert_eq!(later.state, rexian_shared::TicketState::LaterReply);
+    assert!(later.due_date.is_some(), "a later reply has its deadline");
+}
+
 #[test]
 fn an_offered_call_pops_the_caller_and_is_answered_from_the_softphone() {
     let daemon = Daemon::start_demo();

@@ -3,6 +3,7 @@
 //! sending and mapped from the server's `invalid_field` replies; after saving, the ticket number
 //! and verification code to read to the caller.
 
+use super::consult::{Consultation, Outcome};
 use super::{area, field};
 use crate::backend::{Command, Failure};
 use crate::i18n::{label, Lang, T};
@@ -39,6 +40,10 @@ pub struct IntakeForm {
     pub saving: bool,
     /// (number, verification code) of the ticket just saved.
     pub saved: Option<(TicketNo, String)>,
+    /// What became of a consultation answered or deferred at intake.
+    pub saved_outcome: Option<TicketState>,
+    /// Suggestions, answer and reply arrangement of a consultation (TKT-3).
+    pub consult: Consultation,
     /// Put the cursor in the summary on the next frame (a screen pop or Ctrl+N), so the agent
     /// types while the caller talks.
     pub focus_summary: bool,
@@ -70,6 +75,8 @@ impl Default for IntakeForm {
             error: None,
             saving: false,
             saved: None,
+            saved_outcome: None,
+            consult: Consultation::default(),
             focus_summary: false,
         }
     }
@@ -158,15 +165,25 @@ impl IntakeForm {
     }
 
     pub fn submit(&mut self, lang: Lang) -> Option<Command> {
+        self.submit_with(lang, None)
+    }
+
+    /// Registers the ticket, a consultation answered or deferred right after when `outcome` says.
+    fn submit_with(&mut self, lang: Lang, outcome: Option<Outcome>) -> Option<Command> {
         self.error = None;
         self.saved = None;
-        match self.build(lang) {
-            Ok(t) => {
+        let then = outcome.map(|o| self.consult.action(o, lang)).transpose();
+        match (self.build(lang), then) {
+            (Ok(t), Ok(then)) => {
                 self.errors.clear();
                 self.saving = true;
-                Some(Command::CreateTicket(Box::new(t)))
+                Some(Command::CreateTicket(Box::new(t), then))
             }
-            Err(errors) => {
+            (built, then) => {
+                let mut errors = built.err().unwrap_or_default();
+                if let Err((field, message)) = then {
+                    errors.insert(field.to_owned(), message);
+                }
                 tracing::info!(fields = ?errors.keys().collect::<Vec<_>>(), "ticket not saved: fields to correct");
                 self.errors = errors;
                 self.error = Some(T::FixErrors.s(lang).to_owned());
@@ -194,6 +211,7 @@ impl IntakeForm {
         let phone = self.phone.clone();
         *self = IntakeForm { phone, call_record: record, ..IntakeForm::default() };
         self.saved = Some((t.no.clone(), t.verification_code.clone().unwrap_or_default()));
+        self.saved_outcome = matches!(t.state, TicketState::Closed | TicketState::LaterReply).then_some(t.state);
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, categories: &[Category]) -> Option<Command> {
@@ -204,6 +222,11 @@ impl IntakeForm {
                 ui.label(T::Saved.s(lang));
                 ui.label(egui::RichText::new(format!("{}：{no}", T::TicketNo.s(lang))).size(22.0).strong());
                 ui.label(egui::RichText::new(format!("{}：{code}", T::VerificationCode.s(lang))).size(22.0).strong());
+                match self.saved_outcome {
+                    Some(TicketState::Closed) => ui.label(T::AnsweredAtIntake.s(lang)),
+                    Some(_) => ui.label(T::DeferredAtIntake.s(lang)),
+                    None => ui.label(""),
+                };
                 if ui.button(T::OpenTicket.s(lang)).on_hover_text(hint(Shortcut::OpenSaved, lang)).clicked() {
                     cmd = Some(Command::GetTicket(no.clone()));
                 }
@@ -245,6 +268,11 @@ impl IntakeForm {
             summary.request_focus();
         }
         area(ui, T::Content.s(lang), &mut self.content, e.get("content"));
+        if self.kind == TicketKind::Consultation {
+            if let Some(outcome) = self.consult.ui(ui, lang, &self.errors, self.saving) {
+                cmd = self.submit_with(lang, Some(outcome));
+            }
+        }
         ui.horizontal(|ui| {
             ui.checkbox(&mut self.anonymous, T::Anonymous.s(lang));
             ui.checkbox(&mut self.confidential, T::Confidential.s(lang));
@@ -264,7 +292,20 @@ impl IntakeForm {
         if let Some(err) = &self.error {
             ui.colored_label(egui::Color32::RED, err);
         }
-        cmd
+        cmd.or_else(|| self.ask_for_suggestions(ui.ctx()))
+    }
+
+    /// A consultation's reference answers follow what the agent types.
+    fn ask_for_suggestions(&mut self, ctx: &egui::Context) -> Option<Command> {
+        if self.kind != TicketKind::Consultation {
+            return None;
+        }
+        let text = format!("{} {}", self.summary, self.content);
+        let ask = self.consult.suggest(&text, std::time::Instant::now()).map(Command::SuggestAnswers);
+        if let Some(wait) = self.consult.wake_in() {
+            ctx.request_repaint_after(wait);
+        }
+        ask
     }
 
     fn category_ui(&mut self, ui: &mut egui::Ui, lang: Lang, categories: &[Category]) {
