@@ -722,6 +722,10 @@ pub struct Ticket {
     /// Set when the deadline was counted past the last year with calendar data.
     pub deadline_warning: Option<String>,
     pub overdue: bool,
+    /// Working days until the deadline as of the day it was read (0: due today; negative:
+    /// working days past it); `None` without a running deadline (none set, paused, finished).
+    #[serde(default)]
+    pub working_days_left: Option<i32>,
     /// Waiting for the caller: the deadline is paused since this date.
     pub paused_since: Option<NaiveDate>,
     pub supervised: bool,
@@ -771,6 +775,7 @@ impl Ticket {
             supervised: false,
             extension_requested: None,
             extended_days: 0,
+            working_days_left: None,
             reply: None,
             answer: None,
             satisfaction: None,

@@ -215,7 +215,7 @@ impl Cases {
     pub async fn get(&self, actor: &Actor, no: TicketNo, today: NaiveDate) -> Result<Ticket, CaseError> {
         let vis = actor.visibility();
         let (_, t) = self.store.read(move |db| load(db, &no, vis)).await?;
-        Ok(present(t, actor, today))
+        Ok(present(t, actor, today, &self.calendar()))
     }
 
     pub async fn search(&self, actor: &Actor, query: TicketQuery, today: NaiveDate) -> Result<TicketPage, CaseError> {
@@ -262,7 +262,7 @@ impl Cases {
                 Ok::<_, CaseError>(load(db, &t.no, Visibility(None))?.1)
             })
             .await?;
-        Ok(present(t, actor, now.date()))
+        Ok(present(t, actor, now.date(), &self.calendar()))
     }
 
     /// Sets a reminder (催办) to fire at `at`.
@@ -524,8 +524,9 @@ fn history(actor: &Actor, at: NaiveDateTime, action: &str, from: Option<TicketSt
 
 /// Applies what this user may see: department handlers get masked personal data and no
 /// verification code; everyone gets the overdue flag for today.
-fn present(mut t: Ticket, actor: &Actor, today: NaiveDate) -> Ticket {
+fn present(mut t: Ticket, actor: &Actor, today: NaiveDate, cal: &Calendar) -> Ticket {
     t.overdue = crate::store::is_overdue(t.state, t.due_date, t.paused_since, today);
+    t.working_days_left = working_days_left(&t, today, cal);
     if actor.role != Role::Handler {
         return t;
     }
@@ -539,6 +540,14 @@ fn present(mut t: Ticket, actor: &Actor, today: NaiveDate) -> Ticket {
         t.caller.email = withheld;
     }
     t
+}
+
+/// Working days to the running deadline (negative past it): what the ticket screen shows.
+fn working_days_left(t: &Ticket, today: NaiveDate, cal: &Calendar) -> Option<i32> {
+    let due = t.due_date.filter(|_| !t.state.is_final() && t.paused_since.is_none())?;
+    let days = |from, to| i32::try_from(cal.working_days_between(from, to)).unwrap_or(i32::MAX);
+    // Past the deadline it is at least one day late, even on a weekend right after it.
+    Some(if due >= today { days(today, due) } else { -days(due, today).max(1) })
 }
 
 fn mask_summaries(actor: &Actor, items: &mut [TicketSummary]) {
@@ -661,4 +670,33 @@ async fn write_durably(path: &std::path::Path, data: &[u8]) -> Result<(), CaseEr
     .await
     .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
     .map_err(|e| CaseError::Store(StoreError::Io(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket_due(due: &str, state: TicketState) -> Ticket {
+        let no = TicketNo::parse("202612010001").expect("no");
+        let at = NaiveDate::from_ymd_opt(2026, 12, 1).and_then(|d| d.and_hms_opt(9, 0, 0)).expect("time");
+        let mut t = Ticket::from_intake(NewTicket::phone(TicketKind::Complaint, None, "摘要", "内容"), no, at, "agent1");
+        t.state = state;
+        t.due_date = Some(due.parse().expect("date"));
+        t
+    }
+
+    #[test]
+    fn working_days_left_count_to_the_deadline_and_past_it() {
+        let cal = Calendar::default();
+        let day = |d: &str| d.parse::<NaiveDate>().expect("date");
+        // Friday 2026-12-04 to Tuesday 2026-12-08: Monday and Tuesday.
+        assert_eq!(working_days_left(&ticket_due("2026-12-08", TicketState::Dispatched), day("2026-12-04"), &cal), Some(2));
+        assert_eq!(working_days_left(&ticket_due("2026-12-04", TicketState::Dispatched), day("2026-12-04"), &cal), Some(0), "due today");
+        assert_eq!(working_days_left(&ticket_due("2026-12-04", TicketState::Dispatched), day("2026-12-05"), &cal), Some(-1), "late on the Saturday after");
+        assert_eq!(working_days_left(&ticket_due("2026-12-02", TicketState::Dispatched), day("2026-12-07"), &cal), Some(-3));
+        assert_eq!(working_days_left(&ticket_due("2026-12-08", TicketState::Closed), day("2026-12-04"), &cal), None, "finished");
+        let mut paused = ticket_due("2026-12-08", TicketState::InProgress);
+        paused.paused_since = Some(day("2026-12-03"));
+        assert_eq!(working_days_left(&paused, day("2026-12-04"), &cal), None, "waiting for the caller");
+    }
 }

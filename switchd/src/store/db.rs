@@ -1310,6 +1310,7 @@ fn ticket_row(r: &Row<'_>) -> rusqlite::Result<(i64, Ticket)> {
         supervised: r.get(28)?,
         extension_requested: r.get(29)?,
         extended_days: r.get(30)?,
+        working_days_left: None,
         reply: r.get(31)?,
         answer: r.get(32)?,
         satisfaction: opt_col(r, 33, Satisfaction::from_code)?,
