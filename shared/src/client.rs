@@ -264,6 +264,16 @@ impl DeskClient {
         expect_reply!(self.request(Request::SuggestAnswers { text: text.into() }).await?, Response::Suggestions { articles, answers } => (articles, answers))
     }
 
+    /// Hotline staff: the calls a ticket is linked to.
+    pub async fn ticket_calls(&self, no: &TicketNo) -> Result<Vec<CallSummary>, ClientError> {
+        expect_reply!(self.request(Request::TicketCalls { no: no.clone() }).await?, Response::TicketCalls { calls } => calls)
+    }
+
+    /// Hotline staff: a linked call's recording, a base64-encoded WAV.
+    pub async fn call_recording(&self, no: &TicketNo, call: i64) -> Result<String, ClientError> {
+        expect_reply!(self.request(Request::GetCallRecording { no: no.clone(), call }).await?, Response::CallRecording { wav_base64, .. } => wav_base64)
+    }
+
     pub async fn departments(&self) -> Result<Vec<Department>, ClientError> {
         expect_reply!(self.request(Request::ListDepartments).await?, Response::Departments { departments } => departments)
     }

@@ -164,6 +164,11 @@ pub enum Request {
     SetReminder { no: TicketNo, at: NaiveDateTime, note: String },
     AddAttachment { no: TicketNo, name: String, mime: String, data_base64: String },
     GetAttachment { id: i64 },
+    /// Hotline staff: the calls linked to a ticket, oldest first, with their recordings' length.
+    TicketCalls { no: TicketNo },
+    /// Hotline staff: the recording of call `call`, which ticket `no` is linked to, as WAV
+    /// (the whole call in stereo, the caller left, when there is one).
+    GetCallRecording { no: TicketNo, call: i64 },
     DueTickets { within_working_days: u32 },
     // Knowledge base (KB-1)
     SaveArticle { article: ArticleInput },
@@ -359,6 +364,8 @@ impl Request {
             Request::SetReminder { .. } => "set_reminder",
             Request::AddAttachment { .. } => "add_attachment",
             Request::GetAttachment { .. } => "get_attachment",
+            Request::TicketCalls { .. } => "ticket_calls",
+            Request::GetCallRecording { .. } => "get_call_recording",
             Request::DueTickets { .. } => "due_tickets",
             Request::SaveArticle { .. } => "save_article",
             Request::GetArticle { .. } => "get_article",
@@ -428,6 +435,8 @@ pub enum Response {
     TicketNos { nos: Vec<TicketNo> },
     Attachment { attachment: AttachmentInfo },
     AttachmentData { attachment: AttachmentInfo, data_base64: String },
+    TicketCalls { calls: Vec<CallSummary> },
+    CallRecording { call: i64, wav_base64: String },
     Article { article: Article },
     ArticleHits { hits: Vec<ArticleHit> },
     Suggestions { articles: Vec<ArticleHit>, answers: Vec<EarlierAnswer> },
@@ -938,6 +947,9 @@ pub struct CallSummary {
     pub talk_secs: Option<u32>,
     /// The CDR end cause code (`caller_hangup`, `no_answer`, …).
     pub cause: Option<String>,
+    /// Length of the call's recording once finished, in whole seconds.
+    #[serde(default)]
+    pub recording_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

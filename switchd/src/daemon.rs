@@ -54,7 +54,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         calendar::Calendar::new(days),
         config.deadlines.clone(),
         config.limits.clone(),
-        data_dir.join("attachments"),
+        data_dir.clone(),
     );
     let auth = Auth::new(store.clone(), config.auth.clone())?;
     let desk_link = DeskLink::new();

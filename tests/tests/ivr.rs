@@ -98,6 +98,19 @@ async fn a_directors_mailbox_message_becomes_a_ticket_with_its_recording_read_ba
     let (_, samples) = wav::read_wav(&file).expect("a playable WAV");
     assert!(voiced_seconds(&samples) > 3.0, "speech recorded: {} s voiced", voiced_seconds(&samples));
 
+    // The ticket's calls, with the recording to play from its detail (hotline staff only).
+    let calls = agent.ticket_calls(&ticket.no).await.expect("linked calls");
+    assert_eq!(calls.iter().map(|c| c.id).collect::<Vec<_>>(), vec![cdr]);
+    assert!(calls[0].inbound && calls[0].recording_secs.is_some_and(|s| s >= 3), "{calls:?}");
+    let wav_base64 = agent.call_recording(&ticket.no, cdr).await.expect("the call's recording");
+    let file = scratch.path().join("call.wav");
+    std::fs::write(&file, base64::engine::general_purpose::STANDARD.decode(wav_base64).expect("base64")).expect("write");
+    let (_, samples) = wav::read_wav(&file).expect("a playable WAV");
+    assert!(voiced_seconds(&samples) > 3.0, "the caller's speech in the call's recording");
+    assert_eq!(agent.call_recording(&ticket.no, cdr + 1000).await.expect_err("not this ticket's call").code(), Some(ErrorCode::NotFound));
+    let handler = daemon.login_demo("quality").await;
+    assert_eq!(handler.ticket_calls(&ticket.no).await.expect_err("handlers").code(), Some(ErrorCode::Forbidden));
+
     // The number and code were read back twice, digit by digit, as the trail keeps it.
     let trail = latest_trail(&daemon);
     let read_back = note_at(&trail, "read_back");

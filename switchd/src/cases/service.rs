@@ -108,16 +108,19 @@ pub struct Cases {
     rules: Arc<DeadlineRules>,
     limits: Arc<Limits>,
     attachments_dir: Arc<PathBuf>,
+    /// Recordings' paths in the store are relative to it.
+    data_dir: Arc<PathBuf>,
 }
 
 impl Cases {
-    pub fn new(store: Store, calendar: Calendar, rules: DeadlineRules, limits: Limits, attachments_dir: PathBuf) -> Self {
+    pub fn new(store: Store, calendar: Calendar, rules: DeadlineRules, limits: Limits, data_dir: PathBuf) -> Self {
         Self {
             store,
             calendar: Arc::new(RwLock::new(calendar)),
             rules: Arc::new(rules),
             limits: Arc::new(limits),
-            attachments_dir: Arc::new(attachments_dir),
+            attachments_dir: Arc::new(data_dir.join("attachments")),
+            data_dir: Arc::new(data_dir),
         }
     }
 
@@ -366,6 +369,41 @@ impl Cases {
         let (info, rel) = found.ok_or_else(|| CaseError::NotFound(format!("附件{id}不存在 / attachment {id} not found")))?;
         let data = tokio::fs::read(self.attachments_dir.join(rel)).await.map_err(StoreError::from)?;
         Ok((info, data))
+    }
+
+    /// The calls a ticket is linked to. Hotline staff only: recordings carry the caller's voice,
+    /// which departments do not get (they see the number masked).
+    pub async fn ticket_calls(&self, actor: &Actor, no: TicketNo) -> Result<Vec<CallSummary>, CaseError> {
+        self.check_may_hear_calls(actor)?;
+        self.store.read(move |db| {
+            let (id, _) = load(db, &no, Visibility(None))?;
+            Ok::<_, CaseError>(db.ticket_call_summaries(id)?)
+        })
+        .await
+    }
+
+    /// The recording of a call linked to ticket `no`: the whole-call one if there is one.
+    pub async fn call_recording(&self, actor: &Actor, no: TicketNo, call: i64) -> Result<Vec<u8>, CaseError> {
+        self.check_may_hear_calls(actor)?;
+        let path = self
+            .store
+            .read(move |db| {
+                let (_, t) = load(db, &no, Visibility(None))?;
+                let record = t.call_ids.contains(&call.to_string()).then(|| db.call(call)).transpose()?.flatten();
+                let mut recordings = record.map(|r| r.recordings).unwrap_or_default();
+                recordings.sort_by_key(|r| r.kind != "call");
+                Ok::<_, CaseError>(recordings.into_iter().next().map(|r| r.path))
+            })
+            .await?
+            .ok_or_else(|| CaseError::NotFound(format!("通话{call}没有录音 / call {call} has no recording")))?;
+        Ok(tokio::fs::read(self.data_dir.join(path)).await.map_err(StoreError::from)?)
+    }
+
+    fn check_may_hear_calls(&self, actor: &Actor) -> Result<(), CaseError> {
+        if actor.is_hotline_staff() {
+            return Ok(());
+        }
+        Err(CaseError::Forbidden("只有热线人员可以收听通话录音 / only hotline staff hear call recordings".into()))
     }
 
     // ------------------------------------------------------------------ knowledge base, callers

@@ -34,7 +34,7 @@ async fn start(audio_in: Option<AudioSink>) -> Server {
         Calendar::new(Vec::new()),
         DeadlineRules::default(),
         Limits::default(),
-        dir.path().join("attachments"),
+        dir.path().to_owned(),
     );
     let auth = Auth::new(store, AuthConfig::default()).expect("auth");
     let ctx = Arc::new(DeskContext {

@@ -253,6 +253,11 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
             let (attachment, data) = ctx.cases.attachment(&actor, id).await.map_err(case_err)?;
             Ok(Response::AttachmentData { attachment, data_base64: base64::engine::general_purpose::STANDARD.encode(data) })
         }
+        Request::TicketCalls { no } => Ok(Response::TicketCalls { calls: ctx.cases.ticket_calls(&actor, no).await.map_err(case_err)? }),
+        Request::GetCallRecording { no, call } => {
+            let wav = ctx.cases.call_recording(&actor, no, call).await.map_err(case_err)?;
+            Ok(Response::CallRecording { call, wav_base64: base64::engine::general_purpose::STANDARD.encode(wav) })
+        }
         Request::DueTickets { within_working_days } => {
             let items = ctx.cases.due(&actor, within_working_days, today).await.map_err(case_err)?;
             let total = items.len() as u64;

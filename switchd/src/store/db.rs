@@ -952,21 +952,20 @@ impl<'c> Db<'c> {
 
     /// The latest `limit` calls from or to `phone`, newest first.
     fn calls_with(&self, phone: &PhoneNumber, limit: u32) -> StoreResult<Vec<CallSummary>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, direction, offered_at, answered_at, ended_at, cause FROM calls
-             WHERE caller = ?1 OR callee = ?1 ORDER BY offered_at DESC, id DESC LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![phone.as_ref(), limit], |r| {
-            let (answered, ended): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (r.get(3)?, r.get(4)?);
-            Ok(CallSummary {
-                id: r.get(0)?,
-                inbound: r.get::<_, String>(1)? == "inbound",
-                offered_at: r.get(2)?,
-                answered: answered.is_some(),
-                talk_secs: answered.zip(ended).map(|(a, e)| (e - a).num_seconds().max(0) as u32),
-                cause: r.get(5)?,
-            })
-        })?;
+        let sql = format!("SELECT {CALL_SUMMARY_COLS} FROM calls c WHERE caller = ?1 OR callee = ?1 ORDER BY offered_at DESC, id DESC LIMIT ?2");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params![phone.as_ref(), limit], call_summary)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The calls ticket `ticket_id` is linked to, oldest first, with their recordings' length.
+    pub fn ticket_call_summaries(&self, ticket_id: i64) -> StoreResult<Vec<CallSummary>> {
+        let sql = format!(
+            "SELECT {CALL_SUMMARY_COLS} FROM calls c
+             WHERE CAST(c.id AS TEXT) IN (SELECT call_id FROM ticket_calls WHERE ticket_id = ?1) ORDER BY offered_at, id"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map([ticket_id], call_summary)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1199,6 +1198,23 @@ fn call_row(r: &Row<'_>) -> rusqlite::Result<RawCall> {
             }),
             None => None,
         },
+    })
+}
+
+/// Columns [`call_summary`] reads, from `calls c`: the recording is the whole-call one if any.
+const CALL_SUMMARY_COLS: &str = "c.id, c.direction, c.offered_at, c.answered_at, c.ended_at, c.cause,
+    (SELECT r.seconds FROM call_recordings r WHERE r.call_id = c.id ORDER BY r.kind <> 'call', r.id LIMIT 1)";
+
+fn call_summary(r: &Row) -> rusqlite::Result<CallSummary> {
+    let (answered, ended): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (r.get(3)?, r.get(4)?);
+    Ok(CallSummary {
+        id: r.get(0)?,
+        inbound: r.get::<_, String>(1)? == "inbound",
+        offered_at: r.get(2)?,
+        answered: answered.is_some(),
+        talk_secs: answered.zip(ended).map(|(a, e)| (e - a).num_seconds().max(0) as u32),
+        cause: r.get(5)?,
+        recording_secs: r.get::<_, Option<f64>>(6)?.map(|s| s.round() as u32),
     })
 }
 
