@@ -2,7 +2,7 @@
 //! the login screen until a session exists, then the tabs. `AgentApp::ui` first applies what
 //! the backend reported, then draws; the screens return commands that go to the backend.
 
-use crate::backend::{Backend, Command, ConnState, Op, Repaint, Update};
+use crate::backend::{Backend, Clip, Command, ConnState, Op, Repaint, Update};
 use crate::i18n::{Lang, T};
 use crate::screens::intake::IntakeForm;
 use crate::screens::knowledge::KnowledgePanel;
@@ -194,8 +194,32 @@ impl AgentApp {
                 self.tickets.page = Some(page);
             }
             Update::Ticket(t) | Update::Acted(t) => {
-                tracing::info!(ticket = %t.no, state = t.state.code(), "ticket shown");
+                tracing::info!(ticket = %t.no, state = t.state.code(), working_days_left = ?t.working_days_left, "ticket shown");
+                if self.role() != Role::Handler {
+                    let cmd = self.tickets.linked.open(&t.no);
+                    self.send(cmd);
+                }
                 self.tickets.acted(*t);
+            }
+            Update::TicketCalls { no, calls } => {
+                tracing::info!(ticket = %no, calls = ?calls.iter().map(|c| c.id).collect::<Vec<_>>(), "linked calls shown");
+                self.tickets.linked.loaded(&no, calls);
+            }
+            Update::Playing { clip, at_secs, total_secs } => {
+                if at_secs == 0 {
+                    tracing::info!(?clip, total_secs, "playing on the headset");
+                }
+                self.tickets.linked.playing(clip, at_secs, total_secs);
+            }
+            Update::PlaybackEnded { clip, error } => {
+                tracing::info!(?clip, ?error, "playback ended");
+                if clip == Clip::SpeakerTest {
+                    self.settings_screen.speaker_testing = false;
+                    if error.is_some() {
+                        self.settings_screen.audio_error.clone_from(&error);
+                    }
+                }
+                self.tickets.linked.ended(clip, error);
             }
             Update::MicLevel(l) => self.settings_screen.level = l,
             Update::AudioProblem(e) => {

@@ -269,9 +269,108 @@ pub fn ring_frame(n: u32) -> Vec<i16> {
         .collect()
 }
 
+/// The speaker test: a 1 kHz tone for a second, a pause, a 500 Hz tone — the agent hears
+/// whether the chosen headset plays, and on which side.
+pub fn speaker_test_clip() -> Vec<i16> {
+    let tone = |hz: f64, secs: f64| (0..(secs * f64::from(RATE)) as u32).map(move |i| (8000.0 * (2.0 * std::f64::consts::PI * hz * f64::from(i) / f64::from(RATE)).sin()) as i16);
+    tone(1000.0, 1.0).chain(std::iter::repeat_n(0, RATE as usize / 2)).chain(tone(500.0, 1.0)).collect()
+}
+
+/// A 16-bit PCM WAV (a call recording: mono, or stereo with the caller left) as mono samples
+/// at the headset's rate: both channels mixed, upsampled by linear interpolation.
+pub fn wav_for_headset(bytes: &[u8]) -> Result<Vec<i16>, String> {
+    let (channels, rate, data) = pcm16_wav(bytes)?;
+    let mono: Vec<i16> = data.chunks_exact(usize::from(channels)).map(|c| (c.iter().map(|&x| i32::from(x)).sum::<i32>() / i32::from(channels)) as i16).collect();
+    Ok(resample(&mono, rate, RATE))
+}
+
+/// (channels, sample rate, interleaved samples) of a 16-bit PCM WAV.
+fn pcm16_wav(bytes: &[u8]) -> Result<(u16, u32, Vec<i16>), String> {
+    let u16_at = |i: usize| bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |i: usize| bytes.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
+        return Err("not a WAV file".into());
+    }
+    let (mut at, mut format) = (12, None);
+    while let (Some(id), Some(len)) = (bytes.get(at..at + 4), u32_at(at + 4)) {
+        let body = at + 8;
+        // A recording cut short by a crash has its data length still 0 or too long: take what is there.
+        let end = (body + len as usize).min(bytes.len());
+        match id {
+            b"fmt " => format = Some((u16_at(body), u16_at(body + 2), u32_at(body + 4), u16_at(body + 14))),
+            b"data" => {
+                let Some((Some(1), Some(channels @ 1..=2), Some(rate @ 8000..=48000), Some(16))) = format else {
+                    return Err("only 16-bit PCM WAV, mono or stereo".into());
+                };
+                let end = if len == 0 { bytes.len() } else { end };
+                let samples = bytes[body..end].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+                return Ok((channels, rate, samples));
+            }
+            _ => {}
+        }
+        at = body + len as usize + (len as usize & 1);
+    }
+    Err("the WAV file has no audio".into())
+}
+
+fn resample(pcm: &[i16], from: u32, to: u32) -> Vec<i16> {
+    if from == to || pcm.is_empty() {
+        return pcm.to_vec();
+    }
+    let n = (pcm.len() as u64 * u64::from(to) / u64::from(from)) as usize;
+    (0..n)
+        .map(|i| {
+            let pos = i as f64 * f64::from(from) / f64::from(to);
+            let (k, frac) = (pos as usize, pos.fract());
+            let (a, b) = (f64::from(pcm[k]), f64::from(pcm[(k + 1).min(pcm.len() - 1)]));
+            (a + (b - a) * frac) as i16
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wav(channels: u16, rate: u32, samples: &[i16]) -> Vec<u8> {
+        let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mut w = b"RIFF".to_vec();
+        w.extend((36 + data.len() as u32).to_le_bytes());
+        w.extend(b"WAVEfmt ");
+        w.extend(16u32.to_le_bytes());
+        w.extend(1u16.to_le_bytes());
+        w.extend(channels.to_le_bytes());
+        w.extend(rate.to_le_bytes());
+        w.extend((rate * u32::from(channels) * 2).to_le_bytes());
+        w.extend((channels * 2).to_le_bytes());
+        w.extend(16u16.to_le_bytes());
+        w.extend(b"data");
+        w.extend((data.len() as u32).to_le_bytes());
+        w.extend(data);
+        w
+    }
+
+    #[test]
+    fn a_stereo_8k_recording_is_mixed_and_upsampled_for_the_headset() {
+        // One second: the caller (left) at 1000, the agent (right) at 3000.
+        let stereo: Vec<i16> = (0..8000).flat_map(|_| [1000, 3000]).collect();
+        let pcm = wav_for_headset(&wav(2, 8000, &stereo)).expect("plays");
+        assert_eq!(pcm.len(), 48000, "one second at 48 kHz");
+        assert!(pcm.iter().all(|&s| s == 2000), "both sides heard");
+        let mono = wav_for_headset(&wav(1, 8000, &[0, 600])).expect("plays");
+        assert_eq!(&mono[..6], &[0, 100, 200, 300, 400, 500], "interpolated");
+    }
+
+    #[test]
+    fn a_file_cut_by_a_crash_plays_and_other_files_are_refused() {
+        let mut cut = wav(1, 8000, &[7; 100]);
+        cut[40..44].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(wav_for_headset(&cut).map(|p| p.len()), Ok(600), "data length 0: what is there");
+        assert!(wav_for_headset(b"not a wav").is_err());
+        let mut float = wav(1, 8000, &[1; 4]);
+        float[20] = 3;
+        assert!(wav_for_headset(&float).is_err(), "only PCM");
+    }
 
     #[test]
     fn queues_bound_delay_and_meter_peaks() {

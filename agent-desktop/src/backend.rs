@@ -6,6 +6,7 @@
 //! at the start of every frame. Dropping the `Backend` closes the connection and the thread.
 
 use crate::audio::{self, AudioError, AudioIo};
+use base64::Engine;
 use crate::jitter::{JitterBuffer, Playout};
 use rexian_shared::audio::{AudioFrame, OpusDecoderVoip, OpusEncoderVoip, TIMESTAMP_TICKS_PER_FRAME};
 use rexian_shared::client::{ClientError, DeskClient};
@@ -61,6 +62,21 @@ pub enum Command {
     SetDevices { input: Option<String>, output: Option<String> },
     /// Open the microphone outside a call to show its level.
     MicTest(bool),
+    /// The calls a ticket is linked to (its detail).
+    LoadTicketCalls(TicketNo),
+    /// Play a linked call's recording on the headset (not while a call rings or runs).
+    PlayRecording { no: TicketNo, call: i64 },
+    /// Play the speaker test on the chosen headset.
+    TestSpeaker,
+    StopPlayback,
+}
+
+/// What plays on the headset outside calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clip {
+    /// A call's recording (its CDR id).
+    Recording(i64),
+    SpeakerTest,
 }
 
 /// Connection state, always shown.
@@ -161,6 +177,11 @@ pub enum Update {
     Tickets(TicketPage),
     Ticket(Box<Ticket>),
     Acted(Box<Ticket>),
+    TicketCalls { no: TicketNo, calls: Vec<CallSummary> },
+    /// A clip plays on the headset: seconds played of the total.
+    Playing { clip: Clip, at_secs: u32, total_secs: u32 },
+    /// The clip finished or was stopped; `error` when it could not play.
+    PlaybackEnded { clip: Clip, error: Option<String> },
     /// The microphone's level, 0..=1, while it is open.
     MicLevel(f32),
     AudioProblem(AudioError),
@@ -217,6 +238,10 @@ impl Backend {
 
 enum Internal {
     Event(u64, Event),
+    /// A clip fetched and decoded, to play on the headset.
+    Play(Clip, Vec<i16>),
+    /// The clip has played to its end: close the headset.
+    PlaybackDone(Clip),
     Lost(u64),
     Reconnected(u64, Arc<DeskClient>, Session),
     ReconnectFailed(u64, Failure),
@@ -243,7 +268,21 @@ struct Worker {
     call_audio: Option<CallAudio>,
     ring: Option<Ring>,
     mic_test: Option<(AudioIo, JoinHandle<()>)>,
+    playback: Option<Playback>,
     reconnect: Option<JoinHandle<()>>,
+}
+
+/// A clip playing on the headset; dropping it stops the clip and closes the headset.
+struct Playback {
+    clip: Clip,
+    task: JoinHandle<()>,
+    _io: AudioIo,
+}
+
+impl Drop for Playback {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl Worker {
@@ -261,6 +300,7 @@ impl Worker {
             call_audio: None,
             ring: None,
             mic_test: None,
+            playback: None,
             reconnect: None,
         }
     }
@@ -361,6 +401,7 @@ impl Worker {
     }
 
     fn stop_audio(&mut self) {
+        self.playback = None;
         if let Some(a) = self.call_audio.take() {
             a.stop();
         }
@@ -372,6 +413,8 @@ impl Worker {
     async fn internal(&mut self, msg: Internal) {
         match msg {
             Internal::Event(gen, ev) if gen == self.generation => self.event(ev),
+            Internal::Play(clip, pcm) => self.play(clip, pcm),
+            Internal::PlaybackDone(clip) if self.playback.as_ref().is_some_and(|p| p.clip == clip) => self.stop_playback(),
             Internal::Lost(gen) if gen == self.generation => self.start_reconnect(),
             Internal::Reconnected(gen, client, session) if gen == self.generation => {
                 self.reconnect = None;
@@ -442,7 +485,10 @@ impl Worker {
     fn event(&mut self, ev: Event) {
         match &ev {
             Event::AgentStateChanged { state, .. } => self.agent_state = Some(state.clone()),
-            Event::CallOffered { call, .. } => self.start_ring(*call),
+            Event::CallOffered { call, .. } => {
+                self.stop_playback();
+                self.start_ring(*call);
+            }
             Event::CallConnected { call } => {
                 if let Some(r) = self.ring.take() {
                     r.task.abort();
@@ -464,6 +510,66 @@ impl Worker {
             _ => {}
         }
         self.out.send(Update::Event(ev));
+    }
+
+    /// Fetches and decodes a recording off the worker, then plays it (`Internal::Play`).
+    fn fetch_recording(&self, no: TicketNo, call: i64) {
+        let clip = Clip::Recording(call);
+        let (Some(client), out, internal) = (self.client(), self.out.clone(), self.internal_tx.clone()) else { return };
+        tokio::spawn(async move {
+            let fetched = client.call_recording(&no, call).await.map_err(|e| Failure::from_client(&e).detail);
+            let decoded = fetched.and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| e.to_string()));
+            match decoded.and_then(|wav| audio::wav_for_headset(&wav)) {
+                Ok(pcm) => {
+                    let _ = internal.send(Internal::Play(clip, pcm));
+                }
+                Err(e) => out.send(Update::PlaybackEnded { clip, error: Some(e) }),
+            }
+        });
+    }
+
+    /// Plays `pcm` (48 kHz mono) on the headset, reporting progress each second; refused while
+    /// the headset carries a call or its ring.
+    fn play(&mut self, clip: Clip, pcm: Vec<i16>) {
+        self.stop_playback();
+        if self.call_audio.is_some() || self.ring.is_some() {
+            return self.out.send(Update::PlaybackEnded { clip, error: Some("通话中不能播放 / not during a call".into()) });
+        }
+        let io = match AudioIo::open(None, self.devices.1.as_deref(), false, true) {
+            Ok(io) => io,
+            Err(e) => return self.out.send(Update::AudioProblem(e)),
+        };
+        let (out, shared, internal) = (self.out.clone(), io.shared.clone(), self.internal_tx.clone());
+        let total_secs = (pcm.len() / audio::RATE as usize) as u32;
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let mut frames = pcm.chunks(audio::FRAME).enumerate();
+            loop {
+                tick.tick().await;
+                if let Some(e) = shared.take_failure() {
+                    out.send(Update::AudioProblem(e));
+                }
+                if shared.queued_to_play() >= audio::FRAME * 3 {
+                    continue;
+                }
+                let Some((n, frame)) = frames.next() else { break };
+                shared.play(frame, 5);
+                if n % 50 == 0 {
+                    out.send(Update::Playing { clip, at_secs: (n / 50) as u32, total_secs });
+                }
+            }
+            while shared.queued_to_play() > 0 {
+                tick.tick().await;
+            }
+            let _ = internal.send(Internal::PlaybackDone(clip));
+        });
+        self.playback = Some(Playback { clip, task, _io: io });
+    }
+
+    fn stop_playback(&mut self) {
+        if let Some(p) = self.playback.take() {
+            self.out.send(Update::PlaybackEnded { clip: p.clip, error: None });
+        }
     }
 
     fn start_ring(&mut self, call: u64) {
@@ -637,6 +743,14 @@ impl Worker {
                 Ok(())
             }),
             Command::SetDevices { input, output } => self.devices = (input, output),
+            Command::LoadTicketCalls(no) => self.spawn_op(Op::Tickets, move |c, out| async move {
+                let calls = c.ticket_calls(&no).await?;
+                out.send(Update::TicketCalls { no, calls });
+                Ok(())
+            }),
+            Command::PlayRecording { no, call } => self.fetch_recording(no, call),
+            Command::TestSpeaker => self.play(Clip::SpeakerTest, audio::speaker_test_clip()),
+            Command::StopPlayback => self.stop_playback(),
             Command::MicTest(on) => {
                 if let Some((_, t)) = self.mic_test.take() {
                     t.abort();

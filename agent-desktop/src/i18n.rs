@@ -245,6 +245,8 @@ texts! {
     Speaker => "耳机/扬声器", "Headset / speaker";
     SystemDefault => "系统默认", "System default";
     TestMic => "测试麦克风", "Test microphone";
+    TestSpeaker => "测试耳机", "Test the headset";
+    SpeakerTestHint => "应先听到高音，再听到低音", "You should hear a high tone, then a low one";
     StopTest => "停止测试", "Stop test";
     MicLevel => "音量", "Level";
     AudioOk => "音频设备正常", "Audio devices ready";

@@ -360,6 +360,67 @@ fn the_headset_rings_and_carries_the_call_both_ways() {
     assert!(problem.is_none(), "no audio problem was reported: {problem:?}");
 }
 
+/// The ticket detail for hotline staff: the working days left, the linked call, and its
+/// recording played on the headset; then the speaker test in 设置 plays its two tones.
+#[test]
+fn a_tickets_call_recording_plays_on_the_headset_and_the_speaker_test_sounds() {
+    let daemon = Daemon::start_demo();
+    let headset = rexian_tests::VirtualHeadset::start();
+    // A phone leaves a message at the prompt-then-record number: 440 Hz for its 8 seconds.
+    let scratch = tempfile::tempdir().expect("tmp");
+    let source = scratch.path().join("tone440.wav");
+    rexian_tests::tone_wav(&source, 440.0, 12);
+    let uri = format!("sip:9197@{}", daemon.sip_addr);
+    rexian_tests::baresip_call(&uri, &source, 8);
+    let record = daemon.ended_calls().remove(0);
+    let cdr = record["id"].as_i64().expect("the call's record");
+    let message_secs = record["recordings"][0]["seconds"].as_f64().expect("the message's length");
+    assert!(message_secs > 2.0, "a message of {message_secs} s");
+
+    // A complaint taken on that call, accepted and dispatched: its deadline runs.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let agent = rt.block_on(daemon.login_demo("agent1"));
+    let mut new = rexian_shared::NewTicket::phone(rexian_shared::TicketKind::Complaint, None, "电梯停运", "留言录音");
+    new.call_id = Some(cdr.to_string());
+    let ticket = rt.block_on(agent.create_ticket(new)).expect("register");
+    let dept = rt.block_on(agent.departments()).expect("departments").into_iter().find(|d| d.parent_id.is_some()).expect("a department");
+    rt.block_on(agent.act(&ticket.no, rexian_shared::TicketAction::Accept { note: String::new() })).expect("accept");
+    let dispatch = rexian_shared::TicketAction::Dispatch { lead_department: dept.id, assisting_departments: vec![], note: String::new() };
+    let days = rt.block_on(agent.act(&ticket.no, dispatch)).expect("dispatch").working_days_left.expect("a running deadline");
+    assert!(days > 0, "dispatched today, due in {days} working days");
+
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    click(&mut h, "工单查询");
+    type_into(&mut h, "关键词", ticket.no.as_ref());
+    click(&mut h, "查询");
+    wait_for_label(&mut h, ticket.no.as_ref());
+    click(&mut h, ticket.no.as_ref());
+    wait_for_label(&mut h, &format!("剩余{days}个工作日"));
+    wait_for_label(&mut h, "播放录音");
+    let before = headset.heard().len();
+    click(&mut h, "播放录音");
+    wait_for_text(&mut h, "正在播放");
+    wait_for_label(&mut h, "停止播放");
+    wait_until(&mut h, "the recording played to its end", |h| h.query_by_label("播放录音").is_some());
+    let heard = headset.heard();
+    let played = blocks_of_48k(&heard[before.min(heard.len())..], 440.0);
+    let expected = (message_secs * 10.0 * 0.7) as usize;
+    assert!(played >= expected, "the headset played the {message_secs} s message's 440 Hz in only {played} blocks of 100 ms");
+
+    click(&mut h, "设置");
+    let before = headset.heard().len();
+    click(&mut h, "测试耳机");
+    wait_for_label(&mut h, "停止测试");
+    wait_until(&mut h, "the speaker test done", |h| h.query_by_label("测试耳机").is_some());
+    let heard = headset.heard();
+    let heard = &heard[before.min(heard.len())..];
+    assert!(blocks_of_48k(heard, 1000.0) >= 7 && blocks_of_48k(heard, 500.0) >= 7, "both tones of the speaker test");
+    assert!(h.state().settings_screen.audio_error.is_none(), "{:?}", h.state().settings_screen.audio_error);
+}
+
 #[test]
 fn without_a_sound_server_or_device_the_agent_is_told_plainly() {
     std::env::set_var("PULSE_SERVER", "unix:/nonexistent/rexian-test-socket");

@@ -3,6 +3,7 @@
 pub mod consult;
 pub mod intake;
 pub mod knowledge;
+pub mod linked_calls;
 pub mod login;
 pub mod phone;
 pub mod settings;
@@ -48,4 +49,9 @@ pub fn area(ui: &mut egui::Ui, label: &str, value: &mut String, error: Option<&S
 pub fn clock(d: std::time::Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 { format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) } else { format!("{:02}:{:02}", s / 60, s % 60) }
+}
+
+/// A UTC instant in Beijing time (UTC+8, no daylight saving), as every time on screen is.
+pub fn beijing(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::FixedOffset> {
+    at.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
 }

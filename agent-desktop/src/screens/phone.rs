@@ -2,7 +2,7 @@
 //! and the screen pop (AGT-9). [`AgentStatus`] and [`Softphone`] are plain state fed by desk
 //! events; their `ui()`s draw them and return the commands the agent gave.
 
-use super::clock;
+use super::{beijing, clock};
 use crate::backend::Command;
 use crate::i18n::{label, Lang, T};
 use crate::shortcuts::{hint, Shortcut};
@@ -484,11 +484,6 @@ impl Softphone {
             });
         }
     }
-}
-
-/// A UTC instant in Beijing time (UTC+8, no daylight saving), as every time on screen is.
-fn beijing(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::FixedOffset> {
-    at.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
 }
 
 /// How often the bar and the call timer redraw.

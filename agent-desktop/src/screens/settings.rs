@@ -1,4 +1,5 @@
-//! Settings: language, microphone and headset choice, a microphone test with a level meter.
+//! Settings: language, microphone and headset choice, a microphone test with a level meter,
+//! a speaker test.
 
 use crate::backend::Command;
 use crate::i18n::{Lang, T};
@@ -14,6 +15,8 @@ pub struct SettingsScreen {
     /// An audio problem, already in words, or `None` when the last open worked.
     pub audio_error: Option<String>,
     pub audio_ok: bool,
+    /// The speaker test plays.
+    pub speaker_testing: bool,
 }
 
 impl SettingsScreen {
@@ -55,6 +58,15 @@ impl SettingsScreen {
             }
             ui.label(T::MicLevel.s(l));
             ui.add(egui::ProgressBar::new(self.level).desired_width(200.0));
+        });
+        ui.horizontal(|ui| {
+            let text = if self.speaker_testing { T::StopTest } else { T::TestSpeaker };
+            if ui.button(text.s(l)).clicked() {
+                self.audio_error = None;
+                cmd = Some(if self.speaker_testing { Command::StopPlayback } else { Command::TestSpeaker });
+                self.speaker_testing = !self.speaker_testing;
+            }
+            ui.label(T::SpeakerTestHint.s(l));
         });
         if let Some(e) = &self.audio_error {
             ui.colored_label(egui::Color32::RED, e);

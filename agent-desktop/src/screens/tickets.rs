@@ -32,6 +32,8 @@ pub struct TicketsScreen {
     pub documents: Option<PathBuf>,
     /// Working days asked for with 申请延期.
     pub extension_days: String,
+    /// The open ticket's calls and their recordings (hotline staff).
+    pub linked: super::linked_calls::LinkedCalls,
 }
 
 /// The forms a ticket prints (TKT-7).
@@ -129,6 +131,17 @@ fn action_label(code: &str, lang: Lang) -> &'static str {
         "reopen" => label("重新办理", "Reopen", lang),
         "supervise" => label("督办", "Supervise", lang),
         _ => T::CommentAct.s(lang),
+    }
+}
+
+/// The time left on a running deadline in working days, and whether it is pressing (due
+/// within a day, or past it); empty without a running deadline.
+fn days_left_text(days: Option<i32>, lang: Lang) -> (String, bool) {
+    match days {
+        None => (String::new(), false),
+        Some(0) => (label("今日到期", "due today", lang).to_owned(), true),
+        Some(d) if d < 0 => (format!("{}{}{}", label("已逾期", "overdue by ", lang), -d, label("个工作日", " working days", lang)), true),
+        Some(d) => (format!("{}{d}{}", label("剩余", "", lang), label("个工作日", " working days left", lang)), d <= 1),
     }
 }
 
@@ -331,15 +344,19 @@ impl TicketsScreen {
             return None;
         }
         ui.heading(format!("{} {}", T::TicketNo.s(lang), t.no));
-        ui.label(format!(
-            "{}：{}　{}：{}　{}：{}",
-            T::Kind.s(lang),
-            label(t.kind.zh(), t.kind.en(), lang),
-            T::State.s(lang),
-            label(t.state.zh(), t.state.en(), lang),
-            T::Due.s(lang),
-            t.due_date.map(|d| d.to_string()).unwrap_or_default()
-        ));
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{}：{}　{}：{}　{}：{}",
+                T::Kind.s(lang),
+                label(t.kind.zh(), t.kind.en(), lang),
+                T::State.s(lang),
+                label(t.state.zh(), t.state.en(), lang),
+                T::Due.s(lang),
+                t.due_date.map(|d| d.to_string()).unwrap_or_default()
+            ));
+            let (text, urgent) = days_left_text(t.working_days_left, lang);
+            ui.colored_label(if urgent { egui::Color32::RED } else { ui.visuals().text_color() }, text);
+        });
         if let Some(p) = &t.caller_phone_display {
             ui.horizontal(|ui| {
                 ui.label(format!("{}：{p}", T::CallerPhone.s(lang)));
@@ -356,6 +373,9 @@ impl TicketsScreen {
         }
         if let Some(r) = &t.reply {
             ui.label(format!("{}：{r}", T::Reply.s(lang)));
+        }
+        if role != Role::Handler {
+            cmd = cmd.or(self.linked.ui(ui, lang));
         }
         ui.horizontal(|ui| {
             if ui.button(T::PrintAcceptance.s(lang)).clicked() {
