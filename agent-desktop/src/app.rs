@@ -201,6 +201,10 @@ impl AgentApp {
                 }
                 self.tickets.acted(*t);
             }
+            Update::Previewed(t) => {
+                tracing::info!(ticket = %t.no, due = ?t.due_date, working_days_left = ?t.working_days_left, "dispatch to confirm");
+                self.tickets.previewed(*t);
+            }
             Update::TicketCalls { no, calls } => {
                 tracing::info!(ticket = %no, calls = ?calls.iter().map(|c| c.id).collect::<Vec<_>>(), "linked calls shown");
                 self.tickets.linked.loaded(&no, calls);

@@ -58,6 +58,8 @@ pub enum Command {
     SearchTickets(TicketQuery),
     GetTicket(TicketNo),
     Act(TicketNo, TicketAction),
+    /// How an action would leave the ticket (shown before a dispatch is confirmed).
+    PreviewAction(TicketNo, TicketAction),
     /// The headset to use from the next call on.
     SetDevices { input: Option<String>, output: Option<String> },
     /// Open the microphone outside a call to show its level.
@@ -177,6 +179,7 @@ pub enum Update {
     Tickets(TicketPage),
     Ticket(Box<Ticket>),
     Acted(Box<Ticket>),
+    Previewed(Box<Ticket>),
     TicketCalls { no: TicketNo, calls: Vec<CallSummary> },
     /// A clip plays on the headset: seconds played of the total.
     Playing { clip: Clip, at_secs: u32, total_secs: u32 },
@@ -736,6 +739,10 @@ impl Worker {
             }),
             Command::GetTicket(no) => self.spawn_op(Op::Tickets, move |c, out| async move {
                 out.send(Update::Ticket(Box::new(c.get_ticket(&no).await?)));
+                Ok(())
+            }),
+            Command::PreviewAction(no, action) => self.spawn_op(Op::Act, move |c, out| async move {
+                out.send(Update::Previewed(Box::new(c.preview_action(&no, action).await?)));
                 Ok(())
             }),
             Command::Act(no, action) => self.spawn_op(Op::Act, move |c, out| async move {

@@ -245,6 +245,12 @@ impl DeskClient {
         expect_reply!(self.request(Request::GetTicket { no: no.clone() }).await?, Response::Ticket { ticket } => *ticket)
     }
 
+    /// The ticket as `action` would leave it, nothing changed.
+    pub async fn preview_action(&self, no: &TicketNo, action: TicketAction) -> Result<Ticket, ClientError> {
+        let req = Request::PreviewAction { no: no.clone(), action };
+        expect_reply!(self.request(req).await?, Response::Ticket { ticket } => *ticket)
+    }
+
     pub async fn act(&self, no: &TicketNo, action: TicketAction) -> Result<Ticket, ClientError> {
         let req = Request::Act { no: no.clone(), action };
         expect_reply!(self.request(req).await?, Response::Ticket { ticket } => *ticket)

@@ -160,6 +160,9 @@ pub enum Request {
     GetTicket { no: TicketNo },
     SearchTickets { query: TicketQuery },
     Act { no: TicketNo, action: TicketAction },
+    /// The ticket as `action` would leave it — state, stage, deadline, working days left —
+    /// without changing anything: shown before a dispatch is confirmed. Checked as `Act` is.
+    PreviewAction { no: TicketNo, action: TicketAction },
     SplitTicket { no: TicketNo, parts: Vec<SplitPart> },
     SetReminder { no: TicketNo, at: NaiveDateTime, note: String },
     AddAttachment { no: TicketNo, name: String, mime: String, data_base64: String },
@@ -360,6 +363,7 @@ impl Request {
             Request::GetTicket { .. } => "get_ticket",
             Request::SearchTickets { .. } => "search_tickets",
             Request::Act { .. } => "act",
+            Request::PreviewAction { .. } => "preview_action",
             Request::SplitTicket { .. } => "split_ticket",
             Request::SetReminder { .. } => "set_reminder",
             Request::AddAttachment { .. } => "add_attachment",

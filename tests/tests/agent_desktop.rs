@@ -421,6 +421,59 @@ fn a_tickets_call_recording_plays_on_the_headset_and_the_speaker_test_sounds() {
     assert!(h.state().settings_screen.audio_error.is_none(), "{:?}", h.state().settings_screen.audio_error);
 }
 
+/// 转办 with a lead and an assisting department: the departments and the deadline the dispatch
+/// would set (five working days, the default handling time) are shown first; cancelling changes
+/// nothing, confirming dispatches.
+#[test]
+fn a_dispatch_is_confirmed_after_its_departments_and_deadline_are_shown() {
+    let daemon = Daemon::start_demo();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let agent = rt.block_on(daemon.login_demo("agent1"));
+    let new = rexian_shared::NewTicket::phone(rexian_shared::TicketKind::Complaint, None, "超市销售过期食品", "多次购买到过期牛奶");
+    let ticket = rt.block_on(agent.create_ticket(new)).expect("register");
+    let departments = rt.block_on(agent.departments()).expect("departments");
+    let (lead, assisting) = (&departments[1], &departments[2]);
+
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "签入");
+    click(&mut h, "工单查询");
+    type_into(&mut h, "关键词", ticket.no.as_ref());
+    click(&mut h, "查询");
+    wait_for_label(&mut h, ticket.no.as_ref());
+    click(&mut h, ticket.no.as_ref());
+    wait_for_label(&mut h, "转办");
+    click(&mut h, "转办");
+    wait_for_label(&mut h, "请先选择主办部门");
+    click(&mut h, "主办部门");
+    wait_for_label(&mut h, &lead.name);
+    click(&mut h, &lead.name);
+    click(&mut h, "协办部门（可多选）");
+    click(&mut h, &assisting.name);
+    click(&mut h, "协办部门（可多选）");
+    click(&mut h, "转办");
+    wait_for_label(&mut h, "请确认转办");
+    wait_for_text(&mut h, "办理期限：");
+    let preview = h.state().tickets.pending.clone().and_then(|(_, t)| t).expect("the preview");
+    assert_eq!(preview.working_days_left, Some(5), "the default handling time");
+    let due = preview.due_date.expect("a deadline");
+    assert!(h.query_by_label(&format!("办理期限：{due}（剩余5个工作日）")).is_some());
+    assert!(h.query_by_label(&format!("主办部门：{}", lead.name)).is_some() && h.query_by_label(&format!("协办部门：{}", assisting.name)).is_some());
+    click(&mut h, "取消");
+    wait_for_label(&mut h, "转办");
+    let unchanged = rt.block_on(agent.get_ticket(&ticket.no)).expect("ticket");
+    assert_eq!((unchanged.state, unchanged.lead_department), (rexian_shared::TicketState::Registered, None), "a preview changes nothing");
+
+    click(&mut h, "转办");
+    wait_for_label(&mut h, "确认转办");
+    wait_for_text(&mut h, "办理期限：");
+    click(&mut h, "确认转办");
+    wait_until(&mut h, "the ticket dispatched", |h| h.state().tickets.detail.as_ref().is_some_and(|t| t.state == rexian_shared::TicketState::Dispatched));
+    let dispatched = rt.block_on(agent.get_ticket(&ticket.no)).expect("ticket");
+    assert_eq!((dispatched.lead_department, dispatched.assisting_departments.clone(), dispatched.due_date), (Some(lead.id), vec![assisting.id], Some(due)));
+}
+
 #[test]
 fn without_a_sound_server_or_device_the_agent_is_told_plainly() {
     std::env::set_var("PULSE_SERVER", "unix:/nonexistent/rexian-test-socket");

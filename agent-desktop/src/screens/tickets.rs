@@ -34,6 +34,10 @@ pub struct TicketsScreen {
     pub extension_days: String,
     /// The open ticket's calls and their recordings (hotline staff).
     pub linked: super::linked_calls::LinkedCalls,
+    /// Assisting departments chosen for a dispatch (协办).
+    pub assisting: std::collections::BTreeSet<i64>,
+    /// A dispatch asked for, and the ticket as it would leave it, until confirmed or dropped.
+    pub pending: Option<(TicketAction, Option<Ticket>)>,
 }
 
 /// The forms a ticket prints (TKT-7).
@@ -181,7 +185,8 @@ impl TicketsScreen {
             "reject" => TicketAction::Reject { reason: RejectReason::Other, note },
             "dispatch" => {
                 let lead_department = self.lead_department.ok_or_else(|| missing("请先选择主办部门", "Choose the lead department first"))?;
-                TicketAction::Dispatch { lead_department, assisting_departments: vec![], note }
+                let assisting_departments = self.assisting.iter().copied().filter(|d| *d != lead_department).collect();
+                TicketAction::Dispatch { lead_department, assisting_departments, note }
             }
             "answer_directly" => TicketAction::AnswerDirectly { answer: note, cited_articles: vec![], cited_tickets: vec![] },
             "defer_answer" => TicketAction::DeferAnswer { contact_note: note },
@@ -398,13 +403,7 @@ impl TicketsScreen {
         let actions = offered_actions(role, t.kind, t.state, t.extension_requested.is_some());
         super::area(ui, T::Note.s(lang), &mut self.note, None);
         if actions.contains(&"dispatch") {
-            egui::ComboBox::from_label(T::LeadDepartment.s(lang))
-                .selected_text(self.lead_department.and_then(|id| departments.iter().find(|d| d.id == id)).map_or(String::new(), |d| d.name.clone()))
-                .show_ui(ui, |ui| {
-                    for d in departments {
-                        ui.selectable_value(&mut self.lead_department, Some(d.id), &d.name);
-                    }
-                });
+            self.departments_ui(ui, lang, departments);
         }
         if actions.contains(&"request_extension") {
             super::field(ui, label("延期工作日数", "Extension (working days)", lang), &mut self.extension_days, None, false);
@@ -417,19 +416,29 @@ impl TicketsScreen {
                 }
             });
         }
-        ui.horizontal_wrapped(|ui| {
-            for code in &actions {
-                if ui.button(action_label(code, lang)).clicked() {
-                    match self.action(code, lang) {
-                        Ok(a) => {
-                            self.error = None;
-                            cmd = Some(Command::Act(t.no.clone(), a));
+        if self.pending.is_some() {
+            cmd = cmd.or(self.confirm_ui(ui, lang, &t.no, departments));
+        } else {
+            ui.horizontal_wrapped(|ui| {
+                for code in &actions {
+                    if ui.button(action_label(code, lang)).clicked() {
+                        match self.action(code, lang) {
+                            // A dispatch is confirmed with its departments and deadline shown first.
+                            Ok(a @ TicketAction::Dispatch { .. }) => {
+                                self.error = None;
+                                self.pending = Some((a.clone(), None));
+                                cmd = Some(Command::PreviewAction(t.no.clone(), a));
+                            }
+                            Ok(a) => {
+                                self.error = None;
+                                cmd = Some(Command::Act(t.no.clone(), a));
+                            }
+                            Err(e) => self.error = Some(e),
                         }
-                        Err(e) => self.error = Some(e),
                     }
                 }
-            }
-        });
+            });
+        }
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::RED, e);
         }
@@ -447,11 +456,80 @@ impl TicketsScreen {
         cmd
     }
 
+    /// The lead department, and the assisting ones to tick (not the lead).
+    fn departments_ui(&mut self, ui: &mut egui::Ui, lang: Lang, departments: &[Department]) {
+        egui::ComboBox::from_label(T::LeadDepartment.s(lang))
+            .selected_text(self.lead_department.and_then(|id| departments.iter().find(|d| d.id == id)).map_or(String::new(), |d| d.name.clone()))
+            .show_ui(ui, |ui| {
+                for d in departments {
+                    ui.selectable_value(&mut self.lead_department, Some(d.id), &d.name);
+                }
+            });
+        egui::CollapsingHeader::new(format!("{}（{}）", T::AssistingDepartments.s(lang), label("可多选", "any number", lang))).id_salt("assisting").show(ui, |ui| {
+            for d in departments.iter().filter(|d| Some(d.id) != self.lead_department) {
+                let mut on = self.assisting.contains(&d.id);
+                if ui.checkbox(&mut on, &d.name).changed() {
+                    if on {
+                        self.assisting.insert(d.id);
+                    } else {
+                        self.assisting.remove(&d.id);
+                    }
+                }
+            }
+        });
+    }
+
+    /// The dispatch to confirm: departments and the deadline it would set.
+    fn confirm_ui(&mut self, ui: &mut egui::Ui, lang: Lang, no: &TicketNo, departments: &[Department]) -> Option<Command> {
+        let (action, preview) = self.pending.clone()?;
+        let name = |id: i64| departments.iter().find(|d| d.id == id).map_or_else(|| id.to_string(), |d| d.name.clone());
+        let mut cmd = None;
+        egui::Frame::new().fill(egui::Color32::from_rgb(255, 248, 220)).inner_margin(8.0).show(ui, |ui| {
+            ui.strong(label("请确认转办", "Confirm the dispatch", lang));
+            if let TicketAction::Dispatch { lead_department, assisting_departments, .. } = &action {
+                ui.label(format!("{}：{}", T::LeadDepartment.s(lang), name(*lead_department)));
+                let assisting: Vec<String> = assisting_departments.iter().map(|d| name(*d)).collect();
+                ui.label(format!("{}：{}", T::AssistingDepartments.s(lang), if assisting.is_empty() { label("无", "none", lang).to_owned() } else { assisting.join("、") }));
+            }
+            match &preview {
+                Some(t) => {
+                    let due = t.due_date.map(|d| d.to_string()).unwrap_or_default();
+                    let (left, _) = days_left_text(t.working_days_left, lang);
+                    ui.label(format!("{}：{due}（{left}）", label("办理期限", "Handling deadline", lang)));
+                }
+                None => {
+                    ui.weak(label("正在计算办理期限…", "Working out the deadline…", lang));
+                }
+            }
+            ui.horizontal(|ui| {
+                if ui.add_enabled(preview.is_some(), egui::Button::new(label("确认转办", "Confirm", lang))).clicked() {
+                    self.pending = None;
+                    cmd = Some(Command::Act(no.clone(), action.clone()));
+                }
+                if ui.button(label("取消", "Cancel", lang)).clicked() {
+                    self.pending = None;
+                }
+            });
+        });
+        cmd
+    }
+
+    /// The deadline a dispatch would set arrived.
+    pub fn previewed(&mut self, t: Ticket) {
+        if let Some((_, preview)) = &mut self.pending {
+            if self.detail.as_ref().is_some_and(|d| d.no == t.no) {
+                *preview = Some(t);
+            }
+        }
+    }
+
     pub fn acted(&mut self, t: Ticket) {
         self.note.clear();
         self.error = None;
         if self.detail.as_ref().is_none_or(|d| d.no != t.no) {
             self.saved = None;
+            self.pending = None;
+            self.assisting.clear();
         }
         self.detail = Some(t);
     }

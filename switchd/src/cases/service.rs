@@ -268,6 +268,27 @@ impl Cases {
         Ok(present(t, actor, now.date(), &self.calendar()))
     }
 
+    /// The ticket as `action` would leave it (state, departments, deadline), checked as `act`
+    /// checks it, nothing stored: what a dispatcher confirms.
+    pub async fn preview(&self, actor: &Actor, no: TicketNo, action: TicketAction, now: NaiveDateTime) -> Result<Ticket, CaseError> {
+        validate_action(&action)?;
+        let (actor2, cal, rules) = (actor.clone(), self.calendar(), self.rules.clone());
+        let t = self
+            .store
+            .read(move |db| {
+                let (_, mut t) = load(db, &no, actor2.visibility())?;
+                let to = workflow::check(actor2.role, relation(&actor2, &t), t.state, t.kind, &action)?;
+                deadline::on_action(&rules, &cal, &mut t, &action, now.date()).map_err(|e| invalid("action", e.0))?;
+                t.state = to;
+                if let TicketAction::Dispatch { lead_department, assisting_departments, .. } = &action {
+                    set_departments(db, &mut t, *lead_department, assisting_departments)?;
+                }
+                Ok::<_, CaseError>(t)
+            })
+            .await?;
+        Ok(present(t, actor, now.date(), &self.calendar()))
+    }
+
     /// Sets a reminder (催办) to fire at `at`.
     pub async fn set_reminder(&self, actor: &Actor, no: TicketNo, at: NaiveDateTime, note: String, now: NaiveDateTime) -> Result<(), CaseError> {
         if actor.role == Role::Handler {
@@ -493,15 +514,7 @@ fn relation(actor: &Actor, t: &Ticket) -> Relation {
 fn apply_effects(db: &Db, id: i64, t: &mut Ticket, action: &TicketAction) -> Result<(), CaseError> {
     use TicketAction as A;
     match action {
-        A::Dispatch { lead_department, assisting_departments, .. } => {
-            for d in std::iter::once(lead_department).chain(assisting_departments) {
-                if !db.department_exists(*d)? {
-                    return Err(invalid("lead_department", format!("部门{d}不存在 / department {d} does not exist")));
-                }
-            }
-            t.lead_department = Some(*lead_department);
-            t.assisting_departments = assisting_departments.clone();
-        }
+        A::Dispatch { lead_department, assisting_departments, .. } => set_departments(db, t, *lead_department, assisting_departments)?,
         A::Reject { reason, .. } => t.reject_reason = Some(*reason),
         A::Reply { text } => t.reply = Some(text.clone()),
         A::Callback { satisfaction, .. } => t.satisfaction = Some(*satisfaction),
@@ -578,6 +591,18 @@ fn present(mut t: Ticket, actor: &Actor, today: NaiveDate, cal: &Calendar) -> Ti
         t.caller.email = withheld;
     }
     t
+}
+
+/// The departments a dispatch names, each checked to exist.
+fn set_departments(db: &Db, t: &mut Ticket, lead: i64, assisting: &[i64]) -> Result<(), CaseError> {
+    for d in std::iter::once(&lead).chain(assisting) {
+        if !db.department_exists(*d)? {
+            return Err(invalid("lead_department", format!("部门{d}不存在 / department {d} does not exist")));
+        }
+    }
+    t.lead_department = Some(lead);
+    t.assisting_departments = assisting.to_vec();
+    Ok(())
 }
 
 /// Working days to the running deadline (negative past it): what the ticket screen shows.

@@ -229,6 +229,9 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         }
         Request::GetTicket { no } => Ok(Response::Ticket { ticket: Box::new(ctx.cases.get(&actor, no, today).await.map_err(case_err)?) }),
         Request::SearchTickets { query } => Ok(Response::Tickets { page: ctx.cases.search(&actor, query, today).await.map_err(case_err)? }),
+        Request::PreviewAction { no, action } => {
+            Ok(Response::Ticket { ticket: Box::new(ctx.cases.preview(&actor, no, action, now).await.map_err(case_err)?) })
+        }
         Request::Act { no, action } => {
             let code = action.code();
             let t = ctx.cases.act(&actor, no, action, now).await.map_err(case_err)?;
