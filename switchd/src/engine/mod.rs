@@ -15,6 +15,7 @@ pub mod call;
 pub mod callback;
 pub mod config;
 pub mod desk_leg;
+pub mod fork;
 pub mod hold;
 pub mod intercom;
 pub mod outbound;
