@@ -50,10 +50,15 @@ impl Target {
 
 /// switchd with the caller's trunk and 9198 forwarded to `targets` at once.
 fn daemon_forking_to(dir: &std::path::Path, targets: &[String]) -> Daemon {
+    daemon_forking_for(dir, targets, 20)
+}
+
+/// [`daemon_forking_to`] ringing for `ring_secs`.
+fn daemon_forking_for(dir: &std::path::Path, targets: &[String], ring_secs: u32) -> Daemon {
     let to = targets.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
     let config = format!(
         "[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\n\n\
-         [[telephony.routes]]\nnumber = \"9198\"\napp = \"forward\"\nto = [{to}]\nring_secs = 20\n"
+         [[telephony.routes]]\nnumber = \"9198\"\napp = \"forward\"\nto = [{to}]\nring_secs = {ring_secs}\n"
     );
     Daemon::start_with_config(dir, &config, &[])
 }
@@ -125,6 +130,23 @@ fn when_every_target_refuses_the_caller_gets_the_best_response() {
     let cdr = daemon.ended_calls().remove(0);
     assert_eq!((cdr["cause"].as_str(), cdr["sip_status"].as_u64()), (Some("rejected"), Some(486)), "{cdr:#}");
     assert!(cdr["answered_at"].is_null(), "{cdr:#}");
+}
+
+#[test]
+fn the_ring_time_running_out_cancels_every_target_and_gives_480() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = Target::start("fork_ring_cancel.xml", &[]);
+    let second = Target::start("fork_ring_cancel.xml", &[]);
+    let daemon = daemon_forking_for(dir.path(), &[first.uri("a"), second.uri("b")], 2);
+    let started = Instant::now();
+    caller("fork_caller_480.xml", &daemon);
+    let rang = started.elapsed();
+    assert!(rang >= Duration::from_millis(1900) && rang < Duration::from_secs(6), "480 after {rang:?}, ring_secs = 2");
+    first.passed(&daemon);
+    second.passed(&daemon);
+
+    let cdr = daemon.ended_calls().remove(0);
+    assert_eq!((cdr["cause"].as_str(), cdr["sip_status"].as_u64()), (Some("no_answer"), Some(480)), "{cdr:#}");
 }
 
 #[test]
