@@ -136,7 +136,11 @@ impl Call {
                     self.forget_fork_leg(leg);
                     self.shared.metrics.fork_legs_dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                ForkAction::Connect(leg) => decided = self.connect_fork_leg(leg).map(Decided::Connected),
+                ForkAction::Connect(leg) => {
+                    // A winner we no longer hold cannot happen (failed and dropped legs never
+                    // win); were it to, the caller is refused rather than left ringing.
+                    decided = Some(self.connect_fork_leg(leg).map_or(Decided::Refused(500), Decided::Connected));
+                }
                 ForkAction::Reject(status) => {
                     tracing::info!(leg = %self.info.leg, status, "no forked target answered");
                     decided = Some(Decided::Refused(status));
