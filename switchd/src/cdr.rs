@@ -196,6 +196,12 @@ impl Store {
         self.write(move |db| db.set_call_answered(id, at)).await
     }
 
+    /// Sets the answer time and names the party that answered as the callee (a forked call:
+    /// the target that answered first). A call already answered or ended keeps what it has.
+    pub async fn call_answered_by(&self, id: i64, at: DateTime<Utc>, callee: String) -> StoreResult<()> {
+        self.write(move |db| db.set_call_answered_by(id, at, &callee)).await
+    }
+
     /// Adds a recording of the call (not finished yet). `path` is relative to the data directory
     /// and unique within the call.
     pub async fn call_recording_started(&self, id: i64, path: String, kind: String, at: DateTime<Utc>) -> StoreResult<()> {
@@ -274,6 +280,16 @@ mod tests {
         assert_eq!(EndCause::SwitchRestart.zh(), "系统重启中断");
         assert_eq!(EndCause::from_code("hangup"), None);
         assert_eq!(CallDirection::from_code("Inbound"), None);
+    }
+
+    #[tokio::test]
+    async fn a_forked_call_names_the_target_that_answered() {
+        let (_dir, store) = open();
+        let id = store.call_offered(start("fork@10.0.0.1", t(9, 0, 0))).await.expect("offered");
+        store.call_answered_by(id, t(9, 0, 3), "sip:b@127.0.0.1:5072".into()).await.expect("answered");
+        store.call_answered_by(id, t(9, 0, 4), "sip:a@127.0.0.1:5071".into()).await.expect("a second answer is ignored");
+        let call = store.call(id).await.expect("read").expect("exists");
+        assert_eq!((call.callee.as_str(), call.answered_at), ("sip:b@127.0.0.1:5072", Some(t(9, 0, 3))));
     }
 
     #[tokio::test]

@@ -34,6 +34,10 @@ pub struct Metrics {
     /// (a rising loss rate points at a carrier's line before callers complain).
     pub rtp_packets_lost: AtomicU64,
     pub rtcp_packets_in: AtomicU64,
+    /// Outbound legs placed by forking forward routes, and those of them ended by switchd
+    /// (another leg answered, the caller hung up, or the ring time ran out).
+    pub fork_legs: AtomicU64,
+    pub fork_legs_dropped: AtomicU64,
     /// Audio frames from logged-in desks handed to the call engine.
     pub desk_audio_frames: AtomicU64,
     /// Desk datagrams dropped: not logged in, malformed, or no engine (or a full one) to take them.
@@ -128,6 +132,8 @@ impl Metrics {
             ("rexian_rtp_packets_ignored_total", "Datagrams on RTP and RTCP ports that were not the call's media", &self.rtp_packets_ignored),
             ("rexian_rtp_packets_lost_total", "Callers' RTP packets lost (RTCP sequence accounting) on finished calls", &self.rtp_packets_lost),
             ("rexian_rtcp_packets_in_total", "RTCP packets received from callers on finished calls", &self.rtcp_packets_in),
+            ("rexian_fork_legs_total", "Outbound legs placed by forking forward routes", &self.fork_legs),
+            ("rexian_fork_legs_dropped_total", "Forked legs ended by switchd (another answered, caller gone, ring time up)", &self.fork_legs_dropped),
             ("rexian_desk_audio_frames_total", "Audio frames from logged-in desks handed to the call engine", &self.desk_audio_frames),
             ("rexian_desk_audio_dropped_total", "Desk datagrams dropped (not logged in, malformed, or no engine to take them)", &self.desk_audio_dropped),
         ];

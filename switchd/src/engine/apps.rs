@@ -137,13 +137,12 @@ pub async fn transfer_if_asked(call: &mut Call, transfer: Option<Handover>) -> R
 
 /// Bridges the call to `number` through the outbound trunk (call forwarding, or a trunk to
 /// trunk transfer): the caller hears ringing, then talks with the far end; if the far end does
-/// not answer, the caller gets its refusal (busy stays busy, anything else 480).
-pub async fn forward(mut call: Call, number: String) -> Call {
+/// not answer within `ring`, the caller gets its refusal (busy stays busy, anything else 480).
+pub async fn forward(mut call: Call, number: String, ring: Duration) -> Call {
     if number.is_empty() {
         tracing::warn!(leg = %call.info.leg, "forward route without a number");
         return call;
     }
-    let ring = Duration::from_secs(u64::from(call.desk_ring_secs()));
     match call.bridge_to_number(&number, ring).await {
         Ok(Some(status)) => {
             tracing::info!(leg = %call.info.leg, number, status, "forwarded call not answered");
@@ -156,3 +155,23 @@ pub async fn forward(mut call: Call, number: String) -> Call {
     call
 }
 
+/// A forward route's call: one target as [`forward`], several rung at once (forking): the
+/// first to answer takes the call; when none does the caller gets the best of their refusals
+/// ([`super::fork::best_response`]), 480 after `ring`.
+pub async fn forward_route(call: Call, targets: Vec<String>, ring: Duration) -> Call {
+    match targets.as_slice() {
+        [] => forward(call, String::new(), ring).await,
+        [one] => forward(call, one.clone(), ring).await,
+        several => fork(call, several, ring).await,
+    }
+}
+
+async fn fork(mut call: Call, targets: &[String], ring: Duration) -> Call {
+    match call.bridge_to_any(targets, ring).await {
+        Ok(Some(status)) => call.reject(status),
+        Ok(None) => {}
+        Err(e) => log_end(&call, "forward", Err(e)),
+    }
+    call.stop_call_recording().await;
+    call
+}

@@ -26,6 +26,7 @@ use crate::sip::ua::{CallCommand, EndReason, LegId};
 
 mod control;
 mod desk_consult;
+mod forking;
 
 /// Why a primitive stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +146,8 @@ enum Input {
     BridgeAnswered,
     BridgeFailed(u16),
     BridgeEnded,
+    /// A signal of one ringing leg of a fork (`None`: its channel closed).
+    Fork(LegId, Option<LegSignal>),
 }
 
 /// One call leg under an application's control (see the module docs).
@@ -195,6 +198,8 @@ pub struct Call {
     acd_queue: Option<String>,
     /// A desk user consulted in the call (AGT-2, SUP-3).
     desk_consult: Option<desk_consult::DeskConsult>,
+    /// The outbound legs of a fork while they ring (several targets at once).
+    fork_legs: Vec<forking::ForkLeg>,
 }
 
 /// The bridged leg's id and state.
@@ -258,6 +263,7 @@ impl Call {
             forced: false,
             acd_queue: None,
             desk_consult: None,
+            fork_legs: Vec::new(),
             shared,
         }
     }
@@ -327,6 +333,7 @@ impl Call {
             self.ended = Some(EndReason::Local);
         }
         self.drop_bridge();
+        self.drop_fork_legs();
     }
 
     /// Refuses a call not yet answered with `status` (e.g. 486 when the forwarded number is
@@ -1097,6 +1104,7 @@ impl Call {
                     }
                     Some(LegSignal::Dtmf(_) | LegSignal::Confirmed(_)) => {}
                 },
+                (leg, signal) = forking::recv_fork(&mut self.fork_legs) => return Ok(Input::Fork(leg, signal)),
                 received = recv_rtp(&mut self.bridge_rtp, bridge_handling) => {
                     if let Ok(Received::Audio(Some(payload))) = received {
                         self.rtp.send_payload(&payload).await;

@@ -193,9 +193,34 @@ pub struct RouteConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// For `app = "forward"`: the number the call is bridged to, through the outbound trunk,
-    /// or a `sip:user@ip[:port]` URI called directly (by UDP, through no trunk).
+    /// or a `sip:user@ip[:port]` URI called directly (by UDP, through no trunk); or a list of
+    /// them, all rung at once (forking: the first to answer takes the call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
+    pub to: Option<ForwardTo>,
+    /// For `app = "forward"`: how long the targets ring before the caller gets 480 (seconds;
+    /// unset: `desk_ring_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_secs: Option<u32>,
+}
+
+/// A forward route's `to`: one target (`to = "13900139000"`), or several rung at once
+/// (`to = ["sip:a@192.0.2.7:5060", "13900139000"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ForwardTo {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl ForwardTo {
+    /// The targets, in configured order, blanks left out.
+    pub fn targets(&self) -> Vec<String> {
+        let all = match self {
+            ForwardTo::One(target) => std::slice::from_ref(target),
+            ForwardTo::Several(targets) => targets.as_slice(),
+        };
+        all.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+    }
 }
 
 /// The engine applications a number can reach.
@@ -211,7 +236,7 @@ pub enum RouteApp {
     /// Ring one desk user's desktop (the route's `user`); they answer and talk over QUIC.
     Desk,
     /// Bridge the call to another number (the route's `to`) through the outbound trunk, or
-    /// to a SIP URI directly.
+    /// to a SIP URI directly; to several at once when `to` is a list.
     Forward,
 }
 
@@ -219,7 +244,7 @@ pub enum RouteApp {
 pub fn default_routes() -> Vec<RouteConfig> {
     [("9196", RouteApp::Echo), ("9197", RouteApp::PromptRecord), ("12365", RouteApp::Hotline)]
         .into_iter()
-        .map(|(number, app)| RouteConfig { number: number.into(), app, user: None, to: None })
+        .map(|(number, app)| RouteConfig { number: number.into(), app, user: None, to: None, ring_secs: None })
         .collect()
 }
 
@@ -250,7 +275,7 @@ impl TelephonyConfig {
         }
         if !self.routes.iter().any(|r| r.app == RouteApp::Desk) {
             for (number, user) in [("8001", "agent1"), ("8002", "agent2")] {
-                self.routes.push(RouteConfig { number: number.into(), app: RouteApp::Desk, user: Some(user.into()), to: None });
+                self.routes.push(RouteConfig { number: number.into(), app: RouteApp::Desk, user: Some(user.into()), to: None, ring_secs: None });
             }
         }
     }
@@ -287,5 +312,17 @@ mod tests {
         assert_eq!(app("+8612365"), Some(RouteApp::Hotline));
         assert_eq!(app("008612365"), Some(RouteApp::Hotline));
         assert_eq!(app("12366"), None);
+    }
+
+    #[test]
+    fn forward_targets_are_one_string_or_a_list() {
+        let route = |toml: &str| toml::from_str::<RouteConfig>(toml).map(|r| (r.to.map(|t| t.targets()), r.ring_secs));
+        let one = route("number = \"9198\"\napp = \"forward\"\nto = \"13900139000\"\n").expect("one target");
+        assert_eq!(one, (Some(vec!["13900139000".to_owned()]), None));
+        let several = route("number = \"9198\"\napp = \"forward\"\nto = [\"sip:a@127.0.0.1:5071\", \" \", \"+8613900139000\"]\nring_secs = 20\n")
+            .expect("a list");
+        assert_eq!(several, (Some(vec!["sip:a@127.0.0.1:5071".to_owned(), "+8613900139000".to_owned()]), Some(20)));
+        let err = route("number = \"9198\"\napp = \"forward\"\nto = [\"1\"]\nring = 20\n").expect_err("unknown key");
+        assert!(err.to_string().contains("ring"), "{err}");
     }
 }

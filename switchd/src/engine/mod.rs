@@ -15,6 +15,7 @@ pub mod call;
 pub mod callback;
 pub mod config;
 pub mod desk_leg;
+pub mod fork;
 pub mod hold;
 pub mod intercom;
 pub mod outbound;
@@ -298,7 +299,11 @@ async fn run_app(shared: Arc<Shared>, route: config::RouteConfig, call: Call) {
         RouteApp::PromptRecord => apps::prompt_then_record(call).await,
         RouteApp::Hotline => (shared.hotline)(call).await,
         RouteApp::Desk => apps::desk_user(call, route.user.unwrap_or_default()).await,
-        RouteApp::Forward => apps::forward(call, route.to.unwrap_or_default()).await,
+        RouteApp::Forward => {
+            let ring = route.ring_secs.unwrap_or(shared.config.desk_ring_secs);
+            let targets = route.to.map(|to| to.targets()).unwrap_or_default();
+            apps::forward_route(call, targets, std::time::Duration::from_secs(u64::from(ring))).await
+        }
     };
     finish(&shared, call).await;
 }

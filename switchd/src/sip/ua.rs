@@ -691,11 +691,15 @@ impl Calls {
                 .and_then(|k| self.legs.iter().find(|(_, l)| l.invite_key == k))
                 .map(|(id, _)| *id);
             match leg {
-                Some(id) => self.route_to_dialog(now, id, &request, Some(key.clone()), layer),
+                Some(id) => {
+                    // The CANCEL itself is answered 200 by us (§9.2) whatever the dialog does,
+                    // and first: then the dialog's 487 ends the INVITE, the order callers
+                    // (SIPp's scenarios among them) expect.
+                    send(layer, now, &key, response_for(&request, StatusCode::OK));
+                    self.route_to_dialog(now, id, &request, Some(key.clone()), layer);
+                }
                 None => send(layer, now, &key, response_for(&request, StatusCode::CallTransactionDoesNotExist)),
             }
-            // The CANCEL itself is answered 200 by us (§9.2) whatever the dialog did.
-            send(layer, now, &key, response_for(&request, StatusCode::OK));
             return None;
         }
         if let Some(dialog_id) = DialogId::for_incoming(&request) {

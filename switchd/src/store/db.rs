@@ -1031,6 +1031,17 @@ impl<'c> Db<'c> {
         self.changed_call(n, id)
     }
 
+    /// Sets the answer time and the party that answered (a forked call's answering target,
+    /// which replaces the dialled number as callee). A call already answered or ended keeps
+    /// what it has.
+    pub fn set_call_answered_by(&self, id: i64, at: DateTime<Utc>, callee: &str) -> StoreResult<()> {
+        let n = self.exec(
+            "UPDATE calls SET answered_at = ?2, callee = ?3 WHERE id = ?1 AND answered_at IS NULL AND ended_at IS NULL",
+            params![id, at, callee],
+        )?;
+        self.changed_call(n, id)
+    }
+
     /// Ends a call not yet ended (the first end is kept).
     pub fn set_call_ended(&self, id: i64, e: &CallEnd) -> StoreResult<()> {
         let n = self.exec(
