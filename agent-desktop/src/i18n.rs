@@ -222,6 +222,37 @@ texts! {
     SignDate => "日期", "Date";
     Yes => "是", "Yes";
     No => "否", "No";
+    // Due list (待办): callbacks, later replies, return visits, reminders (TKT-5, TKT-8)
+    TabDue => "待办", "To do";
+    DueKind => "类别", "Kind";
+    DueWhat => "事项", "Matter";
+    DueWhen => "等待/到期", "Waiting / due";
+    CallbackRequest => "回拨请求", "Callback request";
+    LaterReply => "待答复", "Later reply";
+    ReturnVisit => "待回访", "Return visit";
+    ReminderKind => "催办", "Reminder";
+    NothingDue => "暂无待办事项", "Nothing to do";
+    Refresh => "刷新", "Refresh";
+    DialCaller => "拨打来电人", "Call the caller";
+    DialDepartment => "拨打承办部门", "Call the department";
+    Outcome => "回拨结果", "Outcome";
+    OutcomeRequired => "请填写回拨结果", "Enter what came of the call";
+    FinishCallback => "完成回拨", "Callback done";
+    VisitNote => "回访说明", "Return-visit note";
+    RecordVisit => "记录回访", "Record the return visit";
+    SatisfactionRequired => "请选择满意度", "Choose the satisfaction";
+    GotIt => "知道了", "Got it";
+    ReminderPopup => "催办提醒", "Reminder";
+    NotDueYet => "未到时间", "Not due yet";
+    SetReminder => "设置催办", "Set a reminder";
+    ReminderDate => "催办日期", "Reminder date";
+    ReminderTime => "催办时间", "Reminder time";
+    ReminderNote => "催办内容", "Reminder note";
+    ReminderDateInvalid => "日期格式应为 2026-11-30", "The date must look like 2026-11-30";
+    ReminderTimeInvalid => "时间格式应为 14:30（北京时间）", "The time must look like 14:30 (Beijing time)";
+    ReminderInPast => "催办时间应晚于现在", "The reminder must be in the future";
+    ReminderNoteRequired => "请填写催办内容", "Enter the reminder note";
+    ReminderSet => "催办已设置", "Reminder set";
     // Knowledge base
     Knowledge => "参考资料", "Reference materials";
     KnowledgeQuery => "检索词", "Search terms";

@@ -32,6 +32,8 @@ pub struct TicketsScreen {
     pub documents: Option<PathBuf>,
     /// Working days asked for with 申请延期.
     pub extension_days: String,
+    /// 设置催办 on the open ticket.
+    pub reminder: super::reminders::ReminderForm,
 }
 
 /// The forms a ticket prints (TKT-7).
@@ -413,6 +415,10 @@ impl TicketsScreen {
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::RED, e);
         }
+        if role != Role::Handler && !t.state.is_final() {
+            ui.separator();
+            cmd = cmd.or(self.reminder.ui(ui, lang, &t.no));
+        }
         ui.separator();
         ui.strong(T::History.s(lang));
         egui::Grid::new("history").striped(true).show(ui, |ui| {
@@ -432,6 +438,7 @@ impl TicketsScreen {
         self.error = None;
         if self.detail.as_ref().is_none_or(|d| d.no != t.no) {
             self.saved = None;
+            self.reminder = Default::default();
         }
         self.detail = Some(t);
     }
