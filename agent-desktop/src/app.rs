@@ -163,6 +163,8 @@ impl AgentApp {
             Update::Event(ev) => self.event(ev),
             Update::Failed { op, failure } => match op {
                 Op::Tickets | Op::Catalogue => self.tickets.failed(&failure, lang),
+                // A return visit recorded from the due list is refused there.
+                Op::Act if self.tab == Tab::Due => self.due.error = Some(failure.text(lang)),
                 Op::Act => self.tickets.error = Some(failure.text(lang)),
                 Op::AgentState => {
                     self.status.pending = false;

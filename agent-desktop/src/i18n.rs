@@ -224,6 +224,7 @@ texts! {
     No => "否", "No";
     // Due list (待办): callbacks, later replies, return visits, reminders (TKT-5, TKT-8)
     TabDue => "待办", "To do";
+    DueHeading => "待办事项", "Things to do";
     DueKind => "类别", "Kind";
     DueWhat => "事项", "Matter";
     DueWhen => "等待/到期", "Waiting / due";

@@ -180,7 +180,7 @@ impl DueScreen {
     pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, departments: &[Department], call_line: Option<String>) -> Option<Command> {
         let mut cmd = None;
         ui.horizontal(|ui| {
-            ui.heading(T::TabDue.s(lang));
+            ui.heading(T::DueHeading.s(lang));
             if ui.button(T::Refresh.s(lang)).clicked() {
                 cmd = Some(Command::LoadDue { staff: true });
             }
