@@ -325,10 +325,8 @@ impl AgentApp {
             }
         }
         let line = self.phone.summary(lang);
-        let mut cmd = self.due.ui(ui, lang, &self.departments, line);
-        if let Some(Command::LoadDue { .. }) = cmd {
-            cmd = Some(self.due.load(self.staff()));
-        }
+        let staff = self.staff();
+        let cmd = self.due.ui(ui, lang, staff, &self.departments, line);
         if let Some(Command::Dial { number }) = &cmd {
             tracing::info!(%number, "dialling from the due list");
             self.phone.error = None;

@@ -177,12 +177,13 @@ impl DueScreen {
         self.lists = Some(lists);
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, departments: &[Department], call_line: Option<String>) -> Option<Command> {
+    /// Draws the list; `staff` (hotline staff, not handlers) for what a reload asks for.
+    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, staff: bool, departments: &[Department], call_line: Option<String>) -> Option<Command> {
         let mut cmd = None;
         ui.horizontal(|ui| {
             ui.heading(T::DueHeading.s(lang));
             if ui.button(T::Refresh.s(lang)).clicked() {
-                cmd = Some(Command::LoadDue { staff: true });
+                cmd = Some(self.load(staff));
             }
         });
         if let Some(line) = call_line {
@@ -369,7 +370,7 @@ mod tests {
             .build_ui_state(
                 |ui, (s, sent): &mut (DueScreen, Vec<Command>)| {
                     let departments = [Department { id: 3, name: "质量科".into(), parent_id: None, phone: Some("01088886666".into()) }];
-                    sent.extend(s.ui(ui, Lang::Zh, &departments, None));
+                    sent.extend(s.ui(ui, Lang::Zh, true, &departments, None));
                 },
                 (screen, Vec::new()),
             );
