@@ -4,10 +4,12 @@
 
 use crate::backend::{Backend, Clip, Command, ConnState, Op, Repaint, Update};
 use crate::i18n::{Lang, T};
+use crate::screens::due::DueScreen;
 use crate::screens::intake::IntakeForm;
 use crate::screens::knowledge::KnowledgePanel;
 use crate::screens::login::LoginScreen;
 use crate::screens::phone::{AgentStatus, Phase, Softphone, TICK};
+use crate::screens::reminders::{DueNotice, ReminderPopups};
 use crate::screens::settings::SettingsScreen;
 use crate::screens::tickets::TicketsScreen;
 use crate::settings::Settings;
@@ -19,6 +21,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     Phone,
+    /// 待办: callbacks, later replies, return visits, reminders.
+    Due,
     Tickets,
     Settings,
 }
@@ -37,6 +41,11 @@ pub struct AgentApp {
     pub intake: IntakeForm,
     pub knowledge: KnowledgePanel,
     pub tickets: TicketsScreen,
+    pub due: DueScreen,
+    /// Reminders that came due and wait for the user.
+    pub popups: ReminderPopups,
+    /// Ask the OS to draw the user's eye to the window on the next frame.
+    pub wants_attention: bool,
     pub settings_screen: SettingsScreen,
     pub categories: Vec<Category>,
     pub departments: Vec<Department>,
@@ -68,6 +77,9 @@ impl AgentApp {
             intake: IntakeForm::default(),
             knowledge: KnowledgePanel::default(),
             tickets: TicketsScreen::default(),
+            due: DueScreen::default(),
+            popups: ReminderPopups::default(),
+            wants_attention: false,
             settings_screen: SettingsScreen::default(),
             categories: Vec::new(),
             departments: Vec::new(),
@@ -131,6 +143,8 @@ impl AgentApp {
                 }
                 self.session = Some(session);
                 self.status = AgentStatus::default();
+                self.due = DueScreen::default();
+                self.popups = ReminderPopups::default();
                 self.save_settings();
                 self.backend.send(Command::LoadCategories);
                 self.backend.send(Command::LoadDepartments);
@@ -149,6 +163,8 @@ impl AgentApp {
             Update::Event(ev) => self.event(ev),
             Update::Failed { op, failure } => match op {
                 Op::Tickets | Op::Catalogue => self.tickets.failed(&failure, lang),
+                // A return visit recorded from the due list is refused there.
+                Op::Act if self.tab == Tab::Due => self.due.error = Some(failure.text(lang)),
                 Op::Act => self.tickets.error = Some(failure.text(lang)),
                 Op::AgentState => {
                     self.status.pending = false;
@@ -156,13 +172,24 @@ impl AgentApp {
                 }
                 Op::Call => self.phone.error = Some(failure.text(lang)),
                 Op::Profile | Op::Suggest => {}
+                Op::Due => {
+                    self.due.loading = false;
+                    self.due.error = Some(failure.text(lang));
+                }
+                Op::Remind => self.tickets.reminder.result = Some(Err(failure.text(lang))),
             },
             Update::Done(op) => {
-                if op == Op::AgentState {
-                    self.status.pending = false;
+                match op {
+                    Op::AgentState => self.status.pending = false,
+                    Op::Remind => self.tickets.reminder.set(),
+                    _ => {}
+                }
+                if matches!(op, Op::Due | Op::Remind) {
+                    self.reload_due();
                 }
                 self.notice = None;
             }
+            Update::Due(lists) => self.due.loaded(*lists, lang),
             Update::CallStarted { call, number } => self.phone.started_outbound(call, number),
             Update::Profile(p) => {
                 let earlier: Vec<String> = p.history.iter().map(|t| t.no.to_string()).collect();
@@ -193,13 +220,15 @@ impl AgentApp {
                 self.tickets.busy = false;
                 self.tickets.page = Some(page);
             }
-            Update::Ticket(t) | Update::Acted(t) => {
-                tracing::info!(ticket = %t.no, state = t.state.code(), working_days_left = ?t.working_days_left, "ticket shown");
-                if self.role() != Role::Handler {
-                    let cmd = self.tickets.linked.open(&t.no);
-                    self.send(cmd);
+            Update::Ticket(t) => self.show_ticket(*t),
+            Update::Acted(t) => {
+                // An action in the due list (a return visit) stays there; others show the ticket.
+                if self.tab != Tab::Due {
+                    self.show_ticket(*t);
+                } else {
+                    tracing::info!(ticket = %t.no, state = t.state.code(), "ticket acted on");
                 }
-                self.tickets.acted(*t);
+                self.reload_due();
             }
             Update::Previewed(t) => {
                 tracing::info!(ticket = %t.no, due = ?t.due_date, working_days_left = ?t.working_days_left, "dispatch to confirm");
@@ -248,6 +277,16 @@ impl AgentApp {
             _ => {}
         }
         self.status.on_event(&ev);
+        match &ev {
+            Event::ReminderDue { no, note, at, id } => {
+                tracing::info!(ticket = %no, reminder = id, "reminder popped up");
+                self.popups.push(DueNotice { id: *id, no: no.clone(), note: note.clone(), at: *at });
+                self.wants_attention = true;
+                self.reload_due();
+            }
+            Event::TicketChanged { .. } => self.reload_due(),
+            _ => {}
+        }
         if matches!(ev, Event::CallEnded { .. }) {
             // An audio problem belonged to the call.
             self.notice = None;
@@ -296,6 +335,44 @@ impl AgentApp {
     /// Opens the ticket the intake form saved last in the ticket screen.
     fn open_saved(&self) -> Option<Command> {
         self.intake.saved.as_ref().map(|(no, _)| Command::GetTicket(no.clone()))
+    }
+
+    /// Marks the due list stale: it reloads on the next frame.
+    /// A ticket to show in the ticket screen, its calls loaded for hotline staff.
+    fn show_ticket(&mut self, t: rexian_shared::Ticket) {
+        tracing::info!(ticket = %t.no, state = t.state.code(), working_days_left = ?t.working_days_left, "ticket shown");
+        if self.role() != Role::Handler {
+            let cmd = self.tickets.linked.open(&t.no);
+            self.send(cmd);
+        }
+        self.tickets.acted(t);
+    }
+
+    fn reload_due(&mut self) {
+        self.due.loaded_at = None;
+    }
+
+    /// Hotline staff see the callback list and the tickets due a call; handlers their reminders.
+    fn staff(&self) -> bool {
+        self.role() != Role::Handler
+    }
+
+    /// The due list with the call it started, if any, above it.
+    fn due_ui(&mut self, ui: &mut egui::Ui) {
+        let lang = self.lang;
+        if let Some(c) = self.phone.call.clone() {
+            if ui.button(T::HangUp.s(lang)).clicked() {
+                self.send(Some(Command::Hangup { call: c.call }));
+            }
+        }
+        let line = self.phone.summary(lang);
+        let staff = self.staff();
+        let cmd = self.due.ui(ui, lang, staff, &self.departments, line);
+        if let Some(Command::Dial { number }) = &cmd {
+            tracing::info!(%number, "dialling from the due list");
+            self.phone.error = None;
+        }
+        self.send(cmd);
     }
 
     fn role(&self) -> Role {
@@ -351,6 +428,14 @@ impl AgentApp {
             let cmd = self.status.ui(ui, lang);
             self.send(cmd);
         }
+        let staff = self.staff();
+        let reload = self.due.tick(staff);
+        self.send(reload);
+        if std::mem::take(&mut self.wants_attention) {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(egui::UserAttentionType::Critical));
+        }
+        let cmd = self.popups.ui(ui.ctx(), lang);
+        self.send(cmd);
         if let Some(n) = &self.notice {
             ui.colored_label(egui::Color32::RED, n);
         }
@@ -359,6 +444,7 @@ impl AgentApp {
             if !handler {
                 ui.selectable_value(&mut self.tab, Tab::Phone, T::TabPhone.s(lang));
             }
+            ui.selectable_value(&mut self.tab, Tab::Due, T::TabDue.s(lang));
             ui.selectable_value(&mut self.tab, Tab::Tickets, T::TabTickets.s(lang));
             ui.selectable_value(&mut self.tab, Tab::Settings, T::TabSettings.s(lang));
         });
@@ -385,6 +471,7 @@ impl AgentApp {
                     self.send(c);
                 }
             }
+            Tab::Due => self.due_ui(ui),
             Tab::Tickets => {
                 let role = self.role();
                 let cmd = self.tickets.ui(ui, lang, role, &self.departments, &self.categories);

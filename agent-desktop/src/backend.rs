@@ -60,6 +60,12 @@ pub enum Command {
     Act(TicketNo, TicketAction),
     /// How an action would leave the ticket (shown before a dispatch is confirmed).
     PreviewAction(TicketNo, TicketAction),
+    /// The due list (待办): the callback list and the tickets due a call (hotline staff only)
+    /// and this user's reminders.
+    LoadDue { staff: bool },
+    FinishCallback { id: i64, outcome: String },
+    DismissReminder { id: i64 },
+    SetReminder { no: TicketNo, at: chrono::NaiveDateTime, note: String },
     /// The headset to use from the next call on.
     SetDevices { input: Option<String>, output: Option<String> },
     /// Open the microphone outside a call to show its level.
@@ -101,6 +107,10 @@ pub enum Op {
     Tickets,
     Act,
     Catalogue,
+    /// Loading the due list or acting on it.
+    Due,
+    /// Setting a reminder from a ticket.
+    Remind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +195,7 @@ pub enum Update {
     Playing { clip: Clip, at_secs: u32, total_secs: u32 },
     /// The clip finished or was stopped; `error` when it could not play.
     PlaybackEnded { clip: Clip, error: Option<String> },
+    Due(Box<crate::screens::due::DueLists>),
     /// The microphone's level, 0..=1, while it is open.
     MicLevel(f32),
     AudioProblem(AudioError),
@@ -749,6 +760,13 @@ impl Worker {
                 out.send(Update::Acted(Box::new(c.act(&no, action).await?)));
                 Ok(())
             }),
+            Command::LoadDue { staff } => self.spawn_op(Op::Due, move |c, out| async move {
+                out.send(Update::Due(Box::new(load_due(&c, staff).await?)));
+                Ok(())
+            }),
+            Command::FinishCallback { id, outcome } => self.spawn_done(Op::Due, move |c| async move { c.finish_callback_with(id, &outcome).await }),
+            Command::DismissReminder { id } => self.spawn_done(Op::Due, move |c| async move { c.dismiss_reminder(id).await }),
+            Command::SetReminder { no, at, note } => self.spawn_done(Op::Remind, move |c| async move { c.set_reminder(&no, at, &note).await }),
             Command::SetDevices { input, output } => self.devices = (input, output),
             Command::LoadTicketCalls(no) => self.spawn_op(Op::Tickets, move |c, out| async move {
                 let calls = c.ticket_calls(&no).await?;
@@ -784,6 +802,18 @@ impl Worker {
             }
         }
     }
+}
+
+/// The three parts of the due list; department handlers get their reminders only.
+async fn load_due(c: &DeskClient, staff: bool) -> Result<crate::screens::due::DueLists, ClientError> {
+    let reminders = c.reminders().await?;
+    if !staff {
+        return Ok(crate::screens::due::DueLists { reminders, ..Default::default() });
+    }
+    let callbacks = c.callback_requests(false).await?;
+    let query = TicketQuery { states: vec![TicketState::LaterReply, TicketState::Replied], page_size: 200, ..TicketQuery::default() };
+    let tickets = c.search_tickets(query).await?.items;
+    Ok(crate::screens::due::DueLists { callbacks, tickets, reminders })
 }
 
 /// The headset ringing for an offered call; dropping it stops the ring and closes the stream.

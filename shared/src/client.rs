@@ -12,6 +12,7 @@ use crate::codec;
 use crate::domain::*;
 use crate::proto::*;
 use crate::tls::{KnownServers, PinVerifier};
+use chrono::NaiveDateTime;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -461,7 +462,28 @@ impl DeskClient {
     }
 
     pub async fn finish_callback_request(&self, id: i64) -> Result<(), ClientError> {
-        expect_reply!(self.request(Request::FinishCallbackRequest { id }).await?, Response::Ok => ())
+        self.finish_callback_with(id, "").await
+    }
+
+    /// Marks a callback request done with what came of it (回拨结果).
+    pub async fn finish_callback_with(&self, id: i64, outcome: &str) -> Result<(), ClientError> {
+        let outcome = outcome.to_owned();
+        expect_reply!(self.request(Request::FinishCallbackRequest { id, outcome }).await?, Response::Ok => ())
+    }
+
+    /// Sets a reminder (催办) on a ticket at `at`, Beijing time.
+    pub async fn set_reminder(&self, no: &TicketNo, at: NaiveDateTime, note: &str) -> Result<(), ClientError> {
+        let (no, note) = (no.clone(), note.to_owned());
+        expect_reply!(self.request(Request::SetReminder { no, at, note }).await?, Response::Ok => ())
+    }
+
+    /// This user's reminders not dismissed yet, earliest first.
+    pub async fn reminders(&self) -> Result<Vec<Reminder>, ClientError> {
+        expect_reply!(self.request(Request::ListReminders).await?, Response::Reminders { reminders } => reminders)
+    }
+
+    pub async fn dismiss_reminder(&self, id: i64) -> Result<(), ClientError> {
+        expect_reply!(self.request(Request::DismissReminder { id }).await?, Response::Ok => ())
     }
 
     /// Hangs up (or declines) a call of this user.

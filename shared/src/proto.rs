@@ -165,6 +165,11 @@ pub enum Request {
     PreviewAction { no: TicketNo, action: TicketAction },
     SplitTicket { no: TicketNo, parts: Vec<SplitPart> },
     SetReminder { no: TicketNo, at: NaiveDateTime, note: String },
+    /// This user's reminders (催办) not dismissed yet, fired or still to come, earliest first:
+    /// those the user set and, for department handlers, those on their department's tickets.
+    ListReminders,
+    /// Take a fired reminder off this user's due list (知道了).
+    DismissReminder { id: i64 },
     AddAttachment { no: TicketNo, name: String, mime: String, data_base64: String },
     GetAttachment { id: i64 },
     /// Hotline staff: the calls linked to a ticket, oldest first, with their recordings' length.
@@ -298,8 +303,12 @@ pub enum Request {
     GetSurveyResults { id: i64 },
     /// Hotline staff: the callback list (after-hours callers, fax-back and e-mail-back).
     ListCallbackRequests { include_done: bool },
-    /// Hotline staff: mark a callback request done.
-    FinishCallbackRequest { id: i64 },
+    /// Hotline staff: mark a callback request done, with what came of it (回拨结果).
+    FinishCallbackRequest {
+        id: i64,
+        #[serde(default)]
+        outcome: String,
+    },
 }
 
 /// How a supervisor joins an agent's call (监听 / 耳语 / 强插).
@@ -366,6 +375,8 @@ impl Request {
             Request::PreviewAction { .. } => "preview_action",
             Request::SplitTicket { .. } => "split_ticket",
             Request::SetReminder { .. } => "set_reminder",
+            Request::ListReminders => "list_reminders",
+            Request::DismissReminder { .. } => "dismiss_reminder",
             Request::AddAttachment { .. } => "add_attachment",
             Request::GetAttachment { .. } => "get_attachment",
             Request::TicketCalls { .. } => "ticket_calls",
@@ -453,6 +464,7 @@ pub enum Response {
     Survey { survey: Survey },
     SurveyResults { results: SurveyResults },
     CallbackRequests { requests: Vec<CallbackRequest> },
+    Reminders { reminders: Vec<Reminder> },
     SeatBoard { board: SeatBoard },
 }
 
@@ -460,7 +472,15 @@ pub enum Response {
 #[serde(tag = "e", rename_all = "snake_case")]
 pub enum Event {
     TicketChanged { no: TicketNo, state: TicketState, action: String, actor: String },
-    ReminderDue { no: TicketNo, note: String, at: NaiveDateTime },
+    /// A reminder (催办) came due; sent to the user who set it and to the handlers of the
+    /// ticket's departments. `id` is the one `DismissReminder` takes.
+    ReminderDue {
+        no: TicketNo,
+        note: String,
+        at: NaiveDateTime,
+        #[serde(default)]
+        id: i64,
+    },
     TicketOverdue { no: TicketNo, due_date: NaiveDate },
     /// A call rings for this user: answer with `Request::AnswerCall`.
     CallOffered {
@@ -1065,6 +1085,22 @@ pub struct CallbackRequest {
     /// The article asked for.
     pub article_id: Option<i64>,
     pub done: bool,
+    /// What came of calling back, as the agent noted it when finishing.
+    #[serde(default)]
+    pub outcome: Option<String>,
+}
+
+/// A reminder (催办) on a ticket, as a due list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminder {
+    pub id: i64,
+    pub no: TicketNo,
+    /// When it is due, Beijing time like the tickets' times.
+    pub at: NaiveDateTime,
+    pub note: String,
+    pub created_by: String,
+    /// It has come due (and `Event::ReminderDue` was sent).
+    pub fired: bool,
 }
 
 /// The seat board (SUP-1): who is serving, idle, not ready or logged out, and the queues.

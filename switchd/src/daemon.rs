@@ -506,10 +506,11 @@ async fn background_checks(ctx: Arc<DeskContext>, every: Duration) {
         let store = ctx.cases.store();
         match store.write(move |db| db.take_due_reminders(now)).await {
             Ok(due) => {
-                for DueReminder { no, note, at, departments } in due {
+                for DueReminder { id, no, note, at, departments, set_by } in due {
                     Metrics::inc(&ctx.metrics.reminders_fired);
-                    tracing::info!(ticket = %no, "reminder due");
-                    ctx.hub.publish(Event::ReminderDue { no, note, at }, &Audience { departments });
+                    tracing::info!(ticket = %no, reminder = id, "reminder due");
+                    let users: Vec<i64> = set_by.into_iter().collect();
+                    ctx.hub.publish_to_concerned(Event::ReminderDue { no, note, at, id }, &Audience { departments }, &users);
                 }
             }
             Err(e) => tracing::error!(error = %e, "reminder check failed"),

@@ -867,3 +867,132 @@ fn an_agent_transfers_a_queue_caller_to_another_agent_who_answers_from_their_sof
     wait_for_text(&mut second, "通话已结束");
     caller.join().expect("the caller was hung up by agent2");
 }
+
+/// Steps the UI until `done` holds, for longer waits than `wait_until` (a reminder's tick).
+fn wait_long(h: &mut Harness<'static, AgentApp>, what: &str, secs: u64, done: impl Fn(&Harness<'static, AgentApp>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done(h) {
+        assert!(Instant::now() < deadline, "the desktop never showed {what} (due list error {:?})", h.state().due.error);
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_after_hours_caller_is_called_back_from_the_due_list_and_the_outcome_is_kept() {
+    // SIPp plays the carrier of the outbound trunk; the IVR's clock says Sunday night, so a
+    // caller to 12365 lands on the callback list as the shipped night flow does it.
+    let dir = tempfile::tempdir().expect("data dir");
+    let carrier_port = rexian_tests::free_udp_port();
+    let (mut cmd, _scratch) = rexian_tests::sipp_uas_command("carrier_auth.xml", carrier_port);
+    let carrier = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("start sipp");
+    let config = format!(
+        "[ivr]\nsimulate_time = \"2026-12-06T22:00:00\"\n\n[telephony]\noutbound_caller_id = \"12365\"\n\n[[telephony.trunks]]\n\
+         name = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{carrier_port}\"\nusername = \"rexian\"\npassword = \"secret\"\n"
+    );
+    let daemon = Daemon::start_with_config(dir.path(), &config, &["--demo"]);
+    rexian_tests::wait_for_log(&daemon, "IVR: prompts rendered");
+    sipp_caller(daemon.sip_addr, "12365", "13900139000", &[CallerStep::Pause(6000)], false);
+
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config_dir.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "待办");
+    click(&mut h, "待办");
+    let request = |h: &Harness<'static, AgentApp>| {
+        h.state().due.lists.as_ref().and_then(|l| l.callbacks.iter().find(|c| c.phone == "13900139000").map(|c| c.id))
+    };
+    wait_until(&mut h, "the callback request", |h| request(h).is_some());
+    let id = request(&h).expect("listed");
+    let row = format!("回拨请求#{id}");
+    wait_for_label(&mut h, &row);
+    assert!(h.query_all_by_label_contains("已等待").next().is_some(), "how long it has waited");
+    click(&mut h, &row);
+    wait_for_text(&mut h, "13900139000 非工作时间来电");
+
+    click(&mut h, "拨打来电人（13900139000）");
+    wait_for_text(&mut h, "通话中：13900139000");
+    click(&mut h, "挂断");
+    wait_for_text(&mut h, "通话已结束（switch_hangup）");
+    let out = carrier.wait_with_output().expect("sipp");
+    assert!(out.status.success(), "the carrier saw the call through to BYE:\n{}", rexian_tests::tail(&out.stdout));
+
+    click(&mut h, "完成回拨");
+    wait_for_label(&mut h, "请填写回拨结果");
+    type_into(&mut h, "回拨结果", "已回电，来电人问题已解答");
+    click(&mut h, "完成回拨");
+    wait_until(&mut h, "the request gone from the list", |h| h.state().due.lists.as_ref().is_some_and(|l| !l.callbacks.iter().any(|c| c.id == id)));
+    assert!(h.query_by_label(&row).is_none());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let done = rt.block_on(async { daemon.login_demo("agent1").await.callback_requests(true).await.expect("list") });
+    let done = done.iter().find(|c| c.id == id).expect("kept");
+    assert!(done.done);
+    assert_eq!(done.outcome.as_deref(), Some("已回电，来电人问题已解答"));
+}
+
+#[test]
+fn a_dissatisfied_return_visit_goes_into_the_history_and_a_reminder_pops_up_until_dismissed() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let daemon = Daemon::start_with_config(dir.path(), "reminder_interval_secs = 1\n", &["--demo"]);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config_dir.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "待办");
+    click(&mut h, "待办");
+    let visit = |h: &Harness<'static, AgentApp>| {
+        let lists = h.state().due.lists.clone()?;
+        lists.tickets.iter().find(|t| t.state == rexian_shared::TicketState::Replied).map(|t| t.no.clone())
+    };
+    wait_until(&mut h, "a ticket due a return visit", |h| visit(h).is_some());
+    let no = visit(&h).expect("listed").to_string();
+    click(&mut h, &no);
+    wait_for_label(&mut h, "记录回访");
+    assert!(h.query_all_by_label_contains("拨打承办部门（").next().is_some(), "the department's number to dial");
+
+    // A reminder a few seconds ahead, set from the ticket's detail (Beijing time).
+    click(&mut h, "打开工单");
+    wait_for_label(&mut h, "设置催办");
+    let at = chrono::Utc::now().naive_utc() + chrono::Duration::hours(8) + chrono::Duration::seconds(6);
+    type_into(&mut h, "催办时间", "25:00");
+    click(&mut h, "设置催办");
+    wait_for_label(&mut h, "时间格式应为 14:30（北京时间）");
+    assert_eq!(h.state().tickets.reminder.date, at.format("%Y-%m-%d").to_string(), "today (Beijing) by default");
+    h.get_by_label("催办时间").focus();
+    h.step();
+    for _ in 0..5 {
+        h.key_press(egui::Key::Backspace);
+        h.step();
+    }
+    type_into(&mut h, "催办时间", &at.format("%H:%M:%S").to_string());
+    type_into(&mut h, "催办内容", "请今日内回访来电人");
+    click(&mut h, "设置催办");
+    wait_for_label(&mut h, "催办已设置");
+
+    // The return visit, recorded from the due list with 不满意.
+    click(&mut h, "待办");
+    click(&mut h, &no);
+    click(&mut h, "记录回访");
+    wait_for_label(&mut h, "请选择满意度");
+    click(&mut h, "不满意");
+    type_into(&mut h, "回访说明", "来电人认为处理太轻");
+    click(&mut h, "记录回访");
+    wait_until(&mut h, "the ticket gone from the return visits", |h| visit(h).as_ref().is_none_or(|n| n.to_string() != no));
+
+    // The reminder comes due: a window over the workstation, and a row on the due list.
+    wait_long(&mut h, "the reminder's pop-up", 30, |h| h.query_by_label("催办提醒").is_some());
+    assert!(h.query_all_by_label("请今日内回访来电人").next().is_some());
+    assert!(h.query_all_by_label_contains(&no).next().is_some());
+    let reminder = h.state().popups.pending.first().map(|p| p.id).expect("pending");
+    let row = format!("催办#{reminder}");
+    wait_for_label(&mut h, &row);
+
+    // 打开工单 shows the ticket with the return visit in its history; the row stays.
+    click(&mut h, "打开工单");
+    wait_for_text(&mut h, "不满意：来电人认为处理太轻");
+    assert!(h.query_by_label("催办提醒").is_none(), "the pop-up is answered");
+    click(&mut h, "待办");
+    wait_for_label(&mut h, &row);
+    click(&mut h, &row);
+    click(&mut h, "知道了");
+    wait_until(&mut h, "the reminder dismissed", |h| h.query_by_label(&row).is_none() && !h.state().due.loading);
+}

@@ -233,8 +233,11 @@ async fn returns_extensions_reopen_and_waiting_for_the_caller() {
     assert_eq!(reopened.state, TicketState::Accepted);
     assert_eq!(reopened.reopen_count, 1);
 
-    // Supervision (督办) and a reminder (催办) that fires as an event to the department.
+    // Supervision (督办) and a reminder (催办) that fires as an event to the department and
+    // to the supervisor who set it, not to other hotline staff.
     handler.subscribe().await.expect("subscribe");
+    supervisor.subscribe().await.expect("subscribe");
+    agent.subscribe().await.expect("subscribe");
     let dispatched = agent
         .act(&t.no, TicketAction::Dispatch { lead_department: metrology, assisting_departments: vec![], note: String::new() })
         .await
@@ -258,4 +261,25 @@ async fn returns_extensions_reopen_and_waiting_for_the_caller() {
     .await
     .expect("reminder within 10 s");
     assert_eq!(reminded, (t.no.clone(), "请今日内答复".to_owned()));
+    let id = reminder_to(&supervisor).await.expect("the supervisor who set it is reminded");
+    assert_eq!(reminder_to(&agent).await, None, "other agents are not");
+    let listed = supervisor.reminders().await.expect("list");
+    assert!(listed.iter().any(|r| r.id == id && r.fired), "{listed:#?}");
+    supervisor.dismiss_reminder(id).await.expect("dismissed");
+    assert!(supervisor.reminders().await.expect("list").is_empty());
+    assert!(handler.reminders().await.expect("list").iter().any(|r| r.id == id), "the department keeps its own");
+}
+
+/// The id of the next reminder pushed to `desk` within two seconds.
+async fn reminder_to(desk: &rexian_shared::client::DeskClient) -> Option<i64> {
+    let wait = async {
+        loop {
+            match desk.next_event().await {
+                Some(Event::ReminderDue { id, .. }) => break Some(id),
+                Some(_) => continue,
+                None => break None,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), wait).await.ok().flatten()
 }

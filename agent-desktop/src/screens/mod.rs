@@ -1,11 +1,13 @@
 //! The screens of the workstation, each a struct with its state and a `ui()`.
 
 pub mod consult;
+pub mod due;
 pub mod intake;
 pub mod knowledge;
 pub mod linked_calls;
 pub mod login;
 pub mod phone;
+pub mod reminders;
 pub mod settings;
 pub mod tickets;
 

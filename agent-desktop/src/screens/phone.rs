@@ -276,6 +276,24 @@ impl Softphone {
         self.ended = None;
     }
 
+    /// One line on the call for other screens (the due list): its phase and number, or how
+    /// the last one ended or failed.
+    pub fn summary(&self, lang: Lang) -> Option<String> {
+        if let Some(c) = &self.call {
+            let phase = match c.phase {
+                Phase::Offered => T::Incoming,
+                Phase::Dialling => T::Dialling,
+                Phase::Ringing => T::RingingFar,
+                Phase::Connected => T::Connected,
+            };
+            return Some(format!("{}：{}", phase.s(lang), c.number));
+        }
+        if let Some(e) = &self.error {
+            return Some(e.clone());
+        }
+        self.ended.as_ref().map(|cause| format!("{}（{cause}）", T::CallEndedMsg.s(lang)))
+    }
+
     fn number(&mut self, s: &str, lang: Lang) -> Option<PhoneNumber> {
         match PhoneNumber::parse(s) {
             Ok(n) => {

@@ -38,6 +38,8 @@ pub struct TicketsScreen {
     pub assisting: std::collections::BTreeSet<i64>,
     /// A dispatch asked for, and the ticket as it would leave it, until confirmed or dropped.
     pub pending: Option<(TicketAction, Option<Ticket>)>,
+    /// 设置催办 on the open ticket.
+    pub reminder: super::reminders::ReminderForm,
 }
 
 /// The forms a ticket prints (TKT-7).
@@ -442,6 +444,10 @@ impl TicketsScreen {
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::RED, e);
         }
+        if role != Role::Handler && !t.state.is_final() {
+            ui.separator();
+            cmd = cmd.or(self.reminder.ui(ui, lang, &t.no));
+        }
         ui.separator();
         ui.strong(T::History.s(lang));
         egui::Grid::new("history").striped(true).show(ui, |ui| {
@@ -530,6 +536,7 @@ impl TicketsScreen {
             self.saved = None;
             self.pending = None;
             self.assisting.clear();
+            self.reminder = Default::default();
         }
         self.detail = Some(t);
     }

@@ -35,6 +35,11 @@ impl Actor {
         }
     }
 
+    /// A handler's department, whose tickets' reminders concern them too.
+    fn handler_department(&self) -> Option<i64> {
+        self.department_id.filter(|_| self.role == Role::Handler)
+    }
+
     fn is_hotline_staff(&self) -> bool {
         matches!(self.role, Role::Agent | Role::Supervisor | Role::Admin)
     }
@@ -308,6 +313,21 @@ impl Cases {
                 Ok(())
             })
             .await
+    }
+
+    /// The reminders on this user's due list (TKT-5): not dismissed, fired or to come.
+    pub async fn reminders(&self, actor: &Actor) -> Result<Vec<Reminder>, CaseError> {
+        let (user, department) = (actor.username.clone(), actor.handler_department());
+        Ok(self.store.read(move |db| db.open_reminders(&user, department)).await?)
+    }
+
+    /// Takes a fired reminder off this user's due list (知道了).
+    pub async fn dismiss_reminder(&self, actor: &Actor, id: i64, now: NaiveDateTime) -> Result<(), CaseError> {
+        let (user, department) = (actor.username.clone(), actor.handler_department());
+        if self.store.write(move |db| db.dismiss_reminder(id, &user, department, now)).await? {
+            return Ok(());
+        }
+        Err(CaseError::NotFound(format!("催办{id}不存在、未到期或已处理 / reminder {id} not found, not due or dismissed")))
     }
 
     /// The caller rated call record `call` (the post-call satisfaction flow): the rating is

@@ -106,7 +106,7 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         }
         Request::WhoAmI => Ok(Response::User { user: session.user.clone() }),
         Request::Subscribe => {
-            ctx.hub.subscribe(conn, actor.role, actor.department_id);
+            ctx.hub.subscribe(conn, actor.user_id, actor.role, actor.department_id);
             Ok(Response::Ok)
         }
         req @ (Request::ListFlows
@@ -246,6 +246,11 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         }
         Request::SetReminder { no, at, note } => {
             ctx.cases.set_reminder(&actor, no, at, note, now).await.map_err(case_err)?;
+            Ok(Response::Ok)
+        }
+        Request::ListReminders => Ok(Response::Reminders { reminders: ctx.cases.reminders(&actor).await.map_err(case_err)? }),
+        Request::DismissReminder { id } => {
+            ctx.cases.dismiss_reminder(&actor, id, now).await.map_err(case_err)?;
             Ok(Response::Ok)
         }
         Request::AddAttachment { no, name, mime, data_base64 } => {

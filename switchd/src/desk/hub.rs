@@ -15,6 +15,7 @@ pub struct Audience {
 }
 
 struct Subscriber {
+    user_id: i64,
     role: Role,
     department_id: Option<i64>,
     conn: Weak<Connection>,
@@ -54,9 +55,9 @@ impl Hub {
         }
     }
 
-    pub fn subscribe(&self, conn: &Arc<Connection>, role: Role, department_id: Option<i64>) {
+    pub fn subscribe(&self, conn: &Arc<Connection>, user_id: i64, role: Role, department_id: Option<i64>) {
         if let Ok(mut subs) = self.subscribers.lock() {
-            subs.insert(conn.id, Subscriber { role, department_id, conn: Arc::downgrade(conn) });
+            subs.insert(conn.id, Subscriber { user_id, role, department_id, conn: Arc::downgrade(conn) });
         }
     }
 
@@ -120,6 +121,19 @@ impl Hub {
         for sub in subs.values() {
             let concerned = sub.role != Role::Handler
                 || sub.department_id.is_some_and(|d| audience.departments.contains(&d));
+            if let (true, Some(conn)) = (concerned, sub.conn.upgrade()) {
+                let _ = conn.outgoing.send(ServerMsg::Event { event: event.clone() });
+            }
+        }
+    }
+
+    /// Sends `event` to the subscribed connections of `users` and of the handlers of
+    /// `audience`'s departments only (a reminder: whoever set it and the departments handling).
+    pub fn publish_to_concerned(&self, event: Event, audience: &Audience, users: &[i64]) {
+        let Ok(subs) = self.subscribers.lock() else { return };
+        for sub in subs.values() {
+            let concerned = users.contains(&sub.user_id)
+                || (sub.role == Role::Handler && sub.department_id.is_some_and(|d| audience.departments.contains(&d)));
             if let (true, Some(conn)) = (concerned, sub.conn.upgrade()) {
                 let _ = conn.outgoing.send(ServerMsg::Event { event: event.clone() });
             }

@@ -61,9 +61,12 @@ pub(super) async fn handle(ctx: &DeskContext, actor: &Actor, req: Request) -> Re
             require(actor, &[Role::Admin, Role::Supervisor, Role::Agent])?;
             Ok(Response::CallbackRequests { requests: records::callbacks(store, include_done).await.map_err(store_err)? })
         }
-        Request::FinishCallbackRequest { id } => {
+        Request::FinishCallbackRequest { id, outcome } => {
             require(actor, &[Role::Admin, Role::Supervisor, Role::Agent])?;
-            records::finish_callback(store, id, now, actor.username.clone()).await.map_err(ivr_err)?;
+            if outcome.chars().count() > 1000 {
+                return Err(DeskError::field("outcome", "回拨结果不能超过1000字 / the outcome must be at most 1000 characters"));
+            }
+            records::finish_callback(store, id, now, actor.username.clone(), outcome).await.map_err(ivr_err)?;
             Ok(Response::Ok)
         }
         _ => Err(DeskError::new(ErrorCode::Internal, "not an IVR request")),

@@ -145,8 +145,8 @@ pub async fn callbacks(store: &Store, include_done: bool) -> Result<Vec<Callback
     store.read(move |db| db.callback_requests(include_done, 500)).await
 }
 
-pub async fn finish_callback(store: &Store, id: i64, at: NaiveDateTime, by: String) -> Result<(), IvrError> {
-    if store.write(move |db| db.finish_callback_request(id, at, &by)).await? {
+pub async fn finish_callback(store: &Store, id: i64, at: NaiveDateTime, by: String, outcome: String) -> Result<(), IvrError> {
+    if store.write(move |db| db.finish_callback_request(id, at, &by, &outcome)).await? {
         Ok(())
     } else {
         Err(IvrError::NotFound("回访请求不存在或已处理 / no such open callback request".into()))

@@ -438,7 +438,7 @@ async fn articles(ivr: &Ivr) -> Vec<ArticleBrief> {
 }
 
 async fn callback_request(ivr: &Ivr, info: &CallInfo, reason: String, address: Option<String>, article_id: Option<i64>) {
-    let request = CallbackRequest { id: 0, at: ivr.local_now(), phone: info.caller.clone(), reason, address, article_id, done: false };
+    let request = CallbackRequest { id: 0, at: ivr.local_now(), phone: info.caller.clone(), reason, address, article_id, done: false, outcome: None };
     if let Err(e) = records::add_callback(ivr.cases.store(), request, info.cdr).await {
         tracing::warn!(leg = %info.leg, error = %e, "IVR: cannot store a callback request");
     }

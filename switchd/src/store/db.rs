@@ -778,33 +778,6 @@ impl<'c> Db<'c> {
             .collect()
     }
 
-    // ---------------------------------------------------------------- reminders
-
-    pub fn insert_reminder(&self, ticket_id: i64, at: NaiveDateTime, note: &str, by: &str) -> StoreResult<()> {
-        self.exec(
-            "INSERT INTO reminders (ticket_id, due_at, note, created_by) VALUES (?1, ?2, ?3, ?4)",
-            params![ticket_id, at, note, by],
-        )?;
-        Ok(())
-    }
-
-    /// Reminders due by `now` that have not fired; marks them fired.
-    pub fn take_due_reminders(&self, now: NaiveDateTime) -> StoreResult<Vec<DueReminder>> {
-        let mut st = self.conn.prepare_cached(
-            "UPDATE reminders SET fired = 1 WHERE fired = 0 AND due_at <= ?1 RETURNING ticket_id, note, due_at",
-        )?;
-        let rows: Vec<(i64, String, NaiveDateTime)> =
-            st.query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
-        rows.into_iter()
-            .map(|(id, note, at)| {
-                let no: String = self.row("SELECT no FROM tickets WHERE id = ?1", [id], |r| r.get(0))?;
-                let departments = self.list_i64("SELECT department_id FROM ticket_departments WHERE ticket_id = ?1", id)?;
-                let no = TicketNo::parse(&no).map_err(|_| corrupt("ticket no", &no))?;
-                Ok(DueReminder { no, note, at, departments })
-            })
-            .collect()
-    }
-
     // ---------------------------------------------------------------- knowledge base
 
     pub fn save_article(&self, a: &ArticleInput, now: NaiveDateTime, by: &str) -> StoreResult<Option<i64>> {
@@ -1236,14 +1209,6 @@ const OPEN_UNPAUSED: &str =
 /// A deadline is missed once its whole day has passed.
 pub fn is_overdue(state: TicketState, due: Option<NaiveDate>, paused: Option<NaiveDate>, today: NaiveDate) -> bool {
     !state.is_final() && paused.is_none() && due.is_some_and(|d| d < today)
-}
-
-/// A reminder (催办) that has come due, with the departments to tell.
-pub struct DueReminder {
-    pub no: TicketNo,
-    pub note: String,
-    pub at: NaiveDateTime,
-    pub departments: Vec<i64>,
 }
 
 /// A ticket whose deadline has just been missed, with the departments to tell.

@@ -127,7 +127,7 @@ impl Db<'_> {
     /// Open requests oldest first, then (with `include_done`) the done ones, newest first.
     pub fn callback_requests(&self, include_done: bool, limit: u32) -> StoreResult<Vec<CallbackRequest>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, at, phone, reason, address, article_id, done_at IS NOT NULL FROM callback_requests
+            "SELECT id, at, phone, reason, address, article_id, done_at IS NOT NULL, outcome FROM callback_requests
              WHERE ?1 OR done_at IS NULL ORDER BY done_at IS NOT NULL, CASE WHEN done_at IS NULL THEN at END, at DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![include_done, limit], |r| {
@@ -139,16 +139,19 @@ impl Db<'_> {
                 address: r.get(4)?,
                 article_id: r.get(5)?,
                 done: r.get(6)?,
+                outcome: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Marks a request done; false when there is no such open request.
-    pub fn finish_callback_request(&self, id: i64, at: NaiveDateTime, by: &str) -> StoreResult<bool> {
+    /// Marks a request done with what came of it (empty: nothing said); false when there is
+    /// no such open request.
+    pub fn finish_callback_request(&self, id: i64, at: NaiveDateTime, by: &str, outcome: &str) -> StoreResult<bool> {
+        let outcome = Some(outcome.trim()).filter(|o| !o.is_empty());
         let n = self.conn.execute(
-            "UPDATE callback_requests SET done_at = ?2, done_by = ?3 WHERE id = ?1 AND done_at IS NULL",
-            params![id, at, by],
+            "UPDATE callback_requests SET done_at = ?2, done_by = ?3, outcome = ?4 WHERE id = ?1 AND done_at IS NULL",
+            params![id, at, by, outcome],
         )?;
         Ok(n == 1)
     }

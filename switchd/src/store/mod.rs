@@ -10,11 +10,13 @@
 mod db;
 mod acd;
 mod ivr;
+mod reminders;
 pub mod text;
 mod schema;
 
 pub use acd::{AgentStateRow, QueueEventRow};
 pub use ivr::TrailRow;
+pub use reminders::DueReminder;
 pub use db::*;
 
 use rusqlite::{Connection, OpenFlags};

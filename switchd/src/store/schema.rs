@@ -296,4 +296,21 @@ ALTER TABLE calls ADD COLUMN rtcp_received INTEGER;
 CREATE INDEX calls_by_caller ON calls(caller, offered_at);
 CREATE INDEX calls_by_callee ON calls(callee, offered_at);
 "#,
+    // 8: reserved for the ticket-list filters branch, which adds it; empty here so that 9
+    // keeps its number when the branches meet.
+    r#"
+-- reserved
+"#,
+    // 9: the due list (待办): what came of calling a callback request back, and the reminders
+    // each user took off their own list (知道了).
+    r#"
+ALTER TABLE callback_requests ADD COLUMN outcome TEXT;
+CREATE TABLE reminder_dismissals (
+    reminder_id INTEGER NOT NULL REFERENCES reminders(id),
+    username TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (reminder_id, username)
+);
+CREATE INDEX reminders_by_creator ON reminders(created_by);
+"#,
 ];
