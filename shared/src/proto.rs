@@ -288,6 +288,15 @@ pub enum Request {
     ListCallbackRequests { include_done: bool },
     /// Hotline staff: mark a callback request done.
     FinishCallbackRequest { id: i64 },
+    // Saved filters of the ticket list (常用筛选): any signed-in user, only ever their own.
+    /// This user's saved filters, by name.
+    ListSavedFilters,
+    /// Save `query` (its page is not kept) as this user's filter `name` (1–30 characters);
+    /// an existing filter of that name is replaced. Replied with the user's filters.
+    SaveFilter { name: String, query: TicketQuery },
+    /// Delete this user's filter `name` (`not_found` when they have none of that name).
+    /// Replied with the user's filters.
+    DeleteSavedFilter { name: String },
 }
 
 /// How a supervisor joins an agent's call (监听 / 耳语 / 强插).
@@ -400,6 +409,9 @@ impl Request {
             Request::GetSurveyResults { .. } => "get_survey_results",
             Request::ListCallbackRequests { .. } => "list_callback_requests",
             Request::FinishCallbackRequest { .. } => "finish_callback_request",
+            Request::ListSavedFilters => "list_saved_filters",
+            Request::SaveFilter { .. } => "save_filter",
+            Request::DeleteSavedFilter { .. } => "delete_saved_filter",
         }
     }
 }
@@ -435,6 +447,7 @@ pub enum Response {
     SurveyResults { results: SurveyResults },
     CallbackRequests { requests: Vec<CallbackRequest> },
     SeatBoard { board: SeatBoard },
+    SavedFilters { filters: Vec<SavedFilter> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -822,10 +835,23 @@ pub struct TicketQuery {
     pub caller_phone: Option<PhoneNumber>,
     /// Chinese full text over summary, content, caller and subject.
     pub text: Option<String>,
-    /// 0-based.
+    /// Open tickets with a reminder (催办) whose time has come.
+    #[serde(default)]
+    pub reminder_due_only: bool,
+    /// 0-based. Absent (a saved filter) means the first page.
+    #[serde(default)]
     pub page: u32,
     /// 1..=200; 0 means 50.
     pub page_size: u32,
+}
+
+/// A user's named set of ticket-list filters (常用筛选).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedFilter {
+    pub name: String,
+    /// The filters; `page` is always 0.
+    pub query: TicketQuery,
+    pub saved_at: NaiveDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
