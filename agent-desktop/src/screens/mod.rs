@@ -1,5 +1,6 @@
 //! The screens of the workstation, each a struct with its state and a `ui()`.
 
+pub mod category;
 pub mod intake;
 pub mod knowledge;
 pub mod login;
