@@ -54,6 +54,10 @@ pub enum Command {
     SearchTickets(TicketQuery),
     GetTicket(TicketNo),
     Act(TicketNo, TicketAction),
+    /// The user's saved filters (常用筛选).
+    LoadSavedFilters,
+    SaveFilter { name: String, query: TicketQuery },
+    DeleteSavedFilter(String),
     /// The headset to use from the next call on.
     SetDevices { input: Option<String>, output: Option<String> },
     /// Open the microphone outside a call to show its level.
@@ -78,6 +82,7 @@ pub enum Op {
     Tickets,
     Act,
     Catalogue,
+    SavedFilters,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +157,8 @@ pub enum Update {
     Tickets(TicketPage),
     Ticket(Box<Ticket>),
     Acted(Box<Ticket>),
+    /// The user's saved filters after a load, save or delete.
+    SavedFilters(Vec<SavedFilter>),
     /// The microphone's level, 0..=1, while it is open.
     MicLevel(f32),
     AudioProblem(AudioError),
@@ -609,6 +616,18 @@ impl Worker {
             }),
             Command::Act(no, action) => self.spawn_op(Op::Act, move |c, out| async move {
                 out.send(Update::Acted(Box::new(c.act(&no, action).await?)));
+                Ok(())
+            }),
+            Command::LoadSavedFilters => self.spawn_op(Op::SavedFilters, |c, out| async move {
+                out.send(Update::SavedFilters(c.saved_filters().await?));
+                Ok(())
+            }),
+            Command::SaveFilter { name, query } => self.spawn_op(Op::SavedFilters, move |c, out| async move {
+                out.send(Update::SavedFilters(c.save_filter(&name, query).await?));
+                Ok(())
+            }),
+            Command::DeleteSavedFilter(name) => self.spawn_op(Op::SavedFilters, move |c, out| async move {
+                out.send(Update::SavedFilters(c.delete_saved_filter(&name).await?));
                 Ok(())
             }),
             Command::SetDevices { input, output } => self.devices = (input, output),

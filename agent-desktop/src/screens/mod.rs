@@ -6,6 +6,7 @@ pub mod knowledge;
 pub mod login;
 pub mod phone;
 pub mod settings;
+pub mod ticket_filters;
 pub mod tickets;
 
 use eframe::egui;
