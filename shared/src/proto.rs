@@ -820,6 +820,8 @@ pub struct HistoryEntry {
     pub note: String,
 }
 
+/// The ticket list's filters. Saved filters keep it as JSON in switchd's store, and older
+/// desktops send it without the newer fields: every field added must be `#[serde(default)]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketQuery {
     pub kinds: Vec<TicketKind>,
