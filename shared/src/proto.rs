@@ -978,6 +978,15 @@ mod tests {
     }
 
     #[test]
+    fn a_query_from_an_older_desktop_or_a_saved_filter_still_parses() {
+        let older = r#"{"kinds":[],"states":["dispatched"],"channel":null,"category_code":"04","department_id":null,"created_from":null,"created_to":null,"overdue_only":false,"supervised_only":false,"caller_phone":null,"text":null,"page":1,"page_size":50}"#;
+        let q: TicketQuery = serde_json::from_str(older).expect("an older desktop's query");
+        assert!(!q.reminder_due_only && q.page == 1 && q.category_code.as_deref() == Some("04"));
+        let saved = older.replace(r#""page":1,"#, "");
+        assert_eq!(serde_json::from_str::<TicketQuery>(&saved).expect("without its page").page, 0);
+    }
+
+    #[test]
     fn malformed_frames_are_errors_not_panics() {
         // Deterministic pseudo-random byte strings and truncations of a valid message.
         let valid = serde_json::to_vec(&ClientMsg::Request { id: 7, body: Box::new(Request::WhoAmI) }).expect("json");
