@@ -215,38 +215,16 @@ impl TicketFilters {
         self.saved_ui(ui, lang).or(cmd)
     }
 
-    /// The kind, state, channel and department choices, each labelled (kittest finds them by name).
+    /// The kind, state, channel and department choices.
     fn choices_ui(&mut self, ui: &mut egui::Ui, lang: Lang, departments: &[Department]) {
-        let all = T::All.s(lang);
-        let l = ui.label(T::Kind.s(lang));
-        egui::ComboBox::from_id_salt("kind-filter").selected_text(self.kind.map_or(all, |k| label(k.zh(), k.en(), lang))).show_ui(ui, |ui| {
-            ui.selectable_value(&mut self.kind, None, all);
-            for k in TicketKind::ALL {
-                ui.selectable_value(&mut self.kind, Some(*k), label(k.zh(), k.en(), lang));
-            }
-        }).response.labelled_by(l.id);
-        let l = ui.label(T::State.s(lang));
-        egui::ComboBox::from_id_salt("state-filter").selected_text(self.state.map_or(all, |s| label(s.zh(), s.en(), lang))).show_ui(ui, |ui| {
-            ui.selectable_value(&mut self.state, None, all);
-            for s in TicketState::ALL {
-                ui.selectable_value(&mut self.state, Some(*s), label(s.zh(), s.en(), lang));
-            }
-        }).response.labelled_by(l.id);
-        let l = ui.label(T::Channel.s(lang));
-        egui::ComboBox::from_id_salt("channel-filter").selected_text(self.channel.map_or(all, |c| label(c.zh(), c.en(), lang))).show_ui(ui, |ui| {
-            ui.selectable_value(&mut self.channel, None, all);
-            for c in Channel::ALL {
-                ui.selectable_value(&mut self.channel, Some(*c), label(c.zh(), c.en(), lang));
-            }
-        }).response.labelled_by(l.id);
-        let l = ui.label(T::Department.s(lang));
-        let name = self.department.and_then(|id| departments.iter().find(|d| d.id == id)).map_or(all, |d| d.name.as_str());
-        egui::ComboBox::from_id_salt("department-filter").selected_text(name).show_ui(ui, |ui| {
-            ui.selectable_value(&mut self.department, None, all);
-            for d in departments {
-                ui.selectable_value(&mut self.department, Some(d.id), &d.name);
-            }
-        }).response.labelled_by(l.id);
+        let kinds = TicketKind::ALL.iter().map(|k| (*k, label(k.zh(), k.en(), lang)));
+        choice(ui, T::Kind.s(lang), "kind-filter", &mut self.kind, kinds, lang);
+        let states = TicketState::ALL.iter().map(|s| (*s, label(s.zh(), s.en(), lang)));
+        choice(ui, T::State.s(lang), "state-filter", &mut self.state, states, lang);
+        let channels = Channel::ALL.iter().map(|c| (*c, label(c.zh(), c.en(), lang)));
+        choice(ui, T::Channel.s(lang), "channel-filter", &mut self.channel, channels, lang);
+        let names = departments.iter().map(|d| (d.id, d.name.as_str()));
+        choice(ui, T::Department.s(lang), "department-filter", &mut self.department, names, lang);
     }
 
     /// 常用筛选: one button per saved filter (applies it and searches), the name to save under,
@@ -282,6 +260,21 @@ impl TicketFilters {
         }
         cmd
     }
+}
+
+/// A combo box named `name` (kittest and screen readers find it by that label) choosing one of
+/// `options` or 全部 (`None`).
+fn choice<'a, V: Copy + PartialEq>(ui: &mut egui::Ui, name: &str, salt: &str, value: &mut Option<V>, options: impl Iterator<Item = (V, &'a str)>, lang: Lang) {
+    let all = T::All.s(lang);
+    let options: Vec<(V, &str)> = options.collect();
+    let shown = value.and_then(|v| options.iter().find(|(o, _)| *o == v)).map_or(all, |(_, text)| *text);
+    let l = ui.label(name);
+    egui::ComboBox::from_id_salt(salt).selected_text(shown).show_ui(ui, |ui| {
+        ui.selectable_value(value, None, all);
+        for (v, text) in &options {
+            ui.selectable_value(value, Some(*v), *text);
+        }
+    }).response.labelled_by(l.id);
 }
 
 #[cfg(test)]
