@@ -138,8 +138,9 @@ impl AgentApp {
                 self.tab = if session.user.role == Role::Handler { Tab::Tickets } else { Tab::Phone };
                 if session.user.role == Role::Handler {
                     // A handler's day starts with what waits for acknowledgement.
-                    let inbox = self.tickets.open_inbox();
-                    self.backend.send(inbox);
+                    if let Some(inbox) = self.tickets.open_inbox(lang) {
+                        self.backend.send(inbox);
+                    }
                 }
                 self.session = Some(session);
                 self.status = AgentStatus::default();
@@ -148,6 +149,9 @@ impl AgentApp {
                 self.save_settings();
                 self.backend.send(Command::LoadCategories);
                 self.backend.send(Command::LoadDepartments);
+                // Saved filters follow the user, not the desk.
+                self.tickets.filters.saved = Default::default();
+                self.backend.send(Command::LoadSavedFilters);
             }
             Update::LoginFailed(f) => self.login.failed(&f, lang),
             Update::SessionLost(f) => {
@@ -177,6 +181,7 @@ impl AgentApp {
                     self.due.error = Some(failure.text(lang));
                 }
                 Op::Remind => self.tickets.reminder.result = Some(Err(failure.text(lang))),
+                Op::SavedFilters => self.tickets.filters.saved_failed(&failure, lang),
             },
             Update::Done(op) => {
                 match op {
@@ -219,6 +224,10 @@ impl AgentApp {
                 tracing::info!(total = page.total, shown = page.items.len(), "tickets listed");
                 self.tickets.busy = false;
                 self.tickets.page = Some(page);
+            }
+            Update::SavedFilters(list) => {
+                tracing::info!(saved_filters = list.len(), "saved filters listed");
+                self.tickets.filters.listed(list);
             }
             Update::Ticket(t) => self.show_ticket(*t),
             Update::Acted(t) => {

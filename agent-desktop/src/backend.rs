@@ -66,6 +66,10 @@ pub enum Command {
     FinishCallback { id: i64, outcome: String },
     DismissReminder { id: i64 },
     SetReminder { no: TicketNo, at: chrono::NaiveDateTime, note: String },
+    /// The user's saved filters (常用筛选).
+    LoadSavedFilters,
+    SaveFilter { name: String, query: TicketQuery },
+    DeleteSavedFilter(String),
     /// The headset to use from the next call on.
     SetDevices { input: Option<String>, output: Option<String> },
     /// Open the microphone outside a call to show its level.
@@ -111,6 +115,7 @@ pub enum Op {
     Due,
     /// Setting a reminder from a ticket.
     Remind,
+    SavedFilters,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +201,8 @@ pub enum Update {
     /// The clip finished or was stopped; `error` when it could not play.
     PlaybackEnded { clip: Clip, error: Option<String> },
     Due(Box<crate::screens::due::DueLists>),
+    /// The user's saved filters after a load, save or delete.
+    SavedFilters(Vec<SavedFilter>),
     /// The microphone's level, 0..=1, while it is open.
     MicLevel(f32),
     AudioProblem(AudioError),
@@ -767,6 +774,18 @@ impl Worker {
             Command::FinishCallback { id, outcome } => self.spawn_done(Op::Due, move |c| async move { c.finish_callback_with(id, &outcome).await }),
             Command::DismissReminder { id } => self.spawn_done(Op::Due, move |c| async move { c.dismiss_reminder(id).await }),
             Command::SetReminder { no, at, note } => self.spawn_done(Op::Remind, move |c| async move { c.set_reminder(&no, at, &note).await }),
+            Command::LoadSavedFilters => self.spawn_op(Op::SavedFilters, |c, out| async move {
+                out.send(Update::SavedFilters(c.saved_filters().await?));
+                Ok(())
+            }),
+            Command::SaveFilter { name, query } => self.spawn_op(Op::SavedFilters, move |c, out| async move {
+                out.send(Update::SavedFilters(c.save_filter(&name, query).await?));
+                Ok(())
+            }),
+            Command::DeleteSavedFilter(name) => self.spawn_op(Op::SavedFilters, move |c, out| async move {
+                out.send(Update::SavedFilters(c.delete_saved_filter(&name).await?));
+                Ok(())
+            }),
             Command::SetDevices { input, output } => self.devices = (input, output),
             Command::LoadTicketCalls(no) => self.spawn_op(Op::Tickets, move |c, out| async move {
                 let calls = c.ticket_calls(&no).await?;

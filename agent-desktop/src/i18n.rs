@@ -171,6 +171,23 @@ texts! {
     State => "状态", "State";
     All => "全部", "All";
     OverdueOnly => "仅超期", "Overdue only";
+    ReminderDueOnly => "仅催办到期", "Reminder due only";
+    Department => "部门", "Department";
+    CreatedFrom => "登记日期起", "Registered from";
+    CreatedTo => "登记日期止", "Registered until";
+    BadDate => "应为YYYY-MM-DD格式的北京日期，例如2026-11-29", " must be a Beijing date as YYYY-MM-DD, e.g. 2026-11-29";
+    DatesReversed => "登记日期止不能早于登记日期起", "\"Registered until\" cannot be before \"Registered from\"";
+    ClearFilters => "清除筛选", "Clear filters";
+    // Saved filters (常用筛选), kept by switchd per user.
+    SavedFilters => "常用筛选", "Saved filters";
+    NoSavedFilters => "（尚无）", "(none yet)";
+    FilterName => "筛选名称", "Filter name";
+    SaveFilter => "保存为常用筛选", "Save as a saved filter";
+    DeleteFilter => "删除常用筛选", "Delete the saved filter";
+    FilterNameInvalid => "常用筛选名称应为1至30个字", "The filter's name must be 1 to 30 characters";
+    TooManyFilters => "常用筛选已达上限（50个），请先删除不用的", "You have 50 saved filters, the most allowed: delete one first";
+    FilterGone => "该常用筛选已不存在，可能已在其他座席上删除", "That saved filter no longer exists (perhaps deleted at another desk)";
+    ChooseFilterFirst => "请先点选要删除的常用筛选", "Click the saved filter to delete first";
     Overdue => "超期", "Overdue";
     Due => "办理期限", "Due";
     Created => "登记时间", "Registered";

@@ -261,6 +261,23 @@ impl DeskClient {
         expect_reply!(self.request(Request::SearchTickets { query }).await?, Response::Tickets { page } => page)
     }
 
+    /// This user's saved filters of the ticket list (常用筛选), by name.
+    pub async fn saved_filters(&self) -> Result<Vec<SavedFilter>, ClientError> {
+        expect_reply!(self.request(Request::ListSavedFilters).await?, Response::SavedFilters { filters } => filters)
+    }
+
+    /// Saves (or replaces) this user's filter `name`; returns their filters.
+    pub async fn save_filter(&self, name: &str, query: TicketQuery) -> Result<Vec<SavedFilter>, ClientError> {
+        let req = Request::SaveFilter { name: name.into(), query };
+        expect_reply!(self.request(req).await?, Response::SavedFilters { filters } => filters)
+    }
+
+    /// Deletes this user's filter `name`; returns their filters.
+    pub async fn delete_saved_filter(&self, name: &str) -> Result<Vec<SavedFilter>, ClientError> {
+        let req = Request::DeleteSavedFilter { name: name.into() };
+        expect_reply!(self.request(req).await?, Response::SavedFilters { filters } => filters)
+    }
+
     pub async fn search_articles(&self, query: &str, limit: u32) -> Result<Vec<ArticleHit>, ClientError> {
         let req = Request::SearchArticles { query: query.into(), limit, include_drafts: false };
         expect_reply!(self.request(req).await?, Response::ArticleHits { hits } => hits)

@@ -309,6 +309,15 @@ pub enum Request {
         #[serde(default)]
         outcome: String,
     },
+    // Saved filters of the ticket list (常用筛选): any signed-in user, only ever their own.
+    /// This user's saved filters, by name.
+    ListSavedFilters,
+    /// Save `query` (its page is not kept) as this user's filter `name` (1–30 characters);
+    /// an existing filter of that name is replaced. Replied with the user's filters.
+    SaveFilter { name: String, query: TicketQuery },
+    /// Delete this user's filter `name` (`not_found` when they have none of that name).
+    /// Replied with the user's filters.
+    DeleteSavedFilter { name: String },
 }
 
 /// How a supervisor joins an agent's call (监听 / 耳语 / 强插).
@@ -427,6 +436,9 @@ impl Request {
             Request::GetSurveyResults { .. } => "get_survey_results",
             Request::ListCallbackRequests { .. } => "list_callback_requests",
             Request::FinishCallbackRequest { .. } => "finish_callback_request",
+            Request::ListSavedFilters => "list_saved_filters",
+            Request::SaveFilter { .. } => "save_filter",
+            Request::DeleteSavedFilter { .. } => "delete_saved_filter",
         }
     }
 }
@@ -466,6 +478,7 @@ pub enum Response {
     CallbackRequests { requests: Vec<CallbackRequest> },
     Reminders { reminders: Vec<Reminder> },
     SeatBoard { board: SeatBoard },
+    SavedFilters { filters: Vec<SavedFilter> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -851,6 +864,8 @@ pub struct HistoryEntry {
     pub note: String,
 }
 
+/// The ticket list's filters. Saved filters keep it as JSON in switchd's store, and older
+/// desktops send it without the newer fields: every field added must be `#[serde(default)]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketQuery {
     pub kinds: Vec<TicketKind>,
@@ -866,10 +881,23 @@ pub struct TicketQuery {
     pub caller_phone: Option<PhoneNumber>,
     /// Chinese full text over summary, content, caller and subject.
     pub text: Option<String>,
-    /// 0-based.
+    /// Open tickets with a reminder (催办) whose time has come.
+    #[serde(default)]
+    pub reminder_due_only: bool,
+    /// 0-based. Absent (a saved filter) means the first page.
+    #[serde(default)]
     pub page: u32,
     /// 1..=200; 0 means 50.
     pub page_size: u32,
+}
+
+/// A user's named set of ticket-list filters (常用筛选).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedFilter {
+    pub name: String,
+    /// The filters; `page` is always 0.
+    pub query: TicketQuery,
+    pub saved_at: NaiveDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1002,6 +1030,15 @@ mod tests {
             let v = serde_json::to_value(&r).expect("json");
             assert_eq!(v["op"], r.op());
         }
+    }
+
+    #[test]
+    fn a_query_from_an_older_desktop_or_a_saved_filter_still_parses() {
+        let older = r#"{"kinds":[],"states":["dispatched"],"channel":null,"category_code":"04","department_id":null,"created_from":null,"created_to":null,"overdue_only":false,"supervised_only":false,"caller_phone":null,"text":null,"page":1,"page_size":50}"#;
+        let q: TicketQuery = serde_json::from_str(older).expect("an older desktop's query");
+        assert!(!q.reminder_due_only && q.page == 1 && q.category_code.as_deref() == Some("04"));
+        let saved = older.replace(r#""page":1,"#, "");
+        assert_eq!(serde_json::from_str::<TicketQuery>(&saved).expect("without its page").page, 0);
     }
 
     #[test]

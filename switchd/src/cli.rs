@@ -387,7 +387,7 @@ async fn ticket(config: &Config, cmd: TicketCmd, now: chrono::NaiveDateTime) -> 
             if let Some(k) = kind {
                 q.kinds.push(TicketKind::from_code(&k).with_context(|| format!("unknown kind {k}"))?);
             }
-            let page = store.read(move |db| db.search_tickets(&q, Visibility(None), today)).await?;
+            let page = store.read(move |db| db.search_tickets(&q, Visibility(None), now)).await?;
             if json {
                 return print_json(&page);
             }

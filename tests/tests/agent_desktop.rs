@@ -996,3 +996,119 @@ fn a_dissatisfied_return_visit_goes_into_the_history_and_a_reminder_pops_up_unti
     click(&mut h, "知道了");
     wait_until(&mut h, "the reminder dismissed", |h| h.query_by_label(&row).is_none() && !h.state().due.loading);
 }
+
+/// Whether the ticket list shows a row for each of `shown` and none for `hidden` (summaries).
+fn lists(h: &Harness<'static, AgentApp>, shown: &[&str], hidden: &[&str]) -> bool {
+    shown.iter().all(|s| h.query_by_label(s).is_some()) && hidden.iter().all(|s| h.query_by_label(s).is_none())
+}
+
+/// A letter about a lift (04.01) registered `days_ago` days ago: written through the store API
+/// into the live database, as the daemon's clock cannot be turned back.
+async fn old_letter(daemon: &Daemon, summary: &'static str, days_ago: i64) {
+    use rexian_shared::*;
+    let store = switchd::store::Store::open(&switchd::daemon::db_path(&daemon.data_dir)).expect("the live database");
+    let at = (rexian_tests::today_cst() - chrono::Duration::days(days_ago)).and_hms_opt(10, 0, 0).expect("time");
+    store
+        .write(move |db| {
+            let mut new = NewTicket::phone(TicketKind::Complaint, None, summary, "");
+            (new.channel, new.category_code) = (Channel::Letter, Some("04.01".into()));
+            let mut t = Ticket::from_intake(new, db.next_ticket_no(at.date())?, at, "agent1");
+            t.verification_code = Some("246810".into());
+            db.insert_ticket(&t, at).map(|_| ())
+        })
+        .await
+        .expect("an old letter");
+}
+
+/// TKT-4's filters and saved filters (常用筛选) on the real list: by category (it and below),
+/// then channel, then a registration date range (a bad date said beside its field, naming it);
+/// saved on switchd, listed at another desk for the same user and applied there to the same
+/// rows, then deleted; another user never sees it.
+#[test]
+fn the_agent_narrows_the_list_saves_the_filter_and_applies_it_again_at_another_desk() {
+    use rexian_shared::*;
+    let daemon = Daemon::start_demo();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let desk = daemon.login_demo("agent1").await;
+        for (kind, channel, category, summary) in [
+            (TicketKind::Complaint, Channel::Letter, "04.01", "来信反映电梯异响"),
+            (TicketKind::Report, Channel::Phone, "04.02", "举报锅炉无证使用"),
+            (TicketKind::Suggestion, Channel::Letter, "01.01", "来信建议规范食品包装"),
+        ] {
+            let mut new = NewTicket::phone(kind, None, summary, "");
+            (new.channel, new.category_code) = (channel, Some(category.into()));
+            desk.create_ticket(new).await.expect("ticket");
+        }
+        old_letter(&daemon, "来信反映电梯困人", 10).await;
+    });
+    let (lift, boiler, food, old) = ("来信反映电梯异响", "举报锅炉无证使用", "来信建议规范食品包装", "来信反映电梯困人");
+    let config = tempfile::tempdir().expect("config dir");
+    let mut h = workstation(config.path(), &daemon);
+    log_in(&mut h, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut h, "工单查询");
+    click(&mut h, "工单查询");
+    wait_for_label(&mut h, "清除筛选");
+
+    // 特种设备 (04), found by name: the lift and the boiler below it, old or new.
+    type_into(&mut h, "搜索分类", "特种设备");
+    wait_for_label(&mut h, "04 特种设备");
+    click(&mut h, "04 特种设备");
+    click(&mut h, "查询");
+    wait_until(&mut h, "category 04 and below", |h| lists(h, &[lift, boiler, old], &[food]) && h.query_by_label("共 3").is_some());
+    // Letters only.
+    click(&mut h, "来源渠道");
+    wait_for_label(&mut h, "来信");
+    click(&mut h, "来信");
+    click(&mut h, "查询");
+    wait_until(&mut h, "the letters", |h| lists(h, &[lift, old], &[boiler, food]));
+    // The last three days; a bad date is refused beside its field, naming it, and not searched.
+    let today = rexian_tests::today_cst();
+    type_into(&mut h, "登记日期起", &(today - chrono::Duration::days(3)).to_string());
+    type_into(&mut h, "登记日期止", "2026-13-01");
+    click(&mut h, "查询");
+    wait_for_label(&mut h, "登记日期止应为YYYY-MM-DD格式的北京日期，例如2026-11-29");
+    assert!(lists(&h, &[lift, old], &[]), "the list is as it was");
+    h.state_mut().tickets.filters.created_to.clear();
+    type_into(&mut h, "登记日期止", &today.to_string());
+    click(&mut h, "查询");
+    wait_until(&mut h, "this week's letter only", |h| lists(h, &[lift], &[boiler, food, old]) && h.query_by_label("共 1").is_some());
+    assert!(h.query_by_label_contains("应为YYYY-MM-DD").is_none(), "the error is gone once corrected");
+
+    // Saved under a name: a button for it.
+    type_into(&mut h, "筛选名称", "近三天电梯类来信");
+    click(&mut h, "保存为常用筛选");
+    wait_for_label(&mut h, "近三天电梯类来信");
+    // 清除筛选 shows everything again.
+    click(&mut h, "清除筛选");
+    wait_until(&mut h, "every ticket", |h| lists(h, &[lift, boiler, food, old], &[]));
+    assert!(h.query_by_label_contains("分类：（未选择）").is_some());
+
+    // Another desk, the same agent: the saved filter is there and shows the same row.
+    let config2 = tempfile::tempdir().expect("config dir");
+    let mut again = workstation(config2.path(), &daemon);
+    log_in(&mut again, "agent1", DEMO_PASSWORD);
+    wait_for_label(&mut again, "工单查询");
+    click(&mut again, "工单查询");
+    wait_for_label(&mut again, "近三天电梯类来信");
+    click(&mut again, "近三天电梯类来信");
+    wait_until(&mut again, "the saved filter's rows", |h| lists(h, &[lift], &[boiler, food, old]) && h.query_by_label("共 1").is_some());
+    assert!(again.query_by_label_contains("分类：04 特种设备").is_some(), "the filters are filled in");
+    assert_eq!(again.state().tickets.filters.created_from, (today - chrono::Duration::days(3)).to_string());
+
+    // Another agent sees only their own.
+    let config3 = tempfile::tempdir().expect("config dir");
+    let mut other = workstation(config3.path(), &daemon);
+    log_in(&mut other, "agent2", DEMO_PASSWORD);
+    wait_for_label(&mut other, "工单查询");
+    click(&mut other, "工单查询");
+    click(&mut other, "仅超期");
+    type_into(&mut other, "筛选名称", "我的超期件");
+    click(&mut other, "保存为常用筛选");
+    wait_for_label(&mut other, "我的超期件");
+    assert!(other.query_by_label("近三天电梯类来信").is_none(), "agent1's filter is not agent2's");
+
+    // agent1 deletes it at the second desk.
+    click(&mut again, "删除常用筛选");
+    wait_until(&mut again, "the filter deleted", |h| h.query_by_label("近三天电梯类来信").is_none() && h.query_by_label("（尚无）").is_some());
+}

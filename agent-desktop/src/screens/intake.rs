@@ -4,6 +4,7 @@
 //! and verification code to read to the caller.
 
 use super::consult::{Consultation, Outcome};
+use super::category::CategoryPicker;
 use super::{area, field};
 use crate::backend::{Command, Failure};
 use crate::i18n::{label, Lang, T};
@@ -249,7 +250,8 @@ impl IntakeForm {
                 ui.label(format!("{}：#{r}", T::LinkedCall.s(lang)));
             }
         });
-        self.category_ui(ui, lang, categories);
+        let picker = CategoryPicker { selected: &mut self.category, search: &mut self.category_filter, error: self.errors.get("category_code"), tree: true, id_salt: "categories" };
+        picker.ui(ui, lang, categories);
         let e = &self.errors;
         field(ui, T::CallerPhone.s(lang), &mut self.phone, e.get("caller.phone"), false);
         field(ui, T::CallerName.s(lang), &mut self.caller_name, e.get("caller.name"), false);
@@ -306,51 +308,6 @@ impl IntakeForm {
             ctx.request_repaint_after(wait);
         }
         ask
-    }
-
-    fn category_ui(&mut self, ui: &mut egui::Ui, lang: Lang, categories: &[Category]) {
-        let name_of = |code: &str| categories.iter().find(|c| c.code == code).map(|c| c.name.clone()).unwrap_or_default();
-        ui.horizontal(|ui| {
-            let current = match &self.category {
-                Some(code) => format!("{code} {}", name_of(code)),
-                None => T::NoCategory.s(lang).to_owned(),
-            };
-            ui.label(format!("{}：{current}", T::Category.s(lang)));
-            if self.category.is_some() && ui.small_button("×").clicked() {
-                self.category = None;
-            }
-            if let Some(e) = self.errors.get("category_code") {
-                ui.colored_label(egui::Color32::RED, e);
-            }
-        });
-        super::field(ui, T::CategorySearch.s(lang), &mut self.category_filter, None, false);
-        let filter = self.category_filter.trim().to_owned();
-        egui::ScrollArea::vertical().id_salt("categories").max_height(140.0).show(ui, |ui| {
-            if filter.is_empty() {
-                for top in categories.iter().filter(|c| c.parent_code.is_none()) {
-                    egui::CollapsingHeader::new(format!("{} {}", top.code, top.name)).id_salt(&top.code).show(ui, |ui| {
-                        if ui.selectable_label(self.category.as_deref() == Some(&top.code), format!("{} {}", top.code, top.name)).clicked() {
-                            self.category = Some(top.code.clone());
-                        }
-                        for child in categories.iter().filter(|c| c.parent_code.as_deref() == Some(&top.code)) {
-                            if ui.selectable_label(self.category.as_deref() == Some(&child.code), format!("{} {}", child.code, child.name)).clicked() {
-                                self.category = Some(child.code.clone());
-                            }
-                        }
-                    });
-                }
-            } else {
-                for c in categories.iter().filter(|c| c.name.contains(&filter) || c.code.starts_with(&filter)) {
-                    let path = match &c.parent_code {
-                        Some(p) => format!("{} {} › {}", c.code, name_of(p), c.name),
-                        None => format!("{} {}", c.code, c.name),
-                    };
-                    if ui.selectable_label(self.category.as_deref() == Some(&c.code), path).clicked() {
-                        self.category = Some(c.code.clone());
-                    }
-                }
-            }
-        });
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod consult;
 pub mod due;
+pub mod category;
 pub mod intake;
 pub mod knowledge;
 pub mod linked_calls;
@@ -9,6 +10,7 @@ pub mod login;
 pub mod phone;
 pub mod reminders;
 pub mod settings;
+pub mod ticket_filters;
 pub mod tickets;
 
 use eframe::egui;

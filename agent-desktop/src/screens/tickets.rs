@@ -1,9 +1,10 @@
-//! The ticket list with filters, a ticket's detail with its history, and the workflow actions
+//! The ticket list with its filters and saved filters ([`super::ticket_filters`]), a ticket's detail with its history, and the workflow actions
 //! the user's role may take on it (TKT-4). Department handlers get their inbox presets
 //! (待签收 / 办理中 / 已逾期). switchd decides what is allowed; a refused action is shown in Chinese.
 //! The detail prints the acceptance and dispatch forms (TKT-7) and the list exports its page
 //! to Excel, both into the user's documents folder.
 
+use super::ticket_filters::TicketFilters;
 use crate::backend::{Command, Failure};
 use crate::i18n::{label, Lang, T};
 use crate::print::{CjkFont, FormContext, PrintError};
@@ -13,10 +14,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Default)]
 pub struct TicketsScreen {
-    pub text: String,
-    pub kind: Option<TicketKind>,
-    pub state: Option<TicketState>,
-    pub overdue_only: bool,
+    pub filters: TicketFilters,
     pub page: Option<TicketPage>,
     pub detail: Option<Ticket>,
     pub note: String,
@@ -24,8 +22,6 @@ pub struct TicketsScreen {
     pub lead_department: Option<i64>,
     pub error: Option<String>,
     pub busy: bool,
-    /// States of the preset in use (a handler's inbox); overrides `state`.
-    pub preset: Option<Vec<TicketState>>,
     /// The file the last print or export wrote, or why it failed (in the user's language).
     pub saved: Option<Result<PathBuf, String>>,
     /// Where forms and exports are written; `None` is the user's documents folder.
@@ -153,23 +149,21 @@ fn days_left_text(days: Option<i32>, lang: Lang) -> (String, bool) {
 
 impl TicketsScreen {
     /// The handler's inbox: tickets waiting for acknowledgement (待签收).
-    pub fn open_inbox(&mut self) -> Command {
+    pub fn open_inbox(&mut self, lang: Lang) -> Option<Command> {
         let [(_, _, states, overdue), ..] = presets();
-        self.preset = Some(states);
-        self.overdue_only = overdue;
-        self.busy = true;
-        Command::SearchTickets(self.query())
+        self.filters.preset = Some(states);
+        self.filters.overdue_only = overdue;
+        let cmd = self.filters.search(lang);
+        self.searching(cmd)
     }
 
-    pub fn query(&self) -> TicketQuery {
-        TicketQuery {
-            kinds: self.kind.into_iter().collect(),
-            states: self.preset.clone().unwrap_or_else(|| self.state.into_iter().collect()),
-            overdue_only: self.overdue_only,
-            text: Some(self.text.trim().to_owned()).filter(|t| !t.is_empty()),
-            page_size: 50,
-            ..TicketQuery::default()
+    /// Marks the list busy when `cmd` is a search.
+    fn searching(&mut self, cmd: Option<Command>) -> Option<Command> {
+        if matches!(cmd, Some(Command::SearchTickets(_))) {
+            self.busy = true;
+            self.error = None;
         }
+        cmd
     }
 
     pub fn failed(&mut self, f: &Failure, lang: Lang) {
@@ -268,41 +262,19 @@ impl TicketsScreen {
         ui.heading(T::TabTickets.s(lang));
         if role == Role::Handler {
             ui.horizontal(|ui| {
+                let f = &mut self.filters;
                 for (zh, en, states, overdue) in presets() {
-                    let active = self.overdue_only == overdue && self.preset.as_ref().map_or(states.is_empty(), |p| *p == states);
+                    let active = f.overdue_only == overdue && f.preset.as_ref().map_or(states.is_empty(), |p| *p == states);
                     if ui.selectable_label(active, label(zh, en, lang)).clicked() {
-                        self.preset = (!states.is_empty()).then_some(states);
-                        self.overdue_only = overdue;
-                        cmd = Some(Command::SearchTickets(self.query()));
+                        f.preset = (!states.is_empty()).then_some(states);
+                        f.overdue_only = overdue;
+                        cmd = f.search(lang);
                     }
                 }
             });
         }
-        ui.horizontal_wrapped(|ui| {
-            super::field(ui, T::Text.s(lang), &mut self.text, None, false);
-            // The filters are labelled for screen readers and tests (kittest checks every widget has a name).
-            let l = ui.label(T::Kind.s(lang));
-            egui::ComboBox::from_id_salt("kind-filter").selected_text(self.kind.map_or(T::All.s(lang), |k| label(k.zh(), k.en(), lang))).show_ui(ui, |ui| {
-                ui.selectable_value(&mut self.kind, None, T::All.s(lang));
-                for k in TicketKind::ALL {
-                    ui.selectable_value(&mut self.kind, Some(*k), label(k.zh(), k.en(), lang));
-                }
-            }).response.labelled_by(l.id);
-            let l = ui.label(T::State.s(lang));
-            egui::ComboBox::from_id_salt("state-filter").selected_text(self.state.map_or(T::All.s(lang), |s| label(s.zh(), s.en(), lang))).show_ui(ui, |ui| {
-                ui.selectable_value(&mut self.state, None, T::All.s(lang));
-                for s in TicketState::ALL {
-                    ui.selectable_value(&mut self.state, Some(*s), label(s.zh(), s.en(), lang));
-                }
-            }).response.labelled_by(l.id);
-            ui.checkbox(&mut self.overdue_only, T::OverdueOnly.s(lang));
-            if ui.button(T::Search.s(lang)).clicked() {
-                self.preset = None;
-                self.busy = true;
-                self.error = None;
-                cmd = Some(Command::SearchTickets(self.query()));
-            }
-        });
+        cmd = self.filters.ui(ui, lang, departments, categories).or(cmd);
+        cmd = self.searching(cmd);
         if let Some(e) = &self.error {
             ui.colored_label(egui::Color32::RED, e);
         }

@@ -226,9 +226,9 @@ impl Cases {
         Ok(present(t, actor, today, &self.calendar()))
     }
 
-    pub async fn search(&self, actor: &Actor, query: TicketQuery, today: NaiveDate) -> Result<TicketPage, CaseError> {
+    pub async fn search(&self, actor: &Actor, query: TicketQuery, now: NaiveDateTime) -> Result<TicketPage, CaseError> {
         let vis = actor.visibility();
-        let mut page = self.store.read(move |db| Ok::<_, CaseError>(db.search_tickets(&query, vis, today)?)).await?;
+        let mut page = self.store.read(move |db| Ok::<_, CaseError>(db.search_tickets(&query, vis, now)?)).await?;
         mask_summaries(actor, &mut page.items);
         Ok(page)
     }

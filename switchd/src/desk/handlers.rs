@@ -118,6 +118,9 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
         | Request::GetSurveyResults { .. }
         | Request::ListCallbackRequests { .. }
         | Request::FinishCallbackRequest { .. }) => super::ivr_handlers::handle(ctx, &actor, req).await,
+        req @ (Request::ListSavedFilters | Request::SaveFilter { .. } | Request::DeleteSavedFilter { .. }) => {
+            super::filter_handlers::handle(ctx, &actor, req).await
+        }
         req @ (Request::AgentLogin { .. }
         | Request::AgentLogout
         | Request::AgentReady
@@ -228,7 +231,7 @@ async fn authenticated(ctx: &Arc<DeskContext>, conn: &Arc<Connection>, session: 
             Ok(Response::Ticket { ticket: Box::new(t) })
         }
         Request::GetTicket { no } => Ok(Response::Ticket { ticket: Box::new(ctx.cases.get(&actor, no, today).await.map_err(case_err)?) }),
-        Request::SearchTickets { query } => Ok(Response::Tickets { page: ctx.cases.search(&actor, query, today).await.map_err(case_err)? }),
+        Request::SearchTickets { query } => Ok(Response::Tickets { page: ctx.cases.search(&actor, query, now).await.map_err(case_err)? }),
         Request::PreviewAction { no, action } => {
             Ok(Response::Ticket { ticket: Box::new(ctx.cases.preview(&actor, no, action, now).await.map_err(case_err)?) })
         }

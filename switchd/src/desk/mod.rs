@@ -5,6 +5,7 @@ pub mod audio;
 mod acd_handlers;
 mod call_handlers;
 mod desk_call_handlers;
+mod filter_handlers;
 mod handlers;
 mod ivr_handlers;
 mod hub;

@@ -634,8 +634,10 @@ impl<'c> Db<'c> {
 
     // ---------------------------------------------------------------- search and lists
 
-    /// One page of tickets matching `q`, newest first. `today` decides what is overdue.
-    pub fn search_tickets(&self, q: &TicketQuery, vis: Visibility, today: NaiveDate) -> StoreResult<TicketPage> {
+    /// One page of tickets matching `q`, newest first. `now` decides what is overdue and which
+    /// reminders are due.
+    pub fn search_tickets(&self, q: &TicketQuery, vis: Visibility, now: NaiveDateTime) -> StoreResult<TicketPage> {
+        let today = now.date();
         let mut wh: Vec<String> = Vec::new();
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut arg = |v: rusqlite::types::Value| {
@@ -678,6 +680,10 @@ impl<'c> Db<'c> {
         }
         if q.supervised_only {
             wh.push("t.supervised = 1".into());
+        }
+        if q.reminder_due_only {
+            let p = arg(V::Text(now.format("%Y-%m-%d %H:%M:%S%.f").to_string()));
+            wh.push(format!("{FINAL_EXCLUDED} AND EXISTS (SELECT 1 FROM reminders r WHERE r.ticket_id = t.id AND r.due_at <= {p})"));
         }
         if let Some(phone) = &q.caller_phone {
             wh.push(format!("t.caller_phone = {}", arg(V::Text(phone.to_string()))));
@@ -904,7 +910,7 @@ impl<'c> Db<'c> {
                 |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get(2)?, r.get(3)?, r.get::<_, Option<i64>>(4)?.unwrap_or(0))),
             )?;
         let q = TicketQuery { caller_phone: Some(phone.clone()), page_size: 50, ..TicketQuery::default() };
-        let history = self.search_tickets(&q, vis, today)?.items;
+        let history = self.search_tickets(&q, vis, today.into())?.items;
         // Departments see tickets, not the hotline's telephony.
         let calls = if vis.0.is_none() { self.calls_with(phone, 10)? } else { Vec::new() };
         Ok(CallerProfile {
@@ -1201,6 +1207,8 @@ fn call_summary(r: &Row) -> rusqlite::Result<CallSummary> {
         recording_secs: r.get::<_, Option<f64>>(6)?.map(|s| s.round() as u32),
     })
 }
+/// SQL condition: the ticket is open (not closed, merged or not accepted).
+const FINAL_EXCLUDED: &str = "t.state NOT IN ('closed', 'merged', 'not_accepted')";
 
 /// SQL condition: the ticket is open and its deadline is running.
 const OPEN_UNPAUSED: &str =

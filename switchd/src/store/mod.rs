@@ -9,6 +9,7 @@
 
 mod db;
 mod acd;
+mod filters;
 mod ivr;
 mod reminders;
 pub mod text;
@@ -343,5 +344,39 @@ mod tests {
         let fired = remind(5).await;
         assert_eq!((fired.len(), fired[0].note.as_str()), (1, "催办"));
         assert!(remind(6).await.is_empty(), "fired once");
+    }
+
+    #[tokio::test]
+    async fn reminder_due_lists_open_tickets_whose_reminder_time_has_come() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("t.db")).expect("open");
+        let created = day(2).and_hms_opt(9, 0, 0).expect("t");
+        // (summary, state, reminder at day 5 + hours)
+        let tickets = [("到期", TicketState::Dispatched, Some(9)), ("未到", TicketState::Dispatched, Some(15)), ("已办结", TicketState::Closed, Some(8)), ("无催办", TicketState::Dispatched, None)];
+        store
+            .write(move |db| {
+                for (i, (summary, state, hour)) in tickets.into_iter().enumerate() {
+                    let mut t = Ticket::from_intake(NewTicket::phone(TicketKind::Complaint, None, summary, ""), TicketNo::from_parts(day(2), i as u32 + 1), created, "t");
+                    t.state = state;
+                    let id = db.insert_ticket(&t, created)?;
+                    if let Some(h) = hour {
+                        db.insert_reminder(id, day(5).and_hms_opt(h, 0, 0).expect("t"), "催办", "t")?;
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .expect("insert");
+        let due_at = |h: u32| {
+            let store = store.clone();
+            async move {
+                let q = TicketQuery { reminder_due_only: true, ..TicketQuery::default() };
+                let page = store.read(move |db| db.search_tickets(&q, Visibility(None), day(5).and_hms_opt(h, 0, 0).expect("t"))).await.expect("search");
+                page.items.into_iter().map(|t| t.summary).collect::<Vec<_>>()
+            }
+        };
+        assert!(due_at(8).await.is_empty(), "nothing due before 9:00 (the closed ticket's reminder does not count)");
+        assert_eq!(due_at(9).await, ["到期"]);
+        assert_eq!(due_at(16).await, ["未到", "到期"], "newest first");
     }
 }

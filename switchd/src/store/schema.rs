@@ -296,10 +296,18 @@ ALTER TABLE calls ADD COLUMN rtcp_received INTEGER;
 CREATE INDEX calls_by_caller ON calls(caller, offered_at);
 CREATE INDEX calls_by_callee ON calls(callee, offered_at);
 "#,
-    // 8: reserved for the ticket-list filters branch, which adds it; empty here so that 9
-    // keeps its number when the branches meet.
+    // 8: each user's saved filters of the ticket list (常用筛选), the query as JSON of
+    // `TicketQuery` without its page; and a ticket's reminders for the "reminder due" filter.
     r#"
--- reserved
+CREATE TABLE saved_filters (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    query TEXT NOT NULL,
+    saved_at TEXT NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE INDEX reminders_by_ticket ON reminders(ticket_id, due_at);
 "#,
     // 9: the due list (待办): what came of calling a callback request back, and the reminders
     // each user took off their own list (知道了).
