@@ -240,7 +240,7 @@ fn torture_and_flood_do_not_hurt_a_call_in_progress() {
         // Unpaced, the kernel drops most of the flood at the daemon's full receive buffer and
         // the daemon never sees it; short pauses (still thousands a second, a hundred times
         // the allowed rate) make the daemon's own limit do the work, which is what is tested.
-        if i % 50 == 49 {
+        if i % 25 == 24 {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -257,7 +257,10 @@ fn torture_and_flood_do_not_hurt_a_call_in_progress() {
     let allowed = 100 + (50.0 * flood_took.as_secs_f64()).ceil() as usize;
     assert!(answered > 0, "the burst allowance is answered");
     assert!(answered <= allowed, "{answered} flooding INVITEs answered in {flood_took:?}; at most {allowed} are let through");
-    assert!(limited >= (FLOOD / 2) as u64, "only {limited} of {FLOOD} flooding INVITEs rate limited in {flood_took:?}");
+    // How much of the flood reaches the daemon depends on the machine's load (the kernel drops
+    // the rest at the full receive buffer: 645 of 3000 once while baresip tests ran beside it);
+    // what matters is that well over the allowance arrived and the excess was refused.
+    assert!(limited >= 2 * allowed as u64, "only {limited} of {FLOOD} flooding INVITEs rate limited in {flood_took:?} (allowance {allowed})");
     assert!(call_up.elapsed() < Duration::from_secs(u64::from(CALL_SECONDS) - 3), "the torture outlasted the call");
 
     // 4. The phone's call: its tone came back for most of it, and it ended normally.
