@@ -906,6 +906,12 @@ impl DesktopWindow {
     }
 
     /// The window's X id (xdotool matches the ASCII part of the title).
+    /// Whether the window asks for the user's attention (the ICCCM urgency hint a taskbar flashes).
+    pub fn wants_attention(&self) -> bool {
+        let out = Command::new("xprop").args(["-id", &self.window_id(), "WM_HINTS"]).env("DISPLAY", &self.display).output().expect("xprop (Debian package x11-utils; scripts/deps installs it)");
+        String::from_utf8_lossy(&out.stdout).to_lowercase().contains("urgen")
+    }
+
     pub fn window_id(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

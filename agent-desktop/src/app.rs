@@ -280,7 +280,11 @@ impl AgentApp {
     fn event(&mut self, ev: Event) {
         match &ev {
             Event::AgentStateChanged { state, .. } => tracing::info!(%state, "agent state"),
-            Event::CallOffered { call, caller, .. } => tracing::info!(call, %caller, "call offered"),
+            Event::CallOffered { call, caller, .. } => {
+                tracing::info!(call, %caller, "call offered");
+                // The taskbar flashes for a ringing call when the window is behind another.
+                self.wants_attention = true;
+            }
             Event::CallConnected { call } => tracing::info!(call, "call connected"),
             Event::CallEnded { call, cause } => tracing::info!(call, %cause, "call ended"),
             _ => {}
@@ -470,7 +474,7 @@ impl AgentApp {
                 let mut cmds = Vec::new();
                 ui.columns(2, |cols| {
                     egui::ScrollArea::vertical().id_salt("phone-col").show(&mut cols[0], |ui| {
-                        cmds.push(self.phone.ui(ui, lang));
+                        cmds.push(self.phone.ui(ui, lang, &self.departments));
                         ui.separator();
                         cmds.push(self.knowledge.ui(ui, lang));
                     });

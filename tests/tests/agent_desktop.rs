@@ -723,7 +723,7 @@ fn the_keypad_sends_digits_to_the_caller_and_the_agent_hangs_up() {
 }
 
 #[test]
-fn the_agent_transfers_the_caller_to_an_outside_number_from_the_softphone() {
+fn the_agent_transfers_the_caller_to_a_leaders_office_picked_from_the_directory() {
     use rexian_tests::{baresip_answerer, baresip_call, dumped_samples, file_ending, free_udp_port, tone_share, tone_wav};
     let dir = tempfile::tempdir().expect("data dir");
     let scratch = tempfile::tempdir().expect("tmp");
@@ -735,6 +735,13 @@ fn the_agent_transfers_the_caller_to_an_outside_number_from_the_softphone() {
     let (mut far_end, far_dir) = baresip_answerer("13900139000", far_port, &tone1k, 14);
     let config = format!("[telephony]\n[[telephony.trunks]]\nname = \"carrier\"\naddresses = [\"127.0.0.1\"]\nproxy = \"127.0.0.1:{far_port}\"\n");
     let daemon = Daemon::start_with_config(dir.path(), &config, &["--demo"]);
+    // The outside number is a leader's office in the directory (通讯录).
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let admin = daemon.login_demo("admin").await;
+        let office = rexian_shared::Request::CreateDepartment { name: "分管局领导办公室".into(), parent_id: None, phone: Some("13900139000".into()) };
+        admin.request(office).await.expect("a leader's office with its number")
+    });
     let config_dir = tempfile::tempdir().expect("config dir");
     let mut h = workstation(config_dir.path(), &daemon);
     log_in(&mut h, "agent1", DEMO_PASSWORD);
@@ -744,7 +751,10 @@ fn the_agent_transfers_the_caller_to_an_outside_number_from_the_softphone() {
     wait_for_label(&mut h, "接听");
     click(&mut h, "接听");
     wait_for_label(&mut h, "转外线");
-    type_into(&mut h, "号码", "139-0013-9000");
+    click(&mut h, "通讯录");
+    wait_for_label(&mut h, "分管局领导办公室 13900139000");
+    click(&mut h, "分管局领导办公室 13900139000");
+    assert_eq!(h.state().phone.transfer_number, "13900139000", "the office's number from the directory");
     click(&mut h, "转外线");
     wait_for_text(&mut h, "通话已结束（transferred）");
 

@@ -98,6 +98,11 @@ fn a_queued_caller_is_answered_from_the_real_window_with_the_headset_and_the_tic
     let caller = std::thread::spawn(move || sipp_caller(target, "12365", CALLER, &steps, true));
 
     window.wait_log(&format!("call offered && {CALLER}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !window.wants_attention() {
+        assert!(std::time::Instant::now() < deadline, "the ringing window asks for attention (urgency hint)");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let pop = window.wait_log("screen pop");
     assert!(pop.contains(&earlier.to_string()), "the screen pop lists the caller's earlier ticket {earlier}: {pop}");
     let calls: Vec<serde_json::Value> = serde_json::from_slice(&daemon.cli(&["call", "list", "--json"]).stdout).expect("call list");

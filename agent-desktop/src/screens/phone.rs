@@ -7,7 +7,7 @@ use crate::backend::Command;
 use crate::i18n::{label, Lang, T};
 use crate::shortcuts::{hint, Shortcut};
 use eframe::egui;
-use rexian_shared::{CallerProfile, Event, PhoneNumber};
+use rexian_shared::{CallerProfile, Department, Event, PhoneNumber};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -271,6 +271,27 @@ impl Softphone {
         None
     }
 
+    /// 通讯录: picking a department (or a leader's office) puts its number in the number field,
+    /// for 转外线, 三方通话 or 咨询后转接.
+    fn directory_ui(&mut self, ui: &mut egui::Ui, lang: Lang, directory: &[Department]) {
+        let listed: Vec<(&str, &str)> = directory.iter().filter_map(|d| Some((d.name.as_str(), d.phone.as_deref()?))).collect();
+        if listed.is_empty() {
+            return;
+        }
+        egui::ComboBox::from_label(label("通讯录", "Directory", lang))
+            .selected_text(label("选择部门或领导…", "Pick a department or leader…", lang))
+            // A bureau's directory (a few dozen entries) shown whole rather than in a small scroll.
+            .height(480.0)
+            .show_ui(ui, |ui| {
+                for (name, phone) in listed {
+                    if ui.selectable_label(self.transfer_number == phone, format!("{name} {phone}")).clicked() {
+                        self.transfer_number = phone.to_owned();
+                        self.number_error = None;
+                    }
+                }
+            });
+    }
+
     pub fn started_outbound(&mut self, call: u64, number: String) {
         self.call = Some(CallView { call, number, outbound: true, phase: Phase::Dialling, record: None, started: Instant::now(), connected_at: None, conference: None, held: false, muted: false });
         self.ended = None;
@@ -307,7 +328,8 @@ impl Softphone {
         }
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang) -> Option<Command> {
+    /// The softphone; `directory` lists the departments whose numbers a call can go on to.
+    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, directory: &[Department]) -> Option<Command> {
         let mut cmd = None;
         ui.heading(T::Softphone.s(lang));
         match self.call.clone() {
@@ -354,6 +376,7 @@ impl Softphone {
                     if !self.digits_sent.is_empty() {
                         ui.label(format!("DTMF: {}", self.digits_sent));
                     }
+                    self.directory_ui(ui, lang, directory);
                     super::field(ui, T::Number.s(lang), &mut self.transfer_number, self.number_error.as_ref(), false);
                     ui.horizontal(|ui| {
                         if ui.button(T::TransferOut.s(lang)).clicked() {
