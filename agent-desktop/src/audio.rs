@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 pub const RATE: u32 = 48_000;
 /// Samples in one 20 ms frame.
 pub const FRAME: usize = 960;
+/// Microphone frames kept queued for the sender at most.
+const MIC_BACKLOG_FRAMES: usize = 2;
 
 /// Why the headset could not be used, said plainly to the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +64,12 @@ impl Shared {
         self.level.load(Ordering::Relaxed) as f32 / 32767.0
     }
 
-    /// Takes one frame from the microphone queue, if one is there; keeps at most five frames
-    /// queued so a stalled sender never builds up delay.
+    /// Takes one frame from the microphone queue, if one is there; keeps at most two frames
+    /// queued: capture and sender both run at 20 ms, so a backlog (a stalled tick, the frames
+    /// captured before the call connected) would otherwise stand as delay for the whole call.
     pub fn take_mic_frame(&self) -> Option<Vec<i16>> {
         let mut mic = self.mic.lock().ok()?;
-        while mic.len() > FRAME * 5 {
+        while mic.len() > FRAME * MIC_BACKLOG_FRAMES {
             mic.drain(..FRAME);
         }
         (mic.len() >= FRAME).then(|| mic.drain(..FRAME).collect())
@@ -152,7 +155,7 @@ fn configs(frames: usize) -> [cpal::StreamConfig; 2] {
 
 /// Playback buffers: 60 ms. With 20 ms ones (40 ms double-buffered) the PulseAudio stream
 /// underran on a loaded two-core machine and stopped asking for audio.
-const OUTPUT_FRAMES: usize = FRAME * 3;
+const OUTPUT_FRAMES: usize = FRAME * 2;
 
 fn build_input(dev: &cpal::Device, shared: &Arc<Shared>) -> Result<cpal::Stream, AudioError> {
     let mut last = AudioError::NoMicrophone;
@@ -378,7 +381,7 @@ mod tests {
         s.capture((0..FRAME * 8).map(|i| if i == 3 { -20000 } else { 5 }));
         assert_eq!(s.level.load(Ordering::Relaxed), 20000);
         assert!(s.take_mic_frame().is_some());
-        assert_eq!(s.mic.lock().map(|m| m.len()).unwrap_or(0), FRAME * 4, "backlog trimmed to five frames, one taken");
+        assert_eq!(s.mic.lock().map(|m| m.len()).unwrap_or(0), FRAME, "backlog trimmed to two frames, one taken");
         s.play(&vec![1; FRAME * 20], 10);
         assert_eq!(s.queued_to_play(), FRAME * 10);
         let mut out = vec![9i16; FRAME * 11];

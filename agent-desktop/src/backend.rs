@@ -919,7 +919,7 @@ impl CallAudio {
                     Playout::Lost { next: None } => decoder.conceal(),
                     Playout::Silence => continue,
                 };
-                shared.play(&pcm, 6);
+                shared.play(&pcm, 4);
             }
         }));
         CallAudio { call, tasks, _io: io }
