@@ -287,20 +287,21 @@ struct Worker {
     agent_state: Option<String>,
     devices: (Option<String>, Option<String>),
     call_audio: Option<CallAudio>,
-    ring: Option<Ring>,
+    ring: Option<HeadsetUse<u64>>,
     mic_test: Option<(AudioIo, JoinHandle<()>)>,
-    playback: Option<Playback>,
+    playback: Option<HeadsetUse<Clip>>,
     reconnect: Option<JoinHandle<()>>,
 }
 
-/// A clip playing on the headset; dropping it stops the clip and closes the headset.
-struct Playback {
-    clip: Clip,
+/// The headset held outside a call — ringing for call `of` (a `u64`), or playing clip `of` —
+/// by the task feeding it; dropping it stops the task and closes the headset.
+struct HeadsetUse<T> {
+    of: T,
     task: JoinHandle<()>,
     _io: AudioIo,
 }
 
-impl Drop for Playback {
+impl<T> Drop for HeadsetUse<T> {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -435,7 +436,7 @@ impl Worker {
         match msg {
             Internal::Event(gen, ev) if gen == self.generation => self.event(ev),
             Internal::Play(clip, pcm) => self.play(clip, pcm),
-            Internal::PlaybackDone(clip) if self.playback.as_ref().is_some_and(|p| p.clip == clip) => self.stop_playback(),
+            Internal::PlaybackDone(clip) if self.playback.as_ref().is_some_and(|p| p.of == clip) => self.stop_playback(),
             Internal::Lost(gen) if gen == self.generation => self.start_reconnect(),
             Internal::Reconnected(gen, client, session) if gen == self.generation => {
                 self.reconnect = None;
@@ -517,7 +518,7 @@ impl Worker {
                 self.start_call_audio(*call);
             }
             Event::CallEnded { call, .. } => {
-                if self.ring.as_ref().is_some_and(|r| r.call == *call) {
+                if self.ring.as_ref().is_some_and(|r| r.of == *call) {
                     if let Some(r) = self.ring.take() {
                         r.task.abort();
                     }
@@ -584,12 +585,12 @@ impl Worker {
             }
             let _ = internal.send(Internal::PlaybackDone(clip));
         });
-        self.playback = Some(Playback { clip, task, _io: io });
+        self.playback = Some(HeadsetUse { of: clip, task, _io: io });
     }
 
     fn stop_playback(&mut self) {
         if let Some(p) = self.playback.take() {
-            self.out.send(Update::PlaybackEnded { clip: p.clip, error: None });
+            self.out.send(Update::PlaybackEnded { clip: p.of, error: None });
         }
     }
 
@@ -612,8 +613,7 @@ impl Worker {
                         }
                     }
                 });
-                // The Ring owns the headset: dropping it closes the streams.
-                self.ring = Some(Ring { call, task, _io: io });
+                self.ring = Some(HeadsetUse { of: call, task, _io: io });
             }
             Err(e) => self.out.send(Update::AudioProblem(e)),
         }
@@ -833,19 +833,6 @@ async fn load_due(c: &DeskClient, staff: bool) -> Result<crate::screens::due::Du
     let query = TicketQuery { states: vec![TicketState::LaterReply, TicketState::Replied], page_size: 200, ..TicketQuery::default() };
     let tickets = c.search_tickets(query).await?.items;
     Ok(crate::screens::due::DueLists { callbacks, tickets, reminders })
-}
-
-/// The headset ringing for an offered call; dropping it stops the ring and closes the stream.
-struct Ring {
-    call: u64,
-    task: JoinHandle<()>,
-    _io: AudioIo,
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// One connected call's audio: microphone → Opus → datagrams, and datagrams → jitter buffer →

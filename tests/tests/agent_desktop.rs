@@ -67,6 +67,15 @@ fn click(h: &mut Harness<'static, AgentApp>, label: &str) {
     h.step();
 }
 
+/// Finds ticket `no` in 工单查询 by `keywords` and opens its detail.
+fn open_ticket(h: &mut Harness<'static, AgentApp>, keywords: &str, no: &str) {
+    click(h, "工单查询");
+    type_into(h, "关键词", keywords);
+    click(h, "查询");
+    wait_for_label(h, no);
+    click(h, no);
+}
+
 /// Logs in as `user` through the login screen.
 fn log_in(h: &mut Harness<'static, AgentApp>, user: &str, password: &str) {
     type_into(h, "用户名", user);
@@ -197,11 +206,7 @@ fn intake_shows_a_validation_error_beside_the_field_then_the_ticket_number_to_re
     assert_eq!(ticket.verification_code.as_deref(), Some(code.as_str()));
 
     // The list finds it, and its detail shows the history and the agent's actions.
-    click(&mut h, "工单查询");
-    type_into(&mut h, "关键词", "电梯多次困人");
-    click(&mut h, "查询");
-    wait_for_label(&mut h, no.as_ref());
-    click(&mut h, no.as_ref());
+    open_ticket(&mut h, "电梯多次困人", no.as_ref());
     wait_for_label(&mut h, "办理记录");
     click(&mut h, "受理");
     wait_until(&mut h, "the ticket accepted", |h| h.state().tickets.detail.as_ref().is_some_and(|t| t.state == rexian_shared::TicketState::Accepted));
@@ -393,11 +398,7 @@ fn a_tickets_call_recording_plays_on_the_headset_and_the_speaker_test_sounds() {
     let mut h = workstation(config.path(), &daemon);
     log_in(&mut h, "agent1", DEMO_PASSWORD);
     wait_for_label(&mut h, "签入");
-    click(&mut h, "工单查询");
-    type_into(&mut h, "关键词", ticket.no.as_ref());
-    click(&mut h, "查询");
-    wait_for_label(&mut h, ticket.no.as_ref());
-    click(&mut h, ticket.no.as_ref());
+    open_ticket(&mut h, ticket.no.as_ref(), ticket.no.as_ref());
     wait_for_label(&mut h, &format!("剩余{days}个工作日"));
     wait_for_label(&mut h, "播放录音");
     let before = headset.heard().len();
@@ -438,11 +439,7 @@ fn a_dispatch_is_confirmed_after_its_departments_and_deadline_are_shown() {
     let mut h = workstation(config.path(), &daemon);
     log_in(&mut h, "agent1", DEMO_PASSWORD);
     wait_for_label(&mut h, "签入");
-    click(&mut h, "工单查询");
-    type_into(&mut h, "关键词", ticket.no.as_ref());
-    click(&mut h, "查询");
-    wait_for_label(&mut h, ticket.no.as_ref());
-    click(&mut h, ticket.no.as_ref());
+    open_ticket(&mut h, ticket.no.as_ref(), ticket.no.as_ref());
     wait_for_label(&mut h, "转办");
     click(&mut h, "转办");
     wait_for_label(&mut h, "请先选择主办部门");
