@@ -938,10 +938,13 @@ impl<'c> Db<'c> {
     }
 
     /// The calls ticket `ticket_id` is linked to, oldest first, with their recordings' length.
+    /// Looked up by the calls' primary key (links are text: only all-digit ones are CDR ids).
     pub fn ticket_call_summaries(&self, ticket_id: i64) -> StoreResult<Vec<CallSummary>> {
         let sql = format!(
             "SELECT {CALL_SUMMARY_COLS} FROM calls c
-             WHERE CAST(c.id AS TEXT) IN (SELECT call_id FROM ticket_calls WHERE ticket_id = ?1) ORDER BY offered_at, id"
+             WHERE c.id IN (SELECT CAST(call_id AS INTEGER) FROM ticket_calls
+                            WHERE ticket_id = ?1 AND call_id <> '' AND call_id NOT GLOB '*[^0-9]*')
+             ORDER BY offered_at, id"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map([ticket_id], call_summary)?;
